@@ -136,31 +136,31 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.buffer.as_ref().get(field::PAYLOAD).unwrap_or(&[])
     }
 
-    /// Splits the bytes after the header into IV, ciphertext and ICV for an SA with `layout`.
+    /// Checks the bytes after the header against the SA's `layout`, as [`Packet::split`] does,
+    /// and returns the ciphertext length.
     ///
     /// Checks that the IV, the two fixed trailer bytes and the ICV fit, and that the ciphertext
     /// length is a multiple of the cipher block size and of 4 (RFC 4303 s2.4: the pad length and
     /// next header are right-aligned in a 4-byte word so that the ICV is 4-byte aligned).
-    pub fn split(&self, layout: &Layout) -> Result<Parts<'_>, Error> {
+    pub fn check_layout(&self, layout: &Layout) -> Result<usize, Error> {
         let alignment = layout.alignment()?;
-        let buf = self.buffer.as_ref();
         self.check_len()?;
-        let payload = self.payload();
+        let have = self.payload().len();
         let need = layout
             .iv_len
             .checked_add(TRAILER_FIXED_LEN)
             .and_then(|n| n.checked_add(layout.icv_len))
             .unwrap_or(usize::MAX);
-        if payload.len() < need {
+        if have < need {
             return Err(Error::Truncated {
                 what: "ESP payload (IV, trailer, ICV)",
                 offset: HEADER_LEN,
                 need,
-                have: payload.len(),
+                have,
             });
         }
-        // Cannot underflow: payload.len() >= iv_len + 2 + icv_len.
-        let ciphertext_len = payload.len() - layout.iv_len - layout.icv_len;
+        // Cannot underflow: have >= iv_len + 2 + icv_len.
+        let ciphertext_len = have - layout.iv_len - layout.icv_len;
         if !ciphertext_len.is_multiple_of(alignment) {
             return Err(Error::Malformed {
                 what: "ESP ciphertext",
@@ -169,9 +169,21 @@ impl<T: AsRef<[u8]>> Packet<T> {
                          (RFC 4303 2.4)",
             });
         }
-        let (iv, rest) = payload.split_at(layout.iv_len);
-        let (ciphertext, icv) = rest.split_at(ciphertext_len);
-        let authenticated_len = HEADER_LEN + layout.iv_len + ciphertext_len;
+        Ok(ciphertext_len)
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
+    /// Splits the bytes after the header into IV, ciphertext and ICV for an SA with `layout`,
+    /// after [`Packet::check_layout`]. The parts borrow the underlying buffer, not the view, so
+    /// `Packet::new_checked(bytes)?.split(&layout)?` can be kept.
+    pub fn split(&self, layout: &Layout) -> Result<Parts<'a>, Error> {
+        let ciphertext_len = self.check_layout(layout)?;
+        let buf: &'a [u8] = self.buffer.as_ref();
+        let payload = buf.get(field::PAYLOAD).unwrap_or(&[]);
+        let (iv, rest) = payload.split_at(layout.iv_len.min(payload.len()));
+        let (ciphertext, icv) = rest.split_at(ciphertext_len.min(rest.len()));
+        let authenticated_len = HEADER_LEN + iv.len() + ciphertext.len();
         let authenticated = buf.get(..authenticated_len).unwrap_or(&[]);
         Ok(Parts {
             iv,
@@ -199,6 +211,20 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
             .as_mut()
             .get_mut(field::PAYLOAD)
             .unwrap_or(&mut [])
+    }
+
+    /// [`Packet::split`], writable: for decrypting in place, or for a sender filling in the IV,
+    /// the ciphertext and the ICV of a buffer of [`Layout::packet_len`] bytes.
+    pub fn split_mut(&mut self, layout: &Layout) -> Result<PartsMut<'_>, Error> {
+        let ciphertext_len = self.check_layout(layout)?;
+        let payload = self.payload_mut();
+        let (iv, rest) = payload.split_at_mut(layout.iv_len.min(payload.len()));
+        let (ciphertext, icv) = rest.split_at_mut(ciphertext_len.min(rest.len()));
+        Ok(PartsMut {
+            iv,
+            ciphertext,
+            icv,
+        })
     }
 }
 
@@ -284,6 +310,17 @@ pub struct Parts<'a> {
     /// (RFC 4303 s2.8; with ESN the caller appends the high-order 32 bits). Combined-mode
     /// algorithms define their own AAD instead (RFC 4106: SPI and sequence number).
     pub authenticated: &'a [u8],
+}
+
+/// An ESP packet taken apart by [`Packet::split_mut`], writable.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PartsMut<'a> {
+    /// The explicit IV.
+    pub iv: &'a mut [u8],
+    /// The encrypted payload, padding, pad length and next header.
+    pub ciphertext: &'a mut [u8],
+    /// The Integrity Check Value.
+    pub icv: &'a mut [u8],
 }
 
 /// The header fields of an ESP packet, owned.
@@ -422,7 +459,7 @@ impl<'a> Trailer<'a> {
             // Padding field".
             if let Some(i) = padding
                 .iter()
-                .zip(1u8..)
+                .zip(1u8..=u8::MAX)
                 .position(|(&b, expected)| b != expected)
             {
                 return Err(Error::Malformed {
@@ -537,7 +574,7 @@ impl TrailerRepr {
         let (tfc, rest) = out.split_at_mut(self.tfc_padding_len.min(need));
         tfc.fill(0);
         let (padding, fixed) = rest.split_at_mut(self.padding_len().min(rest.len()));
-        for (b, value) in padding.iter_mut().zip(1u8..) {
+        for (b, value) in padding.iter_mut().zip(1u8..=u8::MAX) {
             *b = value;
         }
         if let [pad_len, next_header] = fixed {
@@ -740,6 +777,32 @@ mod tests {
     }
 
     #[test]
+    fn sender_fills_a_buffer_through_split_mut() {
+        let layout = Layout::new(8, 16, 4);
+        let mut buf = vec![0u8; layout.packet_len(64).unwrap()];
+        let mut packet = Packet::new_checked(&mut buf[..]).unwrap();
+        Repr {
+            spi: 0xa5f8,
+            sequence_number: 10,
+        }
+        .emit(&mut packet)
+        .unwrap();
+        let parts = packet.split_mut(&layout).unwrap();
+        parts.iv.copy_from_slice(&unhex("facedbaddecaf888"));
+        parts.ciphertext.copy_from_slice(&unhex(GCM_PACKET)[16..80]);
+        parts
+            .icv
+            .copy_from_slice(&unhex("83b70d3aa8bc6ee4c309e9d85a41ad4a"));
+        assert_eq!(buf, unhex(GCM_PACKET));
+        let mut short = [0u8; 9];
+        assert!(
+            Packet::new_unchecked(&mut short[..])
+                .split_mut(&layout)
+                .is_err()
+        );
+    }
+
+    #[test]
     fn header_checks_and_accessors_never_panic() {
         assert_eq!(
             Packet::new_checked(&[0u8; 7][..]),
@@ -910,6 +973,32 @@ mod tests {
         let mut exact = [0u8; 5];
         repr.emit(&mut exact).unwrap();
         assert_eq!(exact, [1, 2, 3, 3, 4]);
+    }
+
+    #[test]
+    fn padding_of_255_bytes() {
+        // 255 + 2 = 257: a 256-byte block needs the longest padding there is.
+        let repr = TrailerRepr::new(255, 256, 6).unwrap();
+        assert_eq!(repr.pad_len, 255);
+        let mut plaintext = vec![0x42; 255];
+        repr.append_to(&mut plaintext);
+        assert_eq!(plaintext.len(), 512);
+        assert_eq!(plaintext[255..510], (1..=255).collect::<Vec<u8>>());
+        let t = Trailer::parse(&plaintext).unwrap();
+        assert_eq!(
+            (t.payload.len(), t.padding.len(), t.next_header),
+            (255, 255, 6)
+        );
+        // The same with the last padding byte wrong.
+        plaintext[509] = 0;
+        assert!(matches!(
+            Trailer::parse(&plaintext),
+            Err(Error::Malformed {
+                what: "ESP padding",
+                offset: 509,
+                ..
+            })
+        ));
     }
 
     #[test]
