@@ -11,17 +11,19 @@
 //!
 //! The UDP header is `crate::udp`'s. RFC 3948 s2.1 and s2.3 say the IPv4 UDP checksum of ESP and
 //! keepalive datagrams SHOULD be sent as zero and that receivers MUST NOT depend on it being
-//! zero: a UDP checksum that is present is checked like any other, absent is accepted.
+//! zero: whoever checks UDP checksums on port 4500 must accept both a zero (absent) checksum and
+//! a correct one.
 //!
 //! Transport-mode checksums after NAT (RFC 3948 s3.1.2): when a transport-mode ESP packet went
 //! through a NAT, the inner TCP/UDP checksum covers the original addresses, and the decapsulating
 //! receiver MUST then either fix it incrementally from the NAT-OA addresses learned in IKE,
-//! recompute it, or (UDP) zero it. Tunnel mode needs nothing: the inner packet is intact. This
-//! module does none of it: it returns the ESP bytes exactly as received, and no address or
-//! checksum is touched anywhere in `realm-wire`. In Realm the RSIP host sends with the address
-//! the gateway assigned it, so no translation happens and the received and original addresses
-//! are the same, in which case the RFC's additions and subtractions cancel out; a peer that did
-//! pass a NAT is handled in `realm-ipsec`, which has the NAT-OA addresses.
+//! recompute it, or (UDP) zero it. Tunnel mode needs no fix: the inner packet is intact and its
+//! checksums are verified as usual. This module does none of it: it returns the ESP bytes
+//! exactly as received, and no address or checksum is touched anywhere in `realm-wire`. In Realm
+//! the RSIP host sends with the address the gateway assigned it, so no translation happens and
+//! the received and original addresses are the same, in which case the RFC's additions and
+//! subtractions cancel out; a peer that did pass a NAT is handled in `realm-ipsec`, which has
+//! the NAT-OA addresses.
 
 use serde::Serialize;
 
