@@ -230,7 +230,18 @@ fn check_lossless(input: &[u8]) {
             assert_eq!(msg.to_bytes().unwrap(), input, "{rule:?}");
         }
     }
-    let _ = Packet::new_checked(input).map(|p| (p.next_payload(), p.body().len()));
+    if let Ok(packet) = Packet::new_checked(input) {
+        let _ = (
+            packet.next_payload(),
+            packet.body().len(),
+            Header::parse(&packet),
+        );
+        for rule in [Padding::Forbidden, Padding::Any] {
+            for raw in packet.payloads(rule) {
+                let _ = raw.map(|r| r.body.len());
+            }
+        }
+    }
     let _ = (initiator_cookie(input), responder_cookie(input));
 }
 
@@ -257,6 +268,7 @@ proptest! {
     #[test]
     fn generated_messages_round_trip(msg in message()) {
         let wire = msg.to_bytes().unwrap();
+        prop_assert_eq!(msg.buffer_len(), wire.len());
         let parsed = Message::parse_with(&wire, Padding::Zeros).unwrap();
         prop_assert_eq!(&parsed, &msg);
         prop_assert_eq!(parsed.to_bytes().unwrap(), wire.clone());
@@ -269,14 +281,18 @@ proptest! {
         if let Body::Payloads(chain) = &msg.body {
             prop_assert_eq!(packet.next_payload(), chain.first_type());
             // The zero-copy walker sees the same chain.
-            let raw: Vec<_> = RawPayloads::new(packet.next_payload(), packet.body(), Padding::Zeros)
-                .collect::<Result<_, _>>()
-                .unwrap();
+            let raw: Vec<_> = packet.payloads(Padding::Zeros).collect::<Result<_, _>>().unwrap();
             prop_assert_eq!(raw.len(), chain.payloads.len());
+            let mut offset = HEADER_LEN;
             for (r, p) in raw.iter().zip(&chain.payloads) {
                 prop_assert_eq!(r.payload_type, p.payload_type());
+                prop_assert_eq!(r.offset, offset);
                 prop_assert_eq!(r.body, &p.body.to_bytes().unwrap()[..]);
+                prop_assert_eq!(r.body.len() + 4, p.buffer_len());
+                offset += p.buffer_len();
             }
+            let relative = RawPayloads::new(packet.next_payload(), packet.body(), Padding::Zeros);
+            prop_assert_eq!(relative.count(), chain.payloads.len());
             if chain.padding.is_empty() {
                 prop_assert_eq!(Message::parse(&wire).unwrap(), msg);
             } else {

@@ -258,9 +258,9 @@ enum_with_unknown! {
         Modp768 = 1,
         /// Alternate 1024-bit MODP group (Oakley group 2).
         Modp1024 = 2,
-        /// EC2N group on GP[2^155].
+        /// EC2N group on GP(2^155).
         Ec2n155 = 3,
-        /// EC2N group on GP[2^185].
+        /// EC2N group on GP(2^185).
         Ec2n185 = 4,
         /// 1536-bit MODP group.
         Modp1536 = 5,
@@ -288,9 +288,9 @@ enum_with_unknown! {
     pub enum GroupType(u16) {
         /// MODP (modular exponentiation group).
         Modp = 1,
-        /// ECP (elliptic curve group over GF[P]).
+        /// ECP (elliptic curve group over GF(P)).
         Ecp = 2,
-        /// EC2N (elliptic curve group over GF[2^N]).
+        /// EC2N (elliptic curve group over GF(2^N)).
         Ec2n = 3,
     }
 }

@@ -3,9 +3,9 @@
 use serde::Serialize;
 use serde::ser::SerializeStruct;
 
-use super::payload::PayloadType;
+use super::payload::{Padding, PayloadType, RawPayloads};
 use crate::Error;
-use crate::codec::Writer;
+use crate::codec::{Reader, Writer};
 
 /// Length of the fixed ISAKMP header (RFC 2408 3.1).
 pub const HEADER_LEN: usize = 28;
@@ -263,6 +263,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// the E flag is set.
     pub fn body(&self) -> &[u8] {
         self.buffer.as_ref().get(HEADER_LEN..).unwrap_or(&[])
+    }
+
+    /// Walks the plaintext payload chain without copying, with offsets from
+    /// the start of the message (meaningless when the E flag is set: walk the
+    /// decrypted plaintext with [`RawPayloads::new`] instead). Each item's
+    /// `body` is the received "_b" bytes that RFC 2409 hashes.
+    pub fn payloads(&self, padding: Padding) -> RawPayloads<'_> {
+        let mut reader = Reader::new(self.buffer.as_ref());
+        // Cannot fail: the buffer holds at least the header.
+        let _ = reader.take(HEADER_LEN, "ISAKMP header");
+        RawPayloads::from_reader(self.next_payload(), reader, padding)
     }
 }
 

@@ -102,6 +102,15 @@ impl Message {
         }
     }
 
+    /// Bytes the message takes on the wire (the value of its Length field).
+    pub fn buffer_len(&self) -> usize {
+        HEADER_LEN
+            + match &self.body {
+                Body::Payloads(chain) => chain.buffer_len(),
+                Body::Encrypted { ciphertext, .. } => ciphertext.len(),
+            }
+    }
+
     /// Appends the message. On error `out` is left as it was.
     pub fn emit(&self, out: &mut Vec<u8>) -> Result<(), Error> {
         let start = out.len();

@@ -20,6 +20,33 @@
 //!
 //! The RSIP gateway demultiplexes IKE by initiator cookie (RFC 3104 section 4)
 //! with [`initiator_cookie`], which reads nothing else.
+//!
+//! ```
+//! use realm_wire::isakmp::*;
+//!
+//! // An initiator's first Main Mode message: one ISAKMP proposal, one transform.
+//! let transform = Transform::new(1, KEY_IKE, vec![
+//!     IkeAttribute::EncryptionAlgorithm(EncryptionAlgorithm::AesCbc).to_attribute(),
+//!     IkeAttribute::KeyLength(128).to_attribute(),
+//!     IkeAttribute::HashAlgorithm(HashAlgorithm::Sha1).to_attribute(),
+//!     IkeAttribute::AuthenticationMethod(AuthenticationMethod::PreSharedKey).to_attribute(),
+//!     IkeAttribute::GroupDescription(GroupDescription::Modp2048).to_attribute(),
+//! ]);
+//! let sa = SecurityAssociation::ipsec(vec![
+//!     Proposal::new(1, ProtocolId::Isakmp, vec![], vec![transform]),
+//! ]);
+//! let cookie = [1, 2, 3, 4, 5, 6, 7, 8];
+//! let header = Header::new(ExchangeType::IdentityProtection, cookie, [0; 8], 0);
+//! let msg = Message::new(header, vec![sa.into(), VendorId::dpd().into()]);
+//! let wire = msg.to_bytes()?;
+//!
+//! // The gateway only needs the cookie; the IKE engine parses everything.
+//! assert_eq!(initiator_cookie(&wire), Some(cookie));
+//! let parsed = Message::parse(&wire)?;
+//! assert_eq!(parsed, msg);
+//! assert_eq!(parsed.payloads()[1].payload_type(), PayloadType::VendorId);
+//! # Ok::<(), realm_wire::Error>(())
+//! ```
 
 // Enums over wire codes that keep the codes they do not name (STYLE.md 3).
 macro_rules! enum_with_unknown {

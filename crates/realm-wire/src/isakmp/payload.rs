@@ -360,6 +360,26 @@ impl PayloadBody {
         Ok(())
     }
 
+    /// Bytes the body takes on the wire, without the generic header.
+    pub fn buffer_len(&self) -> usize {
+        match self {
+            PayloadBody::SecurityAssociation(b) => b.buffer_len(),
+            PayloadBody::KeyExchange(b) => b.data.len(),
+            PayloadBody::Identification(b) => 4 + b.data.len(),
+            PayloadBody::Certificate(b) => 1 + b.data.len(),
+            PayloadBody::CertificateRequest(b) => 1 + b.authority.len(),
+            PayloadBody::Hash(b) => b.data.len(),
+            PayloadBody::Signature(b) => b.data.len(),
+            PayloadBody::Nonce(b) => b.data.len(),
+            PayloadBody::Notification(b) => 8 + b.spi.len() + b.data.len(),
+            PayloadBody::Delete(b) => 8 + b.spis.iter().map(Vec::len).sum::<usize>(),
+            PayloadBody::VendorId(b) => b.data.len(),
+            PayloadBody::NatDiscovery(b) => b.hash.len(),
+            PayloadBody::NatOriginalAddress(b) => 4 + b.address.len(),
+            PayloadBody::Raw { data, .. } => data.len(),
+        }
+    }
+
     /// The body as bytes (see [`PayloadBody::emit`]).
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
@@ -418,8 +438,8 @@ impl Payload {
     }
 
     /// Bytes on the wire, generic header included.
-    pub fn buffer_len(&self) -> Result<usize, Error> {
-        Ok(GENERIC_HEADER_LEN + self.body.to_bytes()?.len())
+    pub fn buffer_len(&self) -> usize {
+        GENERIC_HEADER_LEN + self.body.buffer_len()
     }
 
     /// Appends generic header and body; `next` is the type of the following
@@ -561,6 +581,11 @@ impl PayloadChain {
     /// True when any payload has a non-zero RESERVED field.
     pub fn has_nonzero_reserved(&self) -> bool {
         self.payloads.iter().any(Payload::has_nonzero_reserved)
+    }
+
+    /// Bytes the chain and its padding take on the wire.
+    pub fn buffer_len(&self) -> usize {
+        self.payloads.iter().map(Payload::buffer_len).sum::<usize>() + self.padding.len()
     }
 
     /// Appends the chain and its padding. On error `out` is left as it was.

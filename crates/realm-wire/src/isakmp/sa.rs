@@ -133,6 +133,16 @@ impl SecurityAssociation {
         Some(u32::from_be_bytes(bytes))
     }
 
+    /// Bytes the SA body takes on the wire (without generic header).
+    pub fn buffer_len(&self) -> usize {
+        4 + self.situation.len()
+            + self
+                .proposals
+                .iter()
+                .map(Proposal::buffer_len)
+                .sum::<usize>()
+    }
+
     /// Reads an SA body; `r` holds exactly the body.
     pub fn read(r: &mut Reader<'_>) -> Result<SecurityAssociation, Error> {
         let doi = r.u32("SA payload")?;
@@ -324,6 +334,16 @@ impl Proposal {
         }
     }
 
+    /// Bytes this Proposal payload takes, generic header and transforms included.
+    pub fn buffer_len(&self) -> usize {
+        8 + self.spi.len()
+            + self
+                .transforms
+                .iter()
+                .map(Transform::buffer_len)
+                .sum::<usize>()
+    }
+
     fn read(reserved: u8, r: &mut Reader<'_>) -> Result<Proposal, Error> {
         let offset = r.offset();
         let [number, protocol_id, spi_size, count] = r.array::<4>("Proposal payload")?;
@@ -411,6 +431,15 @@ impl Transform {
             reserved2: 0,
             attributes,
         }
+    }
+
+    /// Bytes this Transform payload takes, generic header included.
+    pub fn buffer_len(&self) -> usize {
+        8 + self
+            .attributes
+            .iter()
+            .map(DataAttribute::buffer_len)
+            .sum::<usize>()
     }
 
     fn read(reserved: u8, r: &mut Reader<'_>) -> Result<Transform, Error> {

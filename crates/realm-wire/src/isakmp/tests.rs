@@ -662,3 +662,35 @@ fn attribute_helpers() {
     );
     assert!(NotifyMessageType::NoProposalChosen.is_error());
 }
+
+#[test]
+fn raw_walk_gives_absolute_offsets_and_the_bytes_ike_hashes() {
+    let wire = bytes(MAIN_MODE_1);
+    let packet = Packet::new_checked(&wire[..]).unwrap();
+    let raw: Vec<RawPayload<'_>> = packet
+        .payloads(Padding::Forbidden)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(raw.len(), 2);
+    assert_eq!(
+        (raw[0].payload_type, raw[0].offset),
+        (PayloadType::SecurityAssociation, 28)
+    );
+    assert_eq!(
+        (raw[1].payload_type, raw[1].offset),
+        (PayloadType::VendorId, 124)
+    );
+    // SAi_b of RFC 2409 5: the SA body without its generic header.
+    assert_eq!(raw[0].body, &wire[32..124]);
+    let msg = Message::parse(&wire).unwrap();
+    assert_eq!(msg.payloads()[0].body.to_bytes().unwrap(), raw[0].body);
+    assert_eq!(msg.buffer_len(), wire.len());
+    assert_eq!(msg.payloads()[0].buffer_len(), 96);
+    // A bad payload stops the walk with one error.
+    let mut bad = wire.clone();
+    bad[28 + 96 + 3] = 2;
+    let packet = Packet::new_checked(&bad[..]).unwrap();
+    let items: Vec<_> = packet.payloads(Padding::Forbidden).collect();
+    assert_eq!(items.len(), 2);
+    assert!(items[0].is_ok() && items[1].is_err());
+}
