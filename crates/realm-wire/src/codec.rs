@@ -122,8 +122,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Big-endian appends to a byte vector. Emitting never fails: a `Repr` that
-/// exists is valid by construction or was checked when it was built.
+/// Big-endian appends to a byte vector. Appending never fails; a `Repr`
+/// whose public fields may hold a value that does not fit its wire field
+/// (a 16-bit length, say) checks that in its own `emit` and returns a `Result`.
 pub trait Writer {
     /// Appends one byte.
     fn put_u8(&mut self, v: u8);
