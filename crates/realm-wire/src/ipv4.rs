@@ -886,7 +886,7 @@ mod tests {
     #[test]
     fn malformed_options_are_errors_not_panics() {
         for options in [&[7u8][..], &[7, 1, 0, 0], &[7, 9, 0, 0], &[1, 1, 1, 68]] {
-            let mut bytes = vec![0u8; 24];
+            let mut bytes = [0u8; 24];
             bytes[0] = 0x46;
             bytes[3] = 24;
             bytes[20..20 + options.len()].copy_from_slice(options);
@@ -926,7 +926,7 @@ mod tests {
         let packet = Packet::new_checked(&bytes[..]).unwrap();
         assert!(packet.reserved_flag());
         let repr = Repr::parse(&packet).unwrap();
-        let mut out = vec![0u8; 20];
+        let mut out = [0u8; 20];
         repr.emit(&mut Packet::new_unchecked(&mut out[..]));
         assert_eq!(out[6], bytes[6] & 0x7f);
     }
