@@ -18,7 +18,9 @@
 
 use crate::Error;
 use crate::checksum::{self, Verification};
-use crate::ipv4::{IpProtocol, TlvOptions};
+use crate::ipv4::IpProtocol;
+/// TCP options share the RFC 791 layout (RFC 9293 s3.1); the walker lives in [`crate::ipv4`].
+pub use crate::ipv4::{TlvOption, TlvOptions};
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -504,7 +506,6 @@ impl Repr {
 mod tests {
     use super::*;
     use crate::ipv4;
-    use crate::ipv4::TlvOption;
 
     // Made with scapy: a SYN with MSS, SACK-permitted, timestamps, NOP,
     // window scale; and a PSH|ACK carrying an HTTP request.
