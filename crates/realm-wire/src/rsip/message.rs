@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::error::{DecodeError, DecodeErrorKind};
 use super::grammar::{self, TupleShape};
 use super::param::{Address, Fault, FlowPolicy, Indicator, Parameter, Ports, Spis, VendorSpecific};
-use super::types::{BindId, ClientId, ErrorCode, MessageType, RsipMethod, TunnelType};
+use super::types::{BindId, ClientId, ErrorCode, MessageType, ParamType, RsipMethod, TunnelType};
 use super::{HEADER_LEN, VERSION};
 use crate::codec::{Reader, Writer};
 
@@ -145,6 +145,15 @@ impl Message {
     /// that could be salvaged.
     pub fn parse(bytes: &[u8]) -> Result<Message, DecodeError> {
         parse_inner(bytes).map_err(|fault| salvage_bytes(fault, bytes))
+    }
+
+    /// Decodes a message without checking it against its BNF, for diagnostics
+    /// (`realm decode` shows what is there even when a gateway would refuse
+    /// it): the header and each parameter's layout are checked as by
+    /// [`Message::parse`], but unknown message and parameter types are kept
+    /// and the parameters may be in any order. Never use it to act on a message.
+    pub fn parse_lenient(bytes: &[u8]) -> Result<(MessageType, Vec<Parameter>), DecodeError> {
+        parse_frame(bytes, true).map_err(|fault| salvage_bytes(fault, bytes))
     }
 
     /// Builds a message from parameters in wire order, validated exactly as
@@ -713,6 +722,13 @@ impl DecodeError {
 // ---- parsing ----------------------------------------------------------------
 
 fn parse_inner(bytes: &[u8]) -> Result<Message, Fault> {
+    let (msg_type, params) = parse_frame(bytes, false)?;
+    grammar::validate(msg_type, &params)?;
+    Ok(Message { msg_type, params })
+}
+
+/// The header and every parameter's layout; the BNF is left to the caller.
+fn parse_frame(bytes: &[u8], lenient: bool) -> Result<(MessageType, Vec<Parameter>), Fault> {
     let mut r = Reader::new(bytes);
     let header_fault = |have| Fault {
         kind: DecodeErrorKind::TruncatedHeader { have },
@@ -732,7 +748,8 @@ fn parse_inner(bytes: &[u8]) -> Result<Message, Fault> {
     let declared = r
         .u16("overall length")
         .map_err(|_| header_fault(bytes.len()))?;
-    // RFC 3103 9: the overall length counts the whole message; one message per datagram.
+    // RFC 3103 9: the overall length counts the whole message, header
+    // included; "There may be only one message per packet."
     if usize::from(declared) != bytes.len() {
         let kind = DecodeErrorKind::LengthMismatch {
             declared,
@@ -741,7 +758,7 @@ fn parse_inner(bytes: &[u8]) -> Result<Message, Fault> {
         return Err(Fault { kind, offset: 2 });
     }
     let msg_type = MessageType::from(code);
-    if let MessageType::Unknown(code) = msg_type {
+    if let (MessageType::Unknown(code), false) = (msg_type, lenient) {
         return Err(Fault {
             kind: DecodeErrorKind::IllegalMessage(code),
             offset: 1,
@@ -749,10 +766,35 @@ fn parse_inner(bytes: &[u8]) -> Result<Message, Fault> {
     }
     let mut params = Vec::with_capacity((r.remaining() / PARAM_MIN).min(16));
     while !r.is_empty() {
-        params.push(Parameter::read(&mut r)?);
+        match Parameter::read_fault(&mut r) {
+            Ok(p) => params.push(p),
+            // A framing failure further on outranks a malformed value: the
+            // message as a whole is broken (BAD_MESSAGE before BAD_PARAM).
+            Err(fault) => return Err(framing_fault(&mut r).unwrap_or(fault)),
+        }
     }
-    grammar::validate(msg_type, &params)?;
-    Ok(Message { msg_type, params })
+    Ok((msg_type, params))
+}
+
+/// The first framing failure (truncated header or value) in the rest of `r`.
+fn framing_fault(r: &mut Reader<'_>) -> Option<Fault> {
+    while !r.is_empty() {
+        let start = r.offset();
+        let have = r.remaining();
+        let (Ok(code), Ok(len)) = (r.u8("type"), r.u16("length")) else {
+            let kind = DecodeErrorKind::TruncatedParamHeader { have };
+            return Some(Fault { kind, offset: start });
+        };
+        if r.take(usize::from(len), "value").is_err() {
+            let kind = DecodeErrorKind::TruncatedParamValue {
+                param: ParamType::from(code),
+                declared: len,
+                have: have - PARAM_MIN,
+            };
+            return Some(Fault { kind, offset: start });
+        }
+    }
+    None
 }
 
 /// The smallest parameter: a header with an empty value.

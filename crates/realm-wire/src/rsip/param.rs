@@ -652,11 +652,19 @@ impl Parameter {
         }
     }
 
-    /// Reads one parameter. A header or value cut short by the end of `r` is
+    /// Reads one parameter, whatever its type (an unknown type is kept as
+    /// [`Parameter::Unknown`]; whether it may appear in a message is checked
+    /// with the message). A header or value cut short by the end of `r` is
     /// BAD_MESSAGE (the message's framing is wrong); a value whose layout is
-    /// wrong for its type is BAD_PARAM.
-    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Parameter, Fault> {
+    /// wrong for its type is BAD_PARAM. Offsets are `r`'s absolute offsets.
+    pub fn read(r: &mut Reader<'_>) -> Result<Parameter, DecodeError> {
+        Parameter::read_fault(r).map_err(|f| DecodeError::new(f.kind, f.offset))
+    }
+
+    pub(crate) fn read_fault(r: &mut Reader<'_>) -> Result<Parameter, Fault> {
         let start = r.offset();
+        // Length errors of fixed-size values point at the length field.
+        let length_field = start + 1;
         if r.remaining() < PARAM_HEADER_LEN {
             let kind = DecodeErrorKind::TruncatedParamHeader {
                 have: r.remaining(),
@@ -695,7 +703,7 @@ impl Parameter {
                 Err(Fault::bad_param(
                     param,
                     "wrong length for this parameter type",
-                    start,
+                    length_field,
                 ))
             }
         };
@@ -744,7 +752,7 @@ impl Parameter {
                     return Err(Fault::bad_param(
                         param,
                         "Indicator is neither 1 nor 2 bytes",
-                        start,
+                        length_field,
                     ));
                 }
             },
@@ -757,7 +765,7 @@ impl Parameter {
                     return Err(Fault::bad_param(
                         param,
                         "shorter than its vendor ID and subtype (4 bytes)",
-                        start,
+                        length_field,
                     ));
                 }
                 let vendor_id = v.u16("vendor ID").map_err(b)?;
