@@ -2,6 +2,9 @@
 //! bytes inside a message where it is allowed, and emitted back identically;
 //! and the RSIPSEC messages (22, 23) with every SPI form.
 
+// Test helpers outside #[test] functions may panic too (clippy.toml allows it in tests only).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use realm_wire::codec::Reader;

@@ -377,7 +377,7 @@ impl Message {
         }
     }
 
-    /// REGISTER_REQUEST (9.2.2): `[Message Counter]`.
+    /// REGISTER_REQUEST (RFC 3103 9.2.2): `[Message Counter]`.
     pub fn register_request(message_counter: Option<u32>) -> Message {
         let params = message_counter
             .map(Parameter::MessageCounter)
@@ -389,8 +389,11 @@ impl Message {
         }
     }
 
-    /// REGISTER_RESPONSE (9.3.2): `<Client ID> <Lease time> <Flow Policy>
-    /// [Message Counter] [RSIP Method]... [Tunnel Type]...`.
+    /// REGISTER_RESPONSE (RFC 3103 9.3.2):
+    /// ```text
+    /// <Client ID> <Lease time> <Flow Policy> [Message Counter] [RSIP Method]...
+    /// [Tunnel Type]...
+    /// ```
     pub fn register_response(
         client_id: ClientId,
         lease_time: u32,
@@ -410,12 +413,12 @@ impl Message {
         Message::new(MessageType::RegisterResponse, params)
     }
 
-    /// DE-REGISTER_REQUEST (9.4.2): `<Client ID> [Message Counter]`.
+    /// DE-REGISTER_REQUEST (RFC 3103 9.4.2): `<Client ID> [Message Counter]`.
     pub fn deregister_request(client_id: ClientId, message_counter: Option<u32>) -> Message {
         Message::client_only(MessageType::DeregisterRequest, client_id, message_counter)
     }
 
-    /// DE-REGISTER_RESPONSE (9.5.2): `<Client ID> [Message Counter]`.
+    /// DE-REGISTER_RESPONSE (RFC 3103 9.5.2): `<Client ID> [Message Counter]`.
     pub fn deregister_response(client_id: ClientId, message_counter: Option<u32>) -> Message {
         Message::client_only(MessageType::DeregisterResponse, client_id, message_counter)
     }
@@ -426,8 +429,11 @@ impl Message {
         Message { msg_type, params }
     }
 
-    /// ASSIGN_REQUEST_RSA-IP (9.6.2): `<Client ID> <Address (local)> <Address
-    /// (remote)> <Ports (remote)> [Message Counter] [Lease Time] [Tunnel Type]`.
+    /// ASSIGN_REQUEST_RSA-IP (RFC 3103 9.6.2):
+    /// ```text
+    /// <Client ID> <Address (local)> <Address (remote)> <Ports (remote)> [Message Counter]
+    /// [Lease Time] [Tunnel Type]
+    /// ```
     pub fn assign_request_rsa_ip(
         client_id: ClientId,
         local_address: Address,
@@ -445,9 +451,11 @@ impl Message {
         Message::new(MessageType::AssignRequestRsaIp, params)
     }
 
-    /// ASSIGN_RESPONSE_RSA-IP (9.7.2): `<Client ID> <Bind ID> <Address (local)>
-    /// <Address (remote)> <Ports (remote)> <Lease Time> <Tunnel Type> [Address
-    /// (tunnel endpoint)] [Message Counter]`.
+    /// ASSIGN_RESPONSE_RSA-IP (RFC 3103 9.7.2):
+    /// ```text
+    /// <Client ID> <Bind ID> <Address (local)> <Address (remote)> <Ports (remote)> <Lease Time>
+    /// <Tunnel Type> [Address (tunnel endpoint)] [Message Counter]
+    /// ```
     pub fn assign_response_rsa_ip(
         client_id: ClientId,
         bind_id: BindId,
@@ -469,9 +477,11 @@ impl Message {
         Message::new(MessageType::AssignResponseRsaIp, params)
     }
 
-    /// ASSIGN_REQUEST_RSAP-IP (9.8.2): `<Client ID> <Address (local)> <Ports
-    /// (local)> <Address (remote)> <Ports (remote)> [Message Counter] [Lease
-    /// Time] [Tunnel Type]`.
+    /// ASSIGN_REQUEST_RSAP-IP (RFC 3103 9.8.2):
+    /// ```text
+    /// <Client ID> <Address (local)> <Ports (local)> <Address (remote)> <Ports (remote)>
+    /// [Message Counter] [Lease Time] [Tunnel Type]
+    /// ```
     pub fn assign_request_rsap_ip(
         client_id: ClientId,
         flow: Flow,
@@ -484,9 +494,12 @@ impl Message {
         Message::new(MessageType::AssignRequestRsapIp, params)
     }
 
-    /// ASSIGN_RESPONSE_RSAP-IP (9.9.2): `<Client ID> <Bind ID> <Address
-    /// (local)> <Ports (local)> <Address (remote)> <Ports (remote)> <Lease
-    /// Time> <Tunnel Type> [Address (tunnel endpoint)] [Message Counter]`.
+    /// ASSIGN_RESPONSE_RSAP-IP (RFC 3103 9.9.2):
+    /// ```text
+    /// <Client ID> <Bind ID> <Address (local)> <Ports (local)> <Address (remote)>
+    /// <Ports (remote)> <Lease Time> <Tunnel Type> [Address (tunnel endpoint)]
+    /// [Message Counter]
+    /// ```
     pub fn assign_response_rsap_ip(
         client_id: ClientId,
         bind_id: BindId,
@@ -503,7 +516,7 @@ impl Message {
         Message::new(MessageType::AssignResponseRsapIp, params)
     }
 
-    /// EXTEND_REQUEST (9.10.2): `<Client ID> <Bind ID> [Lease Time] [Message Counter]`.
+    /// EXTEND_REQUEST (RFC 3103 9.10.2): `<Client ID> <Bind ID> [Lease Time] [Message Counter]`.
     pub fn extend_request(
         client_id: ClientId,
         bind_id: BindId,
@@ -519,7 +532,7 @@ impl Message {
         }
     }
 
-    /// EXTEND_RESPONSE (9.11.2): `<Client ID> <Bind ID> <Lease Time> [Message Counter]`.
+    /// EXTEND_RESPONSE (RFC 3103 9.11.2): `<Client ID> <Bind ID> <Lease Time> [Message Counter]`.
     pub fn extend_response(
         client_id: ClientId,
         bind_id: BindId,
@@ -538,12 +551,12 @@ impl Message {
         }
     }
 
-    /// FREE_REQUEST (9.12.2): `<Client ID> <Bind ID> [Message Counter]`.
+    /// FREE_REQUEST (RFC 3103 9.12.2): `<Client ID> <Bind ID> [Message Counter]`.
     pub fn free_request(client_id: ClientId, bind_id: BindId, counter: Option<u32>) -> Message {
         Message::client_bind(MessageType::FreeRequest, client_id, bind_id, counter)
     }
 
-    /// FREE_RESPONSE (9.13.2): `<Client ID> <Bind ID> [Message Counter]`.
+    /// FREE_RESPONSE (RFC 3103 9.13.2): `<Client ID> <Bind ID> [Message Counter]`.
     pub fn free_response(client_id: ClientId, bind_id: BindId, counter: Option<u32>) -> Message {
         Message::client_bind(MessageType::FreeResponse, client_id, bind_id, counter)
     }
@@ -559,7 +572,10 @@ impl Message {
         Message { msg_type, params }
     }
 
-    /// QUERY_REQUEST (9.14.2): `<Client ID> [Message Counter] [Address Tuple]... [Network Tuple]...`.
+    /// QUERY_REQUEST (RFC 3103 9.14.2):
+    /// ```text
+    /// <Client ID> [Message Counter] [Address Tuple]... [Network Tuple]...
+    /// ```
     pub fn query_request(
         client_id: ClientId,
         message_counter: Option<u32>,
@@ -573,8 +589,11 @@ impl Message {
         )
     }
 
-    /// QUERY_RESPONSE (9.15.2): `<Client ID> [Message Counter] [Local Address
-    /// Tuple]... [Local Network Tuple]... [Remote Address Tuple]... [Remote Network Tuple]...`.
+    /// QUERY_RESPONSE (RFC 3103 9.15.2):
+    /// ```text
+    /// <Client ID> [Message Counter] [Local Address Tuple]... [Local Network Tuple]...
+    /// [Remote Address Tuple]... [Remote Network Tuple]...
+    /// ```
     pub fn query_response(
         client_id: ClientId,
         message_counter: Option<u32>,
@@ -602,8 +621,11 @@ impl Message {
         Message::new(msg_type, params)
     }
 
-    /// LISTEN_REQUEST (9.16.2): `<Client ID> <Address (local)> <Ports (local)>
-    /// <Address (remote)> <Ports (remote)> [Message Counter] [Lease Time] [Tunnel Type]...`.
+    /// LISTEN_REQUEST (RFC 3103 9.16.2):
+    /// ```text
+    /// <Client ID> <Address (local)> <Ports (local)> <Address (remote)> <Ports (remote)>
+    /// [Message Counter] [Lease Time] [Tunnel Type]...
+    /// ```
     pub fn listen_request(
         client_id: ClientId,
         flow: Flow,
@@ -620,10 +642,13 @@ impl Message {
         Message::new(MessageType::ListenRequest, params)
     }
 
-    /// LISTEN_RESPONSE (9.17.2): `<Client ID> <Bind ID> <Address (local)>
-    /// <Ports (local)> <Address (remote)> <Ports (remote)> <Tunnel Type>
-    /// <Lease Time> [Address (tunnel endpoint)] [Message Counter]` (Tunnel
-    /// Type before Lease Time, as the BNF has it).
+    /// LISTEN_RESPONSE (RFC 3103 9.17.2):
+    /// ```text
+    /// <Client ID> <Bind ID> <Address (local)> <Ports (local)> <Address (remote)>
+    /// <Ports (remote)> <Tunnel Type> <Lease Time> [Address (tunnel endpoint)]
+    /// [Message Counter]
+    /// ```
+    /// (Tunnel Type before Lease Time, as the BNF has it).
     pub fn listen_response(
         client_id: ClientId,
         bind_id: BindId,
@@ -640,9 +665,11 @@ impl Message {
         Message::new(MessageType::ListenResponse, params)
     }
 
-    /// ASSIGN_REQUEST_RSIPSEC (RFC 3104 6.2): `<Client ID> <Address (local)>
-    /// <Ports (local)> <Address (remote)> <Ports (remote)> <SPI> [Message
-    /// Counter] [Lease Time] [Tunnel Type]`.
+    /// ASSIGN_REQUEST_RSIPSEC (RFC 3104 6.2):
+    /// ```text
+    /// <Client ID> <Address (local)> <Ports (local)> <Address (remote)> <Ports (remote)> <SPI>
+    /// [Message Counter] [Lease Time] [Tunnel Type]
+    /// ```
     pub fn assign_request_rsipsec(
         client_id: ClientId,
         flow: Flow,
@@ -657,9 +684,12 @@ impl Message {
         Message::new(MessageType::AssignRequestRsipsec, params)
     }
 
-    /// ASSIGN_RESPONSE_RSIPSEC (RFC 3104 6.2): `<Client ID> <Bind ID> <Address
-    /// (local)> <Ports (local)> <Address (remote)> <Ports (remote)> <SPI>
-    /// <Lease Time> <Tunnel Type> [Address (tunnel endpoint)] [Message Counter]`.
+    /// ASSIGN_RESPONSE_RSIPSEC (RFC 3104 6.2):
+    /// ```text
+    /// <Client ID> <Bind ID> <Address (local)> <Ports (local)> <Address (remote)>
+    /// <Ports (remote)> <SPI> <Lease Time> <Tunnel Type> [Address (tunnel endpoint)]
+    /// [Message Counter]
+    /// ```
     pub fn assign_response_rsipsec(
         client_id: ClientId,
         bind_id: BindId,
@@ -783,15 +813,21 @@ fn framing_fault(r: &mut Reader<'_>) -> Option<Fault> {
         let have = r.remaining();
         let (Ok(code), Ok(len)) = (r.u8("type"), r.u16("length")) else {
             let kind = DecodeErrorKind::TruncatedParamHeader { have };
-            return Some(Fault { kind, offset: start });
+            return Some(Fault {
+                kind,
+                offset: start,
+            });
         };
         if r.take(usize::from(len), "value").is_err() {
             let kind = DecodeErrorKind::TruncatedParamValue {
                 param: ParamType::from(code),
                 declared: len,
-                have: have - PARAM_MIN,
+                have: have.saturating_sub(PARAM_MIN),
             };
-            return Some(Fault { kind, offset: start });
+            return Some(Fault {
+                kind,
+                offset: start,
+            });
         }
     }
     None

@@ -14,6 +14,11 @@
 //!   for that answer ([`DecodeError::error_response`]).
 //! - [`StreamDecoder`] cuts a TCP stream into messages with a bounded buffer.
 //!
+//! Decoding checks, first failure wins: version (106), header and overall
+//! length (207), message type (206), parameter framing (207), each parameter's
+//! value (205), then the section 9 BNF in wire order (201-205; see the
+//! `grammar` module for which condition gets which code).
+//!
 //! Interpretations of the RFC where its text is ambiguous are listed in
 //! `DEVIATIONS.md` next to this file.
 
