@@ -1,5 +1,10 @@
-//! `realm`: the command-line front end.
-use clap::Parser;
+//! `realm`: the command-line front end. Each subcommand is a thin driver:
+//! protocol logic lives in the library crates.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod decode;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -7,8 +12,29 @@ use clap::Parser;
     version,
     about = "Realm-Specific IP (RSIP) with end-to-end IPsec"
 )]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode RSIP messages (hex) or a capture (pcap/pcapng) with its IP,
+    /// tunnel, ESP/AH and ISAKMP headers.
+    Decode(decode::DecodeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Decode(args) => decode::run(args),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("realm: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }
