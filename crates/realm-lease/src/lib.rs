@@ -1,0 +1,58 @@
+//! Realm lease state: what an RSIP gateway has leased to which host, and until
+//! when (RFC 3102, RFC 3103, RFC 3104).
+//!
+//! [`LeaseManager`] owns the public pool (one shared address or a block),
+//! registrations, bindings of the three RSIP methods (RSA-IP: a whole address;
+//! RSAP-IP: an address and ports; RSIPSEC: an address, SPIs and optionally
+//! ports), per-host [`Quota`]s, lease expiry (R = max(R, Bi), RFC 3103 6),
+//! TIME_WAIT quarantine of freed resources (RFC 3102 6.1), the data plane's
+//! lookups (who holds this address, (address, port), (address, SPI)), pool
+//! counters, and the records a crash-safe store persists to rebuild the exact
+//! state after a restart.
+//!
+//! **Contract:** pure data structures. Nothing here does I/O, reads a clock
+//! (time comes in as a [`Timestamp`] argument), spawns, or panics on any
+//! request. Every refusal is a typed error whose variants are RFC 3103 / RFC
+//! 3104 error codes ([`AssignError::code`]); the engine (`realm-rsip`) turns
+//! requests into calls and results into messages.
+//!
+//! Decisions worth knowing (also listed in the crate README of the report):
+//! - Time is milliseconds since a caller-chosen epoch, not `Instant`, so that
+//!   persisted expiries mean something after a restart.
+//! - Resources freed, expired or de-registered are held for
+//!   [`Config::time_wait`] (default 120 s), then reused oldest-free first;
+//!   never-used ports and SPIs go first. A specific request for a held
+//!   resource gets the `..._INUSE` error. An ended RSA-IP binding holds the
+//!   whole address.
+//! - An address leased whole has no ports or SPIs leasable by anyone, and an
+//!   address with any port or SPI leased or held cannot be leased whole.
+//! - Quotas refuse with the `..._UNAVAILABLE` code of the resource
+//!   ([`Shortage::Quota`]); a suggested SPI outside the range gets
+//!   IPSEC_SPI_UNAVAILABLE ([`Shortage::Policy`]).
+//! - Bind IDs come from a gateway-wide counter from 1; after a wrap, IDs live
+//!   or in quarantine are skipped.
+#![forbid(unsafe_code)]
+
+mod config;
+mod error;
+mod hash;
+mod ids;
+mod manager;
+mod ports;
+mod record;
+mod request;
+mod set;
+mod spis;
+mod time;
+
+pub use config::{AddressConfig, Config, ConfigError, DEFAULT_SPIS, MIN_LEASE, Quota, RSIP_PORT};
+pub use error::{AssignError, BindingError, RegisterError, RestoreError, Shortage};
+pub use ids::{BindId, ClientId, Spi};
+pub use manager::LeaseManager;
+pub use record::{
+    BindingRecord, Deregistered, Expired, Extended, Grant, Holder, HostUsage, PoolUsage,
+    QuarantineRecord, Records, RegistrationRecord, Released,
+};
+pub use request::{AddressRequest, Method, PortRequest, SpiRequest};
+pub use set::{PortSet, SpiSet};
+pub use time::Timestamp;
