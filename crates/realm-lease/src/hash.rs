@@ -5,7 +5,7 @@
 //! hash buys nothing here; a multiply-rotate hash in the style of rustc's
 //! `FxHasher` is several times cheaper than SipHash.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
@@ -42,3 +42,6 @@ impl Hasher for IdHasher {
 
 /// A `HashMap` keyed by an ID newtype.
 pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// A `HashSet` of ID newtypes.
+pub(crate) type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::config::MIN_LEASE;
-use crate::hash::IdMap;
+use crate::hash::{IdMap, IdSet};
 use crate::ports::PortPool;
 use crate::set::{checked_list, port_range, spi_range};
 use crate::spis::{HELD, SpiPool};
@@ -97,15 +97,58 @@ struct Host {
     addresses: Vec<(u32, u32)>,
 }
 
-/// A live binding, compact: the address is an index into the pool.
+/// A live binding, compact (32 bytes): the address is an index into the
+/// pool, and the common case, no SPI and at most one port range, is inline;
+/// port lists and SPIs are boxed.
 #[derive(Debug)]
 struct Binding {
+    expires_at: Timestamp,
     client: ClientId,
     addr: u32,
+    /// (first, count) of the ports when they are one range and `extra` is
+    /// `None`; (0, 0) for none.
+    ports: (u16, u16),
     method: Method,
-    expires_at: Timestamp,
-    ports: PortSet,
-    spis: SpiSet,
+    extra: Option<Box<(PortSet, SpiSet)>>,
+}
+
+impl Binding {
+    fn new(
+        client: ClientId,
+        addr: u32,
+        method: Method,
+        expires_at: Timestamp,
+        ports: PortSet,
+        spis: SpiSet,
+    ) -> Binding {
+        let (ports, extra) = match (ports, spis) {
+            (PortSet::None, SpiSet::None) => ((0, 0), None),
+            (PortSet::Range { first, count }, SpiSet::None) => ((first, count), None),
+            (p, s) => ((0, 0), Some(Box::new((p, s)))),
+        };
+        Binding {
+            expires_at,
+            client,
+            addr,
+            ports,
+            method,
+            extra,
+        }
+    }
+
+    fn port_set(&self) -> PortSet {
+        match (&self.extra, self.ports) {
+            (Some(extra), _) => extra.0.clone(),
+            (None, (_, 0)) => PortSet::None,
+            (None, (first, count)) => PortSet::Range { first, count },
+        }
+    }
+
+    fn spi_set(&self) -> SpiSet {
+        self.extra
+            .as_ref()
+            .map_or(SpiSet::None, |extra| extra.1.clone())
+    }
 }
 
 /// Resources of an ended binding in quarantine.
@@ -148,6 +191,8 @@ pub struct LeaseManager {
     host_expiry: BTreeSet<(Timestamp, ClientId)>,
     /// Quarantine, sorted by `until` (FIFO: the hold is the same for all).
     held: VecDeque<Held>,
+    /// The bind IDs in `held`.
+    held_binds: IdSet<BindId>,
     /// Addresses that may be leased whole, longest-free first (hints: an
     /// entry is checked when popped).
     whole_queue: VecDeque<u32>,
@@ -307,6 +352,7 @@ impl LeaseManager {
             binding_expiry: BTreeSet::new(),
             host_expiry: BTreeSet::new(),
             held: VecDeque::new(),
+            held_binds: IdSet::default(),
             whole_queue,
             next_bind: 1,
             wrapped: false,
@@ -813,7 +859,7 @@ impl LeaseManager {
     }
 
     fn bind_in_use(&self, id: BindId) -> bool {
-        id.0 == 0 || self.bindings.contains_key(&id) || self.held.iter().any(|h| h.bind == id)
+        id.0 == 0 || self.bindings.contains_key(&id) || self.held_binds.contains(&id)
     }
 
     fn note_bind(&mut self, id: BindId) {
@@ -877,14 +923,7 @@ impl LeaseManager {
         self.binding_expiry.insert((expires_at, bind));
         self.bindings.insert(
             bind,
-            Binding {
-                client,
-                addr,
-                method,
-                expires_at,
-                ports,
-                spis,
-            },
+            Binding::new(client, addr, method, expires_at, ports, spis),
         );
         self.usage.bindings += 1;
         self.usage.ports_leased += u64::from(nports);
@@ -1003,7 +1042,8 @@ impl LeaseManager {
         let b = self.bindings.remove(&bind)?;
         self.by_host.remove(&(b.client, bind));
         self.binding_expiry.remove(&(b.expires_at, bind));
-        let (nports, nspis) = (b.ports.len(), b.spis.len());
+        let (ports, spis) = (b.port_set(), b.spi_set());
+        let (nports, nspis) = (ports.len(), spis.len());
         if let Some(host) = self.hosts.get_mut(&b.client) {
             host.usage.bindings -= 1;
             host.usage.ports -= nports;
@@ -1025,11 +1065,11 @@ impl LeaseManager {
         }
         a.held += 1;
         if let Some(pool) = a.ports.as_mut() {
-            for (first, _) in b.ports.runs() {
+            for (first, _) in ports.runs() {
                 pool.disown(first);
             }
         }
-        for (first, _) in b.spis.runs() {
+        for (first, _) in spis.runs() {
             a.spis.disown(first);
         }
         self.usage.bindings -= 1;
@@ -1049,8 +1089,8 @@ impl LeaseManager {
             bind,
             addr: b.addr,
             method: b.method,
-            ports: b.ports,
-            spis: b.spis,
+            ports,
+            spis,
         });
         Some(Released {
             binding: record,
@@ -1059,6 +1099,7 @@ impl LeaseManager {
     }
 
     fn push_held(&mut self, held: Held) {
+        self.held_binds.insert(held.bind);
         let pos = self.held.partition_point(|h| h.until <= held.until);
         self.held.insert(pos, held);
     }
@@ -1070,6 +1111,7 @@ impl LeaseManager {
             let Some(h) = self.held.pop_front() else {
                 break;
             };
+            self.held_binds.remove(&h.bind);
             let (nports, nspis) = (h.ports.len(), h.spis.len());
             let a = self.addr_mut(h.addr);
             a.held -= 1;
@@ -1143,8 +1185,8 @@ impl LeaseManager {
             client: b.client,
             method: b.method,
             address: self.addr(b.addr).address,
-            ports: b.ports.clone(),
-            spis: b.spis.clone(),
+            ports: b.port_set(),
+            spis: b.spi_set(),
             expires_at: b.expires_at,
         })
     }
@@ -1200,13 +1242,15 @@ impl LeaseManager {
             + btree(self.binding_expiry.len(), size_of::<(Timestamp, BindId)>())
             + btree(self.host_expiry.len(), size_of::<(Timestamp, ClientId)>())
             + self.held.capacity() * size_of::<Held>()
+            + table(self.held_binds.capacity(), size_of::<BindId>())
             + self.whole_queue.capacity() * 4
             + self.addresses.capacity() * size_of::<Address>()
             + self.index.capacity() * size_of::<(Ipv4Addr, u32)>();
         bytes += self
             .bindings
             .values()
-            .map(|b| lists(&b.ports, &b.spis))
+            .filter_map(|b| b.extra.as_ref())
+            .map(|extra| size_of::<(PortSet, SpiSet)>() + lists(&extra.0, &extra.1))
             .sum::<usize>();
         bytes += self
             .held
