@@ -16,6 +16,28 @@
 //! 3104 error codes ([`AssignError::code`]); the engine (`realm-rsip`) turns
 //! requests into calls and results into messages.
 //!
+//! ```
+//! use std::time::Duration;
+//! use realm_lease::*;
+//!
+//! // SOHO: one public address shared by the gateway and its hosts.
+//! let pool = vec![AddressConfig::shared("192.0.2.1".parse()?, 49152..=65535)];
+//! let mut leases = LeaseManager::new(Config::new(pool))?;
+//! let now = Timestamp::from_secs(1_700_000_000); // from realm-io's clock
+//! let host = ClientId(0x5eed_1234); // the engine picks client IDs
+//! leases.register(host, now)?;
+//! let ports = PortRequest::DontCare { count: 4 };
+//! let grant = leases.assign_rsap_ip(host, AddressRequest::DontCare, ports, None, now)?;
+//! assert_eq!(grant.binding.ports, PortSet::Range { first: 1024, count: 4 });
+//! assert_eq!(leases.holder_of_port("192.0.2.1".parse()?, 1025).map(|h| h.client), Some(host));
+//! // At the lease's end the engine's timer fires: FREE_RESPONSE to the host.
+//! let due = leases.next_timeout().unwrap_or(now);
+//! assert_eq!(due, now + Duration::from_secs(600));
+//! let expired = leases.expire(due);
+//! assert_eq!(expired.bindings[0].binding.bind, grant.binding.bind);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Decisions worth knowing:
 //! - Time is milliseconds since a caller-chosen epoch, not `Instant`, so that
 //!   persisted expiries mean something after a restart.
