@@ -288,7 +288,8 @@ impl Grammar {
 }
 
 /// Validates `params` against the BNF of `msg_type`. Offsets in the error are
-/// those the parameters have (or would have) on the wire.
+/// those the parameters have (or would have) on the wire; they are computed
+/// only on failure, so the accepting path never sums lengths.
 pub(crate) fn validate(msg_type: MessageType, params: &[Parameter]) -> Result<(), Fault> {
     let Some(g) = grammar(msg_type) else {
         return Err(Fault {
@@ -296,57 +297,62 @@ pub(crate) fn validate(msg_type: MessageType, params: &[Parameter]) -> Result<()
             offset: 1,
         });
     };
-    let mut offset = super::HEADER_LEN;
-    let mut rest = params.iter();
+    let fail = |index: usize, kind: DecodeErrorKind| Fault {
+        kind,
+        offset: offset_of(params, index),
+    };
+    let bad = |index: usize, p: &Parameter, reason| {
+        fail(
+            index,
+            DecodeErrorKind::BadParam {
+                param: p.param_type(),
+                reason,
+            },
+        )
+    };
 
     // RFC 3103 9: "all required parameters MUST appear in the exact order specified".
-    for &role in g.required {
-        let Some(p) = rest.next() else {
-            let kind = DecodeErrorKind::MissingParam {
-                msg_type,
-                expected: role.name(),
-                found: None,
-            };
-            return Err(Fault { kind, offset });
+    for (i, &role) in g.required.iter().enumerate() {
+        let Some(p) = params.get(i) else {
+            let expected = role.name();
+            return Err(fail(
+                i,
+                DecodeErrorKind::MissingParam {
+                    msg_type,
+                    expected,
+                    found: None,
+                },
+            ));
         };
         let found = p.param_type();
         if found != role.param_type() {
-            return Err(Fault {
-                kind: misplaced(g, msg_type, role, found),
-                offset,
-            });
+            return Err(fail(i, misplaced(g, msg_type, role, found)));
         }
-        check_value(msg_type, role, p, offset)?;
-        offset += p.buffer_len();
+        if let Some(reason) = forbidden_value(msg_type, role, p) {
+            return Err(bad(i, p, reason));
+        }
     }
 
     // RFC 3103 9: "Optional parameters MAY appear in any order."
     let mut seen = [0usize; 4];
-    let mut rest = rest.as_slice();
-    while let Some((p, tail)) = rest.split_first() {
+    let mut i = g.required.len();
+    while let Some(p) = params.get(i) {
         let found = p.param_type();
         if let ParamType::Unknown(code) = found {
-            return Err(Fault {
-                kind: DecodeErrorKind::IllegalParam(code),
-                offset,
-            });
+            return Err(fail(i, DecodeErrorKind::IllegalParam(code)));
         }
         if found == ParamType::VendorSpecific {
             // RFC 3103 8.12: usable in any message (see module doc).
-            offset += p.buffer_len();
-            rest = tail;
+            i += 1;
             continue;
         }
         if let (Some(query), Parameter::Indicator(_) | Parameter::Address(_)) = (g.query, p) {
-            let used = query_tuple(msg_type, query, rest, offset)?;
-            let (tuple, tail) = rest.split_at(used.min(rest.len()));
-            offset += tuple.iter().map(Parameter::buffer_len).sum::<usize>();
-            rest = tail;
+            i += query_tuple(msg_type, query, params, i).map_err(|(at, kind)| fail(at, kind))?;
             continue;
         }
         let slot = g.optional.iter().position(|(r, _)| r.param_type() == found);
         let Some(((role, max), count)) =
-            slot.and_then(|i| Some((g.optional.get(i)?, seen.get_mut(i)?)))
+            slot.and_then(|k| Some((g.optional.get(k)?, seen.get_mut(k)?)))
         else {
             let kind = if g.mentions(found) {
                 DecodeErrorKind::DuplicateParam {
@@ -359,23 +365,34 @@ pub(crate) fn validate(msg_type: MessageType, params: &[Parameter]) -> Result<()
                     param: found,
                 }
             };
-            return Err(Fault { kind, offset });
+            return Err(fail(i, kind));
         };
         *count += 1;
         if matches!(max, Once) && *count > 1 {
-            return Err(Fault {
-                kind: DecodeErrorKind::DuplicateParam {
+            return Err(fail(
+                i,
+                DecodeErrorKind::DuplicateParam {
                     msg_type,
                     param: found,
                 },
-                offset,
-            });
+            ));
         }
-        check_value(msg_type, *role, p, offset)?;
-        offset += p.buffer_len();
-        rest = tail;
+        if let Some(reason) = forbidden_value(msg_type, *role, p) {
+            return Err(bad(i, p, reason));
+        }
+        i += 1;
     }
     Ok(())
+}
+
+/// The wire offset of `params[index]` (or of the end, past the last one).
+fn offset_of(params: &[Parameter], index: usize) -> usize {
+    super::HEADER_LEN
+        + params
+            .iter()
+            .take(index)
+            .map(Parameter::buffer_len)
+            .sum::<usize>()
 }
 
 /// The error for parameter type `found` sitting where `role` is required.
@@ -394,32 +411,29 @@ fn misplaced(g: &Grammar, msg_type: MessageType, role: Role, found: ParamType) -
     }
 }
 
-/// Checks the values a place in the BNF forbids (BAD_PARAM).
-fn check_value(
-    msg_type: MessageType,
-    role: Role,
-    p: &Parameter,
-    offset: usize,
-) -> Result<(), Fault> {
-    let reason = match (role, p) {
-        // RFC 3103 8.1: "It is not valid for a host to request an address with an
-        // FQDN type as its local address"; Realm applies it to every local
-        // address, and keeps netmasks for QUERY network tuples (9.14.3).
-        (Role::LocalAddress, Parameter::Address(a))
-            if !matches!(a.addr_type(), AddrType::Ipv4 | AddrType::Ipv6) =>
-        {
-            Some("a local address must be IPv4, IPv6 or \"don't care\" of those")
-        }
-        (Role::RemoteAddress, Parameter::Address(a)) if a.addr_type() == AddrType::Ipv4Netmask => {
-            Some("a netmask is not a remote address")
-        }
-        (Role::TunnelEndpoint, Parameter::Address(a))
-            if a.addr_type() == AddrType::Ipv4Netmask || matches!(a, Address::DontCare(_)) =>
-        {
-            Some("a tunnel endpoint must be an address")
-        }
+/// The reason a value is forbidden at its place in the BNF (BAD_PARAM), if it is.
+#[inline]
+fn forbidden_value(msg_type: MessageType, role: Role, p: &Parameter) -> Option<&'static str> {
+    match p {
+        Parameter::Address(a) => match (role, a.addr_type()) {
+            // RFC 3103 8.1: "It is not valid for a host to request an address with an
+            // FQDN type as its local address"; Realm applies it to every local
+            // address, and keeps netmasks for QUERY network tuples (9.14.3).
+            (Role::LocalAddress, AddrType::Ipv4Netmask | AddrType::Fqdn) => {
+                Some("a local address must be IPv4, IPv6 or \"don't care\" of those")
+            }
+            (Role::RemoteAddress, AddrType::Ipv4Netmask) => {
+                Some("a netmask is not a remote address")
+            }
+            (Role::TunnelEndpoint, t)
+                if t == AddrType::Ipv4Netmask || matches!(a, Address::DontCare(_)) =>
+            {
+                Some("a tunnel endpoint must be an address")
+            }
+            _ => None,
+        },
         // RFC 3104 6.2: "don't need" (length 0) is defined for the RSIPSEC messages only.
-        (Role::LocalPorts | Role::RemotePorts, Parameter::Ports(Ports::DontNeed))
+        Parameter::Ports(Ports::DontNeed)
             if !matches!(
                 msg_type,
                 MessageType::AssignRequestRsipsec | MessageType::AssignResponseRsipsec
@@ -428,10 +442,6 @@ fn check_value(
             Some("the \"don't need\" form (length 0) exists only in RSIPSEC messages")
         }
         _ => None,
-    };
-    match reason {
-        Some(reason) => Err(Fault::bad_param(p.param_type(), reason, offset)),
-        None => Ok(()),
     }
 }
 
@@ -455,17 +465,18 @@ pub(crate) fn tuple_shape(response: bool, value: u16) -> Option<TupleShape> {
     }
 }
 
-/// Validates the QUERY tuple starting at `params[0]` and returns how many
-/// parameters it spans.
+/// Validates the QUERY tuple starting at `params[first]` and returns how many
+/// parameters it spans, or the index of the faulty parameter and the failure.
 fn query_tuple(
     msg_type: MessageType,
     query: Query,
     params: &[Parameter],
-    start: usize,
-) -> Result<usize, Fault> {
+    first: usize,
+) -> Result<usize, (usize, DecodeErrorKind)> {
     const A: ParamType = ParamType::Address;
-    let missing = |expected, found: Option<&Parameter>, offset| {
-        let kind = match found.map(Parameter::param_type) {
+    let bad = |at: usize, param, reason| Err((at, DecodeErrorKind::BadParam { param, reason }));
+    let missing = |at: usize, expected| {
+        let kind = match params.get(at).map(Parameter::param_type) {
             Some(ParamType::Unknown(code)) => DecodeErrorKind::IllegalParam(code),
             found => DecodeErrorKind::MissingParam {
                 msg_type,
@@ -473,58 +484,44 @@ fn query_tuple(
                 found,
             },
         };
-        Fault { kind, offset }
+        Err((at, kind))
     };
-    let ind = match params.first() {
-        Some(Parameter::Indicator(ind)) => ind,
+    let Some(Parameter::Indicator(ind)) = params.get(first) else {
         // RFC 3103 9.14.2: an Address belongs to a tuple led by its Indicator.
-        other => return Err(missing("Indicator", other, start)),
+        return missing(first, "Indicator");
     };
     let Some(shape) = tuple_shape(query == Query::Response, ind.value) else {
-        return Err(Fault::bad_param(
+        return bad(
+            first,
             ParamType::Indicator,
             "indicator value not defined for this message",
-            start,
-        ));
+        );
     };
-    let mut offset = start + params.first().map_or(0, Parameter::buffer_len);
-    let addr = match params.get(1) {
-        Some(Parameter::Address(a)) => a,
-        other => return Err(missing("Address", other, offset)),
+    let Some(Parameter::Address(addr)) = params.get(first + 1) else {
+        return missing(first + 1, "Address");
     };
     if shape == TupleShape::Address {
         if matches!(addr, Address::DontCare(_)) || addr.addr_type() == AddrType::Ipv4Netmask {
-            return Err(Fault::bad_param(
-                A,
-                "a queried address must be an address",
-                offset,
-            ));
+            return bad(first + 1, A, "a queried address must be an address");
         }
         return Ok(2);
     }
     // RFC 3103 9.14.3: "the FQDN form of the address parameter cannot be used to
     // specify the address of a network, and only the netmask form of the address
     // parameter can be used to specify the netmask of a network."
-    let family_v6 = match addr {
+    let v6 = match addr {
         Address::Ipv4(_) => false,
         Address::Ipv6(_) => true,
-        _ => {
-            return Err(Fault::bad_param(
-                A,
-                "a network must be an IPv4 or IPv6 address",
-                offset,
-            ));
-        }
+        _ => return bad(first + 1, A, "a network must be an IPv4 or IPv6 address"),
     };
-    offset += params.get(1).map_or(0, Parameter::buffer_len);
-    match params.get(2) {
-        Some(Parameter::Address(Address::Ipv4Netmask(_))) if !family_v6 => Ok(3),
-        Some(Parameter::Address(Address::Ipv6(_))) if family_v6 => Ok(3),
-        Some(Parameter::Address(_)) => Err(Fault::bad_param(
+    match params.get(first + 2) {
+        Some(Parameter::Address(Address::Ipv4Netmask(_))) if !v6 => Ok(3),
+        Some(Parameter::Address(Address::Ipv6(_))) if v6 => Ok(3),
+        Some(Parameter::Address(_)) => bad(
+            first + 2,
             A,
             "a netmask must be an IPv4 netmask (or IPv6 for an IPv6 network)",
-            offset,
-        )),
-        other => Err(missing("Address (netmask)", other, offset)),
+        ),
+        _ => missing(first + 2, "Address (netmask)"),
     }
 }

@@ -14,7 +14,8 @@ use crate::codec::{Reader, Writer};
 ///
 /// A `Message` always satisfies the section 9 BNF of its type (it can only be
 /// made by [`Message::parse`], [`Message::new`] or the typed constructors,
-/// which all validate), and `emit` reproduces the parsed bytes exactly.
+/// which validate or cannot build anything invalid), and `emit` reproduces
+/// the parsed bytes exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Message {
     msg_type: MessageType,
@@ -22,8 +23,9 @@ pub struct Message {
 }
 
 /// The four positional flow parameters of ASSIGN_*_RSAP-IP, LISTEN_* and
-/// ASSIGN_*_RSIPSEC (RFC 3103 9.8.2): the first Address/Ports pair is the
-/// local (gateway-realm) side, the second the remote peer.
+/// ASSIGN_*_RSIPSEC (RFC 3103 9.8.1): the first Address/Ports pair is the
+/// local side (what the gateway lends the host), the second the remote peer
+/// the binding may reach.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Flow {
     /// Address (local).
@@ -185,14 +187,18 @@ impl Message {
 
     /// Appends the message to `out`.
     pub fn emit(&self, out: &mut Vec<u8>) {
-        let len = self.buffer_len();
-        out.reserve(len);
-        out.put_u8(VERSION);
-        out.put_u8(u8::from(self.msg_type));
-        // Validation refused anything longer than 65535 bytes.
-        out.put_u16(u16::try_from(len).unwrap_or(u16::MAX));
+        let start = out.len();
+        out.reserve(HEADER_LEN + 8 * self.params.len());
+        // The overall length is patched in once the parameters are written, so
+        // their lengths are computed once.
+        out.put_slice(&[VERSION, u8::from(self.msg_type), 0, 0]);
         for p in &self.params {
             p.emit(out);
+        }
+        // Validation refused anything longer than 65535 bytes.
+        let len = u16::try_from(out.len() - start).unwrap_or(u16::MAX);
+        if let Some(field) = out.get_mut(start + 2..start + HEADER_LEN) {
+            field.copy_from_slice(&len.to_be_bytes());
         }
     }
 
