@@ -9,7 +9,7 @@
 //!   `[Tunnel Type]...` in REGISTER_RESPONSE, `[Tunnel Type]...` in
 //!   LISTEN_REQUEST, and the Indicator + Address tuples of QUERY_*;
 //! - Vendor Specific (8.12) is in no BNF; Realm accepts any number of them
-//!   among the optional parameters of every message (see DEVIATIONS.md).
+//!   among the optional parameters of every message (see docs/deviations.md).
 //!
 //! Error mapping, checked per parameter in wire order: an unknown type is
 //! ILLEGAL_PARAM (204); a known type absent from this message's BNF is

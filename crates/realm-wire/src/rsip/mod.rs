@@ -20,7 +20,7 @@
 //! `grammar` module for which condition gets which code).
 //!
 //! Interpretations of the RFC where its text is ambiguous are listed in
-//! `DEVIATIONS.md` next to this file.
+//! `docs/deviations.md` (section "RSIP wire format").
 
 mod error;
 mod grammar;
