@@ -10,7 +10,8 @@
 //!   protocol-unreachable (type 3 code 2); when a raw socket took it, it stays silent. So a host
 //!   or gateway without the modules tunnels cleanly as long as its raw socket is open.
 //! - With `IP_HDRINCL` the caller's header goes out as given, except that the kernel always fills
-//!   in the header checksum and total length, and fills in the ID (and source address) when zero.
+//!   in the header checksum and total length, fills in a zero source address, and fills in a
+//!   zero ID only when DF is clear (a DF packet keeps ID 0, as RFC 6864 allows).
 //!   No fragmentation: a packet larger than the route MTU fails with `EMSGSIZE`.
 //! - Protocol 255 (`IPPROTO_RAW`) implies `IP_HDRINCL` and can send any protocol, but receives
 //!   nothing.
