@@ -1,6 +1,9 @@
 //! Raw IPv4 sockets between two namespaces joined by a veth (10.1.0.1/24 <-> 10.1.0.2/24), and
 //! the kernel behaviours `realm-io::raw` documents, checked on this kernel (no ipip/gre modules).
 
+// Test code: helpers outside #[test] fns may unwrap and panic too (clippy.toml covers only #[test]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::net::Ipv4Addr;

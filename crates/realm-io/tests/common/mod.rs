@@ -1,6 +1,12 @@
 //! Shared by the namespace tests: a lab that fails loudly without privileges, and hand-built
 //! packets (the tests must not depend on the code they check, nor on realm-wire).
-#![allow(dead_code, unreachable_pub)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
