@@ -20,6 +20,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsFd;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::Interest;
@@ -102,21 +103,19 @@ impl RawIp {
                 .bind(&SockAddr::from(SocketAddrV4::new(addr, 0)))
                 .ctx(|| format!("bind {} to {addr}", what()))?;
         }
-        if let Some(bytes) = options.recv_buffer {
-            use std::os::fd::AsFd;
-            if sys::set_buffer_force(socket.as_fd(), true, bytes).is_err() {
-                socket
-                    .set_recv_buffer_size(bytes)
-                    .ctx(|| format!("set receive buffer of {}", what()))?;
-            }
+        if let Some(bytes) = options.recv_buffer
+            && sys::set_buffer_force(socket.as_fd(), true, bytes).is_err()
+        {
+            socket
+                .set_recv_buffer_size(bytes)
+                .ctx(|| format!("set receive buffer of {}", what()))?;
         }
-        if let Some(bytes) = options.send_buffer {
-            use std::os::fd::AsFd;
-            if sys::set_buffer_force(socket.as_fd(), false, bytes).is_err() {
-                socket
-                    .set_send_buffer_size(bytes)
-                    .ctx(|| format!("set send buffer of {}", what()))?;
-            }
+        if let Some(bytes) = options.send_buffer
+            && sys::set_buffer_force(socket.as_fd(), false, bytes).is_err()
+        {
+            socket
+                .set_send_buffer_size(bytes)
+                .ctx(|| format!("set send buffer of {}", what()))?;
         }
         let fd = sys::register_socket(socket).ctx(|| format!("register {} with tokio", what()))?;
         Ok(RawIp { fd, protocol })
@@ -155,11 +154,12 @@ impl RawIp {
     }
 
     /// Waits until at least one packet is queued, then receives as many as are queued, up to
-    /// `bufs.len()` and [`MAX_BATCH`], into `bufs[i]`, storing each length in `lens[i]`. Returns
-    /// the count (at least 1). One wake-up, many packets: the shape a `recvmmsg` version will keep.
+    /// `bufs.len()` and [`MAX_BATCH`], with ONE `recvmmsg(2)` call. Returns the count `n` (at
+    /// least 1): `bufs[..n]` hold the packets and `lens[..n]` their lengths.
     ///
-    /// If a later packet in the batch fails (e.g. truncated), the packets already received are
-    /// returned and that packet is dropped (logged at debug level).
+    /// A packet longer than its buffer is dropped (logged at debug level) and the buffers after
+    /// it are moved up (`bufs.swap`), so `bufs[..n]` only ever hold whole packets; if every
+    /// packet of a call was truncated the result is `InvalidData`, as for [`RawIp::recv`].
     pub async fn recv_batch<B: AsMut<[u8]>>(
         &self,
         bufs: &mut [B],
@@ -172,30 +172,36 @@ impl RawIp {
                 "recv_batch needs at least one buffer",
             ));
         }
-        loop {
-            let mut guard = self.fd.readable().await?;
-            let mut n = 0;
-            while n < max {
-                match recv_one(guard.get_inner(), bufs[n].as_mut()) {
-                    Ok(len) => {
-                        lens[n] = len;
-                        n += 1;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        guard.clear_ready();
-                        break;
-                    }
-                    Err(e) if n == 0 => return Err(e),
-                    Err(e) => {
-                        tracing::debug!(protocol = self.protocol, error = %e, "raw recv in batch");
-                        break;
-                    }
-                }
+        let mut truncated = [false; MAX_BATCH];
+        let got = self
+            .fd
+            .async_io(Interest::READABLE, |s| {
+                sys::recv_many(s.as_fd(), &mut bufs[..max], lens, &mut truncated)
+            })
+            .await?;
+        let mut kept = 0;
+        for i in 0..got {
+            if truncated[i] {
+                tracing::debug!(
+                    protocol = self.protocol,
+                    buffer = bufs[i].as_mut().len(),
+                    "raw packet truncated, dropped"
+                );
+                continue;
             }
-            if n > 0 {
-                return Ok(n);
+            if kept != i {
+                bufs.swap(kept, i);
+                lens[kept] = lens[i];
             }
+            kept += 1;
         }
+        if kept == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "raw packets truncated: buffers too small",
+            ));
+        }
+        Ok(kept)
     }
 
     /// Sends one complete IPv4 packet (header included) to `dst`, which the kernel uses for the
@@ -220,15 +226,40 @@ impl RawIp {
         self.fd.get_ref().send_to(packet, &addr)
     }
 
-    /// Sends `packets` in order, each to the destination in its own header; returns how many were
-    /// sent. Stops at the first error after at least one was sent (the caller retries the rest).
+    /// Sends `packets` in order, each to the destination in its own header, [`MAX_BATCH`] per
+    /// `sendmmsg(2)` call; returns how many were sent. An error is returned only if none was
+    /// sent; otherwise sending stops at the first failing packet and the count tells the caller
+    /// where (a malformed packet, or e.g. `EMSGSIZE` or `ENETUNREACH` for that destination).
     pub async fn send_batch<B: AsRef<[u8]>>(&self, packets: &[B]) -> io::Result<usize> {
+        let mut dests = [Ipv4Addr::UNSPECIFIED; MAX_BATCH];
         let mut sent = 0;
-        for p in packets {
-            match self.send(p.as_ref()).await {
-                Ok(_) => sent += 1,
+        while sent < packets.len() {
+            let chunk = &packets[sent..packets.len().min(sent + MAX_BATCH)];
+            let mut valid = 0;
+            for (d, p) in dests.iter_mut().zip(chunk) {
+                match header_destination(p.as_ref()) {
+                    Ok(dst) => *d = dst,
+                    Err(e) if sent + valid == 0 => return Err(e),
+                    Err(_) => break,
+                }
+                valid += 1;
+            }
+            if valid == 0 {
+                break;
+            }
+            let result = self
+                .fd
+                .async_io(Interest::WRITABLE, |s| {
+                    sys::send_many(s.as_fd(), &chunk[..valid], &dests[..valid])
+                })
+                .await;
+            match result {
+                Ok(k) => sent += k,
                 Err(e) if sent == 0 => return Err(e),
                 Err(_) => break,
+            }
+            if valid < chunk.len() {
+                break;
             }
         }
         Ok(sent)

@@ -3,7 +3,10 @@
 
 use std::io;
 use std::mem::MaybeUninit;
+use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, BorrowedFd};
+
+use crate::MAX_BATCH;
 
 use tokio::io::unix::AsyncFd;
 
@@ -50,6 +53,108 @@ pub(crate) fn set_buffer_force(fd: BorrowedFd<'_>, receive: bool, bytes: usize) 
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// One `recvmmsg(2)` call, non-blocking: receives up to `min(bufs.len(), lens.len(),
+/// truncated.len(), MAX_BATCH)` datagrams, one per buffer. Fills `lens[i]` with the bytes stored
+/// in `bufs[i]` and `truncated[i]` with whether the datagram was longer than the buffer.
+/// `WouldBlock` when nothing is queued.
+pub(crate) fn recv_many<B: AsMut<[u8]>>(
+    fd: BorrowedFd<'_>,
+    bufs: &mut [B],
+    lens: &mut [usize],
+    truncated: &mut [bool],
+) -> io::Result<usize> {
+    let n = bufs
+        .len()
+        .min(lens.len())
+        .min(truncated.len())
+        .min(MAX_BATCH);
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_BATCH];
+    // SAFETY: `mmsghdr` is a plain C struct of integers and raw pointers, for which all-zero
+    // bytes are a valid value (null pointers, zero lengths, no flags).
+    let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    for i in 0..n {
+        let b = bufs[i].as_mut();
+        iov[i] = libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        };
+        hdrs[i].msg_hdr.msg_iov = &raw mut iov[i];
+        hdrs[i].msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: `hdrs[..n]` are valid `mmsghdr`s whose single iovec points into `bufs[i]`, which we
+    // borrow mutably for the whole call, with its true length, so the kernel writes only inside
+    // them; `iov` and `hdrs` live on this frame until after the call and are not moved. No name,
+    // control buffer or timeout pointers are passed. `n <= MAX_BATCH` fits `c_uint`.
+    let rc = unsafe {
+        libc::recvmmsg(
+            fd.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            n as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    let Ok(got) = usize::try_from(rc) else {
+        return Err(io::Error::last_os_error());
+    };
+    for i in 0..got {
+        lens[i] = hdrs[i].msg_len as usize;
+        truncated[i] = hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+    }
+    Ok(got)
+}
+
+/// One `sendmmsg(2)` call, non-blocking: sends `packets[i]` to `dests[i]` (port 0: raw socket)
+/// for up to `min(packets.len(), dests.len(), MAX_BATCH)` packets. Returns how many the kernel
+/// took; an error only if it took none (`WouldBlock` when the send buffer is full).
+pub(crate) fn send_many<B: AsRef<[u8]>>(
+    fd: BorrowedFd<'_>,
+    packets: &[B],
+    dests: &[Ipv4Addr],
+) -> io::Result<usize> {
+    let n = packets.len().min(dests.len()).min(MAX_BATCH);
+    let mut names = [libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr { s_addr: 0 },
+        sin_zero: [0; 8],
+    }; MAX_BATCH];
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_BATCH];
+    // SAFETY: as in `recv_many`, all-zero bytes are a valid `mmsghdr`.
+    let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    for i in 0..n {
+        let p = packets[i].as_ref();
+        names[i].sin_addr.s_addr = u32::from_ne_bytes(dests[i].octets());
+        iov[i] = libc::iovec {
+            // The kernel only reads from a send iovec; the `*mut` is C's signature, not a write.
+            iov_base: p.as_ptr().cast_mut().cast(),
+            iov_len: p.len(),
+        };
+        hdrs[i].msg_hdr.msg_name = (&raw mut names[i]).cast();
+        hdrs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        hdrs[i].msg_hdr.msg_iov = &raw mut iov[i];
+        hdrs[i].msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: `hdrs[..n]` are valid `mmsghdr`s: each names a `sockaddr_in` in `names` with its
+    // exact size and one iovec over `packets[i]`, borrowed for the whole call, which the kernel
+    // only reads. `names`, `iov` and `hdrs` stay on this frame, unmoved, until after the call.
+    let rc = unsafe {
+        libc::sendmmsg(
+            fd.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            n as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    usize::try_from(rc).map_err(|_| io::Error::last_os_error())
 }
 
 #[cfg(test)]

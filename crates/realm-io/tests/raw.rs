@@ -283,3 +283,61 @@ fn checksum_of_rfc1071_example() {
         "header with its checksum sums to zero"
     );
 }
+
+#[test]
+fn batches_span_several_mmsg_calls_and_drop_only_truncated_packets() {
+    let (_lab, a, b) = pair();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (sent_tx, sent_rx) = mpsc::channel();
+    // 150 packets (three sendmmsg calls); every tenth too big for the receiver's 200-byte buffers.
+    let packet = |i: u8| {
+        let len = if i % 10 == 9 { 1000 } else { 100 };
+        ipv4(A, B, proto::IPIP, &vec![i; len])
+    };
+    let receiver = netns::spawn_in(&b, move || async move {
+        let opts = RawIpOptions {
+            recv_buffer: Some(8 << 20),
+            ..RawIpOptions::default()
+        };
+        let sock = RawIp::open(proto::IPIP, &opts).unwrap();
+        ready_tx.send(()).unwrap();
+        sent_rx.recv_timeout(WAIT).unwrap();
+        let mut bufs = vec![vec![0u8; 200]; realm_io::MAX_BATCH];
+        let mut lens = vec![0usize; realm_io::MAX_BATCH];
+        let (mut got, mut calls) = (Vec::new(), 0);
+        while got.len() < 137 {
+            let n = tokio::time::timeout(WAIT, sock.recv_batch(&mut bufs, &mut lens))
+                .await
+                .expect("batch not received")
+                .unwrap();
+            calls += 1;
+            got.extend((0..n).map(|i| bufs[i][..lens[i]].to_vec()));
+        }
+        (got, calls)
+    });
+    ready_rx.recv_timeout(WAIT).unwrap();
+    netns::block_on_in(&a, || async {
+        let sock = RawIp::open(proto::IPIP, &RawIpOptions::default()).unwrap();
+        let all: Vec<Vec<u8>> = (0..150).map(packet).collect();
+        assert_eq!(sock.send_batch(&all).await.unwrap(), 150);
+        // A malformed packet stops the batch where it is; the count says where.
+        let mixed = vec![packet(0), packet(1), vec![0x45, 0, 0], packet(2)];
+        assert_eq!(sock.send_batch(&mixed).await.unwrap(), 2);
+        assert!(sock.send_batch(&[vec![0u8; 3]]).await.is_err());
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    sent_tx.send(()).unwrap();
+    let (got, calls) = receiver.join().unwrap().unwrap();
+    let expected: Vec<Vec<u8>> = (0..150u8)
+        .filter(|i| i % 10 != 9)
+        .map(packet)
+        .chain([packet(0), packet(1)])
+        .collect();
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "packets out of order or corrupted");
+    assert!(
+        calls <= 4,
+        "{calls} recv_batch calls for 137 queued packets"
+    );
+}
