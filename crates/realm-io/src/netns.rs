@@ -117,7 +117,12 @@ fn pid_alive(pid: i32) -> bool {
     )
 }
 
-/// Kills every process still in namespace `name` and deletes it. Errors are returned, not logged.
+fn namespace_exists(name: &str) -> bool {
+    std::path::Path::new(NETNS_DIR).join(name).exists()
+}
+
+/// Kills every process still in namespace `name` and deletes it. A namespace that is already gone
+/// (another cleaner was faster) counts as deleted.
 fn destroy_namespace(name: &str) -> Result<()> {
     if let Ok(pids) = ip(&["netns", "pids", name]) {
         for pid in pids
@@ -128,13 +133,17 @@ fn destroy_namespace(name: &str) -> Result<()> {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
-    ip(&["netns", "delete", name]).map(|_| ())
+    match ip(&["netns", "delete", name]) {
+        Err(_) if !namespace_exists(name) => Ok(()),
+        other => other.map(|_| ()),
+    }
 }
 
 /// Deletes leftover lab namespaces of crashed runs: those named `<prefix><pid>-...` whose `<pid>`
 /// no longer exists (a live run's namespaces are never touched, so this is safe while other
 /// tests run). `prefix` is normally [`PREFIX`]. Processes still inside are killed first.
-/// Returns the names deleted.
+/// Returns the names this call deleted; one that vanished meanwhile (a concurrent cleaner) is
+/// skipped, and a namespace that cannot be deleted is logged and skipped.
 pub fn cleanup_stale(prefix: &str) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for name in list_namespaces()? {
@@ -144,12 +153,16 @@ pub fn cleanup_stale(prefix: &str) -> Result<Vec<String>> {
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
             continue;
         };
-        if pid <= 0 || pid_alive(pid) {
+        if pid <= 0 || pid_alive(pid) || !namespace_exists(&name) {
             continue;
         }
-        destroy_namespace(&name)?;
-        tracing::info!(namespace = %name, owner_pid = pid, "removed stale lab namespace");
-        removed.push(name);
+        match destroy_namespace(&name) {
+            Ok(()) => {
+                tracing::info!(namespace = %name, owner_pid = pid, "removed stale lab namespace");
+                removed.push(name);
+            }
+            Err(e) => tracing::warn!(namespace = %name, error = %e, "stale lab namespace kept"),
+        }
     }
     Ok(removed)
 }

@@ -66,9 +66,10 @@ pub fn ip_local_port_range() -> Result<RangeInclusive<u16>> {
 
 /// Sets `net.ipv4.ip_local_port_range` to `range`.
 ///
-/// The kernel wants `low <= high`, and prefers an even/odd split: since Linux 4.6 `connect()`
-/// without `bind()` tries ports of one parity first, `bind(0)` the other, falling back to the rest,
-/// so an 8-port block serves both. Ports in `net.ipv4.ip_local_reserved_ports` are skipped.
+/// The kernel wants `low <= high`. For TCP (Linux 4.6+), `connect()` without `bind()` tries ports
+/// at even offsets from `low` first and `bind(0)` odd offsets, each falling back to the rest, so
+/// a small block serves both; UDP `bind(0)` picks anywhere in the range. Ports listed in
+/// `net.ipv4.ip_local_reserved_ports` are skipped.
 pub fn set_ip_local_port_range(range: RangeInclusive<u16>) -> Result<()> {
     let (lo, hi) = (*range.start(), *range.end());
     if lo > hi || lo == 0 {
