@@ -1,0 +1,844 @@
+//! Security Associations (RFC 2401 s4.4.3): parameters, keyed state, and the
+//! per-packet ESP (RFC 4303) and AH (RFC 4302) transforms in transport and
+//! tunnel mode, with optional UDP encapsulation (RFC 3948).
+//!
+//! An SA never reads the clock; the engine ([`crate::Ipsec`]) passes `now`
+//! and owns lookups, timers and events.
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::crypto::{EncryptionAlgorithm, IntegrityAlgorithm, RandomSource, SecretKey, Transform};
+use crate::error::{ConfigError, CryptoError, DropReason, SealError};
+use crate::replay::{MAX_WINDOW, MIN_WINDOW, ReplayWindow};
+use crate::spd::{Direction, Selector};
+use crate::wire::{self, Ipv4, Ipv4Header};
+
+/// Security Parameters Index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Spi(pub u32);
+
+impl<'de> Deserialize<'de> for Spi {
+    /// A number, or a string in decimal or `0x` hex.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text {
+            N(u32),
+            S(String),
+        }
+        match Text::deserialize(d)? {
+            Text::N(n) => Ok(Spi(n)),
+            Text::S(s) => {
+                let s = s.trim();
+                let v = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+                    Some(h) => u32::from_str_radix(h, 16),
+                    None => s.parse(),
+                };
+                v.map(Spi).map_err(serde::de::Error::custom)
+            }
+        }
+    }
+}
+
+/// ESP or AH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IpsecProtocol {
+    /// Encapsulating Security Payload, IP protocol 50.
+    #[default]
+    Esp,
+    /// Authentication Header, IP protocol 51.
+    Ah,
+}
+
+impl IpsecProtocol {
+    /// IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Self::Esp => wire::PROTO_ESP,
+            Self::Ah => wire::PROTO_AH,
+        }
+    }
+}
+
+/// Transport or tunnel mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Protects the payload of the packet; its IP header is kept.
+    Transport,
+    /// Protects the whole packet inside a new IPv4 header from `src` to `dst`.
+    #[default]
+    Tunnel,
+}
+
+/// How the tunnel header's DF bit is set (RFC 2401 s6.1.1.1: per SA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DfPolicy {
+    /// Copy DF from the inner header.
+    #[default]
+    Copy,
+    /// Always set.
+    Set,
+    /// Always clear.
+    Clear,
+}
+
+/// RFC 3948 UDP encapsulation ports of an SA (source, destination as sent
+/// by the SA's `src`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct UdpEncap {
+    /// UDP source port.
+    pub src_port: u16,
+    /// UDP destination port.
+    pub dst_port: u16,
+}
+
+/// One set of lifetime limits; `None` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifetimeLimits {
+    /// Seconds since the SA was installed.
+    pub seconds: Option<u64>,
+    /// Bytes of (inner) traffic.
+    pub bytes: Option<u64>,
+    /// Packets.
+    pub packets: Option<u64>,
+}
+
+/// Soft (rekey) and hard (delete) lifetimes (RFC 2401 s4.4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Lifetime {
+    /// Reaching it raises [`crate::Event::SoftLifetimeExpired`] (time to rekey).
+    pub soft: LifetimeLimits,
+    /// Reaching it deletes the SA ([`crate::Event::HardLifetimeExpired`]).
+    pub hard: LifetimeLimits,
+}
+
+/// The SAD key (RFC 2401 s4.4.3 / s4.7: SPI, destination, protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SadKey {
+    /// SPI.
+    pub spi: Spi,
+    /// Destination (outer) address.
+    pub dst: Ipv4Addr,
+    /// ESP or AH.
+    pub protocol: IpsecProtocol,
+}
+
+/// Everything needed to install an SA (from IKE or manual keying).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaConfig {
+    /// SPI (RFC 4303 s2.1: 1..=255 reserved, 0 invalid).
+    pub spi: Spi,
+    /// Inbound (we open) or outbound (we seal).
+    pub direction: Direction,
+    /// ESP or AH.
+    #[serde(default)]
+    pub protocol: IpsecProtocol,
+    /// Transport or tunnel.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Sender's address (outer source in tunnel mode).
+    pub src: Ipv4Addr,
+    /// Receiver's address (outer destination in tunnel mode; SAD key).
+    pub dst: Ipv4Addr,
+    /// Encryption (ESP only; `null` for AH).
+    #[serde(default = "default_encryption")]
+    pub encryption: EncryptionAlgorithm,
+    /// Encryption keying material (with the 4-byte salt for AEADs), hex in config.
+    #[serde(default, deserialize_with = "de_key")]
+    pub encryption_key: SecretKey,
+    /// Integrity (`none` with an AEAD).
+    #[serde(default = "default_integrity")]
+    pub integrity: IntegrityAlgorithm,
+    /// Integrity key, hex in config.
+    #[serde(default, deserialize_with = "de_key")]
+    pub integrity_key: SecretKey,
+    /// Extended (64-bit) sequence numbers (RFC 4303 s2.2.1).
+    #[serde(default)]
+    pub esn: bool,
+    /// Anti-replay window in packets: 0 (off) or 32..=4096. Inbound only.
+    #[serde(default = "default_window")]
+    pub replay_window: u32,
+    /// Soft and hard lifetimes.
+    #[serde(default)]
+    pub lifetime: Lifetime,
+    /// RFC 3948 UDP encapsulation (ESP only).
+    #[serde(default)]
+    pub udp_encap: Option<UdpEncap>,
+    /// Path MTU toward `dst` (RFC 2401 s6.1.2), updated by ICMP.
+    #[serde(default = "default_mtu")]
+    pub path_mtu: u16,
+    /// DF bit of the tunnel header.
+    #[serde(default)]
+    pub df: DfPolicy,
+    /// TTL of the tunnel header (RFC 2401 s5.1.2.1: constructed).
+    #[serde(default = "default_ttl")]
+    pub ttl: u8,
+    /// Selectors the (decapsulated) traffic must match (RFC 2401 s5.2.1 step 4).
+    #[serde(default)]
+    pub selector: Selector,
+}
+
+fn default_encryption() -> EncryptionAlgorithm {
+    EncryptionAlgorithm::Null
+}
+fn default_integrity() -> IntegrityAlgorithm {
+    IntegrityAlgorithm::None
+}
+fn default_window() -> u32 {
+    64
+}
+fn default_mtu() -> u16 {
+    1500
+}
+fn default_ttl() -> u8 {
+    64
+}
+
+fn de_key<'de, D: Deserializer<'de>>(d: D) -> Result<SecretKey, D::Error> {
+    let s = zeroize::Zeroizing::new(String::deserialize(d)?);
+    SecretKey::from_hex(&s).map_err(serde::de::Error::custom)
+}
+
+impl Default for SaConfig {
+    fn default() -> Self {
+        Self {
+            spi: Spi(0),
+            direction: Direction::Outbound,
+            protocol: IpsecProtocol::Esp,
+            mode: Mode::Tunnel,
+            src: Ipv4Addr::UNSPECIFIED,
+            dst: Ipv4Addr::UNSPECIFIED,
+            encryption: EncryptionAlgorithm::Null,
+            encryption_key: SecretKey::default(),
+            integrity: IntegrityAlgorithm::None,
+            integrity_key: SecretKey::default(),
+            esn: false,
+            replay_window: 64,
+            lifetime: Lifetime::default(),
+            udp_encap: None,
+            path_mtu: 1500,
+            df: DfPolicy::Copy,
+            ttl: 64,
+            selector: Selector::default(),
+        }
+    }
+}
+
+impl SaConfig {
+    /// The SAD key of this SA.
+    pub fn key(&self) -> SadKey {
+        SadKey {
+            spi: self.spi,
+            dst: self.dst,
+            protocol: self.protocol,
+        }
+    }
+}
+
+/// Per-SA counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SaCounters {
+    /// Packets sealed or opened successfully.
+    pub packets: u64,
+    /// Inner bytes sealed or opened successfully (what byte lifetimes count).
+    pub bytes: u64,
+    /// Drops by [`DropReason`] (index with `DropReason::index`).
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl SaCounters {
+    /// Drops for one reason.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()]
+    }
+}
+
+/// Identifies an installed SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SaId(pub u64);
+
+/// An installed SA.
+#[derive(Debug)]
+pub struct SecurityAssociation {
+    pub(crate) id: SaId,
+    pub(crate) config: SaConfig,
+    transform: Transform,
+    /// Last sequence number sent (outbound).
+    seq: u64,
+    replay: Option<ReplayWindow>,
+    pub(crate) created: Instant,
+    pub(crate) last_sent: Instant,
+    pub(crate) soft_fired: bool,
+    pub(crate) exhausted_fired: bool,
+    pub(crate) counters: SaCounters,
+}
+
+/// Result of one inbound decapsulation.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    /// The full sequence number (with ESN high bits).
+    pub(crate) seq: u64,
+    pub(crate) inner_len: usize,
+}
+
+impl SecurityAssociation {
+    pub(crate) fn new(id: SaId, config: SaConfig, now: Instant) -> Result<Self, ConfigError> {
+        if config.spi.0 < 256 {
+            return Err(ConfigError::ReservedSpi(config.spi.0));
+        }
+        if config.protocol == IpsecProtocol::Ah {
+            if config.encryption != EncryptionAlgorithm::Null {
+                return Err(ConfigError::AhWithEncryption);
+            }
+            if config.udp_encap.is_some() {
+                return Err(ConfigError::AhWithUdpEncap);
+            }
+        }
+        if config.integrity == IntegrityAlgorithm::None && config.protocol == IpsecProtocol::Ah {
+            return Err(ConfigError::NoIntegrity);
+        }
+        let w = config.replay_window;
+        if (w != 0 && !(MIN_WINDOW..=MAX_WINDOW).contains(&w)) || (w == 0 && config.esn) {
+            return Err(ConfigError::ReplayWindow(w));
+        }
+        if config.path_mtu < 68 {
+            return Err(ConfigError::PathMtu(config.path_mtu));
+        }
+        let transform = if config.protocol == IpsecProtocol::Ah {
+            // AH: integrity only; Transform::new wants a non-AEAD cipher + MAC.
+            Transform::new(
+                EncryptionAlgorithm::Null,
+                &SecretKey::default(),
+                config.integrity,
+                &config.integrity_key,
+            )?
+        } else {
+            Transform::new(
+                config.encryption,
+                &config.encryption_key,
+                config.integrity,
+                &config.integrity_key,
+            )?
+        };
+        let replay = (config.direction == Direction::Inbound && w != 0)
+            .then(|| ReplayWindow::new(w, config.esn));
+        Ok(Self {
+            id,
+            config,
+            transform,
+            seq: 0,
+            replay,
+            created: now,
+            last_sent: now,
+            soft_fired: false,
+            exhausted_fired: false,
+            counters: SaCounters::default(),
+        })
+    }
+
+    /// The SA's id.
+    pub fn id(&self) -> SaId {
+        self.id
+    }
+
+    /// The SA's parameters (keys included; `Debug` redacts them).
+    pub fn config(&self) -> &SaConfig {
+        &self.config
+    }
+
+    /// The SAD key.
+    pub fn key(&self) -> SadKey {
+        self.config.key()
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> &SaCounters {
+        &self.counters
+    }
+
+    /// Last sequence number sent (outbound).
+    pub fn sequence(&self) -> u64 {
+        self.seq
+    }
+
+    /// Sets the outbound counter (next packet gets `seq + 1`). For tests and
+    /// SA migration only: reusing numbers with the same key breaks AEAD nonces.
+    pub fn set_sequence(&mut self, seq: u64) {
+        self.seq = seq;
+    }
+
+    /// The inbound replay window, if anti-replay is on.
+    pub fn replay_window(&self) -> Option<&ReplayWindow> {
+        self.replay.as_ref()
+    }
+
+    /// Updates the path MTU (RFC 2401 s6.1.2: from ICMP), floor 68.
+    pub fn set_path_mtu(&mut self, mtu: u16) {
+        self.config.path_mtu = mtu.max(68);
+    }
+
+    fn udp_len(&self) -> usize {
+        if self.config.udp_encap.is_some() {
+            wire::UDP_HEADER
+        } else {
+            0
+        }
+    }
+
+    /// Per-packet overhead around the payload, excluding padding.
+    fn fixed_overhead(&self) -> usize {
+        match self.config.protocol {
+            IpsecProtocol::Esp => {
+                self.udp_len()
+                    + wire::ESP_HEADER
+                    + self.config.encryption.iv_len()
+                    + 2
+                    + self.transform.icv_len()
+            }
+            IpsecProtocol::Ah => wire::AH_FIXED + self.transform.icv_len(),
+        }
+    }
+
+    /// RFC 2401 s6.1.2.4: the effective MTU for inner packets, the largest
+    /// packet (with a 20-byte IPv4 header in transport mode) that still fits
+    /// the path MTU once protected by this SA.
+    pub fn effective_mtu(&self) -> u16 {
+        let outer = if self.config.mode == Mode::Tunnel {
+            wire::IPV4_MIN_HEADER
+        } else {
+            0
+        };
+        let avail = usize::from(self.config.path_mtu).saturating_sub(outer + self.fixed_overhead());
+        let mtu = match self.config.protocol {
+            IpsecProtocol::Esp => {
+                let b = self.config.encryption.block_len();
+                // payload + 2 must fit a multiple of the block within avail + 2.
+                ((avail + 2) / b * b).saturating_sub(2)
+            }
+            IpsecProtocol::Ah => avail,
+        };
+        mtu.min(usize::from(u16::MAX)) as u16
+    }
+
+    fn next_seq(&self) -> Result<u64, SealError> {
+        // RFC 4303 s3.3.3: without ESN the counter MUST NOT cycle: the last
+        // packet sent carries 2^32 - 1; with ESN the limit is 2^64 - 1.
+        let limit = if self.config.esn {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
+        if self.seq >= limit {
+            return Err(SealError::SequenceExhausted);
+        }
+        Ok(self.seq + 1)
+    }
+
+    /// Protects the IPv4 `packet` into `out` (cleared first). Returns the
+    /// number of inner bytes counted against lifetimes.
+    pub(crate) fn seal_into(
+        &mut self,
+        packet: &[u8],
+        out: &mut Vec<u8>,
+        rng: &mut dyn RandomSource,
+    ) -> Result<usize, SealError> {
+        if self.config.direction != Direction::Outbound {
+            return Err(SealError::NotOutbound);
+        }
+        let ip = Ipv4::parse(packet).ok_or(SealError::Malformed)?;
+        let packet = &packet[..ip.total_len];
+        let transport = self.config.mode == Mode::Transport;
+        // RFC 4303 s3.3.1 / RFC 4302 s3.3.1: transport mode applies to whole
+        // datagrams only.
+        if transport && ip.is_fragment() {
+            return Err(SealError::Malformed);
+        }
+        let seq = self.next_seq()?;
+        let (outer_len, payload, next_header) = if transport {
+            (ip.header_len, &packet[ip.header_len..], ip.protocol)
+        } else {
+            (wire::IPV4_MIN_HEADER, packet, wire::PROTO_IPIP)
+        };
+        let total = match self.config.protocol {
+            IpsecProtocol::Esp => {
+                let b = self.config.encryption.block_len();
+                let padded = (payload.len() + 2).div_ceil(b) * b;
+                outer_len
+                    + self.udp_len()
+                    + wire::ESP_HEADER
+                    + self.config.encryption.iv_len()
+                    + padded
+                    + self.transform.icv_len()
+            }
+            IpsecProtocol::Ah => {
+                outer_len + wire::AH_FIXED + self.transform.icv_len() + payload.len()
+            }
+        };
+        if total > usize::from(self.config.path_mtu) && ip.df {
+            // RFC 2401 s6.1.2.1: DF set, too big after IPsec: the source must
+            // be told the effective MTU.
+            let mtu = self.effective_mtu().max(68);
+            let icmp = wire::icmp_frag_needed(self.config.src, packet, mtu);
+            return Err(SealError::FragmentationNeeded { mtu, icmp });
+        }
+        if total > usize::from(u16::MAX) {
+            return Err(SealError::Malformed);
+        }
+        out.clear();
+        out.reserve(total);
+        let proto_on_wire = match (self.config.protocol, self.config.udp_encap) {
+            (IpsecProtocol::Esp, Some(_)) => wire::PROTO_UDP,
+            (p, _) => p.number(),
+        };
+        if transport {
+            out.extend_from_slice(&packet[..ip.header_len]);
+            wire::rewrite_ipv4(out, total as u16, proto_on_wire);
+        } else {
+            // RFC 2401 s5.1.2.1: tunnel header. TOS copied (DSCP, and ECN per
+            // RFC 6040 normal mode), DF per SA, TTL constructed, new ID,
+            // no options copied.
+            let df = match self.config.df {
+                DfPolicy::Copy => ip.df,
+                DfPolicy::Set => true,
+                DfPolicy::Clear => false,
+            };
+            Ipv4Header {
+                tos: ip.tos,
+                ident: seq as u16,
+                df,
+                ttl: self.config.ttl,
+                protocol: proto_on_wire,
+                src: self.config.src,
+                dst: self.config.dst,
+            }
+            .emit(total as u16, out);
+        }
+        match self.config.protocol {
+            IpsecProtocol::Esp => self.esp_seal(seq, payload, next_header, total, out, rng)?,
+            IpsecProtocol::Ah => self.ah_seal(seq, payload, next_header, out)?,
+        }
+        debug_assert_eq!(out.len(), total);
+        self.seq = seq;
+        Ok(packet.len())
+    }
+
+    fn esp_seal(
+        &self,
+        seq: u64,
+        payload: &[u8],
+        next_header: u8,
+        total: usize,
+        out: &mut Vec<u8>,
+        rng: &mut dyn RandomSource,
+    ) -> Result<(), SealError> {
+        let enc = self.config.encryption;
+        if let Some(u) = self.config.udp_encap {
+            let esp_len = total - out.len() - wire::UDP_HEADER;
+            wire::emit_udp(u.src_port, u.dst_port, esp_len, out);
+        }
+        let esp_start = out.len();
+        let spi = self.config.spi.0.to_be_bytes();
+        let seq_low = (seq as u32).to_be_bytes();
+        let seq_hi = ((seq >> 32) as u32).to_be_bytes();
+        // RFC 4303 s2: SPI, Sequence Number (low 32 bits on the wire).
+        out.extend_from_slice(&spi);
+        out.extend_from_slice(&seq_low);
+        let mut iv16 = [0u8; 16];
+        let iv8 = seq.to_be_bytes();
+        match enc.iv_len() {
+            0 => {}
+            8 => out.extend_from_slice(&iv8), // RFC 4106 s3.1: the counter is a unique IV
+            _ => {
+                rng.fill(&mut iv16)?; // RFC 3602 s2.1: random, unpredictable IV
+                out.extend_from_slice(&iv16);
+            }
+        }
+        let data_start = out.len();
+        out.extend_from_slice(payload);
+        // RFC 4303 s2.4: padding 1, 2, 3, ... up to the cipher block and
+        // 4-byte alignment; then Pad Length and Next Header.
+        let b = enc.block_len();
+        let pad_len = (payload.len() + 2).div_ceil(b) * b - payload.len() - 2;
+        out.extend((1..=pad_len as u8).take(pad_len));
+        out.extend_from_slice(&[pad_len as u8, next_header]);
+        let data_end = out.len();
+        let icv_len = self.transform.icv_len();
+        if enc.is_aead() {
+            // RFC 4106 s5 / RFC 7634 s2.1: AAD = SPI | seq (| seq-hi first with ESN).
+            let mut aad = [0u8; 12];
+            let aad = if self.config.esn {
+                aad[..4].copy_from_slice(&spi);
+                aad[4..8].copy_from_slice(&seq_hi);
+                aad[8..].copy_from_slice(&seq_low);
+                &aad[..]
+            } else {
+                aad[..4].copy_from_slice(&spi);
+                aad[4..8].copy_from_slice(&seq_low);
+                &aad[..8]
+            };
+            let tag = self
+                .transform
+                .aead_seal(&iv8, aad, &mut out[data_start..data_end])?;
+            out.extend_from_slice(&tag);
+        } else {
+            if enc != EncryptionAlgorithm::Null {
+                self.transform
+                    .cbc_encrypt(&iv16, &mut out[data_start..data_end])?;
+            }
+            // RFC 4303 s3.3.2.1 / s2.2.1: ICV over ESP header..trailer, with
+            // the ESN high bits appended implicitly.
+            let mut icv = [0u8; 16];
+            let icv = &mut icv[..icv_len];
+            if self.config.esn {
+                self.transform
+                    .mac_into(&[&out[esp_start..], &seq_hi], icv)?;
+            } else {
+                self.transform.mac_into(&[&out[esp_start..]], icv)?;
+            }
+            out.extend_from_slice(icv);
+        }
+        Ok(())
+    }
+
+    fn ah_seal(
+        &self,
+        seq: u64,
+        payload: &[u8],
+        next_header: u8,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SealError> {
+        let hl = out.len();
+        let icv_len = self.transform.icv_len();
+        // RFC 4302 s2.2: Payload Length = AH length in 32-bit words minus 2.
+        let ah_len = wire::AH_FIXED + icv_len;
+        out.extend_from_slice(&[next_header, (ah_len / 4 - 2) as u8, 0, 0]);
+        out.extend_from_slice(&self.config.spi.0.to_be_bytes());
+        out.extend_from_slice(&(seq as u32).to_be_bytes());
+        out.extend(std::iter::repeat_n(0u8, icv_len));
+        out.extend_from_slice(payload);
+        let mut icv = [0u8; 16];
+        let icv = &mut icv[..icv_len];
+        let mut hdr = [0u8; 60];
+        wire::ah_zero_mutable(&out[..hl], &mut hdr[..hl]);
+        let seq_hi = ((seq >> 32) as u32).to_be_bytes();
+        // RFC 4302 s3.3.3: ICV over the IP header (mutable fields zeroed), AH
+        // (ICV zeroed) and payload; RFC 4302 s2.5.1: ESN high bits appended.
+        if self.config.esn {
+            self.transform
+                .mac_into(&[&hdr[..hl], &out[hl..], &seq_hi], icv)?;
+        } else {
+            self.transform.mac_into(&[&hdr[..hl], &out[hl..]], icv)?;
+        }
+        out[hl + wire::AH_FIXED..hl + ah_len].copy_from_slice(icv);
+        Ok(())
+    }
+
+    /// Replay pre-check (RFC 4303 s3.4.3: before the ICV): the full sequence number.
+    fn precheck(&self, seq_low: u32) -> Result<u64, DropReason> {
+        match &self.replay {
+            Some(w) => w.check(seq_low).ok_or(DropReason::Replay),
+            None => Ok(u64::from(seq_low)),
+        }
+    }
+
+    fn commit(&mut self, seq: u64) -> Result<(), DropReason> {
+        match &mut self.replay {
+            Some(w) => {
+                if w.update(seq) {
+                    Ok(())
+                } else {
+                    Err(DropReason::Replay)
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Opens the ESP packet at `esp_off` of the IPv4 datagram in `buf`
+    /// (`outer` is its parsed header), in place. On success `buf` holds the
+    /// decapsulated IPv4 packet.
+    pub(crate) fn esp_open(
+        &mut self,
+        buf: &mut Vec<u8>,
+        outer: &Ipv4,
+        esp_off: usize,
+    ) -> Result<Opened, DropReason> {
+        let enc = self.config.encryption;
+        let iv_len = enc.iv_len();
+        let icv_len = self.transform.icv_len();
+        let end = outer.total_len;
+        let esp_len = end.checked_sub(esp_off).ok_or(DropReason::Malformed)?;
+        let ct_len = esp_len
+            .checked_sub(wire::ESP_HEADER + iv_len + icv_len)
+            .ok_or(DropReason::Malformed)?;
+        if ct_len < 4 || ct_len % enc.block_len() != 0 {
+            return Err(DropReason::BadPadding);
+        }
+        let esp = buf.get(esp_off..end).ok_or(DropReason::Malformed)?;
+        let seq_low = u32::from_be_bytes([esp[4], esp[5], esp[6], esp[7]]);
+        let seq = self.precheck(seq_low)?;
+        let seq_hi = ((seq >> 32) as u32).to_be_bytes();
+        let data_start = esp_off + wire::ESP_HEADER + iv_len;
+        let data_end = data_start + ct_len;
+        if enc.is_aead() {
+            let mut aad = [0u8; 12];
+            aad[..4].copy_from_slice(&esp[..4]);
+            let aad = if self.config.esn {
+                aad[4..8].copy_from_slice(&seq_hi);
+                aad[8..].copy_from_slice(&esp[4..8]);
+                &aad[..]
+            } else {
+                aad[4..8].copy_from_slice(&esp[4..8]);
+                &aad[..8]
+            };
+            let mut iv = [0u8; 8];
+            iv.copy_from_slice(&esp[8..16]);
+            let mut tag = [0u8; 16];
+            tag.copy_from_slice(&buf[data_end..end]);
+            self.transform
+                .aead_open(&iv, aad, &tag, &mut buf[data_start..data_end])
+                .map_err(|_| DropReason::IcvMismatch)?;
+        } else {
+            let (authed, icv) = esp.split_at(esp_len - icv_len);
+            let r = if self.config.esn {
+                self.transform.mac_verify(&[authed, &seq_hi], icv)
+            } else {
+                self.transform.mac_verify(&[authed], icv)
+            };
+            r.map_err(|_| DropReason::IcvMismatch)?;
+            if enc != EncryptionAlgorithm::Null {
+                let mut iv = [0u8; 16];
+                iv.copy_from_slice(&esp[8..24]);
+                self.transform
+                    .cbc_decrypt(&iv, &mut buf[data_start..data_end])
+                    .map_err(|e| {
+                        if e == CryptoError::BadLength {
+                            DropReason::BadPadding
+                        } else {
+                            DropReason::IcvMismatch
+                        }
+                    })?;
+            }
+        }
+        // RFC 4303 s3.4.3: the window is updated only after the ICV verified.
+        self.commit(seq)?;
+        let plain = &buf[data_start..data_end];
+        let next_header = plain[ct_len - 1];
+        let pad_len = usize::from(plain[ct_len - 2]);
+        let payload_len = ct_len
+            .checked_sub(pad_len + 2)
+            .ok_or(DropReason::BadPadding)?;
+        // RFC 4303 s2.4: padding bytes are 1, 2, 3, ...; the receiver checks them.
+        if plain[payload_len..payload_len + pad_len]
+            .iter()
+            .zip(1u8..)
+            .any(|(b, i)| *b != i)
+        {
+            return Err(DropReason::BadPadding);
+        }
+        if next_header == wire::PROTO_NONE {
+            return Err(DropReason::DummyPacket);
+        }
+        let inner_len = self.rebuild(buf, outer, data_start, payload_len, next_header)?;
+        Ok(Opened { seq, inner_len })
+    }
+
+    /// Opens the AH packet following the IPv4 header of `buf`, in place.
+    pub(crate) fn ah_open(
+        &mut self,
+        buf: &mut Vec<u8>,
+        outer: &Ipv4,
+    ) -> Result<Opened, DropReason> {
+        let hl = outer.header_len;
+        let end = outer.total_len;
+        let icv_len = self.transform.icv_len();
+        let ah = buf.get(hl..end).ok_or(DropReason::Malformed)?;
+        if ah.len() < wire::AH_FIXED {
+            return Err(DropReason::Malformed);
+        }
+        let next_header = ah[0];
+        let ah_len = (usize::from(ah[1]) + 2) * 4;
+        if ah_len != wire::AH_FIXED + icv_len || ah_len > ah.len() {
+            return Err(DropReason::Malformed);
+        }
+        let seq_low = u32::from_be_bytes([ah[8], ah[9], ah[10], ah[11]]);
+        let seq = self.precheck(seq_low)?;
+        let seq_hi = ((seq >> 32) as u32).to_be_bytes();
+        let mut icv = [0u8; 16];
+        let icv = &mut icv[..icv_len];
+        let icv_range = hl + wire::AH_FIXED..hl + ah_len;
+        icv.copy_from_slice(&buf[icv_range.clone()]);
+        buf[icv_range.clone()].iter_mut().for_each(|b| *b = 0);
+        let mut hdr = [0u8; 60];
+        wire::ah_zero_mutable(&buf[..hl], &mut hdr[..hl]);
+        let r = if self.config.esn {
+            self.transform
+                .mac_verify(&[&hdr[..hl], &buf[hl..end], &seq_hi], icv)
+        } else {
+            self.transform.mac_verify(&[&hdr[..hl], &buf[hl..end]], icv)
+        };
+        buf[icv_range].copy_from_slice(icv);
+        r.map_err(|_| DropReason::IcvMismatch)?;
+        self.commit(seq)?;
+        let payload_start = hl + ah_len;
+        let inner_len =
+            self.rebuild(buf, outer, payload_start, end - payload_start, next_header)?;
+        Ok(Opened { seq, inner_len })
+    }
+
+    /// Turns `buf` into the decapsulated packet: the inner datagram (tunnel)
+    /// or the original header followed by the payload (transport).
+    fn rebuild(
+        &self,
+        buf: &mut Vec<u8>,
+        outer: &Ipv4,
+        payload_start: usize,
+        payload_len: usize,
+        next_header: u8,
+    ) -> Result<usize, DropReason> {
+        match self.config.mode {
+            Mode::Tunnel => {
+                if next_header != wire::PROTO_IPIP {
+                    return Err(DropReason::BadNextHeader);
+                }
+                let inner = buf
+                    .get(payload_start..payload_start + payload_len)
+                    .ok_or(DropReason::Malformed)?;
+                let ip = Ipv4::parse(inner).ok_or(DropReason::Malformed)?;
+                buf.copy_within(payload_start..payload_start + ip.total_len, 0);
+                buf.truncate(ip.total_len);
+                // RFC 6040 s4.2 (normal mode): outer CE marks an ECN-capable inner packet CE.
+                if outer.tos & 3 == 3 && matches!(buf[1] & 3, 1 | 2) {
+                    buf[1] |= 3;
+                    wire::set_ipv4_checksum(buf);
+                }
+                Ok(ip.total_len)
+            }
+            Mode::Transport => {
+                let hl = outer.header_len;
+                let total = hl + payload_len;
+                if total > usize::from(u16::MAX) {
+                    return Err(DropReason::Malformed);
+                }
+                buf.copy_within(payload_start..payload_start + payload_len, hl);
+                buf.truncate(total);
+                wire::rewrite_ipv4(buf, total as u16, next_header);
+                if self.config.udp_encap.is_some() {
+                    // RFC 3948 s3.1.2: NAT changed the addresses the transport
+                    // checksum covers; recompute it.
+                    wire::fix_transport_checksum(buf);
+                }
+                Ok(total)
+            }
+        }
+    }
+}
