@@ -92,12 +92,16 @@ pub enum EncryptionAlgorithm {
     /// ENCR_NULL (RFC 2410): integrity only.
     Null,
     /// ENCR_AES_CBC with a 128-bit key (RFC 3602).
+    #[serde(rename = "aes-cbc-128")]
     AesCbc128,
     /// ENCR_AES_CBC with a 256-bit key (RFC 3602).
+    #[serde(rename = "aes-cbc-256")]
     AesCbc256,
     /// ENCR_AES_GCM_16 with a 128-bit key (RFC 4106); keying material = key | 4-byte salt.
+    #[serde(rename = "aes-gcm-128")]
     AesGcm128,
     /// ENCR_AES_GCM_16 with a 256-bit key (RFC 4106); keying material = key | 4-byte salt.
+    #[serde(rename = "aes-gcm-256")]
     AesGcm256,
     /// ENCR_CHACHA20_POLY1305 (RFC 7634); keying material = key | 4-byte salt.
     #[serde(rename = "chacha20-poly1305")]

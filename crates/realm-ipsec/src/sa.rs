@@ -412,19 +412,22 @@ impl SecurityAssociation {
     /// packet (with a 20-byte IPv4 header in transport mode) that still fits
     /// the path MTU once protected by this SA.
     pub fn effective_mtu(&self) -> u16 {
-        let outer = if self.config.mode == Mode::Tunnel {
-            wire::IPV4_MIN_HEADER
-        } else {
-            0
-        };
-        let avail = usize::from(self.config.path_mtu).saturating_sub(outer + self.fixed_overhead());
-        let mtu = match self.config.protocol {
+        // Tunnel: the whole inner packet is protected behind a new 20-byte
+        // header. Transport: the packet's own header (assumed 20 bytes) stays
+        // in front, outside the encrypted part.
+        let avail = usize::from(self.config.path_mtu)
+            .saturating_sub(wire::IPV4_MIN_HEADER + self.fixed_overhead());
+        let protected = match self.config.protocol {
             IpsecProtocol::Esp => {
                 let b = self.config.encryption.block_len();
-                // payload + 2 must fit a multiple of the block within avail + 2.
+                // payload + 2 (trailer) must fit a multiple of the block within avail + 2.
                 ((avail + 2) / b * b).saturating_sub(2)
             }
             IpsecProtocol::Ah => avail,
+        };
+        let mtu = match self.config.mode {
+            Mode::Tunnel => protected,
+            Mode::Transport => protected + wire::IPV4_MIN_HEADER,
         };
         mtu.min(usize::from(u16::MAX)) as u16
     }
