@@ -21,7 +21,11 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over the whole of `buf`, at offset 0.
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0, base: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            base: 0,
+        }
     }
 
     /// Absolute offset of the next byte to be read (relative to the outermost buffer).
@@ -53,9 +57,16 @@ impl<'a> Reader<'a> {
 
     /// Consumes `n` bytes, or fails with [`Error::Truncated`] naming `what`.
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Error> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or(
-            Error::Truncated { what, offset: self.offset(), need: n, have: self.remaining() },
-        )?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or(Error::Truncated {
+                what,
+                offset: self.offset(),
+                need: n,
+                have: self.remaining(),
+            })?;
         let out = self.buf.get(self.pos..end).unwrap_or(&[]);
         self.pos = end;
         Ok(out)
@@ -102,13 +113,18 @@ impl<'a> Reader<'a> {
         if self.is_empty() {
             Ok(())
         } else {
-            Err(Error::Trailing { what, offset: self.offset(), count: self.remaining() })
+            Err(Error::Trailing {
+                what,
+                offset: self.offset(),
+                count: self.remaining(),
+            })
         }
     }
 }
 
-/// Big-endian appends to a byte vector. Emitting never fails: a `Repr` that
-/// exists is valid by construction or was checked when it was built.
+/// Big-endian appends to a byte vector. Appending never fails; a `Repr`
+/// whose public fields may hold a value that does not fit its wire field
+/// (a 16-bit length, say) checks that in its own `emit` and returns a `Result`.
 pub trait Writer {
     /// Appends one byte.
     fn put_u8(&mut self, v: u8);
@@ -153,7 +169,15 @@ mod tests {
         assert_eq!(r.u32("c").unwrap(), 3);
         assert_eq!(r.offset(), 7);
         let err = r.u16("d").unwrap_err();
-        assert_eq!(err, Error::Truncated { what: "d", offset: 7, need: 2, have: 1 });
+        assert_eq!(
+            err,
+            Error::Truncated {
+                what: "d",
+                offset: 7,
+                need: 2,
+                have: 1
+            }
+        );
         // A failed read consumes nothing.
         assert_eq!(r.remaining(), 1);
     }
@@ -167,7 +191,11 @@ mod tests {
         assert_eq!(sub.u8("x").unwrap(), 0xaa);
         assert_eq!(
             sub.expect_end("value"),
-            Err(Error::Trailing { what: "value", offset: 3, count: 2 })
+            Err(Error::Trailing {
+                what: "value",
+                offset: 3,
+                count: 2
+            })
         );
         assert_eq!(r.u8("after").unwrap(), 7);
         assert!(r.expect_end("all").is_ok());

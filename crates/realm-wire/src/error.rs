@@ -12,13 +12,26 @@ use thiserror::Error;
 pub enum Error {
     /// Fewer bytes than the structure needs.
     #[error("{what} truncated at offset {offset}: need {need} bytes, have {have}")]
-    Truncated { what: &'static str, offset: usize, need: usize, have: usize },
+    Truncated {
+        what: &'static str,
+        offset: usize,
+        need: usize,
+        have: usize,
+    },
     /// Bytes left over after a structure that must fill its buffer exactly.
     #[error("{count} trailing bytes after {what} at offset {offset}")]
-    Trailing { what: &'static str, offset: usize, count: usize },
+    Trailing {
+        what: &'static str,
+        offset: usize,
+        count: usize,
+    },
     /// A field holds a value the format forbids.
     #[error("{what} at offset {offset}: {reason}")]
-    Malformed { what: &'static str, offset: usize, reason: &'static str },
+    Malformed {
+        what: &'static str,
+        offset: usize,
+        reason: &'static str,
+    },
     /// A checksum did not verify.
     #[error("{what}: bad checksum")]
     Checksum { what: &'static str },

@@ -2,7 +2,11 @@
 use clap::Parser;
 
 #[derive(Debug, Parser)]
-#[command(name = "realm", version, about = "Realm-Specific IP (RSIP) with end-to-end IPsec")]
+#[command(
+    name = "realm",
+    version,
+    about = "Realm-Specific IP (RSIP) with end-to-end IPsec"
+)]
 struct Cli {}
 
 fn main() {
