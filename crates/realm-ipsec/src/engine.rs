@@ -16,6 +16,7 @@ use crate::sa::{
 };
 use crate::spd::{Direction, PacketSelector, PolicyAction, PolicyId, SaTemplate, Spd};
 use crate::wire::{self, Ipv4, Ipv4Header};
+use realm_wire::udp_encap;
 
 /// Most nested IPsec headers processed for one inbound packet (bounded work).
 pub const MAX_LAYERS: usize = 4;
@@ -486,22 +487,20 @@ impl Ipsec {
                     return Err(self.count(None, DropReason::Malformed));
                 }
                 let payload = &u[wire::UDP_HEADER..ulen];
-                // RFC 3948 s2.3: a single 0xFF octet is a NAT keepalive.
-                if payload == [0xff] {
-                    return Ok(Inbound::NatKeepalive);
-                }
-                // RFC 3948 s2.2: a zero SPI field is the non-ESP marker (IKE).
-                if payload.len() >= 4 && payload[..4] == [0, 0, 0, 0] {
-                    return Ok(Inbound::Ike(IkeDatagram {
-                        src: ip.src,
-                        dst: ip.dst,
-                        src_port: sport,
-                        dst_port: dport,
-                        payload: payload[4..].to_vec(),
-                    }));
-                }
-                if payload.len() < wire::ESP_HEADER {
-                    return Err(self.count(None, DropReason::Malformed));
+                // RFC 3948 s2.2, s2.3: keepalive, non-ESP marker + IKE, or ESP.
+                match udp_encap::classify(payload) {
+                    Ok(udp_encap::Classified::Keepalive) => return Ok(Inbound::NatKeepalive),
+                    Ok(udp_encap::Classified::Ike(ike)) => {
+                        return Ok(Inbound::Ike(IkeDatagram {
+                            src: ip.src,
+                            dst: ip.dst,
+                            src_port: sport,
+                            dst_port: dport,
+                            payload: ike.to_vec(),
+                        }));
+                    }
+                    Ok(udp_encap::Classified::Esp(_)) => {}
+                    Err(_) => return Err(self.count(None, DropReason::Malformed)),
                 }
                 // Trim to the UDP length so the ESP ends where UDP says.
                 let esp_end = ip.header_len + ulen;
@@ -689,8 +688,10 @@ impl Ipsec {
         }
         .emit(total as u16, &mut out);
         wire::emit_udp(src_port, dst_port, udp_payload, &mut out);
-        out.extend_from_slice(&[0, 0, 0, 0]);
-        out.extend_from_slice(ike);
+        // Infallible for a non-empty message; an empty one gets the bare marker.
+        if udp_encap::emit_ike(ike, &mut out).is_err() {
+            out.extend_from_slice(&udp_encap::NON_ESP_MARKER);
+        }
         out
     }
 
@@ -792,6 +793,7 @@ impl Ipsec {
                         continue;
                     }
                     // RFC 3948 s2.3: a one-octet 0xFF UDP payload.
+                    let ka = udp_encap::keepalive();
                     let total = wire::IPV4_MIN_HEADER + wire::UDP_HEADER + 1;
                     let mut p = Vec::with_capacity(total);
                     Ipv4Header {
@@ -804,8 +806,8 @@ impl Ipsec {
                         dst: sa.config.dst,
                     }
                     .emit(total as u16, &mut p);
-                    wire::emit_udp(u.src_port, u.dst_port, 1, &mut p);
-                    p.push(0xff);
+                    wire::emit_udp(u.src_port, u.dst_port, ka.len(), &mut p);
+                    p.extend_from_slice(&ka);
                     sa.last_sent = now;
                     self.transmits.push_back(Transmit { packet: p });
                     self.timers.set(t, now + interval);

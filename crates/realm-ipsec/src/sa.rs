@@ -15,6 +15,7 @@ use crate::error::{ConfigError, CryptoError, DropReason, SealError};
 use crate::replay::{MAX_WINDOW, MIN_WINDOW, ReplayWindow};
 use crate::spd::{Direction, Selector};
 use crate::wire::{self, Ipv4, Ipv4Header};
+use realm_wire::ah;
 
 /// Security Parameters Index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -569,10 +570,10 @@ impl SecurityAssociation {
         out.extend_from_slice(payload);
         // RFC 4303 s2.4: padding 1, 2, 3, ... up to the cipher block and
         // 4-byte alignment; then Pad Length and Next Header.
-        let b = enc.block_len();
-        let pad_len = (payload.len() + 2).div_ceil(b) * b - payload.len() - 2;
-        out.extend((1..=pad_len as u8).take(pad_len));
-        out.extend_from_slice(&[pad_len as u8, next_header]);
+        let trailer =
+            realm_wire::esp::TrailerRepr::new(payload.len(), enc.block_len(), next_header)
+                .map_err(|_| SealError::Malformed)?;
+        trailer.append_to(out);
         let data_end = out.len();
         let icv_len = self.transform.icv_len();
         if enc.is_aead() {
@@ -630,16 +631,16 @@ impl SecurityAssociation {
         out.extend_from_slice(payload);
         let mut icv = [0u8; 16];
         let icv = &mut icv[..icv_len];
-        let mut hdr = [0u8; 60];
-        wire::ah_zero_mutable(&out[..hl], &mut hdr[..hl]);
+        // RFC 4302 s3.3.3: ICV over the IP header (mutable fields and options
+        // zeroed), AH (ICV zeroed) and payload; s2.5.1: ESN high bits appended.
+        let mut image = Vec::with_capacity(out.len());
+        ah::ipv4_icv_input(out, icv_len, ah::Direction::Outbound, &mut image)
+            .map_err(|_| SealError::Malformed)?;
         let seq_hi = ((seq >> 32) as u32).to_be_bytes();
-        // RFC 4302 s3.3.3: ICV over the IP header (mutable fields zeroed), AH
-        // (ICV zeroed) and payload; RFC 4302 s2.5.1: ESN high bits appended.
         if self.config.esn {
-            self.transform
-                .mac_into(&[&hdr[..hl], &out[hl..], &seq_hi], icv)?;
+            self.transform.mac_into(&[&image, &seq_hi], icv)?;
         } else {
-            self.transform.mac_into(&[&hdr[..hl], &out[hl..]], icv)?;
+            self.transform.mac_into(&[&image], icv)?;
         }
         out[hl + wire::AH_FIXED..hl + ah_len].copy_from_slice(icv);
         Ok(())
@@ -734,23 +735,14 @@ impl SecurityAssociation {
         }
         // RFC 4303 s3.4.3: the window is updated only after the ICV verified.
         self.commit(seq)?;
-        let plain = &buf[data_start..data_end];
-        let next_header = plain[ct_len - 1];
-        let pad_len = usize::from(plain[ct_len - 2]);
-        let payload_len = ct_len
-            .checked_sub(pad_len + 2)
-            .ok_or(DropReason::BadPadding)?;
-        // RFC 4303 s2.4: padding bytes are 1, 2, 3, ...; the receiver checks them.
-        if plain[payload_len..payload_len + pad_len]
-            .iter()
-            .zip(1u8..)
-            .any(|(b, i)| *b != i)
-        {
-            return Err(DropReason::BadPadding);
-        }
-        if next_header == wire::PROTO_NONE {
+        // RFC 4303 s2.4: the receiver inspects the padding (1, 2, 3, ...);
+        // s2.6: next header 59 marks a dummy packet, discarded silently.
+        let trailer = realm_wire::esp::Trailer::parse(&buf[data_start..data_end])
+            .map_err(|_| DropReason::BadPadding)?;
+        if trailer.is_dummy() {
             return Err(DropReason::DummyPacket);
         }
+        let (payload_len, next_header) = (trailer.payload.len(), trailer.next_header);
         let inner_len = self.rebuild(buf, outer, data_start, payload_len, next_header)?;
         Ok(Opened { seq, inner_len })
     }
@@ -764,32 +756,27 @@ impl SecurityAssociation {
         let hl = outer.header_len;
         let end = outer.total_len;
         let icv_len = self.transform.icv_len();
-        let ah = buf.get(hl..end).ok_or(DropReason::Malformed)?;
-        if ah.len() < wire::AH_FIXED {
+        let ah_bytes = buf.get(hl..end).ok_or(DropReason::Malformed)?;
+        let ah_pkt = ah::Packet::new_checked(ah_bytes).map_err(|_| DropReason::Malformed)?;
+        let next_header = ah_pkt.next_header();
+        let ah_len = ah_pkt.header_len();
+        // RFC 4302 s2.2: the ICV field is the SA's ICV length (no padding needed for 96/128 bits).
+        if ah_len != wire::AH_FIXED + icv_len {
             return Err(DropReason::Malformed);
         }
-        let next_header = ah[0];
-        let ah_len = (usize::from(ah[1]) + 2) * 4;
-        if ah_len != wire::AH_FIXED + icv_len || ah_len > ah.len() {
-            return Err(DropReason::Malformed);
-        }
-        let seq_low = u32::from_be_bytes([ah[8], ah[9], ah[10], ah[11]]);
-        let seq = self.precheck(seq_low)?;
-        let seq_hi = ((seq >> 32) as u32).to_be_bytes();
         let mut icv = [0u8; 16];
         let icv = &mut icv[..icv_len];
-        let icv_range = hl + wire::AH_FIXED..hl + ah_len;
-        icv.copy_from_slice(&buf[icv_range.clone()]);
-        buf[icv_range.clone()].iter_mut().for_each(|b| *b = 0);
-        let mut hdr = [0u8; 60];
-        wire::ah_zero_mutable(&buf[..hl], &mut hdr[..hl]);
+        icv.copy_from_slice(ah_pkt.icv_for(icv_len).map_err(|_| DropReason::Malformed)?);
+        let seq = self.precheck(ah_pkt.sequence_number())?;
+        let seq_hi = ((seq >> 32) as u32).to_be_bytes();
+        let mut image = Vec::with_capacity(end);
+        ah::ipv4_icv_input(&buf[..end], icv_len, ah::Direction::Inbound, &mut image)
+            .map_err(|_| DropReason::Malformed)?;
         let r = if self.config.esn {
-            self.transform
-                .mac_verify(&[&hdr[..hl], &buf[hl..end], &seq_hi], icv)
+            self.transform.mac_verify(&[&image, &seq_hi], icv)
         } else {
-            self.transform.mac_verify(&[&hdr[..hl], &buf[hl..end]], icv)
+            self.transform.mac_verify(&[&image], icv)
         };
-        buf[icv_range].copy_from_slice(icv);
         r.map_err(|_| DropReason::IcvMismatch)?;
         self.commit(seq)?;
         let payload_start = hl + ah_len;

@@ -1,49 +1,26 @@
-//! Minimal, bounds-checked IPv4 / UDP / ICMP / ESP / AH framing used by the
-//! IPsec engine.
-//!
-//! TODO(realm-wire): this module MUST move to `realm_wire::{ipv4, udp, icmp,
-//! checksum, esp, ah, udp_encap}` once those modules land on main (they were
-//! placeholders when this crate was written). It holds only what the engine
-//! needs, never panics on any input, and is private to the crate.
+//! The engine's glue to `realm_wire`: a copyable summary of a checked IPv4
+//! header, and small builders for the headers the engine emits. All parsing
+//! is `realm_wire`'s (`ipv4`, `udp`, `tcp`, `icmp`, `esp`, `ah`,
+//! `udp_encap`); nothing here re-parses a header. Never panics on any input.
 
 use std::net::Ipv4Addr;
+
+use realm_wire::{icmp, ipv4, tcp, udp};
 
 pub(crate) const PROTO_ICMP: u8 = 1;
 pub(crate) const PROTO_IPIP: u8 = 4;
 pub(crate) const PROTO_TCP: u8 = 6;
 pub(crate) const PROTO_UDP: u8 = 17;
-pub(crate) const PROTO_ESP: u8 = 50;
-pub(crate) const PROTO_AH: u8 = 51;
-/// RFC 4303 s2.6: "no next header", marks a dummy packet.
-pub(crate) const PROTO_NONE: u8 = 59;
+pub(crate) const PROTO_ESP: u8 = realm_wire::esp::IP_PROTOCOL;
+pub(crate) const PROTO_AH: u8 = realm_wire::ah::IP_PROTOCOL;
 
-pub(crate) const IPV4_MIN_HEADER: usize = 20;
+pub(crate) const IPV4_MIN_HEADER: usize = ipv4::HEADER_LEN;
 pub(crate) const UDP_HEADER: usize = 8;
-pub(crate) const ESP_HEADER: usize = 8;
-pub(crate) const AH_FIXED: usize = 12;
+pub(crate) const ESP_HEADER: usize = realm_wire::esp::HEADER_LEN;
+pub(crate) const AH_FIXED: usize = realm_wire::ah::HEADER_LEN;
 
-/// RFC 1071 one's-complement sum, folded (not yet complemented).
-pub(crate) fn sum16(data: &[u8], mut acc: u32) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [b] = chunks.remainder() {
-        acc += u32::from(*b) << 8;
-    }
-    acc
-}
-
-/// Completes a one's-complement checksum.
-pub(crate) fn finish(mut acc: u32) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
-}
-
-/// A checked view of an IPv4 header. After [`Ipv4::parse`] every accessor is
-/// in bounds: `header_len <= total_len <= buf.len()`.
+/// The fields of a checked IPv4 header the engine uses. After
+/// [`Ipv4::parse`], `header_len <= total_len <= buf.len()`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ipv4 {
     pub(crate) header_len: usize,
@@ -58,29 +35,20 @@ pub(crate) struct Ipv4 {
 }
 
 impl Ipv4 {
-    /// Parses the header of `buf`; trailing bytes beyond Total Length are
-    /// allowed (link padding) and ignored by callers through `total_len`.
+    /// Checks `buf` with `realm_wire::ipv4::Packet::new_checked` (trailing
+    /// link padding allowed; callers use `total_len`).
     pub(crate) fn parse(buf: &[u8]) -> Option<Ipv4> {
-        let h = buf.get(..IPV4_MIN_HEADER)?;
-        if h[0] >> 4 != 4 {
-            return None;
-        }
-        let header_len = usize::from(h[0] & 0x0f) * 4;
-        let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
-        if header_len < IPV4_MIN_HEADER || total_len < header_len || total_len > buf.len() {
-            return None;
-        }
-        let flags = u16::from_be_bytes([h[6], h[7]]);
+        let p = ipv4::Packet::new_checked(buf).ok()?;
         Some(Ipv4 {
-            header_len,
-            total_len,
-            tos: h[1],
-            df: flags & 0x4000 != 0,
-            more_fragments: flags & 0x2000 != 0,
-            frag_offset: flags & 0x1fff,
-            protocol: h[9],
-            src: Ipv4Addr::new(h[12], h[13], h[14], h[15]),
-            dst: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
+            header_len: usize::from(p.header_len()),
+            total_len: usize::from(p.total_len()),
+            tos: p.tos(),
+            df: p.dont_frag(),
+            more_fragments: p.more_frags(),
+            frag_offset: p.frag_offset(),
+            protocol: u8::from(p.protocol()),
+            src: p.src_addr(),
+            dst: p.dst_addr(),
         })
     }
 
@@ -105,59 +73,70 @@ impl Ipv4Header {
     /// Appends a 20-byte header with `total_len` and a correct checksum.
     pub(crate) fn emit(&self, total_len: u16, out: &mut Vec<u8>) {
         let start = out.len();
-        out.extend_from_slice(&[0x45, self.tos]);
-        out.extend_from_slice(&total_len.to_be_bytes());
-        out.extend_from_slice(&self.ident.to_be_bytes());
-        out.extend_from_slice(&(if self.df { 0x4000u16 } else { 0 }).to_be_bytes());
-        out.extend_from_slice(&[self.ttl, self.protocol, 0, 0]);
-        out.extend_from_slice(&self.src.octets());
-        out.extend_from_slice(&self.dst.octets());
-        set_ipv4_checksum(&mut out[start..]);
+        out.resize(start + IPV4_MIN_HEADER, 0);
+        let mut p = ipv4::Packet::new_unchecked(&mut out[start..]);
+        p.set_version(4);
+        p.set_header_len(IPV4_MIN_HEADER as u8);
+        p.set_tos(self.tos);
+        p.set_total_len(total_len);
+        p.set_ident(self.ident);
+        p.clear_flags();
+        p.set_dont_frag(self.df);
+        p.set_ttl(self.ttl);
+        p.set_protocol(ipv4::IpProtocol::from(self.protocol));
+        p.set_src_addr(self.src);
+        p.set_dst_addr(self.dst);
+        p.fill_checksum();
     }
 }
 
-/// Recomputes the header checksum of the IPv4 header at the start of `buf`.
+/// Recomputes the header checksum of the IPv4 packet at the start of `buf`.
 pub(crate) fn set_ipv4_checksum(buf: &mut [u8]) {
-    let Some(&b0) = buf.first() else { return };
-    let hl = usize::from(b0 & 0x0f) * 4;
-    if buf.len() < hl || hl < IPV4_MIN_HEADER {
-        return;
+    if let Ok(mut p) = ipv4::Packet::new_checked(buf) {
+        p.fill_checksum();
     }
-    buf[10] = 0;
-    buf[11] = 0;
-    let c = finish(sum16(&buf[..hl], 0));
-    buf[10..12].copy_from_slice(&c.to_be_bytes());
 }
 
-/// Sets Total Length and Protocol of the IPv4 header at the start of `buf`,
-/// then its checksum. `buf` must hold a parsed header.
+/// Sets Total Length and Protocol of the IPv4 header at the start of `buf`
+/// (whose length must then be `total_len`), then its checksum.
 pub(crate) fn rewrite_ipv4(buf: &mut [u8], total_len: u16, protocol: u8) {
     if buf.len() < IPV4_MIN_HEADER {
         return;
     }
-    buf[2..4].copy_from_slice(&total_len.to_be_bytes());
-    buf[9] = protocol;
-    set_ipv4_checksum(buf);
+    let mut p = ipv4::Packet::new_unchecked(buf);
+    p.set_total_len(total_len);
+    p.set_protocol(ipv4::IpProtocol::from(protocol));
+    p.fill_checksum();
 }
 
 /// Transport ports of a non-fragment (or first fragment) TCP/UDP packet.
 pub(crate) fn ports(ip: &Ipv4, packet: &[u8]) -> Option<(u16, u16)> {
-    if ip.frag_offset != 0 || !matches!(ip.protocol, PROTO_TCP | PROTO_UDP) {
+    if ip.frag_offset != 0 {
         return None;
     }
-    let p = packet.get(ip.header_len..ip.total_len)?.get(..4)?;
-    Some((
-        u16::from_be_bytes([p[0], p[1]]),
-        u16::from_be_bytes([p[2], p[3]]),
-    ))
+    let seg = packet.get(ip.header_len..ip.total_len)?;
+    match ip.protocol {
+        PROTO_UDP => {
+            let u = udp::Packet::new_checked(seg).ok()?;
+            Some((u.src_port(), u.dst_port()))
+        }
+        PROTO_TCP => {
+            let t = tcp::Packet::new_checked(seg).ok()?;
+            Some((t.src_port(), t.dst_port()))
+        }
+        _ => None,
+    }
 }
 
 /// Appends a UDP header (RFC 3948 s2.1: checksum zero for ESP-in-UDP).
 pub(crate) fn emit_udp(src_port: u16, dst_port: u16, payload_len: usize, out: &mut Vec<u8>) {
-    out.extend_from_slice(&src_port.to_be_bytes());
-    out.extend_from_slice(&dst_port.to_be_bytes());
-    out.extend_from_slice(&((payload_len + UDP_HEADER) as u16).to_be_bytes());
-    out.extend_from_slice(&[0, 0]);
+    let start = out.len();
+    out.resize(start + UDP_HEADER, 0);
+    let mut u = udp::Packet::new_unchecked(&mut out[start..]);
+    u.set_src_port(src_port);
+    u.set_dst_port(dst_port);
+    u.set_len((payload_len + UDP_HEADER) as u16);
+    u.set_checksum(0);
 }
 
 /// Recomputes the TCP or UDP checksum of a whole unfragmented IPv4 packet
@@ -169,42 +148,42 @@ pub(crate) fn fix_transport_checksum(packet: &mut [u8]) {
     if ip.is_fragment() {
         return;
     }
-    let off = match ip.protocol {
-        PROTO_TCP => 16,
-        PROTO_UDP => 6,
-        _ => return,
-    };
-    let seg_len = ip.total_len - ip.header_len;
     let Some(seg) = packet.get_mut(ip.header_len..ip.total_len) else {
         return;
     };
-    if seg.len() < off + 2 {
-        return;
+    match ip.protocol {
+        PROTO_UDP => {
+            if let Ok(mut u) = udp::Packet::new_checked(seg) {
+                // RFC 768: a zero checksum means none is in use.
+                if u.checksum() != 0 {
+                    u.fill_checksum(ip.src, ip.dst);
+                }
+            }
+        }
+        PROTO_TCP => {
+            if let Ok(mut t) = tcp::Packet::new_checked(seg) {
+                t.fill_checksum(ip.src, ip.dst);
+            }
+        }
+        _ => {}
     }
-    if ip.protocol == PROTO_UDP && seg[off] == 0 && seg[off + 1] == 0 {
-        return; // RFC 768: no checksum in use
-    }
-    seg[off] = 0;
-    seg[off + 1] = 0;
-    let mut acc = sum16(&ip.src.octets(), 0);
-    acc = sum16(&ip.dst.octets(), acc);
-    acc += u32::from(ip.protocol) + seg_len as u32;
-    let mut c = finish(sum16(seg, acc));
-    if ip.protocol == PROTO_UDP && c == 0 {
-        c = 0xffff;
-    }
-    seg[off..off + 2].copy_from_slice(&c.to_be_bytes());
 }
 
 /// RFC 792 / RFC 1191: ICMP Destination Unreachable, Fragmentation Needed
 /// (type 3 code 4) carrying `mtu`, from `from` to the source of `original`,
-/// quoting its IP header and first 8 payload bytes.
+/// quoting its IP header and first 8 payload bytes. Empty if `original`
+/// cannot be quoted.
 pub(crate) fn icmp_frag_needed(from: Ipv4Addr, original: &[u8], mtu: u16) -> Vec<u8> {
-    let Some(ip) = Ipv4::parse(original) else {
+    let (Some(ip), Ok(invoking)) = (Ipv4::parse(original), icmp::Invoking::quote(original, 8))
+    else {
         return Vec::new();
     };
-    let quote = &original[..(ip.header_len + 8).min(ip.total_len)];
-    let icmp_len = 8 + quote.len();
+    let repr = icmp::Repr::DstUnreachable {
+        reason: icmp::DstUnreachable::FragRequired,
+        next_hop_mtu: Some(mtu),
+        invoking,
+    };
+    let icmp_len = repr.buffer_len();
     let mut out = Vec::with_capacity(IPV4_MIN_HEADER + icmp_len);
     Ipv4Header {
         tos: 0,
@@ -216,53 +195,10 @@ pub(crate) fn icmp_frag_needed(from: Ipv4Addr, original: &[u8], mtu: u16) -> Vec
         dst: ip.src,
     }
     .emit((IPV4_MIN_HEADER + icmp_len) as u16, &mut out);
-    let start = out.len();
-    out.extend_from_slice(&[3, 4, 0, 0, 0, 0]);
-    out.extend_from_slice(&mtu.to_be_bytes());
-    out.extend_from_slice(quote);
-    let c = finish(sum16(&out[start..], 0));
-    out[start + 2..start + 4].copy_from_slice(&c.to_be_bytes());
+    out.resize(IPV4_MIN_HEADER + icmp_len, 0);
+    let mut p = icmp::Packet::new_unchecked(&mut out[IPV4_MIN_HEADER..]);
+    repr.emit(&mut p);
     out
-}
-
-/// RFC 4302 s3.3.3.1.1: copies an IPv4 header with the mutable fields
-/// (TOS, flags and fragment offset, TTL, checksum) and mutable options
-/// zeroed, for the AH ICV input.
-pub(crate) fn ah_zero_mutable(header: &[u8], out: &mut [u8]) {
-    let n = header.len().min(out.len());
-    out[..n].copy_from_slice(&header[..n]);
-    if n < IPV4_MIN_HEADER {
-        return;
-    }
-    out[1] = 0; // TOS (DSCP, ECN)
-    out[6] = 0; // flags, fragment offset
-    out[7] = 0;
-    out[8] = 0; // TTL
-    out[10] = 0; // checksum
-    out[11] = 0;
-    // RFC 4302 Appendix A.1: options. Immutable: EOL (0), NOP (1), Security
-    // (130), Extended Security (133), Commercial Security (134), Router Alert
-    // (148), SDMDD (149). Every other option is zeroed as a unit.
-    let mut i = IPV4_MIN_HEADER;
-    while i < n {
-        let kind = out[i];
-        match kind {
-            0 => break,
-            1 => i += 1,
-            _ => {
-                let len = usize::from(out.get(i + 1).copied().unwrap_or(0));
-                if len < 2 || i + len > n {
-                    // Malformed option list: zero the rest (fails ICV safely).
-                    out[i..n].iter_mut().for_each(|b| *b = 0);
-                    break;
-                }
-                if !matches!(kind, 130 | 133 | 134 | 148 | 149) {
-                    out[i..i + len].iter_mut().for_each(|b| *b = 0);
-                }
-                i += len;
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -270,7 +206,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_roundtrip_and_checksum() {
+    fn header_emit_is_checked_by_realm_wire() {
         let mut out = Vec::new();
         Ipv4Header {
             tos: 0xb8,
@@ -282,23 +218,15 @@ mod tests {
             dst: Ipv4Addr::new(10, 0, 0, 2),
         }
         .emit(28, &mut out);
-        out.extend_from_slice(&[0; 8]);
+        emit_udp(1, 2, 0, &mut out);
         let ip = Ipv4::parse(&out).unwrap();
-        assert!(ip.df && ip.tos == 0xb8 && ip.total_len == 28);
-        assert_eq!(finish(sum16(&out[..20], 0)), 0);
+        assert!(ip.df && ip.tos == 0xb8 && ip.total_len == 28 && ip.protocol == PROTO_UDP);
+        assert!(
+            ipv4::Packet::new_checked(&out[..])
+                .unwrap()
+                .verify_checksum()
+        );
+        assert_eq!(ports(&ip, &out), Some((1, 2)));
         assert!(Ipv4::parse(&out[..27]).is_none());
-    }
-
-    #[test]
-    fn ah_zeroing_of_options() {
-        // IHL 7: Router Alert (kept) + Record Route-ish option 7 (zeroed) + EOL.
-        let mut h = vec![
-            0x47, 0xff, 0, 28, 1, 2, 0x40, 0, 9, 51, 0xaa, 0xbb, 1, 1, 1, 1, 2, 2, 2, 2,
-        ];
-        h.extend_from_slice(&[148, 4, 0, 0, 7, 3, 9, 0]);
-        let mut out = vec![0; 28];
-        ah_zero_mutable(&h, &mut out);
-        assert_eq!(&out[..12], &[0x47, 0, 0, 28, 1, 2, 0, 0, 0, 51, 0, 0]);
-        assert_eq!(&out[20..], &[148, 4, 0, 0, 0, 0, 0, 0]);
     }
 }
