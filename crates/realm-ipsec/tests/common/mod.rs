@@ -1,5 +1,11 @@
 //! Shared helpers for realm-ipsec integration tests.
 #![allow(dead_code, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 use std::net::Ipv4Addr;
 use std::time::Instant;
