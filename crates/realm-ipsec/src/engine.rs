@@ -368,7 +368,7 @@ impl Ipsec {
     }
 
     /// Protects `packet` with SA `id` into `out` (cleared; reuse it to avoid
-    /// allocations: one copy of the payload, encrypted in place).
+    /// allocations: one copy of the packet, then encrypted in place).
     pub fn seal_into(
         &mut self,
         now: Instant,
@@ -376,16 +376,51 @@ impl Ipsec {
         packet: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), SealError> {
-        if self.expire_by_time(id, now) {
+        self.seal_with(now, id, |sa, rng| sa.seal_into(packet, out, rng))
+    }
+
+    /// Protects, without copying it, the IPv4 packet at `buf[offset..]`
+    /// (`offset` >= [`crate::sa::MAX_HEADROOM`] always suffices): headers
+    /// go into the headroom, trailer and ICV are appended, the payload is
+    /// encrypted where it lies. Returns the offset of the protected packet,
+    /// which is `buf[returned..]`.
+    pub fn seal_in_place(
+        &mut self,
+        now: Instant,
+        id: SaId,
+        buf: &mut Vec<u8>,
+        offset: usize,
+    ) -> Result<usize, SealError> {
+        let mut start = 0;
+        self.seal_with(now, id, |sa, rng| {
+            let (s, bytes) = sa.seal_in_place(buf, offset, rng)?;
+            start = s;
+            Ok(bytes)
+        })?;
+        Ok(start)
+    }
+
+    fn seal_with(
+        &mut self,
+        now: Instant,
+        id: SaId,
+        f: impl FnOnce(&mut SecurityAssociation, &mut dyn RandomSource) -> Result<usize, SealError>,
+    ) -> Result<(), SealError> {
+        // One SAD lookup on the fast path; expiry and volume checks only
+        // when the SA has such limits.
+        let sa = self.sas.get_mut(&id).ok_or(SealError::UnknownSa)?;
+        if sa.hard_time_passed(now) {
+            self.expire_by_time(id, now);
             return Err(SealError::LifetimeExpired);
         }
-        let sa = self.sas.get_mut(&id).ok_or(SealError::UnknownSa)?;
-        match sa.seal_into(packet, out, self.rng.as_mut()) {
+        match f(sa, self.rng.as_mut()) {
             Ok(bytes) => {
                 sa.counters.packets += 1;
                 sa.counters.bytes += bytes as u64;
                 sa.last_sent = now;
-                self.after_traffic(id);
+                if sa.has_volume_limits() {
+                    self.after_traffic(id);
+                }
                 Ok(())
             }
             Err(SealError::SequenceExhausted) => {
@@ -548,12 +583,13 @@ impl Ipsec {
         let Some(id) = id else {
             return Err(self.count(None, DropReason::UnknownSpi));
         };
-        if self.expire_by_time(id, now) {
-            return Err(self.count(None, DropReason::LifetimeExpired));
-        }
         let Some(sa) = self.sas.get_mut(&id) else {
             return Err(self.count(None, DropReason::UnknownSpi));
         };
+        if sa.hard_time_passed(now) {
+            self.expire_by_time(id, now);
+            return Err(self.count(None, DropReason::LifetimeExpired));
+        }
         let res = match protocol {
             IpsecProtocol::Esp => sa.esp_open(buf, &ip, off),
             IpsecProtocol::Ah => sa.ah_open(buf, &ip),
@@ -571,7 +607,9 @@ impl Ipsec {
         sa.counters.packets += 1;
         sa.counters.bytes += opened.inner_len as u64;
         let _ = opened.seq;
-        self.after_traffic(id);
+        if sa.has_volume_limits() {
+            self.after_traffic(id);
+        }
         Ok(Inbound::Packet(InboundPacket {
             packet: std::mem::take(buf),
             sas: vec![id],

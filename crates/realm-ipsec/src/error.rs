@@ -99,6 +99,12 @@ pub enum SealError {
         /// The ICMP type 3 code 4 datagram to send back to the source.
         icmp: Vec<u8>,
     },
+    /// `seal_in_place` was given less headroom than the SA needs.
+    #[error("need {need} bytes of headroom")]
+    Headroom {
+        /// Bytes needed in front of the packet.
+        need: usize,
+    },
     /// The SA is inbound-only.
     #[error("SA is not outbound")]
     NotOutbound,

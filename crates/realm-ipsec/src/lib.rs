@@ -31,8 +31,8 @@ pub use engine::{
 };
 pub use error::{ConfigError, CryptoError, DropReason, SealError};
 pub use sa::{
-    DfPolicy, IpsecProtocol, Lifetime, LifetimeLimits, Mode, SaConfig, SaCounters, SaId, SadKey,
-    SecurityAssociation, Spi, UdpEncap,
+    DfPolicy, IpsecProtocol, Lifetime, LifetimeLimits, MAX_HEADROOM, Mode, SaConfig, SaCounters,
+    SaId, SadKey, SecurityAssociation, Spi, UdpEncap,
 };
 pub use spd::{
     AddressSelector, ApplySpec, Direction, PacketSelector, PolicyAction, PolicyId, PortSelector,

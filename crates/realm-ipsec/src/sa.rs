@@ -263,6 +263,11 @@ impl SaCounters {
     }
 }
 
+/// Headroom that always suffices in front of a packet for
+/// [`crate::Ipsec::seal_in_place`]: outer IPv4 (20), UDP (8), ESP header (8)
+/// and the largest IV (16), or outer IPv4 and the largest AH (12 + 16).
+pub const MAX_HEADROOM: usize = 64;
+
 /// Identifies an installed SA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SaId(pub u64);
@@ -344,6 +349,24 @@ impl SecurityAssociation {
             exhausted_fired: false,
             counters: SaCounters::default(),
         })
+    }
+
+    /// True once the hard time lifetime has passed.
+    pub(crate) fn hard_time_passed(&self, now: Instant) -> bool {
+        self.config
+            .lifetime
+            .hard
+            .seconds
+            .is_some_and(|s| now >= self.created + std::time::Duration::from_secs(s))
+    }
+
+    /// True if byte or packet lifetimes are configured.
+    pub(crate) fn has_volume_limits(&self) -> bool {
+        let l = &self.config.lifetime;
+        l.soft.bytes.is_some()
+            || l.soft.packets.is_some()
+            || l.hard.bytes.is_some()
+            || l.hard.packets.is_some()
     }
 
     /// The SA's id.
@@ -447,19 +470,61 @@ impl SecurityAssociation {
         Ok(self.seq + 1)
     }
 
-    /// Protects the IPv4 `packet` into `out` (cleared first). Returns the
-    /// number of inner bytes counted against lifetimes.
+    /// Bytes the protected packet needs in front of the original one, for a
+    /// packet whose IPv4 header is `header_len` bytes (tunnel mode adds a
+    /// header; transport mode moves the original header forward).
+    fn headroom_for(&self) -> usize {
+        let outer = if self.config.mode == Mode::Tunnel {
+            wire::IPV4_MIN_HEADER
+        } else {
+            0
+        };
+        outer
+            + match self.config.protocol {
+                IpsecProtocol::Esp => {
+                    self.udp_len() + wire::ESP_HEADER + self.config.encryption.iv_len()
+                }
+                IpsecProtocol::Ah => wire::AH_FIXED + self.transform.icv_len(),
+            }
+    }
+
+    /// Protects the IPv4 `packet` into `out` (cleared first): one copy of
+    /// the packet, then the same in-place path as [`Self::seal_in_place`].
+    /// Returns the inner bytes counted against lifetimes.
     pub(crate) fn seal_into(
         &mut self,
         packet: &[u8],
         out: &mut Vec<u8>,
         rng: &mut dyn RandomSource,
     ) -> Result<usize, SealError> {
+        let ip = Ipv4::parse(packet).ok_or(SealError::Malformed)?;
+        let head = self.headroom_for();
+        out.clear();
+        out.reserve(head + ip.total_len + 2 + 15 + 16 + wire::UDP_HEADER);
+        out.resize(head, 0);
+        out.extend_from_slice(&packet[..ip.total_len]);
+        let (start, bytes) = self.seal_in_place(out, head, rng)?;
+        debug_assert_eq!(start, 0);
+        Ok(bytes)
+    }
+
+    /// Protects the IPv4 packet at `buf[offset..]` in place: headers are
+    /// written into the headroom `buf[..offset]` (at least [`MAX_HEADROOM`]
+    /// bytes always suffice), trailer and ICV are appended, the payload is
+    /// encrypted where it lies. Returns (offset of the protected packet in
+    /// `buf`, inner bytes). On error `buf` may hold a partial packet.
+    pub(crate) fn seal_in_place(
+        &mut self,
+        buf: &mut Vec<u8>,
+        offset: usize,
+        rng: &mut dyn RandomSource,
+    ) -> Result<(usize, usize), SealError> {
         if self.config.direction != Direction::Outbound {
             return Err(SealError::NotOutbound);
         }
-        let ip = Ipv4::parse(packet).ok_or(SealError::Malformed)?;
-        let packet = &packet[..ip.total_len];
+        let ip = Ipv4::parse(buf.get(offset..).ok_or(SealError::Malformed)?)
+            .ok_or(SealError::Malformed)?;
+        buf.truncate(offset + ip.total_len);
         let transport = self.config.mode == Mode::Transport;
         // RFC 4303 s3.3.1 / RFC 4302 s3.3.1: transport mode applies to whole
         // datagrams only.
@@ -467,45 +532,48 @@ impl SecurityAssociation {
             return Err(SealError::Malformed);
         }
         let seq = self.next_seq()?;
-        let (outer_len, payload, next_header) = if transport {
-            (ip.header_len, &packet[ip.header_len..], ip.protocol)
-        } else {
-            (wire::IPV4_MIN_HEADER, packet, wire::PROTO_IPIP)
+        let head = self.headroom_for();
+        let Some(new_start) = offset.checked_sub(head) else {
+            return Err(SealError::Headroom { need: head });
         };
+        // Protected region: the payload (transport) or whole packet (tunnel).
+        let (hdr_len, next_header) = if transport {
+            (ip.header_len, ip.protocol)
+        } else {
+            (0, wire::PROTO_IPIP)
+        };
+        let payload_len = ip.total_len - hdr_len;
+        let b = self.config.encryption.block_len();
         let total = match self.config.protocol {
             IpsecProtocol::Esp => {
-                let b = self.config.encryption.block_len();
-                let padded = (payload.len() + 2).div_ceil(b) * b;
-                outer_len
-                    + self.udp_len()
-                    + wire::ESP_HEADER
-                    + self.config.encryption.iv_len()
-                    + padded
-                    + self.transform.icv_len()
+                head + hdr_len + (payload_len + 2).div_ceil(b) * b + self.transform.icv_len()
             }
-            IpsecProtocol::Ah => {
-                outer_len + wire::AH_FIXED + self.transform.icv_len() + payload.len()
-            }
+            IpsecProtocol::Ah => head + ip.total_len,
         };
         if total > usize::from(self.config.path_mtu) && ip.df {
             // RFC 2401 s6.1.2.1: DF set, too big after IPsec: the source must
             // be told the effective MTU.
             let mtu = self.effective_mtu().max(68);
-            let icmp = wire::icmp_frag_needed(self.config.src, packet, mtu);
+            let icmp = wire::icmp_frag_needed(self.config.src, &buf[offset..], mtu);
             return Err(SealError::FragmentationNeeded { mtu, icmp });
         }
         if total > usize::from(u16::MAX) {
             return Err(SealError::Malformed);
         }
-        out.clear();
-        out.reserve(total);
         let proto_on_wire = match (self.config.protocol, self.config.udp_encap) {
             (IpsecProtocol::Esp, Some(_)) => wire::PROTO_UDP,
             (p, _) => p.number(),
         };
+        // The IPv4 header of the protected packet, at new_start.
+        let mut at = new_start;
         if transport {
-            out.extend_from_slice(&packet[..ip.header_len]);
-            wire::rewrite_ipv4(out, total as u16, proto_on_wire);
+            buf.copy_within(offset..offset + hdr_len, new_start);
+            wire::rewrite_ipv4(
+                &mut buf[new_start..new_start + hdr_len],
+                total as u16,
+                proto_on_wire,
+            );
+            at += hdr_len;
         } else {
             // RFC 2401 s5.1.2.1: tunnel header. TOS copied (DSCP, and ECN per
             // RFC 6040 normal mode), DF per SA, TTL constructed, new ID,
@@ -524,79 +592,92 @@ impl SecurityAssociation {
                 src: self.config.src,
                 dst: self.config.dst,
             }
-            .emit(total as u16, out);
+            .write(total as u16, &mut buf[at..at + wire::IPV4_MIN_HEADER]);
+            at += wire::IPV4_MIN_HEADER;
         }
         match self.config.protocol {
-            IpsecProtocol::Esp => self.esp_seal(seq, payload, next_header, total, out, rng)?,
-            IpsecProtocol::Ah => self.ah_seal(seq, payload, next_header, out)?,
+            IpsecProtocol::Esp => {
+                self.esp_seal(seq, buf, new_start, at, next_header, total, rng)?;
+            }
+            IpsecProtocol::Ah => self.ah_seal(seq, buf, new_start, at, next_header)?,
         }
-        debug_assert_eq!(out.len(), total);
+        debug_assert_eq!(buf.len() - new_start, total);
         self.seq = seq;
-        Ok(packet.len())
+        Ok((new_start, ip.total_len))
     }
 
+    /// Writes UDP (NAT-T), ESP header and IV at `buf[at..]`, appends the
+    /// trailer, encrypts the payload in place and appends the ICV.
+    #[allow(clippy::too_many_arguments)]
     fn esp_seal(
         &self,
         seq: u64,
-        payload: &[u8],
+        buf: &mut Vec<u8>,
+        packet_start: usize,
+        mut at: usize,
         next_header: u8,
         total: usize,
-        out: &mut Vec<u8>,
         rng: &mut dyn RandomSource,
     ) -> Result<(), SealError> {
         let enc = self.config.encryption;
         if let Some(u) = self.config.udp_encap {
-            let esp_len = total - out.len() - wire::UDP_HEADER;
-            wire::emit_udp(u.src_port, u.dst_port, esp_len, out);
+            let esp_len = total - (at - packet_start) - wire::UDP_HEADER;
+            wire::write_udp(
+                u.src_port,
+                u.dst_port,
+                esp_len,
+                &mut buf[at..at + wire::UDP_HEADER],
+            );
+            at += wire::UDP_HEADER;
         }
-        let esp_start = out.len();
+        let esp_start = at;
         let spi = self.config.spi.0.to_be_bytes();
         let seq_low = (seq as u32).to_be_bytes();
         let seq_hi = ((seq >> 32) as u32).to_be_bytes();
         // RFC 4303 s2: SPI, Sequence Number (low 32 bits on the wire).
-        out.extend_from_slice(&spi);
-        out.extend_from_slice(&seq_low);
+        buf[at..at + 4].copy_from_slice(&spi);
+        buf[at + 4..at + 8].copy_from_slice(&seq_low);
+        at += wire::ESP_HEADER;
         let mut iv16 = [0u8; 16];
         let iv8 = seq.to_be_bytes();
         match enc.iv_len() {
             0 => {}
-            8 => out.extend_from_slice(&iv8), // RFC 4106 s3.1: the counter is a unique IV
+            // RFC 4106 s3.1: the 64-bit counter is a never-repeating IV.
+            8 => buf[at..at + 8].copy_from_slice(&iv8),
             _ => {
                 rng.fill(&mut iv16)?; // RFC 3602 s2.1: random, unpredictable IV
-                out.extend_from_slice(&iv16);
+                buf[at..at + 16].copy_from_slice(&iv16);
             }
         }
-        let data_start = out.len();
-        out.extend_from_slice(payload);
+        let data_start = at + enc.iv_len();
         // RFC 4303 s2.4: padding 1, 2, 3, ... up to the cipher block and
         // 4-byte alignment; then Pad Length and Next Header.
         let trailer =
-            realm_wire::esp::TrailerRepr::new(payload.len(), enc.block_len(), next_header)
+            realm_wire::esp::TrailerRepr::new(buf.len() - data_start, enc.block_len(), next_header)
                 .map_err(|_| SealError::Malformed)?;
-        trailer.append_to(out);
-        let data_end = out.len();
+        trailer.append_to(buf);
+        let data_end = buf.len();
         let icv_len = self.transform.icv_len();
         if enc.is_aead() {
             // RFC 4106 s5 / RFC 7634 s2.1: AAD = SPI | seq (| seq-hi first with ESN).
             let mut aad = [0u8; 12];
+            aad[..4].copy_from_slice(&spi);
             let aad = if self.config.esn {
-                aad[..4].copy_from_slice(&spi);
                 aad[4..8].copy_from_slice(&seq_hi);
                 aad[8..].copy_from_slice(&seq_low);
                 &aad[..]
             } else {
-                aad[..4].copy_from_slice(&spi);
                 aad[4..8].copy_from_slice(&seq_low);
                 &aad[..8]
             };
             let tag = self
                 .transform
-                .aead_seal(&iv8, aad, &mut out[data_start..data_end])?;
-            out.extend_from_slice(&tag);
+                .aead_seal(&iv8, aad, &mut buf[data_start..data_end])?;
+            buf.extend_from_slice(&tag);
         } else {
             if enc != EncryptionAlgorithm::Null {
                 self.transform
-                    .cbc_encrypt(&iv16, &mut out[data_start..data_end])?;
+                    .cbc_encrypt(&iv16, &mut buf[data_start..data_end])?;
             }
             // RFC 4303 s3.3.2.1 / s2.2.1: ICV over ESP header..trailer, with
             // the ESN high bits appended implicitly.
@@ -604,45 +685,50 @@ impl SecurityAssociation {
             let icv = &mut icv[..icv_len];
             if self.config.esn {
                 self.transform
-                    .mac_into(&[&out[esp_start..], &seq_hi], icv)?;
+                    .mac_into(&[&buf[esp_start..], &seq_hi], icv)?;
             } else {
-                self.transform.mac_into(&[&out[esp_start..]], icv)?;
+                self.transform.mac_into(&[&buf[esp_start..]], icv)?;
             }
-            out.extend_from_slice(icv);
+            buf.extend_from_slice(icv);
         }
         Ok(())
     }
 
+    /// Writes the AH at `buf[at..]` and fills its ICV.
     fn ah_seal(
         &self,
         seq: u64,
-        payload: &[u8],
+        buf: &mut [u8],
+        packet_start: usize,
+        at: usize,
         next_header: u8,
-        out: &mut Vec<u8>,
     ) -> Result<(), SealError> {
-        let hl = out.len();
         let icv_len = self.transform.icv_len();
         // RFC 4302 s2.2: Payload Length = AH length in 32-bit words minus 2.
         let ah_len = wire::AH_FIXED + icv_len;
-        out.extend_from_slice(&[next_header, (ah_len / 4 - 2) as u8, 0, 0]);
-        out.extend_from_slice(&self.config.spi.0.to_be_bytes());
-        out.extend_from_slice(&(seq as u32).to_be_bytes());
-        out.extend(std::iter::repeat_n(0u8, icv_len));
-        out.extend_from_slice(payload);
+        buf[at..at + 4].copy_from_slice(&[next_header, (ah_len / 4 - 2) as u8, 0, 0]);
+        buf[at + 4..at + 8].copy_from_slice(&self.config.spi.0.to_be_bytes());
+        buf[at + 8..at + 12].copy_from_slice(&(seq as u32).to_be_bytes());
+        buf[at + 12..at + ah_len].iter_mut().for_each(|b| *b = 0);
         let mut icv = [0u8; 16];
         let icv = &mut icv[..icv_len];
         // RFC 4302 s3.3.3: ICV over the IP header (mutable fields and options
         // zeroed), AH (ICV zeroed) and payload; s2.5.1: ESN high bits appended.
-        let mut image = Vec::with_capacity(out.len());
-        ah::ipv4_icv_input(out, icv_len, ah::Direction::Outbound, &mut image)
-            .map_err(|_| SealError::Malformed)?;
+        let mut image = Vec::with_capacity(buf.len() - packet_start);
+        ah::ipv4_icv_input(
+            &buf[packet_start..],
+            icv_len,
+            ah::Direction::Outbound,
+            &mut image,
+        )
+        .map_err(|_| SealError::Malformed)?;
         let seq_hi = ((seq >> 32) as u32).to_be_bytes();
         if self.config.esn {
             self.transform.mac_into(&[&image, &seq_hi], icv)?;
         } else {
             self.transform.mac_into(&[&image], icv)?;
         }
-        out[hl + wire::AH_FIXED..hl + ah_len].copy_from_slice(icv);
+        buf[at + wire::AH_FIXED..at + ah_len].copy_from_slice(icv);
         Ok(())
     }
 

@@ -74,7 +74,17 @@ impl Ipv4Header {
     pub(crate) fn emit(&self, total_len: u16, out: &mut Vec<u8>) {
         let start = out.len();
         out.resize(start + IPV4_MIN_HEADER, 0);
-        let mut p = ipv4::Packet::new_unchecked(&mut out[start..]);
+        self.write(total_len, &mut out[start..]);
+    }
+
+    /// Writes the 20-byte header into `buf` (at least 20 bytes long).
+    pub(crate) fn write(&self, total_len: u16, buf: &mut [u8]) {
+        if buf.len() < IPV4_MIN_HEADER {
+            return;
+        }
+        // Headroom may hold anything: start from zero (fragment offset, ...).
+        buf[..IPV4_MIN_HEADER].fill(0);
+        let mut p = ipv4::Packet::new_unchecked(buf);
         p.set_version(4);
         p.set_header_len(IPV4_MIN_HEADER as u8);
         p.set_tos(self.tos);
@@ -132,7 +142,16 @@ pub(crate) fn ports(ip: &Ipv4, packet: &[u8]) -> Option<(u16, u16)> {
 pub(crate) fn emit_udp(src_port: u16, dst_port: u16, payload_len: usize, out: &mut Vec<u8>) {
     let start = out.len();
     out.resize(start + UDP_HEADER, 0);
-    let mut u = udp::Packet::new_unchecked(&mut out[start..]);
+    write_udp(src_port, dst_port, payload_len, &mut out[start..]);
+}
+
+/// Writes a UDP header (checksum zero) into `buf` (at least 8 bytes long).
+pub(crate) fn write_udp(src_port: u16, dst_port: u16, payload_len: usize, buf: &mut [u8]) {
+    if buf.len() < UDP_HEADER {
+        return;
+    }
+    buf[..UDP_HEADER].fill(0);
+    let mut u = udp::Packet::new_unchecked(buf);
     u.set_src_port(src_port);
     u.set_dst_port(dst_port);
     u.set_len((payload_len + UDP_HEADER) as u16);
