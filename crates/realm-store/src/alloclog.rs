@@ -37,9 +37,13 @@
 //! OS (they then survive a crash of the process) and [`AllocLog::sync`] also
 //! fsyncs (they survive a power loss). A [`crate::Store`] with a log writes
 //! each batch's lines after the batch's transaction commits and flushes them
-//! (syncs them with [`crate::Durability::Full`]) before acknowledging the
-//! batch: every acknowledged grant has its line. A crash between the commit
-//! and the flush can lose lines of batches that were never acknowledged.
+//! before acknowledging the batch: every acknowledged grant has its line, and
+//! it survives `kill -9`. It fsyncs the log at most
+//! [`crate::Options::alloc_log_sync`] later (default 1 s; zero: before each
+//! acknowledgement), and at reopen and close: a power loss can lose up to that
+//! much of the log's tail even with [`crate::Durability::Full`]. A crash
+//! between a commit and its flush can lose lines of batches that were never
+//! acknowledged.
 //! [`AllocLog::reopen`] (via [`crate::Store::reopen_alloc_log`] on SIGHUP)
 //! starts a new file at the same path after a log rotator moved the old one.
 

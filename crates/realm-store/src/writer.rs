@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
@@ -12,7 +13,7 @@ use crate::alloclog::AllocLog;
 use crate::clock::{monotonic_now, unix_now};
 use crate::open::millis;
 use crate::stats::Stats;
-use crate::{Batch, CommitError, Durability, Kind, Op, StoreError};
+use crate::{Batch, CommitError, Kind, Op, StoreError};
 
 /// What a committed batch learns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +56,12 @@ pub(crate) struct Writer {
     pub(crate) control: std_mpsc::Receiver<Control>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) log: Option<AllocLog>,
-    pub(crate) durability: Durability,
+    /// Fsync the log at most this long after a line was flushed (zero: before
+    /// each acknowledgement).
+    pub(crate) log_sync_interval: Duration,
+    /// Lines flushed but not yet fsynced.
+    pub(crate) log_unsynced: bool,
+    pub(crate) log_synced_at: Instant,
     pub(crate) max_group: usize,
     pub(crate) commits: u64,
 }
@@ -89,6 +95,7 @@ impl Writer {
                 }
             }
             self.commit(&mut group);
+            self.sync_log_if_due();
         }
     }
 
@@ -205,10 +212,11 @@ impl Writer {
         tx.commit().map_err(f("committing"))
     }
 
-    /// Writes the group's log lines and flushes them (syncs with
-    /// [`Durability::Full`]). A failing log does not fail the commit: the
-    /// leases are durable and the response may go; the failure is counted and
-    /// logged (see the crate doc's open points).
+    /// Writes the group's log lines and flushes them (they survive a crash of
+    /// the process), and fsyncs them if [`Writer::log_sync_interval`] is zero
+    /// or has passed since the last fsync. A failing log does not fail the
+    /// commit: the leases are durable and the response may go; the failure is
+    /// counted and logged (see the crate doc's open points).
     fn write_log(&mut self, group: &[(Batch, Ack<Committed>)]) {
         let Some(log) = &mut self.log else {
             return;
@@ -226,15 +234,40 @@ impl Writer {
             return;
         }
         if result.is_ok() {
-            result = match self.durability {
-                Durability::Normal => log.flush(),
-                Durability::Full => log.sync(),
-            };
+            result = log.flush();
         }
         if let Err(e) = &result {
             tracing::error!(error = %e, "allocation log write failed");
         }
         self.stats.record_log(lines, result.is_ok());
+        self.log_unsynced = true;
+        if self.log_sync_interval.is_zero() {
+            self.sync_log();
+        } else {
+            self.sync_log_if_due();
+        }
+    }
+
+    fn sync_log_if_due(&mut self) {
+        if self.log_unsynced
+            && monotonic_now().saturating_duration_since(self.log_synced_at)
+                >= self.log_sync_interval
+        {
+            self.sync_log();
+        }
+    }
+
+    fn sync_log(&mut self) {
+        let Some(log) = &mut self.log else {
+            return;
+        };
+        let result = log.sync();
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "allocation log sync failed");
+        }
+        self.stats.record_log(0, result.is_ok());
+        self.log_unsynced = false;
+        self.log_synced_at = monotonic_now();
     }
 
     /// Stops taking batches, commits those already queued, marks the clean

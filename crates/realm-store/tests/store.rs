@@ -510,10 +510,18 @@ fn lease_records_round_trip() {
 
 #[test]
 fn allocation_log_lines_are_written_before_the_ack() {
+    // Fsynced every second (the default), before every ack, and every 10 ms.
+    for sync in [1000, 0, 10] {
+        allocation_log(Duration::from_millis(sync));
+    }
+}
+
+fn allocation_log(sync: Duration) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("alloc.log");
     let options = Options {
         alloc_log: Some(log.clone()),
+        alloc_log_sync: sync,
         ..Options::default()
     };
     let (store, _) = Store::open_with(db(&dir), &options).unwrap();
@@ -553,8 +561,10 @@ fn allocation_log_lines_are_written_before_the_ack() {
         new.starts_with("time=") && new.contains(" event=free "),
         "{new}"
     );
+    std::thread::sleep(2 * sync.min(Duration::from_millis(100)));
     assert_eq!(store.stats().log_lines, 2);
     assert_eq!(store.stats().log_errors, 0);
+    store.close().unwrap();
 }
 
 #[test]
