@@ -471,6 +471,20 @@ impl Gateway {
             .iter()
             .map(|&t| tunnel_code(t))
             .collect();
+        // RFC 3103 9.3.3: "If an RSIP method is not specified, RSAP-IP MUST be
+        // assumed. If a tunnel type is not specified, IP-IP MUST be assumed."
+        // Offering exactly the defaults, the gateway lists none (as
+        // Appendix C 16.1 does).
+        let methods = if methods == [RsipMethod::RsapIp] {
+            Vec::new()
+        } else {
+            methods
+        };
+        let tunnels = if tunnels == [TunnelType::IpIp] {
+            Vec::new()
+        } else {
+            tunnels
+        };
         Message::register_response(
             wire_client(client),
             self.config.registration_lease_secs,
