@@ -4,6 +4,9 @@
 //! two hosts, and every request gets exactly one answer (an ERROR_RESPONSE
 //! none).
 
+// Test helpers outside #[test] functions may panic too (clippy.toml allows it in tests only).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod gateway_util;
 
 use std::collections::{BTreeMap, HashSet};
@@ -400,7 +403,11 @@ fn run(ops: Vec<(u8, Op)>) -> Result<(), TestCaseError> {
         prop_assert_eq!(fq, oq);
     }
     if std::env::var("GW_PROP_DEBUG").is_ok() {
-        eprintln!("grants {:?} errors {:?}", sim.h.gw.counters().grants, sim.h.gw.counters().errors);
+        eprintln!(
+            "grants {:?} errors {:?}",
+            sim.h.gw.counters().grants,
+            sim.h.gw.counters().errors
+        );
     }
     // A restore from the fold rebuilds the same state.
     let (gw, report) =
