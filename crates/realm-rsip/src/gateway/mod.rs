@@ -371,8 +371,8 @@ impl Gateway {
                 _ => {}
             }
         }
-        report.hosts -= report.expired_hosts.len();
-        report.bindings -= report.expired_bindings.len();
+        report.hosts = report.hosts.saturating_sub(report.expired_hosts.len());
+        report.bindings = report.bindings.saturating_sub(report.expired_bindings.len());
         Ok((gw, report))
     }
 
