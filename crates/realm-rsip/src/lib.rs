@@ -6,5 +6,6 @@
 //! clock.
 #![forbid(unsafe_code)]
 
+pub mod dataplane;
 pub mod gateway;
 pub mod host;
