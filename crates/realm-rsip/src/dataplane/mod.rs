@@ -118,7 +118,7 @@ pub use table::{Binding, RemoteFlow, Resources, TableError, Tunnel};
 
 use learned::{ClaimError, LearnedMap, OnCollision};
 use reassembly::{Outcome, Reassembler};
-use table::{Encap, Kind, NONE, Remote, Slot, Table};
+use table::{Cell, Encap, Kind, NONE, Remote, Slot, Table};
 
 /// Data plane configuration. [`Config::new`] gives the defaults listed on
 /// each field.
@@ -255,7 +255,13 @@ pub enum Inbound {
     },
 }
 
+/// Packets per warm-up pass of the batch calls.
+pub const BATCH: usize = 32;
+
 enum Target {
+    /// The binding in this cell, no remote policy to check.
+    Cell(Cell),
+    /// The binding in this slot, policy checked.
     Slot(u32),
     Local,
     Drop(DropReason),
@@ -501,13 +507,9 @@ impl DataPlane {
         self.counters.outbound.packets += 1;
         self.counters.outbound.bytes += packet.len() as u64;
         match self.outbound_inner(now, packet) {
-            Ok((host, index, range)) => {
+            Ok((host, bind, range)) => {
                 self.counters.outbound.passed += 1;
-                Outbound::Forward {
-                    host,
-                    bind: self.table.slot(index).bind,
-                    range,
-                }
+                Outbound::Forward { host, bind, range }
             }
             Err((reason, host)) => {
                 self.counters.outbound.drop(reason);
@@ -533,7 +535,7 @@ impl DataPlane {
         &mut self,
         now: Timestamp,
         packet: &[u8],
-    ) -> Result<(ClientId, u32, Range<usize>), (DropReason, Option<ClientId>)> {
+    ) -> Result<(ClientId, BindId, Range<usize>), (DropReason, Option<ClientId>)> {
         let outer = ipv4::Packet::new_checked(packet).map_err(|_| (DropReason::Malformed, None))?;
         if outer.is_fragment() {
             return Err((DropReason::OuterFragment, None));
@@ -550,7 +552,19 @@ impl DataPlane {
             }
             _ => return Err((DropReason::NotTunnelled, None)),
         };
-        let Some(&endpoint) = self.table.endpoint(outer.src_addr().to_bits()) else {
+        let outer_src = outer.src_addr().to_bits();
+        // The common case first: unfragmented TCP/UDP from a leased port of a
+        // binding granted to this very tunnel, with no remote policy. It gives
+        // the same answer as the full path below without the endpoint lookup
+        // (one cache miss fewer on a large table).
+        if let Some(cell) = self.fast_outbound(outer_src, encap, &inner) {
+            if !inner.verify_checksum() {
+                return Err((DropReason::HeaderChecksum, None));
+            }
+            let len = usize::from(inner.total_len());
+            return Ok((cell.host, cell.bind, offset..offset + len));
+        }
+        let Some(&endpoint) = self.table.endpoint(outer_src) else {
             return Err((DropReason::UnknownEndpoint, None));
         };
         let host = endpoint.host;
@@ -568,7 +582,31 @@ impl DataPlane {
             .check_outbound(now, host, encap, &inner)
             .map_err(|r| (r, Some(host)))?;
         let len = usize::from(inner.total_len());
-        Ok((host, index, offset..offset + len))
+        Ok((host, self.table.slot(index).bind, offset..offset + len))
+    }
+
+    /// The binding that allows `inner` when it is unfragmented TCP or UDP
+    /// from a leased port (or an RSA-IP address) of a binding whose tunnel is
+    /// (`outer_src`, `encap`) and which has no remote flow policy.
+    #[inline]
+    fn fast_outbound(
+        &self,
+        outer_src: u32,
+        encap: Encap,
+        inner: &ipv4::Packet<&[u8]>,
+    ) -> Option<Cell> {
+        let protocol = inner.protocol();
+        if inner.is_fragment() || !matches!(protocol, IpProtocol::Tcp | IpProtocol::Udp) {
+            return None;
+        }
+        let entry = self.table.addr(inner.src_addr().to_bits())?;
+        let (sport, _) = transport_ports(protocol, inner.payload(), false)?;
+        let cell = entry.port_cell(sport);
+        (cell.index() != NONE
+            && cell.endpoint == outer_src
+            && cell.encap() == encap
+            && cell.any_remote())
+        .then_some(cell)
     }
 
     fn check_outbound(
@@ -597,8 +635,8 @@ impl DataPlane {
             }
             _ => None,
         };
-        if entry.whole != NONE {
-            let index = entry.whole;
+        if entry.whole_owner() != NONE {
+            let index = entry.whole_owner();
             let slot = *self.table.slot(index);
             if slot.host != host {
                 return Err(DropReason::LocalAddrUnallowed);
@@ -800,6 +838,82 @@ impl DataPlane {
         }
     }
 
+    /// [`DataPlane::outbound`] for a batch (what one `recvmmsg` returned):
+    /// `results` is cleared and gets one answer per packet, in order.
+    ///
+    /// Same answers as one call per packet, faster on large tables: a first
+    /// pass over up to [`BATCH`] packets reads the table entries each will
+    /// need, so that their cache misses overlap instead of queueing one
+    /// packet after the other.
+    pub fn outbound_batch<P: AsRef<[u8]>>(
+        &mut self,
+        now: Timestamp,
+        packets: &[P],
+        results: &mut Vec<Outbound>,
+    ) {
+        results.clear();
+        for chunk in packets.chunks(BATCH) {
+            self.warm_outbound(chunk);
+            for packet in chunk {
+                let r = self.outbound(now, packet.as_ref());
+                results.push(r);
+            }
+        }
+    }
+
+    /// [`DataPlane::inbound`] for a batch of buffers; `results` is cleared
+    /// and gets one answer per buffer, in order. See [`DataPlane::outbound_batch`].
+    pub fn inbound_batch(
+        &mut self,
+        now: Timestamp,
+        bufs: &mut [PacketBuf],
+        results: &mut Vec<Inbound>,
+    ) {
+        results.clear();
+        for chunk in bufs.chunks_mut(BATCH) {
+            self.warm_inbound(chunk);
+            for buf in chunk.iter_mut() {
+                let r = self.inbound(now, buf);
+                results.push(r);
+            }
+        }
+    }
+
+    /// Reads the demultiplexing cell each TCP/UDP packet of the batch will
+    /// need: the loads of different packets are independent, so their cache
+    /// misses overlap. Only a cache hint: nothing here decides anything.
+    fn warm(&self, keys: impl Iterator<Item = Option<(u32, u16)>>) {
+        let mut touched = 0u32;
+        for (address, port) in keys.flatten() {
+            if let Some(entry) = self.table.addr(address) {
+                touched ^= entry.port_cell(port).endpoint;
+            }
+        }
+        std::hint::black_box(touched);
+    }
+
+    fn warm_outbound<P: AsRef<[u8]>>(&self, packets: &[P]) {
+        self.warm(packets.iter().map(|p| {
+            let p = p.as_ref();
+            let outer = ipv4::Packet::new_checked(p).ok()?;
+            let mut start = usize::from(outer.header_len());
+            if outer.protocol() == IpProtocol::Gre {
+                start += gre::Packet::new_checked(p.get(start..)?).ok()?.header_len();
+            }
+            let inner = ipv4::Packet::new_checked(p.get(start..)?).ok()?;
+            let (sport, _) = transport_ports(inner.protocol(), inner.payload(), true)?;
+            Some((inner.src_addr().to_bits(), sport))
+        }));
+    }
+
+    fn warm_inbound(&self, bufs: &[PacketBuf]) {
+        self.warm(bufs.iter().map(|b| {
+            let ip = ipv4::Packet::new_checked(b.packet()).ok()?;
+            let (_, dport) = transport_ports(ip.protocol(), ip.payload(), true)?;
+            Some((ip.dst_addr().to_bits(), dport))
+        }));
+    }
+
     // ----------------------------------------------------------------- inbound
 
     /// Demultiplexes a packet from the public network (in `buf`, which it
@@ -860,7 +974,11 @@ impl DataPlane {
             }
         }
         match self.demux(now, buf.packet()) {
-            Target::Slot(index) => self.encapsulate(buf, index),
+            Target::Cell(cell) => self.encapsulate(buf, cell),
+            Target::Slot(index) => {
+                let cell = self.table.cell(index);
+                self.encapsulate(buf, cell)
+            }
             Target::Local => Inbound::Local,
             Target::Drop(reason) => Inbound::Drop { reason },
         }
@@ -887,9 +1005,11 @@ impl DataPlane {
         let payload = ip.payload();
         // RFC 3102 s3.2: "In the case where a public IP address is assigned
         // for each host, a unique public IP address is mapped to each RSIP host."
-        if entry.whole != NONE {
-            let index = entry.whole;
-            return self.ingress_whole(index, protocol, src, payload);
+        if entry.whole_owner() != NONE {
+            if entry.whole.any_remote() {
+                return Target::Cell(entry.whole);
+            }
+            return self.ingress_whole(entry.whole_owner(), protocol, src, payload);
         }
         // "The IP protocol field SHOULD be used to determine what in the
         // subsequent headers these demultiplexing fields ought to be."
@@ -898,9 +1018,12 @@ impl DataPlane {
                 let Some((sport, dport)) = transport_ports(protocol, payload, false) else {
                     return Target::Drop(DropReason::Malformed);
                 };
-                let owner = entry.port_owner(dport);
-                if owner != NONE {
-                    return self.ingress(owner, src, Some(sport));
+                let cell = entry.port_cell(dport);
+                if cell.index() != NONE {
+                    if cell.any_remote() {
+                        return Target::Cell(cell);
+                    }
+                    return self.ingress(cell.index(), src, Some(sport));
                 }
                 if protocol == IpProtocol::Udp && is_shared_ike_port(dport) {
                     let Some(data) = udp_payload(payload, false) else {
@@ -1124,11 +1247,10 @@ impl DataPlane {
     /// Writes the outer header(s) in front of the packet (RFC 2003 s3.1 via
     /// `realm_wire::ipip::Tunnel::outer_repr`; GRE per RFC 2784 without
     /// options).
-    fn encapsulate(&mut self, buf: &mut PacketBuf, index: u32) -> Inbound {
-        let slot = *self.table.slot(index);
-        let endpoint = Ipv4Addr::from_bits(slot.endpoint);
+    fn encapsulate(&mut self, buf: &mut PacketBuf, to: Cell) -> Inbound {
+        let endpoint = Ipv4Addr::from_bits(to.endpoint);
         let len = buf.len();
-        let (protocol, gre_len) = match slot.encap {
+        let (protocol, gre_len) = match to.encap() {
             Encap::IpIp => (IpProtocol::IpIp, 0),
             Encap::Gre => (IpProtocol::Gre, gre::BASE_HEADER_LEN),
         };
@@ -1179,10 +1301,10 @@ impl DataPlane {
         };
         outer.emit(&mut ipv4::Packet::new_unchecked(header));
         Inbound::Tunnel {
-            host: slot.host,
-            bind: slot.bind,
+            host: to.host,
+            bind: to.bind,
             endpoint,
-            tunnel: slot.encap.tunnel_type(),
+            tunnel: to.encap().tunnel_type(),
         }
     }
 }

@@ -1313,4 +1313,59 @@ fn learned_state_is_bounded_per_host() {
     let _ = Duration::ZERO;
 }
 
+#[test]
+fn batches_answer_like_single_calls() {
+    let mut single = ipsec();
+    let mut batched = ipsec();
+    let mut gre = binding(
+        20,
+        ClientId(0xc),
+        Ipv4Addr::new(10, 0, 0, 4),
+        PUBLIC2,
+        Resources::WholeAddress,
+    );
+    gre.tunnel.kind = TunnelType::Gre;
+    single.insert(gre.clone()).unwrap();
+    batched.insert(gre).unwrap();
+    let inner: Vec<Vec<u8>> = vec![
+        udp4(PUBLIC, PEER, 2000, 53, b"x"),
+        udp4(PUBLIC, PEER, 3000, 53, b"x"),
+        tcp4(PUBLIC2, PEER, 1, 2, b"x"),
+        udp4(PUBLIC, PEER, 500, 500, &ike(5)),
+        echo(PUBLIC, PEER, true, 3),
+        esp4(PUBLIC, PEER, 0x5555),
+    ];
+    let mut outbound = Vec::new();
+    for (k, p) in inner.iter().enumerate() {
+        outbound.push(tunnel_ipip(if k % 2 == 0 { EP_A } else { EP_B }, p));
+        outbound.push(tunnel_gre(Ipv4Addr::new(10, 0, 0, 4), p));
+    }
+    outbound.push(vec![1, 2, 3]);
+    let expected: Vec<Outbound> = outbound.iter().map(|p| single.outbound(t(0), p)).collect();
+    let mut got = Vec::new();
+    batched.outbound_batch(t(0), &outbound, &mut got);
+    assert_eq!(got, expected);
+
+    let inbound: Vec<Vec<u8>> = vec![
+        udp4(PEER, PUBLIC, 53, 2000, b"x"),
+        tcp4(PEER, PUBLIC, 53, 3001, b"x"),
+        udp4(PEER, PUBLIC, 53, 4000, b"x"),
+        tcp4(PEER, PUBLIC2, 1, 2, b"x"),
+        udp4(PEER, PUBLIC, 500, 500, &ike(5)),
+        echo(PEER, PUBLIC, false, 3),
+        esp4(PEER, PUBLIC, 0x1001),
+        echo(PEER, PUBLIC, true, 3),
+        vec![0x45, 0],
+    ];
+    let mut bufs: Vec<PacketBuf> = inbound.iter().map(|p| PacketBuf::from_packet(p)).collect();
+    let mut got = Vec::new();
+    batched.inbound_batch(t(0), &mut bufs, &mut got);
+    for (k, p) in inbound.iter().enumerate() {
+        let mut buf = PacketBuf::from_packet(p);
+        assert_eq!(single.inbound(t(0), &mut buf), got[k]);
+        assert_eq!(buf.packet(), bufs[k].packet());
+    }
+    assert_eq!(single.counters(), batched.counters());
+}
+
 mod properties;
