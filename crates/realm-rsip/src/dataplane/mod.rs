@@ -84,6 +84,15 @@
 //! header written into the buffer's headroom (RFC 2003 s3.1 rules, see
 //! `realm_wire::ipip`).
 //!
+//! # Speed
+//! The fast path reads one table entry per packet: per public address a
+//! two-level array of 16-byte cells indexed by port, each holding the
+//! binding's slot, host, bind ID, endpoint and tunnel type. The `*_batch`
+//! calls take what one `recvmmsg` returns and first read every packet's cell,
+//! so that the cache misses of a large table overlap (`benches/dataplane.rs`).
+//!
+//! Interpretations where the RFCs leave room are listed in `docs/deviations.md`.
+//!
 //! # Limits (all in [`Config`])
 //! Reassembly memory per source and in total, fragments per datagram and
 //! timeout; learned cookies, ICMP queries and ESP flows per host and in total,
