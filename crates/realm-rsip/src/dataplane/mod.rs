@@ -267,6 +267,10 @@ pub enum Inbound {
 /// Packets per warm-up pass of the batch calls.
 pub const BATCH: usize = 32;
 
+/// Bindings above which the batch calls warm the cache first (below, the
+/// cells fit in L2 and the pass is pure overhead).
+const WARM_ABOVE: usize = 16 * 1024;
+
 enum Target {
     /// The binding in this cell, no remote policy to check.
     Cell(Cell),
@@ -892,6 +896,10 @@ impl DataPlane {
     /// need: the loads of different packets are independent, so their cache
     /// misses overlap. Only a cache hint: nothing here decides anything.
     fn warm(&self, keys: impl Iterator<Item = Option<(u32, u16)>>) {
+        // A small table stays in cache: the pass would only cost.
+        if self.table.len() < WARM_ABOVE {
+            return;
+        }
         let mut touched = 0u32;
         for (address, port) in keys.flatten() {
             if let Some(entry) = self.table.addr(address) {
