@@ -1693,3 +1693,37 @@ fn exact_spis(spis: &[Spi]) -> Option<Spis> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_counter_wraps_to_one_not_zero() {
+        let gateway = "10.0.0.1:4555".parse().unwrap();
+        let mut config = HostConfig::new(gateway);
+        config.transport = Transport::Udp;
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        let mut host = Host::new(config, now).unwrap();
+        assert_eq!(
+            host.poll_transmit(),
+            Some(Message::register_request(Some(1)).to_bytes())
+        );
+        let fp = realm_wire::rsip::FlowPolicy {
+            local: realm_wire::rsip::LocalFlowPolicy::Macro,
+            remote: realm_wire::rsip::RemoteFlowPolicy::None,
+        };
+        let answer = Message::register_response(ClientId(1), 600, fp, Some(1), &[], &[]).unwrap();
+        host.handle_message(now, &answer.to_bytes());
+        host.counter = u32::MAX;
+        host.query(now, IpAddr::from([10, 0, 0, 2])).unwrap();
+        let sent = Message::parse(&host.poll_transmit().unwrap()).unwrap();
+        assert_eq!(sent.message_counter(), Some(u32::MAX));
+        let answer = Message::query_response(ClientId(1), Some(u32::MAX), &[]).unwrap();
+        host.handle_message(now, &answer.to_bytes());
+        host.query(now, IpAddr::from([10, 0, 0, 2])).unwrap();
+        let sent = Message::parse(&host.poll_transmit().unwrap()).unwrap();
+        assert_eq!(sent.message_counter(), Some(1));
+    }
+}
