@@ -928,6 +928,11 @@ impl Host {
                 self.requeue(op);
                 self.resync(now);
             }
+            // The registration lapsed here while the request was out: ask
+            // again under the next one (the gateway's grant, if any, lapses
+            // with the old registration, or goes at the resync that
+            // ALREADY_REGISTERED then triggers).
+            op @ Op::Acquire { .. } if self.registration.is_none() => self.requeue(op),
             Op::Acquire {
                 request,
                 origin,
@@ -1236,10 +1241,12 @@ impl Host {
             View::ExtendResponse { lease_time, .. } => {
                 let Some(held) = self.bindings.get_mut(&bind_id) else {
                     // It lapsed here while the gateway extended it: give it back.
-                    self.queue.push_front(Op::Free {
-                        bind_id,
-                        sync: true,
-                    });
+                    if self.registration.is_some() {
+                        self.queue.push_front(Op::Free {
+                            bind_id,
+                            sync: true,
+                        });
+                    }
                     return;
                 };
                 let lease = Duration::from_secs(u64::from(lease_time));
