@@ -1062,6 +1062,12 @@ fn config_defaults_and_unknown_fields() {
     });
 
     let mut bad = HostConfig::new(GW);
+    bad.retry_pause_ms = u64::MAX;
+    assert!(bad.validate().is_err());
+    bad.retry_pause_ms = 1;
+    bad.retransmit.max_attempts = 17;
+    assert!(bad.validate().is_err());
+    bad.retransmit.max_attempts = 7;
     bad.extend_at = 1.0;
     assert!(bad.validate().is_err());
     bad.extend_at = 0.5;

@@ -13,6 +13,11 @@ use thiserror::Error;
 
 use super::types::{BindingRequest, Resources};
 
+/// Upper bounds, so that no deadline can overflow an `Instant`.
+const MAX_INITIAL_TIMEOUT_US: u64 = 60_000_000;
+const MAX_ATTEMPTS: u32 = 16;
+const MAX_DURATION_MS: u64 = 86_400_000;
+
 /// The host engine's configuration (the `[host]` section of the daemon's
 /// config file).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -38,17 +43,19 @@ pub struct HostConfig {
     #[serde(default)]
     pub retransmit: RetransmitConfig,
     /// Over TCP: how long to wait for an answer before raising
-    /// `GatewayUnreachable` (the daemon should then reconnect). Default 10000.
+    /// `GatewayUnreachable` (the daemon should then reconnect). At most one
+    /// day. Default 10000.
     #[serde(default = "default_response_timeout_ms")]
     pub tcp_response_timeout_ms: u64,
     /// The pause before trying again after the gateway was unreachable, after
     /// a refused registration, after the gateway de-registered the host, or
     /// before re-acquiring a configured binding that was refused, revoked or
-    /// expired. Default 5000.
+    /// expired. At most one day. Default 5000.
     #[serde(default = "default_retry_pause_ms")]
     pub retry_pause_ms: u64,
     /// How long `shutdown` waits for the DE-REGISTER_RESPONSE (and for an
-    /// outstanding request to finish first) before giving up. Default 2000.
+    /// outstanding request to finish first) before giving up. At most one
+    /// day. Default 2000.
     #[serde(default = "default_shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
     /// Most library requests that may wait in the queue (DoS bound on the
@@ -75,12 +82,12 @@ pub enum Transport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetransmitConfig {
-    /// The first timeout, microseconds. Default 12500 (12.5 ms). Each further
-    /// timeout doubles.
+    /// The first timeout, microseconds, 1 to 60000000. Default 12500 (12.5
+    /// ms). Each further timeout doubles.
     #[serde(default = "default_initial_timeout_us")]
     pub initial_timeout_us: u64,
     /// Transmissions of one message before the gateway is declared
-    /// unreachable, first included. Default 7.
+    /// unreachable, first included, 1 to 16. Default 7.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
 }
@@ -171,9 +178,14 @@ pub enum ConfigError {
     /// `extend_at` is not strictly between 0 and 1.
     #[error("extend_at must be strictly between 0 and 1")]
     ExtendAt,
-    /// A retransmission parameter is zero.
-    #[error("retransmit.initial_timeout_us and retransmit.max_attempts must be at least 1")]
+    /// A retransmission parameter is out of range.
+    #[error(
+        "retransmit.initial_timeout_us must be 1..=60000000 and retransmit.max_attempts 1..=16"
+    )]
     Retransmit,
+    /// A duration is above one day.
+    #[error("{0} must be at most 86400000 (one day)")]
+    TooLong(&'static str),
     /// `max_queued_requests` is zero.
     #[error("max_queued_requests must be at least 1")]
     QueueBound,
@@ -208,8 +220,20 @@ impl HostConfig {
         if !(self.extend_at > 0.0 && self.extend_at < 1.0) {
             return Err(ConfigError::ExtendAt);
         }
-        if self.retransmit.initial_timeout_us == 0 || self.retransmit.max_attempts == 0 {
+        let r = &self.retransmit;
+        if !(1..=MAX_INITIAL_TIMEOUT_US).contains(&r.initial_timeout_us)
+            || !(1..=MAX_ATTEMPTS).contains(&r.max_attempts)
+        {
             return Err(ConfigError::Retransmit);
+        }
+        for (name, ms) in [
+            ("tcp_response_timeout_ms", self.tcp_response_timeout_ms),
+            ("retry_pause_ms", self.retry_pause_ms),
+            ("shutdown_timeout_ms", self.shutdown_timeout_ms),
+        ] {
+            if ms > MAX_DURATION_MS {
+                return Err(ConfigError::TooLong(name));
+            }
         }
         if self.max_queued_requests == 0 {
             return Err(ConfigError::QueueBound);
