@@ -513,6 +513,20 @@ fn async_deregister_revokes_everything_and_host_registers_again() {
 }
 
 #[test]
+fn async_deregister_of_an_idle_host_registers_again_only_when_needed() {
+    let mut s = tcp_registered(config(Transport::Tcp));
+    s.deliver(&Message::deregister_response(ClientId(7), None));
+    s.events();
+    s.advance(Duration::from_secs(600));
+    s.expect_silent();
+    // A request during the pause waits for it to end.
+    s.host.request_ports(s.now, 1).unwrap();
+    s.expect_sent(&Message::register_request(None));
+    s.deliver(&register_response(8, 600, None));
+    s.expect_sent(&assign_any(8, 1, None));
+}
+
+#[test]
 fn binding_expires_when_extensions_go_unanswered() {
     let mut s = udp_registered(config(Transport::Udp));
     s.host.request_ports(s.now, 1).unwrap();

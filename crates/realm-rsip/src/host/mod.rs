@@ -55,8 +55,10 @@
 //! - Bindings are extended at `extend_at` (2/3) of each lease; a binding whose
 //!   lease ends unextended is dropped (`BindingRevoked { reason: Expired }`).
 //!   A registration lapses at R = max(R, Bi) (RFC 3103 6) when no binding
-//!   holds it up; the host then registers again only when it has something
-//!   to ask.
+//!   holds it up. After it lapsed, or after the gateway de-registered the
+//!   host (DE-REGISTER_RESPONSE; then not before `retry_pause_ms`), the host
+//!   registers again only when it has something to ask: configured bindings
+//!   to hold, or queued requests.
 //! - Configured bindings are held for as long as the host runs: acquired
 //!   after each registration, and asked for again `retry_pause_ms` after a
 //!   refusal, a revocation or an expiry. A configured binding the library
@@ -1318,7 +1320,11 @@ impl Host {
                 if self.lifecycle == Lifecycle::ShuttingDown {
                     self.close(now);
                 } else {
-                    self.register_wanted = true;
+                    // Often just the registration lease lapsing at the
+                    // gateway first (its clock runs ahead of ours by the
+                    // network delay): register again only with something to
+                    // ask, and not before a pause.
+                    self.register_wanted = false;
                     self.pause(now);
                 }
             }
