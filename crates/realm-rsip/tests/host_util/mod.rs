@@ -87,12 +87,16 @@ pub struct Script {
 
 impl Script {
     pub fn new(config: HostConfig) -> Script {
+        Script::with(|start| Host::new(config, start).expect("valid config"))
+    }
+
+    /// A script around the host `make` builds at the fake clock's origin.
+    pub fn with(make: impl FnOnce(Instant) -> Host) -> Script {
         // The one clock read of the tests: an origin for the fake clock.
         #[allow(clippy::disallowed_methods)]
         let start = Instant::now();
-        let host = Host::new(config, start).expect("valid config");
         Script {
-            host,
+            host: make(start),
             start,
             now: start,
         }
