@@ -5,7 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use realm_wire::rsip::{Message, StreamDecoder};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&chunk, data)) = data.split_first() else { return };
+    let Some((&chunk, data)) = data.split_first() else {
+        return;
+    };
     let chunk = usize::from(chunk).max(1);
     let mut dec = StreamDecoder::new(512);
     for mut piece in data.chunks(chunk) {

@@ -1036,6 +1036,16 @@ impl LeaseManager {
         b.into_iter().chain(h).min()
     }
 
+    /// The earliest binding lease end (the engine's binding-lease timer).
+    pub fn next_binding_expiry(&self) -> Option<Timestamp> {
+        self.binding_expiry.first().map(|&(t, _)| t)
+    }
+
+    /// The earliest registration lapse (the engine's registration-lease timer).
+    pub fn next_registration_expiry(&self) -> Option<Timestamp> {
+        self.host_expiry.first().map(|&(t, _)| t)
+    }
+
     /// Ends a binding: its resources go to quarantine until `now + time_wait`.
     fn release_binding(&mut self, bind: BindId, now: Timestamp) -> Option<Released> {
         let record = self.record(bind)?;

@@ -862,6 +862,8 @@ fn expiry_happens_exactly_at_lease_end() {
     assert_eq!(g.registration.expires_at, end);
     // H2 has no binding: its registration lapses at T0 + 60 s.
     assert_eq!(m.next_timeout(), Some(T0 + secs(60)));
+    assert_eq!(m.next_binding_expiry(), Some(end));
+    assert_eq!(m.next_registration_expiry(), Some(T0 + secs(60)));
     assert!(m.expire(T0 + Duration::from_millis(59_999)).is_empty());
     let e = m.expire(T0 + secs(60));
     assert_eq!((e.bindings.len(), e.registrations.clone()), (0, vec![H2]));
@@ -881,6 +883,8 @@ fn expiry_happens_exactly_at_lease_end() {
     assert_eq!(e.bindings[0].held_until, end + secs(120));
     assert_eq!(e.registrations, vec![H1]);
     assert_eq!(m.next_timeout(), None);
+    assert_eq!(m.next_binding_expiry(), None);
+    assert_eq!(m.next_registration_expiry(), None);
     assert_eq!(m.holder_of_port(S, 1024), None);
     assert_eq!(m.usage().ports_held, 1);
     assert!(m.expire(end + secs(120)).is_empty());

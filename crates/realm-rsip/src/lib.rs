@@ -6,5 +6,23 @@
 //! clock.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod gateway;
 pub mod host;
+
+/// The message counter after `n` (RFC 3103 10.1): "If the message counter
+/// value reaches the maximum possible 32-bit value, it will wrap around to 1,
+/// not 0" (0 marks the gateway's asynchronous messages).
+pub fn next_message_counter(n: u32) -> u32 {
+    n.checked_add(1).unwrap_or(1).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counters_wrap_to_one() {
+        assert_eq!(super::next_message_counter(1), 2);
+        assert_eq!(super::next_message_counter(u32::MAX), 1);
+        assert_eq!(super::next_message_counter(0), 1);
+    }
+}

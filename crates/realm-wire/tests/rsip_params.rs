@@ -590,3 +590,62 @@ fn assign_rsipsec_messages_with_every_spi_form() {
         assert!(m.error().unwrap().as_str().starts_with("IPSEC_"));
     }
 }
+
+// ---- 241 Authentication (Realm's private-use parameter) ------------------------------
+
+#[test]
+fn authentication_parameter_round_trips_and_sits_among_optionals() {
+    let auth = Authentication {
+        key_id: 7,
+        counter: 0x0102_0304_0506_0708,
+        mac: [0xaa; 16],
+    };
+    let reg = Message::register_request(Some(1))
+        .with_param(Parameter::Authentication(auth))
+        .unwrap();
+    let bytes = reg.to_bytes();
+    let mut expected = hex::decode("0102002a0b000400000001f1001c00000007").unwrap();
+    expected.extend_from_slice(&0x0102_0304_0506_0708u64.to_be_bytes());
+    expected.extend_from_slice(&[0xaa; 16]);
+    assert_eq!(bytes, expected);
+    let back = Message::parse(&bytes).unwrap();
+    assert_eq!(back, reg);
+    assert_eq!(back.authentication(), Some(auth));
+    assert_eq!(ParamType::from(241), ParamType::Authentication);
+
+    // Anywhere among the optional parameters: before the counter too.
+    let m = Message::new(
+        MessageType::DeregisterRequest,
+        vec![
+            Parameter::ClientId(ClientId(9)),
+            Parameter::Authentication(auth),
+            Parameter::MessageCounter(3),
+        ],
+    )
+    .unwrap();
+    assert_eq!(Message::parse(&m.to_bytes()).unwrap(), m);
+
+    // Twice: DUPLICATE_PARAM; in the place of a required one: MISSING_PARAM.
+    let twice = Message::new(
+        MessageType::RegisterRequest,
+        vec![
+            Parameter::Authentication(auth),
+            Parameter::Authentication(auth),
+        ],
+    )
+    .unwrap_err();
+    assert_eq!(twice.code(), ErrorCode::DuplicateParam);
+    let misplaced = Message::new(
+        MessageType::DeregisterRequest,
+        vec![Parameter::Authentication(auth)],
+    )
+    .unwrap_err();
+    assert_eq!(misplaced.code(), ErrorCode::MissingParam);
+
+    // A wrong length is BAD_PARAM.
+    let bad = hex::decode("01020011f1000a00000007000000000000").unwrap();
+    assert_eq!(
+        Message::parse(&bad).unwrap_err().code(),
+        ErrorCode::BadParam
+    );
+}

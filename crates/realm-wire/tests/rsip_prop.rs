@@ -137,6 +137,18 @@ fn p_vendor() -> BoxedStrategy<Parameter> {
         .boxed()
 }
 
+fn p_auth() -> BoxedStrategy<Parameter> {
+    (any::<u32>(), any::<u64>(), any::<[u8; 16]>())
+        .prop_map(|(key_id, counter, mac)| {
+            Parameter::Authentication(Authentication {
+                key_id,
+                counter,
+                mac,
+            })
+        })
+        .boxed()
+}
+
 // ---- optional parameters: chunks shuffled into any order ---------------------------
 
 /// Optional parameters as chunks (a QUERY tuple is one chunk of 2 or 3).
@@ -193,6 +205,7 @@ fn build(
     mut optional: Vec<BoxedStrategy<Chunks>>,
 ) -> BoxedStrategy<Message> {
     optional.push(vendors());
+    optional.push(once(p_auth()));
     (required, optional)
         .prop_flat_map(move |(required, optional)| {
             let chunks: Chunks = optional.into_iter().flatten().collect();

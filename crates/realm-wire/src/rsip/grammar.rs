@@ -10,6 +10,8 @@
 //!   LISTEN_REQUEST, and the Indicator + Address tuples of QUERY_*;
 //! - Vendor Specific (8.12) is in no BNF; Realm accepts any number of them
 //!   among the optional parameters of every message (see docs/deviations.md).
+//! - Realm's Authentication parameter (private-use type 241) is accepted at
+//!   most once, anywhere among the optional parameters of every message.
 //!
 //! Error mapping, checked per parameter in wire order: an unknown type is
 //! ILLEGAL_PARAM (204); a known type absent from this message's BNF is
@@ -281,6 +283,7 @@ impl Grammar {
     /// True when the BNF mentions `param` anywhere (tuples included).
     fn mentions(&self, param: ParamType) -> bool {
         param == ParamType::VendorSpecific
+            || param == ParamType::Authentication
             || self.required.iter().any(|r| r.param_type() == param)
             || self.optional.iter().any(|(r, _)| r.param_type() == param)
             || (self.query.is_some() && matches!(param, ParamType::Indicator | ParamType::Address))
@@ -335,6 +338,7 @@ pub(crate) fn validate(msg_type: MessageType, params: &[Parameter]) -> Result<()
 
     // RFC 3103 9: "Optional parameters MAY appear in any order."
     let mut seen = [0usize; 4];
+    let mut authenticated = false;
     let mut i = g.required.len();
     while let Some(p) = params.get(i) {
         let found = p.param_type();
@@ -343,6 +347,22 @@ pub(crate) fn validate(msg_type: MessageType, params: &[Parameter]) -> Result<()
         }
         if found == ParamType::VendorSpecific {
             // RFC 3103 8.12: usable in any message (see module doc).
+            i += 1;
+            continue;
+        }
+        if found == ParamType::Authentication {
+            // Realm's private-use parameter: at most once, anywhere among the
+            // optional parameters of every message (docs/signalling-auth.md).
+            if authenticated {
+                return Err(fail(
+                    i,
+                    DecodeErrorKind::DuplicateParam {
+                        msg_type,
+                        param: found,
+                    },
+                ));
+            }
+            authenticated = true;
             i += 1;
             continue;
         }

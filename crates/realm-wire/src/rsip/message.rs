@@ -5,7 +5,9 @@ use serde::Serialize;
 
 use super::error::{DecodeError, DecodeErrorKind};
 use super::grammar::{self, TupleShape};
-use super::param::{Address, Fault, FlowPolicy, Indicator, Parameter, Ports, Spis, VendorSpecific};
+use super::param::{
+    Address, Authentication, Fault, FlowPolicy, Indicator, Parameter, Ports, Spis, VendorSpecific,
+};
 use super::types::{BindId, ClientId, ErrorCode, MessageType, ParamType, RsipMethod, TunnelType};
 use super::{HEADER_LEN, VERSION};
 use crate::codec::{Reader, Writer};
@@ -261,6 +263,22 @@ impl Message {
             Parameter::FlowPolicy(fp) => Some(*fp),
             _ => None,
         })
+    }
+
+    /// Realm's Authentication parameter, if present.
+    pub fn authentication(&self) -> Option<Authentication> {
+        self.find(|p| match p {
+            Parameter::Authentication(a) => Some(*a),
+            _ => None,
+        })
+    }
+
+    /// The same message with `param` appended (validated like [`Message::new`]),
+    /// e.g. an Authentication parameter.
+    pub fn with_param(&self, param: Parameter) -> Result<Message, DecodeError> {
+        let mut params = self.params.clone();
+        params.push(param);
+        Message::new(self.msg_type, params)
     }
 
     /// The SPI parameter of an RSIPSEC message.

@@ -35,7 +35,8 @@ mod tests;
 pub use error::{DecodeError, DecodeErrorKind};
 pub use message::{Flow, FlowView, Grant, Message, QueryTuple, RequestOptions, View};
 pub use param::{
-    Address, FlowPolicy, Indicator, PARAM_HEADER_LEN, Parameter, Ports, Spis, VendorSpecific,
+    Address, Authentication, FlowPolicy, Indicator, PARAM_HEADER_LEN, Parameter, Ports, Spis,
+    VendorSpecific,
 };
 pub use stream::{FrameError, StreamDecoder};
 pub use types::{

@@ -507,6 +507,31 @@ pub struct VendorSpecific {
     pub value: Vec<u8>,
 }
 
+/// Realm's Authentication parameter (private-use type 241, RFC 3103 12): a
+/// message hash and a replay counter (RFC 3102 3.3), see
+/// `docs/signalling-auth.md`. Value: key ID (4) | replay counter (8) | MAC (16).
+///
+/// The MAC is HMAC-SHA-256, truncated to 16 bytes, over the whole emitted
+/// message with the MAC field set to zeros (`realm-rsip::auth` signs and
+/// verifies). At most one may appear, anywhere among the optional
+/// parameters of any message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Authentication {
+    /// Which shared key signed the message.
+    pub key_id: u32,
+    /// The sender's replay counter: strictly increasing per sender and key.
+    pub counter: u64,
+    /// The truncated HMAC.
+    pub mac: [u8; 16],
+}
+
+impl Authentication {
+    /// Bytes of the value field.
+    pub const VALUE_LEN: usize = 28;
+    /// Offset of the MAC within the value field.
+    pub const MAC_OFFSET: usize = 12;
+}
+
 /// One RSIP parameter (RFC 3103 8; RFC 3104 6.2).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub enum Parameter {
@@ -536,6 +561,8 @@ pub enum Parameter {
     VendorSpecific(VendorSpecific),
     /// Type 22 (RFC 3104 6.2).
     Spi(Spis),
+    /// Type 241 (private use): Realm's signalling authentication.
+    Authentication(Authentication),
     /// A type this crate does not know, with its raw value. Kept so parse then
     /// emit loses nothing; a message containing one is refused (ILLEGAL_PARAM).
     Unknown {
@@ -563,6 +590,7 @@ impl Parameter {
             Parameter::MessageCounter(_) => ParamType::MessageCounter,
             Parameter::VendorSpecific(_) => ParamType::VendorSpecific,
             Parameter::Spi(_) => ParamType::Spi,
+            Parameter::Authentication(_) => ParamType::Authentication,
             Parameter::Unknown { param_type, .. } => ParamType::from(*param_type),
         }
     }
@@ -587,6 +615,7 @@ impl Parameter {
             }
             Parameter::VendorSpecific(v) => 4 + v.value.len(),
             Parameter::Spi(s) => s.value_len(),
+            Parameter::Authentication(_) => Authentication::VALUE_LEN,
             Parameter::Unknown { value, .. } => value.len(),
         }
     }
@@ -642,6 +671,11 @@ impl Parameter {
                     Parameter::Address(a) => a.emit_value(out),
                     Parameter::Ports(p) => p.emit_value(out),
                     Parameter::Spi(s) => s.emit_value(out),
+                    Parameter::Authentication(a) => {
+                        out.put_u32(a.key_id);
+                        out.put_slice(&a.counter.to_be_bytes());
+                        out.put_slice(&a.mac);
+                    }
                     Parameter::VendorSpecific(v) => {
                         out.put_u16(v.vendor_id);
                         out.put_u16(v.subtype);
@@ -740,6 +774,20 @@ impl Parameter {
                     value: value.to_vec(),
                 })
             }
+            AUTHENTICATION => {
+                let Some((key_id, rest)) = v.split_first_chunk::<4>() else {
+                    return Err(fixed());
+                };
+                let Some((counter, mac)) = rest.split_first_chunk::<8>() else {
+                    return Err(fixed());
+                };
+                let mac = array::<16>(mac).ok_or_else(fixed)?;
+                Parameter::Authentication(Authentication {
+                    key_id: u32::from_be_bytes(*key_id),
+                    counter: u64::from_be_bytes(*counter),
+                    mac,
+                })
+            }
             param_type => Parameter::Unknown {
                 param_type,
                 value: v.to_vec(),
@@ -823,6 +871,7 @@ mod code {
     pub(super) const MESSAGE_COUNTER: u8 = 11;
     pub(super) const VENDOR_SPECIFIC: u8 = 12;
     pub(super) const SPI: u8 = 22;
+    pub(super) const AUTHENTICATION: u8 = 241;
 
     #[cfg(test)]
     #[test]
@@ -842,6 +891,7 @@ mod code {
             (MESSAGE_COUNTER, P::MessageCounter),
             (VENDOR_SPECIFIC, P::VendorSpecific),
             (SPI, P::Spi),
+            (AUTHENTICATION, P::Authentication),
         ];
         for (code, param) in all {
             assert_eq!(P::from(code), param);

@@ -118,7 +118,8 @@ enum_with_unknown! {
 }
 
 enum_with_unknown! {
-    /// RSIP parameter type (RFC 3103 8; RFC 3104 6.2 adds SPI = 22).
+    /// RSIP parameter type (RFC 3103 8; RFC 3104 6.2 adds SPI = 22; Realm uses the
+    /// private-use type 241 for [`super::Authentication`]).
     pub enum ParamType(u8), unknown = "unknown parameter" {
         /// RFC 3103 8.1.
         Address = 1 => "Address",
@@ -146,6 +147,9 @@ enum_with_unknown! {
         VendorSpecific = 12 => "Vendor Specific",
         /// RFC 3104 6.2.
         Spi = 22 => "SPI",
+        /// Realm's signalling authentication (a private-use type, RFC 3103 12;
+        /// `docs/signalling-auth.md`).
+        Authentication = 241 => "Authentication",
     }
 }
 

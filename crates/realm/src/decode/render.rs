@@ -262,6 +262,12 @@ pub(crate) fn param_text(p: &Parameter) -> String {
             hex::encode(&v.value)
         ),
         Parameter::Spi(s) => format!("SPI: {}", spis_text(s)),
+        Parameter::Authentication(a) => format!(
+            "Authentication: key {} counter {} MAC {}",
+            a.key_id,
+            a.counter,
+            hex::encode(a.mac)
+        ),
         Parameter::Unknown { param_type, value } => {
             format!(
                 "unknown parameter type {param_type}: {}",

@@ -1,0 +1,114 @@
+//! UDP and TCP sockets with the few options tokio does not set: `SO_REUSEPORT`,
+//! `SO_BINDTODEVICE`, `IP_FREEBIND` and buffer sizes. The gateway binds its signalling port
+//! (4555, RFC 3103 s6) on each private address it serves, one socket per address, so replies
+//! leave from the address the host used without needing `IP_PKTINFO`.
+//!
+//! Everything else about these sockets is plain tokio.
+
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::error::{IoContext, Result};
+
+/// Socket options for [`udp_bind`] and [`tcp_listen`]. The default sets only `SO_REUSEADDR`
+/// for TCP listeners (so a restarted gateway can rebind at once despite TIME_WAIT).
+#[derive(Debug, Clone, Default)]
+pub struct SocketOptions {
+    /// `SO_REUSEPORT`: several sockets (processes) on the same address and port.
+    pub reuse_port: bool,
+    /// `SO_BINDTODEVICE`.
+    pub device: Option<String>,
+    /// `IP_FREEBIND`: bind an address that is not (yet) configured on any interface.
+    pub freebind: bool,
+    /// `SO_RCVBUF` in bytes.
+    pub recv_buffer: Option<usize>,
+    /// `SO_SNDBUF` in bytes.
+    pub send_buffer: Option<usize>,
+}
+
+fn socket(addr: SocketAddr, ty: Type, protocol: Protocol, o: &SocketOptions) -> Result<Socket> {
+    let what = || format!("{ty:?} socket for {addr}");
+    let s = Socket::new(
+        Domain::for_address(addr),
+        ty.nonblocking().cloexec(),
+        Some(protocol),
+    )
+    .ctx(|| format!("open {}", what()))?;
+    if o.reuse_port {
+        s.set_reuse_port(true)
+            .ctx(|| format!("set SO_REUSEPORT on {}", what()))?;
+    }
+    if let Some(dev) = &o.device {
+        s.bind_device(Some(dev.as_bytes()))
+            .ctx(|| format!("bind {} to device {dev}", what()))?;
+    }
+    if o.freebind {
+        match addr {
+            SocketAddr::V4(_) => s.set_freebind_v4(true),
+            SocketAddr::V6(_) => s.set_freebind_v6(true),
+        }
+        .ctx(|| format!("set IP_FREEBIND on {}", what()))?;
+    }
+    if let Some(bytes) = o.recv_buffer {
+        s.set_recv_buffer_size(bytes)
+            .ctx(|| format!("set SO_RCVBUF on {}", what()))?;
+    }
+    if let Some(bytes) = o.send_buffer {
+        s.set_send_buffer_size(bytes)
+            .ctx(|| format!("set SO_SNDBUF on {}", what()))?;
+    }
+    Ok(s)
+}
+
+/// A tokio UDP socket bound to `addr` with `options`. Needs a tokio runtime.
+pub fn udp_bind(addr: SocketAddr, options: &SocketOptions) -> Result<tokio::net::UdpSocket> {
+    let s = socket(addr, Type::DGRAM, Protocol::UDP, options)?;
+    s.bind(&addr.into()).ctx(|| format!("bind UDP {addr}"))?;
+    tokio::net::UdpSocket::from_std(s.into()).ctx(|| format!("register UDP {addr} with tokio"))
+}
+
+/// A tokio TCP listener on `addr` with `options` and `SO_REUSEADDR`. Needs a tokio runtime.
+pub fn tcp_listen(
+    addr: SocketAddr,
+    options: &SocketOptions,
+    backlog: i32,
+) -> Result<tokio::net::TcpListener> {
+    let s = socket(addr, Type::STREAM, Protocol::TCP, options)?;
+    s.set_reuse_address(true)
+        .ctx(|| format!("set SO_REUSEADDR on TCP {addr}"))?;
+    s.bind(&addr.into()).ctx(|| format!("bind TCP {addr}"))?;
+    s.listen(backlog).ctx(|| format!("listen on TCP {addr}"))?;
+    tokio::net::TcpListener::from_std(s.into()).ctx(|| format!("register TCP {addr} with tokio"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn udp_reuseport_pair_on_loopback() {
+        let o = SocketOptions {
+            reuse_port: true,
+            ..SocketOptions::default()
+        };
+        let a = udp_bind("127.0.0.1:0".parse().unwrap(), &o).unwrap();
+        let port = a.local_addr().unwrap().port();
+        let b = udp_bind(SocketAddr::from(([127, 0, 0, 1], port)), &o).unwrap();
+        assert_eq!(b.local_addr().unwrap().port(), port);
+    }
+
+    #[tokio::test]
+    async fn tcp_listener_accepts_on_loopback() {
+        let l = tcp_listen(
+            "127.0.0.1:0".parse().unwrap(),
+            &SocketOptions::default(),
+            16,
+        )
+        .unwrap();
+        let addr = l.local_addr().unwrap();
+        let (c, s) = tokio::join!(tokio::net::TcpStream::connect(addr), l.accept());
+        assert_eq!(c.unwrap().peer_addr().unwrap(), addr);
+        assert!(s.is_ok());
+    }
+}
