@@ -12,6 +12,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use super::types::{BindingRequest, Resources};
+use crate::auth::SharedKey;
 
 /// Upper bounds, so that no deadline can overflow an `Instant`.
 const MAX_INITIAL_TIMEOUT_US: u64 = 60_000_000;
@@ -63,6 +64,53 @@ pub struct HostConfig {
     /// `HostError::QueueFull`. Default 1024.
     #[serde(default = "default_max_queued")]
     pub max_queued_requests: usize,
+    /// Signalling authentication (RFC 3102 3.3; `docs/signalling-auth.md`):
+    /// with a key, the host signs every message and accepts only gateway
+    /// messages signed with the same key and a fresh replay counter. Default
+    /// none (nothing signed, nothing checked).
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+}
+
+/// The host's signalling key, as the gateway lists it for this host.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The key ID carried in the Authentication parameter. Required.
+    pub key_id: u32,
+    /// The shared secret, hex, at least 16 bytes. Required.
+    pub secret_hex: String,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        f.debug_struct("AuthConfig")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthConfig {
+    /// The key, if the secret is hex of at least 16 bytes.
+    pub fn key(&self) -> Option<SharedKey> {
+        let secret = decode_hex(&self.secret_hex)?;
+        (secret.len() >= 16).then(|| SharedKey::new(self.key_id, &secret))
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim().as_bytes();
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let nibble = |c: u8| (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    s.chunks_exact(2)
+        .map(|pair| match pair {
+            [hi, lo] => Some(nibble(*hi)? << 4 | nibble(*lo)?),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The signalling transport (RFC 3103 5).
@@ -189,6 +237,9 @@ pub enum ConfigError {
     /// `max_queued_requests` is zero.
     #[error("max_queued_requests must be at least 1")]
     QueueBound,
+    /// The auth secret is not hex of at least 16 bytes.
+    #[error("auth.secret_hex must be hex of at least 16 bytes")]
+    AuthKey,
     /// A configured binding is inconsistent.
     #[error("binding {index}: {reason}")]
     Binding {
@@ -212,6 +263,7 @@ impl HostConfig {
             retry_pause_ms: default_retry_pause_ms(),
             shutdown_timeout_ms: default_shutdown_timeout_ms(),
             max_queued_requests: default_max_queued(),
+            auth: None,
         }
     }
 
@@ -237,6 +289,11 @@ impl HostConfig {
         }
         if self.max_queued_requests == 0 {
             return Err(ConfigError::QueueBound);
+        }
+        if let Some(auth) = &self.auth
+            && auth.key().is_none()
+        {
+            return Err(ConfigError::AuthKey);
         }
         for (index, b) in self.bindings.iter().enumerate() {
             b.to_request()

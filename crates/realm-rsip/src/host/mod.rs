@@ -72,6 +72,15 @@
 //!   binding it held, asking first for the same address, ports and SPIs,
 //!   then, if refused, for what was originally asked. Three resyncs in a row
 //!   without a request succeeding in between impose a `retry_pause_ms` pause.
+//! - With `auth` configured (RFC 3102 3.3, `docs/signalling-auth.md`), every
+//!   message is signed with a replay counter one above the last (from the
+//!   floor given to [`Host::with_replay_floor`]); retransmissions over UDP
+//!   are the same bytes (the gateway answers duplicates from its "last
+//!   message" buffer), a re-send after a TCP reconnection is signed afresh.
+//!   Gateway messages without a valid signature, or with a replay counter
+//!   not above the last accepted, are discarded and counted; over UDP, an
+//!   answer echoing the outstanding message counter needs only the
+//!   signature (datagrams get reordered; the echo proves freshness).
 //! - `shutdown` finishes the outstanding request (it cannot be abandoned
 //!   under the counter rules), de-registers (which frees every binding,
 //!   RFC 3103 9.4.1), then raises `Closed`; or raises it after
@@ -91,7 +100,7 @@ use realm_wire::rsip::{
 };
 
 pub use config::{
-    BindingConfig, ConfigError, HostConfig, MethodConfig, RetransmitConfig, Transport,
+    AuthConfig, BindingConfig, ConfigError, HostConfig, MethodConfig, RetransmitConfig, Transport,
     TunnelTypeConfig,
 };
 pub use types::{
@@ -99,6 +108,7 @@ pub use types::{
     Registration, RequestError, RequestId, Resources, RevokeReason, UnregisterReason,
 };
 
+use crate::auth::{self, ReplayCounter, SharedKey};
 use config::ip_address;
 use timer::{Timer, TimerTable};
 
@@ -131,6 +141,11 @@ pub struct Host {
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<HostEvent>,
     stats: HostStats,
+    /// Signalling authentication: the key, the last replay counter signed
+    /// with, and the gateway's last one accepted.
+    key: Option<SharedKey>,
+    auth_sent: u64,
+    auth_seen: ReplayCounter,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,7 +308,24 @@ impl Host {
     /// (see [`Host::poll_transmit`]); over TCP once [`Host::handle_connected`]
     /// is called.
     pub fn new(config: HostConfig, now: Instant) -> Result<Host, ConfigError> {
+        Host::with_replay_floor(config, now, 0)
+    }
+
+    /// [`Host::new`], signing (with `auth` configured) with replay counters
+    /// above `floor`. The gateway remembers the last counter it accepted
+    /// from this host across the host's reboots, so a daemon passes
+    /// `realm_rsip::auth::next_send_counter(0, unix_time_ms)`: counters then
+    /// keep increasing across restarts without being stored.
+    pub fn with_replay_floor(
+        config: HostConfig,
+        now: Instant,
+        floor: u64,
+    ) -> Result<Host, ConfigError> {
         config.validate()?;
+        let key = match &config.auth {
+            Some(a) => Some(a.key().ok_or(ConfigError::AuthKey)?),
+            None => None,
+        };
         let mut slots = Vec::with_capacity(config.bindings.len());
         for (index, b) in config.bindings.iter().enumerate() {
             let spec = b
@@ -323,6 +355,9 @@ impl Host {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: HostStats::default(),
+            key,
+            auth_sent: floor,
+            auth_seen: ReplayCounter::default(),
         };
         host.pump(now);
         Ok(host)
@@ -361,9 +396,17 @@ impl Host {
             return;
         }
         self.connected = true;
-        if let Some(o) = &mut self.outstanding {
+        if let Some(mut o) = self.outstanding.take() {
+            // Signed: a fresh replay counter, or the gateway would refuse
+            // the copy of a message it may have accepted already.
+            if self.key.is_some()
+                && let Some(bytes) = self.encode(&o.op, o.client_id, o.counter)
+            {
+                o.bytes = bytes;
+            }
             o.attempts = 1;
             self.transmits.push_back(o.bytes.clone());
+            self.outstanding = Some(o);
             self.stats.retransmissions += 1;
             self.arm_answer_timer(now);
         }
@@ -402,6 +445,28 @@ impl Host {
         if !from_gateway(msg.msg_type()) {
             self.stats.malformed += 1;
             return;
+        }
+        if let Some(key) = &self.key {
+            // RFC 3102 3.3: "a message hash and a replay counter". A message
+            // failing either is discarded like any erroneous gateway message.
+            // Over UDP the gateway's messages may arrive out of order: an
+            // answer echoing the outstanding message counter is fresh by
+            // that echo alone (RFC 3103 10.1: the host uses n once), else a
+            // reordered answer would be refused for ever, retransmissions
+            // and all.
+            let echoes = self.config.transport == Transport::Udp
+                && msg.message_counter().is_some_and(|c| c != 0)
+                && msg.message_counter() == self.outstanding.as_ref().and_then(|o| o.counter);
+            let fresh = auth::verify(bytes, &msg, key)
+                .ok()
+                .filter(|a| echoes || self.auth_seen.check(a.counter).is_ok());
+            match fresh {
+                Some(a) => self.auth_seen.accept(a.counter),
+                None => {
+                    self.stats.unauthenticated += 1;
+                    return;
+                }
+            }
         }
         self.on_message(now, &msg);
         self.pump(now);
@@ -645,13 +710,12 @@ impl Host {
                 _ => self.registration.as_ref().map(|r| r.client_id),
             };
             let counter = (self.config.transport == Transport::Udp).then_some(self.counter);
-            let Some(msg) = self.build(&op, client_id, counter) else {
+            let Some(bytes) = self.encode(&op, client_id, counter) else {
                 // Only a request validated when it was made, re-built with
                 // another client ID or counter: cannot fail. Drop it rather
                 // than loop.
                 continue;
             };
-            let bytes = msg.to_bytes();
             self.transmits.push_back(bytes.clone());
             self.outstanding = Some(Outstanding {
                 op,
@@ -703,6 +767,24 @@ impl Host {
         None
     }
 
+    /// The request's bytes, signed when a key is configured.
+    fn encode(
+        &mut self,
+        op: &Op,
+        client: Option<ClientId>,
+        counter: Option<u32>,
+    ) -> Option<Vec<u8>> {
+        let msg = self.build(op, client, counter)?;
+        let msg = match &self.key {
+            Some(key) => {
+                self.auth_sent = self.auth_sent.saturating_add(1);
+                auth::sign(&msg, key, self.auth_sent).ok()?
+            }
+            None => msg,
+        };
+        Some(msg.to_bytes())
+    }
+
     fn build(&self, op: &Op, client: Option<ClientId>, counter: Option<u32>) -> Option<Message> {
         let msg = match (op, client) {
             (Op::Register, _) => Message::register_request(counter),
@@ -747,10 +829,7 @@ impl Host {
     fn finish_outstanding(&mut self) -> Option<Outstanding> {
         let o = self.outstanding.take()?;
         if o.counter.is_some() {
-            self.counter = match self.counter.wrapping_add(1) {
-                0 => 1,
-                n => n,
-            };
+            self.counter = crate::next_message_counter(self.counter);
         }
         self.timers.stop(Timer::Retransmit);
         self.timers.stop(Timer::ResponseTimeout);

@@ -392,4 +392,7 @@ pub struct HostStats {
     pub retransmissions: u64,
     /// Resynchronisations (ALREADY_REGISTERED, REGISTER_FIRST, BAD_CLIENT_ID).
     pub resyncs: u64,
+    /// With `auth` configured: messages discarded for a missing or bad
+    /// signature, or a replay counter not above the last one accepted.
+    pub unauthenticated: u64,
 }
