@@ -495,6 +495,20 @@ impl Network {
 
 const SECRET: &str = "000102030405060708090a0b0c0d0e0f";
 
+/// A gateway that requires signatures and knows the keys of `hosts` hosts.
+fn signed_gateway_config(hosts: u32) -> GatewayConfig {
+    let mut gw = gateway_config();
+    gw.auth.keys = (0..hosts)
+        .map(|i| HostKey {
+            host: Ipv4Addr::new(10, 0, 0, 2 + i as u8),
+            key_id: 100 + i,
+            secret_hex: SECRET.into(),
+        })
+        .collect();
+    gw.auth.require = true;
+    gw
+}
+
 fn signed_host_config(i: usize) -> HostConfig {
     let mut c = host_config(vec![BindingConfig::rsap_ip(4)]);
     c.auth = Some(AuthConfig {
@@ -511,16 +525,7 @@ fn signed_host_config(i: usize) -> HostConfig {
 /// agree at the end.
 fn exactly_once(seed: u64, link: Link, signed: bool) {
     let mut net = if signed {
-        let mut gw = gateway_config();
-        gw.auth.keys = (0..4)
-            .map(|i| HostKey {
-                host: Ipv4Addr::new(10, 0, 0, 2 + i as u8),
-                key_id: 100 + i,
-                secret_hex: SECRET.into(),
-            })
-            .collect();
-        gw.auth.require = true;
-        Network::with_gateway(seed, link, gw, 4, signed_host_config)
+        Network::with_gateway(seed, link, signed_gateway_config(4), 4, signed_host_config)
     } else {
         Network::new(seed, link, 4, |_| {
             host_config(vec![BindingConfig::rsap_ip(4)])
@@ -583,6 +588,14 @@ fn exactly_once(seed: u64, link: Link, signed: bool) {
 fn lossy_udp_every_transaction_completes_exactly_once() {
     for seed in 1..=8 {
         exactly_once(seed, Link::lossy(0.2, 0.2, 10), false);
+    }
+}
+
+/// The same, signed.
+#[test]
+fn signed_lossy_udp_every_transaction_completes_exactly_once() {
+    for seed in 1..=8 {
+        exactly_once(seed, Link::lossy(0.2, 0.2, 10), true);
     }
 }
 
@@ -680,27 +693,57 @@ fn binding_and_registration_expire_on_both_sides() {
 #[test]
 fn host_reboot_resyncs() {
     for seed in 21..=24u64 {
-        let mut net = Network::new(seed, Link::lossy(0.1, 0.1, 10), 2, |_| {
-            host_config(vec![BindingConfig::rsap_ip(4)])
-        });
-        net.run_for(Duration::from_secs(90));
-        let old = net.hosts[0].host.registration().unwrap().client_id;
-        net.hosts[0].host =
-            Host::new(host_config(vec![BindingConfig::rsap_ip(4)]), net.instant()).unwrap();
-        net.hosts[0].events.clear();
-        net.flush();
-        net.run_for(Duration::from_secs(90));
-        net.settle();
-        net.assert_views_agree();
-        let new = net.hosts[0].host.registration().unwrap().client_id;
-        assert_ne!(old, new, "seed {seed}");
-        assert!(
-            net.gateway_view(old).is_empty(),
-            "seed {seed}: old bindings freed"
-        );
-        assert_eq!(net.gateway.hosts().len(), 2, "seed {seed}");
-        assert_eq!(net.hosts[0].host.stats().resyncs, 1, "seed {seed}");
+        host_reboot(seed, false);
     }
+}
+
+/// The same with signed signalling: the rebooted host's replay counters
+/// start from its wall clock (`Host::with_replay_floor`), above those the
+/// gateway remembers from before the reboot.
+#[test]
+fn signed_host_reboot_resyncs() {
+    for seed in 25..=28u64 {
+        host_reboot(seed, true);
+    }
+}
+
+fn host_reboot(seed: u64, signed: bool) {
+    let mut net = if signed {
+        Network::with_gateway(
+            seed,
+            Link::lossy(0.1, 0.1, 10),
+            signed_gateway_config(2),
+            2,
+            signed_host_config,
+        )
+    } else {
+        Network::new(seed, Link::lossy(0.1, 0.1, 10), 2, |_| {
+            host_config(vec![BindingConfig::rsap_ip(4)])
+        })
+    };
+    net.run_for(Duration::from_secs(90));
+    let old = net.hosts[0].host.registration().unwrap().client_id;
+    let config = if signed {
+        signed_host_config(0)
+    } else {
+        host_config(vec![BindingConfig::rsap_ip(4)])
+    };
+    let wall_clock_ms = EPOCH_MS + net.now.as_millis() as u64;
+    let floor = realm_rsip::auth::next_send_counter(0, wall_clock_ms);
+    net.hosts[0].host = Host::with_replay_floor(config, net.instant(), floor).unwrap();
+    net.hosts[0].events.clear();
+    net.flush();
+    net.run_for(Duration::from_secs(90));
+    net.settle();
+    net.assert_views_agree();
+    let new = net.hosts[0].host.registration().unwrap().client_id;
+    assert_ne!(old, new, "seed {seed}");
+    assert!(
+        net.gateway_view(old).is_empty(),
+        "seed {seed}: old bindings freed"
+    );
+    assert_eq!(net.gateway.hosts().len(), 2, "seed {seed}");
+    assert_eq!(net.hosts[0].host.stats().resyncs, 1, "seed {seed}");
 }
 
 /// RFC 3103 10.2.2: the gateway reboots with no state: the next extension
