@@ -602,14 +602,11 @@ fn signed_lossy_udp_every_transaction_completes_exactly_once() {
 /// The same with 1-40 ms of delay: a duplicate of an answered request can
 /// now reach the gateway after the host's next request.
 ///
-/// Fails against the gateway as merged: it treats that stale copy (an older
-/// counter) as a new request and its answer replaces the "last message"
-/// buffer, so the host's next retransmission is processed afresh too: a
-/// second grant (seed 3: bind 4 granted, never learnt by the host, held until
-/// its lease ends). A gateway that drops messages older than an endpoint's
-/// last counter would pass.
+/// A gateway that executed that stale copy (an older counter) as a new
+/// request would let its answer replace the "last message" buffer, so the
+/// host's next retransmission would be processed afresh too: a second grant
+/// (seed 3 caught it). The gateway drops counters older than the last answered.
 #[test]
-#[ignore = "gateway processes reordered stale duplicates as new requests (double grant)"]
 fn lossy_udp_with_reordering_across_transactions() {
     for seed in 1..=8 {
         exactly_once(seed, Link::lossy(0.2, 0.2, 40), false);
@@ -618,14 +615,11 @@ fn lossy_udp_with_reordering_across_transactions() {
 
 /// Signed signalling on the reordering network.
 ///
-/// Fails against the gateway as merged: a stale copy of the host's own
-/// request is refused (replay counter) with BAD_CLIENT_ID and that answer
-/// replaces the "last message" buffer; the host's next retransmission of its
-/// current request then misses the buffer, is refused as a replay too, and
-/// the BAD_CLIENT_ID echoing the current counter makes the host resynchronise
-/// (seed 6). Dropping refused stale messages silently would pass.
+/// A stale copy of the host's own request, refused (replay counter) with
+/// BAD_CLIENT_ID, must not replace the "last message" buffer, or the host's
+/// next retransmission of its current request misses the buffer, is refused
+/// as a replay too and the host resynchronises (seed 6 caught it).
 #[test]
-#[ignore = "gateway answers stale signed copies and overwrites its last-message buffer"]
 fn signed_lossy_udp_with_reordering() {
     for seed in 1..=8 {
         exactly_once(seed, Link::lossy(0.2, 0.2, 40), true);
