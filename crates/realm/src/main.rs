@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod decode;
+mod host;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,12 +23,15 @@ enum Command {
     /// Decode RSIP messages (hex) or a capture (pcap/pcapng) with its IP,
     /// tunnel, ESP/AH and ISAKMP headers.
     Decode(decode::DecodeArgs),
+    /// Run an RSIP host: register with a gateway, hold bindings, de-register on SIGTERM.
+    Host(host::HostArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Decode(args) => decode::run(args),
+        Command::Host(args) => host::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
