@@ -10,7 +10,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use realm_io::Ipv4Prefix;
 use realm_io::netns::{self, Lab, LabStdio};
@@ -145,7 +145,7 @@ async fn udp_gateway(seen: Seen, ready: mpsc::Sender<()>) {
 }
 
 fn register_extend_deregister(udp: bool) {
-    let started = Instant::now();
+    let started = realm_io::now();
     let mut lab = lab();
     let host = lab.add_namespace("host").unwrap();
     let gw = lab.add_namespace("gateway").unwrap();
@@ -184,7 +184,7 @@ fn register_extend_deregister(udp: bool) {
         .unwrap();
 
     // Two extensions of the 2 s lease: the host extends before expiry.
-    let deadline = Instant::now() + WAIT;
+    let deadline = realm_io::now() + WAIT;
     loop {
         let extends = seen
             .lock()
@@ -203,7 +203,7 @@ fn register_extend_deregister(udp: bool) {
             );
         }
         assert!(
-            Instant::now() < deadline,
+            realm_io::now() < deadline,
             "no extensions: {:?}",
             seen.lock().unwrap()
         );
@@ -216,10 +216,10 @@ fn register_extend_deregister(udp: bool) {
         .status()
         .unwrap();
     assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = realm_io::now() + Duration::from_secs(10);
     while lab.child_mut(child).unwrap().try_wait().unwrap().is_none() {
         assert!(
-            Instant::now() < deadline,
+            realm_io::now() < deadline,
             "realm host did not exit on SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(20));

@@ -49,6 +49,26 @@ pub(crate) struct DaemonSettings {
     /// exits regardless, ms. Default 1000.
     #[serde(default = "default_shutdown_grace_ms")]
     pub(crate) shutdown_grace_ms: u64,
+    /// Run the data plane (TUN, routes, port range, IP-in-IP). Default true.
+    #[serde(default = "default_true")]
+    pub(crate) data_plane: bool,
+    /// TUN device name. Default `"realm0"`.
+    #[serde(default = "default_tun_name")]
+    pub(crate) tun_name: String,
+    /// TUN MTU. Default 1480 (1500 less the 20-byte IP-in-IP header).
+    #[serde(default = "default_tun_mtu")]
+    pub(crate) tun_mtu: u16,
+    /// Outer source address of the tunnel. Default: the address the kernel
+    /// picks towards the gateway.
+    #[serde(default)]
+    pub(crate) underlay_source: Option<std::net::Ipv4Addr>,
+    /// Route 0.0.0.0/1 and 128.0.0.0/1 via the TUN while a binding is held.
+    /// Default true.
+    #[serde(default = "default_true")]
+    pub(crate) manage_routes: bool,
+    /// Set `net.ipv4.ip_local_port_range` to the leased ports. Default true.
+    #[serde(default = "default_true")]
+    pub(crate) manage_port_range: bool,
 }
 
 impl Default for DaemonSettings {
@@ -60,10 +80,25 @@ impl Default for DaemonSettings {
             reconnect_max_ms: default_reconnect_max_ms(),
             connect_timeout_ms: default_connect_timeout_ms(),
             shutdown_grace_ms: default_shutdown_grace_ms(),
+            data_plane: true,
+            tun_name: default_tun_name(),
+            tun_mtu: default_tun_mtu(),
+            underlay_source: None,
+            manage_routes: true,
+            manage_port_range: true,
         }
     }
 }
 
+fn default_true() -> bool {
+    true
+}
+fn default_tun_name() -> String {
+    "realm0".to_owned()
+}
+fn default_tun_mtu() -> u16 {
+    1480
+}
 fn default_log_level() -> String {
     "info".to_owned()
 }
@@ -135,6 +170,12 @@ impl DaemonConfig {
                 b.lease_time = Some(lease);
             }
         }
+        if let Some(tun) = &args.tun {
+            config.daemon.tun_name.clone_from(tun);
+        }
+        if args.no_data_plane {
+            config.daemon.data_plane = false;
+        }
         if let Some(level) = &args.log_level {
             config.daemon.log_level.clone_from(level);
         }
@@ -156,6 +197,12 @@ impl DaemonConfig {
         }
         if d.connect_timeout_ms == 0 || d.connect_timeout_ms > 86_400_000 {
             bail!("[daemon] connect_timeout_ms must be 1..=86400000");
+        }
+        if d.tun_name.is_empty() || d.tun_name.len() > 15 {
+            bail!("[daemon] tun_name must be 1 to 15 bytes");
+        }
+        if d.tun_mtu < 576 {
+            bail!("[daemon] tun_mtu must be at least 576");
         }
         Ok(())
     }

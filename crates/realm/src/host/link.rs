@@ -51,6 +51,10 @@ pub(super) struct TcpLink {
     min_backoff: Duration,
     max_backoff: Duration,
     connect_timeout: Duration,
+    /// The connection attempt in progress. A task, so that `select!`
+    /// cancelling `recv` never abandons a half-made connection the gateway
+    /// may already have accepted.
+    connecting: Option<tokio::task::JoinHandle<io::Result<TcpStream>>>,
     buf: Vec<u8>,
 }
 
@@ -84,6 +88,7 @@ impl Link {
                     min_backoff,
                     max_backoff: Duration::from_millis(daemon.reconnect_max_ms),
                     connect_timeout: Duration::from_millis(daemon.connect_timeout_ms),
+                    connecting: None,
                     buf: vec![0; 65536],
                 }))
             }
@@ -229,9 +234,23 @@ impl TcpLink {
     }
 
     async fn connect(&mut self) -> Incoming {
-        tokio::time::sleep_until(self.next_attempt).await;
-        let attempt = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.gateway));
-        match attempt.await {
+        let handle = match &mut self.connecting {
+            Some(handle) => handle,
+            None => {
+                tokio::time::sleep_until(self.next_attempt).await;
+                let (gateway, limit) = (self.gateway, self.connect_timeout);
+                self.connecting.insert(tokio::spawn(async move {
+                    tokio::time::timeout(limit, TcpStream::connect(gateway))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
+                        })
+                }))
+            }
+        };
+        let result = handle.await;
+        self.connecting = None;
+        match result {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 info!(gateway = %self.gateway, "TCP: connected");
@@ -240,7 +259,7 @@ impl TcpLink {
                 Incoming::Connected
             }
             Ok(Err(e)) => self.failed(&e.to_string()),
-            Err(_) => self.failed("timed out"),
+            Err(e) => self.failed(&e.to_string()),
         }
     }
 

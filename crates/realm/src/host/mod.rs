@@ -8,6 +8,7 @@
 //! transmissions and events after each wake-up.
 
 mod config;
+mod dataplane;
 mod link;
 
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, info, warn};
 
 pub(crate) use config::DaemonConfig;
+use dataplane::DataPlane;
 use link::{Incoming, Link};
 
 /// `realm host` arguments: a config file, or flags for the common case.
@@ -45,6 +47,12 @@ pub(crate) struct HostArgs {
     /// Lease time to suggest for the bindings, seconds.
     #[arg(long)]
     lease: Option<u32>,
+    /// TUN device name (default realm0).
+    #[arg(long)]
+    tun: Option<String>,
+    /// Signalling only: no TUN, routes, port range or tunnel.
+    #[arg(long)]
+    no_data_plane: bool,
     /// Log level (error, warn, info, debug, trace); `RUST_LOG` overrides it.
     #[arg(long)]
     log_level: Option<String>,
@@ -76,6 +84,13 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
     let host_config = config.host.clone();
     let mut host = Host::new(host_config.clone(), realm_io::now()).context("host config")?;
     let mut link = Link::open(&host_config, &config.daemon).await?;
+    let mut dp = if config.daemon.data_plane {
+        Some(DataPlane::open(host_config.gateway, &config.daemon).await?)
+    } else {
+        None
+    };
+    let mut tun_buf = vec![0u8; realm_io::MAX_IPV4_PACKET];
+    let mut raw_buf = vec![0u8; realm_io::MAX_IPV4_PACKET];
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     // The engine raises Closed by itself after shutdown_timeout_ms; this is
@@ -95,6 +110,14 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
             }
         }
         while let Some(event) = host.poll_event() {
+            if let Some(dp) = &mut dp {
+                match &event {
+                    HostEvent::BindingGranted(b) => dp.granted(b).await,
+                    HostEvent::BindingRevoked { binding, .. } => dp.revoked(binding.bind_id).await,
+                    HostEvent::Closed => dp.close(),
+                    _ => {}
+                }
+            }
             if log_event(&event) {
                 info!("realm host stopped");
                 return Ok(true);
@@ -107,7 +130,10 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
             }
         }
         let timeout = host.poll_timeout().map(tokio::time::Instant::from_std);
+        let mut packet = Packet::None;
         tokio::select! {
+            r = tun_recv(dp.as_ref(), &mut tun_buf) => packet = Packet::Tun(r),
+            r = raw_recv(dp.as_ref(), &mut raw_buf) => packet = Packet::Raw(r),
             incoming = link.recv() => match incoming {
                 Incoming::Connected => host.handle_connected(realm_io::now()),
                 Incoming::Disconnected => host.handle_disconnected(realm_io::now()),
@@ -132,9 +158,42 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
             }
             () = sleep_until(hard_deadline), if hard_deadline.is_some() => {
                 warn!("shutdown did not finish in time; exiting");
+                if let Some(dp) = &mut dp {
+                    dp.close();
+                }
                 return Ok(true);
             }
         }
+        if let Some(dp) = &mut dp {
+            match packet {
+                Packet::Tun(Ok(n)) => dp.outbound(tun_buf.get(..n).unwrap_or(&[])).await,
+                Packet::Raw(Ok(n)) => dp.inbound(raw_buf.get(..n).unwrap_or(&[])).await,
+                Packet::Tun(Err(e)) | Packet::Raw(Err(e)) => debug!(error = %e, "data plane read"),
+                Packet::None => {}
+            }
+        }
+    }
+}
+
+/// A packet read in the select, handled after it (when nothing borrows the
+/// data plane).
+enum Packet {
+    None,
+    Tun(std::io::Result<usize>),
+    Raw(std::io::Result<usize>),
+}
+
+async fn tun_recv(dp: Option<&DataPlane>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match dp {
+        Some(dp) => dp.tun.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn raw_recv(dp: Option<&DataPlane>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match dp {
+        Some(dp) => dp.raw.recv(buf).await,
+        None => std::future::pending().await,
     }
 }
 
