@@ -1,4 +1,4 @@
-//! `realm host` signalling end to end: the built binary in a "host" namespace
+//! `realm host` end to end (signalling and data plane): the built binary in a "host" namespace
 //! against a scripted gateway (a small tokio TCP/UDP server built on
 //! `realm_wire::rsip::Message`, answering like RFC 3103 Appendix C) in a
 //! "gateway" namespace. The host registers, obtains the configured ports,
@@ -7,6 +7,8 @@
 
 // Test code: helpers outside #[test] fns may unwrap and panic too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, mpsc};
@@ -265,4 +267,162 @@ fn tcp_register_assign_extend_deregister() {
 #[test]
 fn udp_register_assign_extend_deregister() {
     register_extend_deregister(true);
+}
+
+const PEER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 9);
+
+/// The scripted gateway's data plane: one IP-in-IP packet in (returned),
+/// a UDP "pong" from the peer back through the tunnel.
+async fn ipip_echo(ready: mpsc::Sender<()>) -> Vec<u8> {
+    use realm_io::RawIp;
+    use realm_io::raw::{RawIpOptions, proto};
+    let raw = RawIp::open(proto::IPIP, &RawIpOptions::default()).unwrap();
+    ready.send(()).unwrap();
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let n = tokio::time::timeout(WAIT, raw.recv(&mut buf))
+            .await
+            .expect("no IP-in-IP packet at the gateway")
+            .unwrap();
+        let outer = &buf[..n];
+        let ihl = usize::from(outer[0] & 0x0f) * 4;
+        let inner = &outer[ihl..];
+        // Only the application's datagram (IPv4/UDP to the peer).
+        if inner[0] >> 4 != 4 || inner[9] != 17 || inner[16..20] != PEER.octets() {
+            continue;
+        }
+        assert_eq!(&outer[12..16], &HOST.octets(), "outer source");
+        assert_eq!(&outer[16..20], &GATEWAY.octets(), "outer destination");
+        let iihl = usize::from(inner[0] & 0x0f) * 4;
+        let sport = u16::from_be_bytes([inner[iihl], inner[iihl + 1]]);
+        let src = Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15]);
+        let reply = common::ipv4_udp(PEER, src, 7, sport, b"pong");
+        let wrapped = common::ipv4(GATEWAY, HOST, realm_wire::ipv4::IpProtocol::IpIp, &reply);
+        raw.send(&wrapped).await.unwrap();
+        return inner.to_vec();
+    }
+}
+
+/// The data plane: an application with an ephemeral socket reaches a public
+/// peer through the TUN and the IP-in-IP tunnel, from the leased address and
+/// a leased port, and gets the peer's answer back.
+#[test]
+fn tcp_data_plane_udp_round_trip() {
+    let mut lab = lab();
+    let host = lab.add_namespace("host").unwrap();
+    let gw = lab.add_namespace("gateway").unwrap();
+    lab.veth((&host, "eth0"), (&gw, "eth0")).unwrap();
+    lab.add_address(&host, "eth0", Ipv4Prefix::new(HOST, 24).unwrap())
+        .unwrap();
+    lab.add_address(&gw, "eth0", Ipv4Prefix::new(GATEWAY, 24).unwrap())
+        .unwrap();
+
+    let seen: Seen = Arc::default();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let raw_ready = ready_tx.clone();
+    let gw_seen = Arc::clone(&seen);
+    let gateway = netns::spawn_in(&gw, move || async move {
+        let (_, inner) = tokio::join!(tcp_gateway(gw_seen, ready_tx), ipip_echo(raw_ready));
+        inner
+    });
+    ready_rx.recv_timeout(WAIT).expect("gateway not ready");
+    ready_rx.recv_timeout(WAIT).expect("gateway not ready");
+
+    let args = [
+        "host",
+        "--gateway",
+        "10.0.0.1",
+        "--ports",
+        "8",
+        "--lease",
+        "30",
+    ];
+    let child = lab
+        .spawn(&host, env!("CARGO_BIN_EXE_realm"), &args, LabStdio::Capture)
+        .unwrap();
+
+    // Wait for the leased address on the TUN.
+    let deadline = realm_io::now() + WAIT;
+    loop {
+        let addrs = lab
+            .run_ok(&host, "ip", &["-4", "-o", "addr", "show"])
+            .unwrap_or_default();
+        if addrs.contains("realm0") && addrs.contains(&LEASED.to_string()) {
+            break;
+        }
+        if lab.child_mut(child).unwrap().try_wait().unwrap().is_some() {
+            let out = lab.wait(child).unwrap();
+            panic!(
+                "realm host exited: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            realm_io::now() < deadline,
+            "no leased address on realm0: {addrs}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let range = lab
+        .run_ok(&host, "sysctl", &["-n", "net.ipv4.ip_local_port_range"])
+        .unwrap();
+    let range: Vec<u16> = range
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(range, [FIRST_PORT, FIRST_PORT + 7]);
+
+    let (reply, from, local) = netns::in_namespace(&host, || {
+        let sock = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+        sock.set_read_timeout(Some(WAIT)).unwrap();
+        sock.send_to(b"ping", (PEER, 7)).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = sock.recv_from(&mut buf).expect("no reply to the app");
+        (buf[..n].to_vec(), from, sock.local_addr().unwrap())
+    })
+    .unwrap();
+    assert_eq!(reply, b"pong");
+    assert_eq!(from, SocketAddr::from((PEER, 7)));
+    assert!(
+        (FIRST_PORT..FIRST_PORT + 8).contains(&local.port()),
+        "{local}"
+    );
+
+    let pid = lab.child_mut(child).unwrap().id();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = realm_io::now() + Duration::from_secs(10);
+    while lab.child_mut(child).unwrap().try_wait().unwrap().is_none() {
+        assert!(
+            realm_io::now() < deadline,
+            "realm host did not exit on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = lab.wait(child).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let inner = gateway.join().unwrap().unwrap();
+    assert_eq!(
+        &inner[12..16],
+        &LEASED.octets(),
+        "inner source is the leased address"
+    );
+    let sport = u16::from_be_bytes([inner[20], inner[21]]);
+    assert_eq!(sport, local.port());
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|(t, _)| *t == MessageType::DeregisterRequest)
+    );
 }
