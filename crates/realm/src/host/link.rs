@@ -36,7 +36,7 @@ pub(super) enum Incoming {
 
 #[derive(Debug)]
 pub(super) enum Link {
-    Tcp(TcpLink),
+    Tcp(Box<TcpLink>),
     Udp(UdpSocket),
 }
 
@@ -78,7 +78,7 @@ impl Link {
             }
             Transport::Tcp => {
                 let min_backoff = Duration::from_millis(daemon.reconnect_min_ms);
-                Ok(Link::Tcp(TcpLink {
+                Ok(Link::Tcp(Box::new(TcpLink {
                     gateway: host.gateway,
                     stream: None,
                     decoder: StreamDecoder::new(daemon.max_message_len),
@@ -90,7 +90,7 @@ impl Link {
                     connect_timeout: Duration::from_millis(daemon.connect_timeout_ms),
                     connecting: None,
                     buf: vec![0; 65536],
-                }))
+                })))
             }
         }
     }
