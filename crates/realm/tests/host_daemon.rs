@@ -295,6 +295,10 @@ async fn ipip_echo(ready: mpsc::Sender<()>) -> Vec<u8> {
         assert_eq!(&outer[16..20], &GATEWAY.octets(), "outer destination");
         let iihl = usize::from(inner[0] & 0x0f) * 4;
         let sport = u16::from_be_bytes([inner[iihl], inner[iihl + 1]]);
+        assert!(
+            (FIRST_PORT..FIRST_PORT + 8).contains(&sport),
+            "a packet from unleased port {sport} was tunnelled"
+        );
         let src = Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15]);
         let reply = common::ipv4_udp(PEER, src, 7, sport, b"pong");
         let wrapped = common::ipv4(GATEWAY, HOST, realm_wire::ipv4::IpProtocol::IpIp, &reply);
@@ -308,6 +312,15 @@ async fn ipip_echo(ready: mpsc::Sender<()>) -> Vec<u8> {
 /// a leased port, and gets the peer's answer back.
 #[test]
 fn tcp_data_plane_udp_round_trip() {
+    data_plane_round_trip(false);
+}
+
+#[test]
+fn udp_data_plane_udp_round_trip() {
+    data_plane_round_trip(true);
+}
+
+fn data_plane_round_trip(udp: bool) {
     let mut lab = lab();
     let host = lab.add_namespace("host").unwrap();
     let gw = lab.add_namespace("gateway").unwrap();
@@ -322,13 +335,20 @@ fn tcp_data_plane_udp_round_trip() {
     let raw_ready = ready_tx.clone();
     let gw_seen = Arc::clone(&seen);
     let gateway = netns::spawn_in(&gw, move || async move {
-        let (_, inner) = tokio::join!(tcp_gateway(gw_seen, ready_tx), ipip_echo(raw_ready));
+        let signalling = async {
+            if udp {
+                udp_gateway(gw_seen, ready_tx).await;
+            } else {
+                tcp_gateway(gw_seen, ready_tx).await;
+            }
+        };
+        let (_, inner) = tokio::join!(signalling, ipip_echo(raw_ready));
         inner
     });
     ready_rx.recv_timeout(WAIT).expect("gateway not ready");
     ready_rx.recv_timeout(WAIT).expect("gateway not ready");
 
-    let args = [
+    let mut args = vec![
         "host",
         "--gateway",
         "10.0.0.1",
@@ -337,6 +357,9 @@ fn tcp_data_plane_udp_round_trip() {
         "--lease",
         "30",
     ];
+    if udp {
+        args.push("--udp");
+    }
     let child = lab
         .spawn(&host, env!("CARGO_BIN_EXE_realm"), &args, LabStdio::Capture)
         .unwrap();
@@ -357,10 +380,14 @@ fn tcp_data_plane_udp_round_trip() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        assert!(
-            realm_io::now() < deadline,
-            "no leased address on realm0: {addrs}"
-        );
+        if realm_io::now() > deadline {
+            lab.child_mut(child).unwrap().kill().unwrap();
+            let out = lab.wait(child).unwrap();
+            panic!(
+                "no leased address on realm0: {addrs}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     let range = lab
@@ -373,6 +400,9 @@ fn tcp_data_plane_udp_round_trip() {
     assert_eq!(range, [FIRST_PORT, FIRST_PORT + 7]);
 
     let (reply, from, local) = netns::in_namespace(&host, || {
+        // From the leased address but a port outside the block: dropped.
+        let rogue = std::net::UdpSocket::bind((LEASED, 50000)).unwrap();
+        rogue.send_to(b"rogue", (PEER, 7)).unwrap();
         let sock = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
         sock.set_read_timeout(Some(WAIT)).unwrap();
         sock.send_to(b"ping", (PEER, 7)).unwrap();
@@ -411,6 +441,8 @@ fn tcp_data_plane_udp_round_trip() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("drop_not_leased: 1"), "{stderr}");
     let inner = gateway.join().unwrap().unwrap();
     assert_eq!(
         &inner[12..16],
