@@ -458,3 +458,137 @@ fn data_plane_round_trip(udp: bool) {
             .any(|(t, _)| *t == MessageType::DeregisterRequest)
     );
 }
+
+/// A gateway that drops the TCP connection after granting the binding, then
+/// accepts the host's reconnection and serves it.
+async fn tcp_gateway_dropping_once(seen: Seen, ready: mpsc::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((GATEWAY, 4555)))
+        .await
+        .unwrap();
+    ready.send(()).unwrap();
+    for connection in 0..2 {
+        let (mut stream, _) = tokio::time::timeout(WAIT, listener.accept())
+            .await
+            .expect("host did not (re)connect")
+            .unwrap();
+        let mut decoder = StreamDecoder::new(65535);
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+                .await
+                .expect("host went quiet")
+                .unwrap();
+            assert_ne!(n, 0, "host closed the connection");
+            assert_eq!(decoder.push(&buf[..n]), n);
+            let mut out = Vec::new();
+            let mut done = false;
+            let mut granted = false;
+            while let Some(frame) = decoder.next_frame().unwrap() {
+                let req = Message::parse(frame).unwrap();
+                done |= req.msg_type() == MessageType::DeregisterRequest;
+                granted |= req.msg_type() == MessageType::AssignRequestRsapIp;
+                if let Some(resp) = answer(&req, &seen) {
+                    resp.emit(&mut out);
+                }
+            }
+            stream.write_all(&out).await.unwrap();
+            if done {
+                return;
+            }
+            if granted && connection == 0 {
+                break; // drop the connection
+            }
+        }
+    }
+}
+
+/// `--config FILE`, and a TCP connection lost after the grant: the host
+/// reconnects (without registering again) and goes on extending the binding.
+#[test]
+fn tcp_config_file_and_reconnect() {
+    let mut lab = lab();
+    let host = lab.add_namespace("host").unwrap();
+    let gw = lab.add_namespace("gateway").unwrap();
+    lab.veth((&host, "eth0"), (&gw, "eth0")).unwrap();
+    lab.add_address(&host, "eth0", Ipv4Prefix::new(HOST, 24).unwrap())
+        .unwrap();
+    lab.add_address(&gw, "eth0", Ipv4Prefix::new(GATEWAY, 24).unwrap())
+        .unwrap();
+    let dir = common::scratch_dir("host-config-reconnect");
+    let config = dir.join("host.toml");
+    std::fs::write(
+        &config,
+        "[host]\ngateway = \"10.0.0.1:4555\"\n[[host.bindings]]\nports = 4\nlease_time = 2\n\
+         [daemon]\nreconnect_min_ms = 50\ndata_plane = false\n",
+    )
+    .unwrap();
+
+    let seen: Seen = Arc::default();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let gw_seen = Arc::clone(&seen);
+    let gateway = netns::spawn_in(&gw, move || async move {
+        tcp_gateway_dropping_once(gw_seen, ready_tx).await;
+    });
+    ready_rx.recv_timeout(WAIT).expect("gateway not ready");
+    let config = config.to_str().unwrap().to_owned();
+    let child = lab
+        .spawn(
+            &host,
+            env!("CARGO_BIN_EXE_realm"),
+            &["host", "--config", &config],
+            LabStdio::Capture,
+        )
+        .unwrap();
+
+    let deadline = realm_io::now() + WAIT;
+    while seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _)| *t == MessageType::ExtendRequest)
+        .count()
+        < 2
+    {
+        if realm_io::now() > deadline {
+            lab.child_mut(child).unwrap().kill().unwrap();
+            let out = lab.wait(child).unwrap();
+            panic!(
+                "no extensions after the reconnection: {:?}\n{}",
+                seen.lock().unwrap(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = lab.child_mut(child).unwrap().id();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = realm_io::now() + Duration::from_secs(10);
+    while lab.child_mut(child).unwrap().try_wait().unwrap().is_none() {
+        assert!(
+            realm_io::now() < deadline,
+            "realm host did not exit on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = lab.wait(child).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("TCP: connected"), "{stderr}");
+    gateway.join().unwrap().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter()
+            .filter(|(t, _)| *t == MessageType::RegisterRequest)
+            .count(),
+        1,
+        "registered again after a reconnection: {seen:?}"
+    );
+    assert_eq!(seen[1], (MessageType::AssignRequestRsapIp, Some(4)));
+    assert_eq!(seen.last(), Some(&(MessageType::DeregisterRequest, None)));
+}
