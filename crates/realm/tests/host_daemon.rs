@@ -2,7 +2,10 @@
 //! against a scripted gateway (a small tokio TCP/UDP server built on
 //! `realm_wire::rsip::Message`, answering like RFC 3103 Appendix C) in a
 //! "gateway" namespace. The host registers, obtains the configured ports,
-//! extends them before expiry (2 s leases), and de-registers on SIGTERM.
+//! extends them before expiry (2 s leases), and de-registers on SIGTERM, over
+//! TCP and UDP; reconnects a dropped TCP connection; and carries an
+//! application's UDP datagram through the TUN and IP-in-IP to the scripted
+//! gateway's raw socket and the answer back.
 //! Run as root; without privileges the tests fail, they never skip.
 
 // Test code: helpers outside #[test] fns may unwrap and panic too.
