@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod ctl;
 mod decode;
+mod peer;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,12 +24,20 @@ enum Command {
     /// Decode RSIP messages (hex) or a capture (pcap/pcapng) with its IP,
     /// tunnel, ESP/AH and ISAKMP headers.
     Decode(decode::DecodeArgs),
+    /// Run a plain IPsec host: a TUN, an SPD and manually keyed SAs
+    /// (docs/peer-config.md).
+    Peer(peer::PeerArgs),
+    /// Ask a running daemon through its control socket (docs/ctl.md),
+    /// e.g. `realm ctl sas`.
+    Ctl(ctl::CtlArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Decode(args) => decode::run(args),
+        Command::Peer(args) => peer::run(args),
+        Command::Ctl(args) => ctl::client::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
