@@ -334,10 +334,11 @@ fn tcp_echo(server_ns: &str, addr: Ipv4Addr, client_ns: &str) -> SocketAddr {
     server.join().unwrap()
 }
 
-/// tshark writing everything on `ns`'s eth0 to a file, until [`Capture::stop`].
+/// dumpcap writing everything on `ns`'s eth0 to a pcap file, until [`Capture::stop`].
 struct Capture {
     id: ChildId,
     file: PathBuf,
+    stderr: std::thread::JoinHandle<String>,
 }
 
 impl Capture {
@@ -348,44 +349,47 @@ impl Capture {
             .lab
             .spawn(
                 &ns,
-                "tshark",
-                &[
-                    "-n",
-                    "-i",
-                    "eth0",
-                    "-F",
-                    "pcap",
-                    "-w",
-                    file.to_str().unwrap(),
-                ],
+                "dumpcap",
+                &["-i", "eth0", "-B", "64", "-P", "-w", file.to_str().unwrap()],
                 LabStdio::Capture,
             )
-            .expect("tshark is required (scripts/install-deps)");
-        // tshark says "Capturing on 'eth0'" once it captures.
+            .expect("dumpcap (tshark's capture engine) is required (scripts/install-deps)");
+        // dumpcap prints "Capturing on 'eth0'" BEFORE it opens the device, and
+        // "File: ..." once the device and the file are open.
         let stderr = pair.lab.child_mut(id).unwrap().stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut said = Vec::new();
+        let stderr = std::thread::spawn(move || {
+            let mut said = String::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("Capturing on") {
-                    let _ = tx.send(Ok(()));
+                if line.starts_with("File:") {
+                    let _ = tx.send(());
                 }
-                said.push(line);
+                said += &line;
+                said.push('\n');
             }
-            let _ = tx.send(Err(said.join("\n")));
+            said
         });
-        match rx.recv_timeout(WAIT) {
-            Ok(Ok(())) => {}
-            other => panic!("tshark did not start capturing: {other:?}"),
+        if rx.recv_timeout(WAIT).is_err() {
+            pair.lab.kill(id).ok();
+            panic!(
+                "dumpcap did not start capturing: {}",
+                stderr.join().unwrap()
+            );
         }
-        Capture { id, file }
+        Capture { id, file, stderr }
     }
 
-    fn stop(self, pair: &mut Pair) -> PathBuf {
+    /// Stops dumpcap; returns the file and what dumpcap said (its counts).
+    fn stop(self, pair: &mut Pair) -> (PathBuf, String) {
+        // Let the kernel hand over its last ring-buffer block (retired on a
+        // timeout); what is still in it when dumpcap stops is lost.
+        std::thread::sleep(Duration::from_millis(500));
         let pid = pair.lab.child_mut(self.id).unwrap().id();
         signal(pid, "INT");
-        pair.lab.wait(self.id).unwrap();
-        self.file
+        let status = pair.lab.child_mut(self.id).unwrap().wait().unwrap();
+        let said = self.stderr.join().unwrap();
+        assert!(status.success(), "dumpcap: {said}");
+        (self.file, said)
     }
 }
 
@@ -439,7 +443,7 @@ fn carry_tcp(s: Suite) -> (Pair, SocketAddr) {
     };
     let (a, b) = (pair.ns[0].clone(), pair.ns[1].clone());
     let from = tcp_echo(&b, server, &a);
-    let file = capture.stop(&mut pair);
+    let (file, said) = capture.stop(&mut pair);
 
     // Counters on both sides: the outbound SA of each carried >= 1 MiB of
     // TCP (plus headers), the inbound SA of each the same; nothing dropped.
@@ -464,10 +468,16 @@ fn carry_tcp(s: Suite) -> (Pair, SocketAddr) {
     let bytes = std::fs::read(&file).unwrap();
     let frames = protocols(&file, None);
     let ip: Vec<&String> = frames.iter().filter(|f| f.contains(":ip:")).collect();
-    assert!(ip.len() > 1400, "captured {} IPv4 frames", ip.len());
+    // 1 MiB each way is at least 2 x 771 full-sized segments (MSS 1360) and
+    // some ACKs; the capture may lose some on a loaded machine, but never most.
+    assert!(
+        ip.len() > 1000,
+        "captured {} IPv4 frames; dumpcap: {said}",
+        ip.len()
+    );
     let outer = match (s.protocol, s.udp_encap) {
         ("ah", _) => "eth:ethertype:ip:ah",
-        (_, true) => "eth:ethertype:ip:udp:esp",
+        (_, true) => "eth:ethertype:ip:udp:udpencap:esp",
         _ => "eth:ethertype:ip:esp",
     };
     for f in &ip {
@@ -492,13 +502,13 @@ fn carry_tcp(s: Suite) -> (Pair, SocketAddr) {
         let decrypted = protocols(&file, Some(&home));
         let tcp = decrypted
             .iter()
-            .filter(|f| f.contains(":esp:ip:tcp") && f.contains(&PORT.to_string()))
+            .filter(|f| f.contains(":esp:") && f.contains(":tcp") && f.contains(&PORT.to_string()))
             .count();
-        assert!(tcp > 1400, "tshark decrypted only {tcp} TCP frames");
+        assert!(tcp > 1000, "tshark decrypted only {tcp} TCP frames");
     } else {
         // AH authenticates, it does not hide: the payload is there in clear.
         assert!(contains(&bytes, MARKER));
-        assert!(ip.iter().filter(|f| f.contains(":ah:tcp")).count() > 1400);
+        assert!(ip.iter().filter(|f| f.contains(":ah:tcp")).count() > 1000);
     }
     (pair, from)
 }
