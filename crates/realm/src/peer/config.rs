@@ -56,6 +56,10 @@ pub(crate) struct TunSection {
     /// Destinations routed into the TUN (`a.b.c.d/len`).
     #[serde(default, deserialize_with = "prefixes")]
     pub(crate) routes: Vec<Ipv4Prefix>,
+    /// TSO/GRO offloads on the TUN (`IFF_VNET_HDR`): one read or write per
+    /// 64 KiB of a TCP flow instead of per packet.
+    #[serde(default = "default_true")]
+    pub(crate) offload: bool,
 }
 
 /// `[underlay]`.
@@ -111,6 +115,9 @@ fn default_tun_name() -> String {
 }
 fn default_tun_mtu() -> u16 {
     1400
+}
+fn default_true() -> bool {
+    true
 }
 fn default_buffer() -> usize {
     4 << 20
@@ -235,6 +242,7 @@ mod tests {
         assert_eq!(c.esp_sa_export, None);
         assert_eq!((c.tun.name.as_str(), c.tun.mtu), ("realm0", 1400));
         assert!(c.tun.addresses.is_empty() && c.tun.routes.is_empty());
+        assert!(c.tun.offload);
         assert_eq!(c.underlay.device, None);
         assert_eq!(
             (c.underlay.recv_buffer, c.underlay.send_buffer),

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use realm_io::raw::{RawIpOptions, proto};
 use realm_io::socket::SocketOptions;
+use realm_io::tun::OFFLOAD_HEADROOM;
 use realm_io::{MAX_BATCH, Netlink, RawIp, RouteVia, Tun, TunConfig};
 use realm_ipsec::{
     EngineConfig, Event, Inbound, Ipsec, IpsecProtocol, MAX_HEADROOM, OutboundInPlace, SealError,
@@ -95,10 +96,16 @@ struct PacketBuf {
 }
 
 impl PacketBuf {
-    fn new(head: usize, size: usize) -> Self {
-        let mut v = Vec::with_capacity(head + size + TAILROOM);
+    fn new(head: usize, size: usize, capacity: usize) -> Self {
+        let mut v = Vec::with_capacity(capacity.max(head + size + TAILROOM));
         v.resize(head + size, 0);
         PacketBuf { v, head, size }
+    }
+}
+
+impl AsRef<[u8]> for PacketBuf {
+    fn as_ref(&self) -> &[u8] {
+        self.v.get(self.head..).unwrap_or(&[])
     }
 }
 
@@ -115,14 +122,25 @@ impl AsMut<[u8]> for PacketBuf {
 #[derive(Debug)]
 struct Pool {
     bufs: Vec<PacketBuf>,
-    lens: [usize; MAX_BATCH],
+    lens: Vec<usize>,
 }
 
 impl Pool {
-    fn new(head: usize, size: usize) -> Self {
+    fn new(count: usize, head: usize, size: usize, capacity: usize) -> Self {
         Pool {
-            bufs: (0..MAX_BATCH).map(|_| PacketBuf::new(head, size)).collect(),
-            lens: [0; MAX_BATCH],
+            bufs: (0..count)
+                .map(|_| PacketBuf::new(head, size, capacity))
+                .collect(),
+            lens: vec![0; count],
+        }
+    }
+
+    /// Gives the first `n` buffers their whole receive window back (readers
+    /// look at `as_ref().len()` before writing): between batches every
+    /// buffer is full length. Only the bytes a packet did not use are set.
+    fn restore(&mut self, n: usize) {
+        for b in &mut self.bufs[..n] {
+            b.v.resize(b.head + b.size, 0);
         }
     }
 }
@@ -204,10 +222,30 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
 
     let tun_size = usize::from(peer.tun.mtu());
     let underlay_size = (tun_size + 2 * MAX_HEADROOM + TAILROOM).max(MIN_UNDERLAY_BUFFER);
-    let mut tun_pool = Pool::new(MAX_HEADROOM, tun_size);
-    let mut esp_pool = Pool::new(0, underlay_size);
-    let mut ah_pool = Pool::new(0, underlay_size);
-    let mut udp_pool = Pool::new(IP_UDP_HEADERS, underlay_size - IP_UDP_HEADERS);
+    // With offloads one TUN read is a superpacket of up to 64 KiB: room for
+    // a few of them (and many small packets, one per read) per wake-up.
+    let tun_batch = if peer.tun.offload() {
+        (4 * peer.tun.segments_per_superpacket()).max(MAX_BATCH)
+    } else {
+        MAX_BATCH
+    };
+    // GRO on the TUN appends a flow's following segments to the first one's
+    // buffer, in place only: give underlay buffers room for a superpacket.
+    // (Pages are touched only when used: at most 64 x 64 KiB per socket.)
+    let deliver_capacity = if peer.tun.offload() {
+        2 * OFFLOAD_HEADROOM + 65_535
+    } else {
+        0
+    };
+    let mut tun_pool = Pool::new(tun_batch, MAX_HEADROOM, tun_size, 0);
+    let mut esp_pool = Pool::new(MAX_BATCH, 0, underlay_size, deliver_capacity);
+    let mut ah_pool = Pool::new(MAX_BATCH, 0, underlay_size, deliver_capacity);
+    let mut udp_pool = Pool::new(
+        MAX_BATCH,
+        IP_UDP_HEADERS,
+        underlay_size - IP_UDP_HEADERS,
+        deliver_capacity,
+    );
     let far = Duration::from_secs(3600);
 
     loop {
@@ -224,9 +262,18 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
             _ = sigint.recv() => Wake::Stop("SIGINT"),
         };
         match wake {
-            Wake::Tun(Ok(n)) => peer.from_tun(&mut tun_pool, n).await,
-            Wake::Esp(Ok(n)) => peer.from_underlay(&mut esp_pool, n).await,
-            Wake::Ah(Ok(n)) => peer.from_underlay(&mut ah_pool, n).await,
+            Wake::Tun(Ok(n)) => {
+                peer.from_tun(&mut tun_pool, n).await;
+                tun_pool.restore(n);
+            }
+            Wake::Esp(Ok(n)) => {
+                peer.from_underlay(&mut esp_pool, n).await;
+                esp_pool.restore(n);
+            }
+            Wake::Ah(Ok(n)) => {
+                peer.from_underlay(&mut ah_pool, n).await;
+                ah_pool.restore(n);
+            }
             Wake::Tun(Err(e)) | Wake::Esp(Err(e)) | Wake::Ah(Err(e)) => {
                 // Truncated raw packets (InvalidData) and transient errors:
                 // keep going; a dead device shows up in the counters.
@@ -236,6 +283,7 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
                 let n = peer.recv_udp(i, &mut udp_pool);
                 if n > 0 {
                     peer.from_underlay(&mut udp_pool, n).await;
+                    udp_pool.restore(n);
                 }
             }
             Wake::Timer => peer.engine.handle_timeout(realm_io::now()),
@@ -278,7 +326,7 @@ impl Peer {
 
         let netlink = Netlink::new().context("netlink")?;
         let t = &config.tun;
-        let mut tun_config = TunConfig::new(t.name.clone()).mtu(t.mtu);
+        let mut tun_config = TunConfig::new(t.name.clone()).mtu(t.mtu).offload(t.offload);
         for a in &t.addresses {
             tun_config = tun_config.address(*a);
         }
@@ -360,8 +408,7 @@ impl Peer {
     /// TUN -> SPD -> seal in place -> underlay, for one batch.
     async fn from_tun(&mut self, pool: &mut Pool, n: usize) {
         let now = realm_io::now();
-        let mut out = [(0usize, 0usize); MAX_BATCH];
-        let mut count = 0;
+        let mut out = Vec::with_capacity(n);
         let mut icmp = Vec::new();
         for i in 0..n {
             let len = pool.lens[i];
@@ -376,13 +423,11 @@ impl Peer {
             match self.engine.outbound_in_place(now, &mut b.v, MAX_HEADROOM) {
                 Ok(OutboundInPlace::Protected { start }) => {
                     self.counters.protected += 1;
-                    out[count] = (i, start);
-                    count += 1;
+                    out.push((i, start));
                 }
                 Ok(OutboundInPlace::Bypass) => {
                     self.counters.bypassed += 1;
-                    out[count] = (i, MAX_HEADROOM);
-                    count += 1;
+                    out.push((i, MAX_HEADROOM));
                 }
                 Ok(OutboundInPlace::Discard) => {
                     self.counters.discarded += 1;
@@ -408,7 +453,7 @@ impl Peer {
                 }
             }
         }
-        let packets: Vec<&[u8]> = out[..count]
+        let packets: Vec<&[u8]> = out
             .iter()
             .map(|&(i, start)| &pool.bufs[i].v[start..])
             .collect();
@@ -453,18 +498,21 @@ impl Peer {
     /// whose packets are `pool.bufs[i].v[..pool.lens[i]]`.
     async fn from_underlay(&mut self, pool: &mut Pool, n: usize) {
         let now = realm_io::now();
-        let mut deliver = [0usize; MAX_BATCH];
-        let mut count = 0;
+        let mut deliver: Vec<Vec<u8>> = Vec::with_capacity(n);
+        let mut slots = [0usize; MAX_BATCH];
         for i in 0..n {
             let b = &mut pool.bufs[i];
             b.v.truncate(pool.lens[i]);
             self.counters.underlay_rx_packets += 1;
             match self.engine.inbound_in_place(now, &mut b.v) {
                 Ok(Inbound::Packet(p)) => {
-                    // The engine hands our own buffer back, decapsulated.
-                    b.v = p.packet;
-                    deliver[count] = i;
-                    count += 1;
+                    // The engine hands our own buffer back, decapsulated at
+                    // its start; the TUN write wants room in front of it
+                    // (virtio_net_hdr with offloads).
+                    let mut v = p.packet;
+                    v.splice(0..0, [0u8; OFFLOAD_HEADROOM]);
+                    slots[deliver.len()] = i;
+                    deliver.push(v);
                 }
                 Ok(Inbound::NatKeepalive) => self.counters.keepalives_rx += 1,
                 Ok(Inbound::Ike(d)) => {
@@ -481,11 +529,35 @@ impl Peer {
                 }
             }
         }
-        let packets: Vec<&[u8]> = deliver[..count]
+        if deliver.is_empty() {
+            return;
+        }
+        let bytes: u64 = deliver
             .iter()
-            .map(|&i| pool.bufs[i].v.as_slice())
-            .collect();
-        self.write_tun(&packets).await;
+            .map(|v| (v.len() - OFFLOAD_HEADROOM) as u64)
+            .sum();
+        // Consecutive segments of a flow become one write (GRO) when the
+        // TUN has offloads.
+        match self
+            .tun
+            .send_coalesced(&mut deliver, OFFLOAD_HEADROOM)
+            .await
+        {
+            Ok(k) => {
+                self.counters.tun_tx_packets += k as u64;
+                self.counters.tun_tx_bytes += bytes;
+            }
+            Err(e) => {
+                self.counters.tun_write_errors += 1;
+                if sampled(self.counters.tun_write_errors) {
+                    tracing::warn!(error = %e, count = self.counters.tun_write_errors, "TUN write");
+                }
+            }
+        }
+        // The buffers go back to the pool (possibly grown by GRO).
+        for (v, &i) in deliver.into_iter().zip(&slots) {
+            pool.bufs[i].v = v;
+        }
     }
 
     async fn send_underlay(&mut self, packets: &[&[u8]]) {
@@ -647,7 +719,7 @@ mod tests {
 
     #[test]
     fn packet_buffers_restore_their_window() {
-        let mut b = PacketBuf::new(MAX_HEADROOM, 1400);
+        let mut b = PacketBuf::new(MAX_HEADROOM, 1400, 0);
         assert_eq!(b.as_mut().len(), 1400);
         b.v.truncate(MAX_HEADROOM + 10);
         b.v.extend_from_slice(&[0; TAILROOM]);
