@@ -339,6 +339,7 @@ impl Tun {
                 format!("send_coalesced needs {OFFLOAD_HEADROOM} bytes of headroom, got {offset}"),
             ));
         }
+        #[allow(clippy::unwrap_or_default)] // new() preallocates its tables, default() does not.
         let mut table = lock(&self.gro).take().unwrap_or_else(GROTable::new);
         let r = self.dev.send_multiple(&mut table, bufs, offset).await;
         *lock(&self.gro) = Some(table);

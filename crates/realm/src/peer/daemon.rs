@@ -10,8 +10,11 @@
 //! the clock once. Packets are never copied on the way through: TUN reads
 //! land [`MAX_HEADROOM`] bytes into their buffer so the engine seals them in
 //! place; underlay reads are opened in place and written to the TUN from the
-//! same buffer. All protected output (ESP, AH, ESP-in-UDP, keepalives) leaves
-//! through one `IPPROTO_RAW` socket with `sendmmsg` batches.
+//! same buffer. Protected output leaves through one `IPPROTO_RAW` socket in
+//! `sendmmsg` batches, except ESP-in-UDP from our NAT-T port, which leaves
+//! through the UDP socket, a flow's consecutive datagrams in one UDP GSO call
+//! (and arrives coalesced by `UDP_GRO`). With TUN offloads, reads and writes
+//! of the TUN carry up to 64 KiB of a TCP flow each.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -21,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use realm_io::raw::{RawIpOptions, proto};
-use realm_io::socket::SocketOptions;
+use realm_io::socket::{
+    SocketOptions, UDP_MAX_SEGMENTS, udp_send_segments, udp_set_gro, udp_try_recv_segments,
+};
 use realm_io::tun::OFFLOAD_HEADROOM;
 use realm_io::{MAX_BATCH, Netlink, RawIp, RouteVia, Tun, TunConfig};
 use realm_ipsec::{
@@ -157,6 +162,10 @@ pub(crate) struct Peer {
     esp: Option<RawIp>,
     ah: Option<RawIp>,
     udp: Vec<(u16, UdpSocket)>,
+    /// A UDP_GRO read (up to 64 KiB of datagrams).
+    udp_scratch: Vec<u8>,
+    /// The payloads of one UDP GSO send.
+    gso_scratch: Vec<u8>,
     underlay: Ipv4Addr,
     control_socket: PathBuf,
 }
@@ -241,7 +250,7 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
     let mut esp_pool = Pool::new(MAX_BATCH, 0, underlay_size, deliver_capacity);
     let mut ah_pool = Pool::new(MAX_BATCH, 0, underlay_size, deliver_capacity);
     let mut udp_pool = Pool::new(
-        MAX_BATCH,
+        4 * UDP_MAX_SEGMENTS,
         IP_UDP_HEADERS,
         underlay_size - IP_UDP_HEADERS,
         deliver_capacity,
@@ -381,6 +390,10 @@ impl Peer {
                 },
             )
             .with_context(|| format!("UDP {addr} (NAT-T)"))?;
+            // Many datagrams per read when the kernel can (Linux 5.0+).
+            if let Err(e) = udp_set_gro(&s, true) {
+                tracing::debug!(port, error = %e, "UDP_GRO unavailable: one datagram per read");
+            }
             sockets.push(format!("udp {port} (ESP-in-UDP)"));
             udp.push((port, s));
         }
@@ -400,6 +413,8 @@ impl Peer {
             esp,
             ah,
             udp,
+            udp_scratch: vec![0; 65_535],
+            gso_scratch: Vec::with_capacity(65_535),
             underlay: u.address,
             control_socket: config.control_socket.clone(),
         })
@@ -463,32 +478,42 @@ impl Peer {
         }
     }
 
-    /// Reads up to a batch from UDP socket `idx` into `pool`, rebuilding the
-    /// IPv4 and UDP headers the socket API strips (the engine opens whole
-    /// datagrams). Returns the count.
+    /// Reads from UDP socket `idx` into `pool`, rebuilding the IPv4 and UDP
+    /// headers the socket API strips (the engine opens whole datagrams).
+    /// With `UDP_GRO` one read may hold many datagrams of a flow: they are
+    /// split into the pool's buffers. Reads go on while a whole GRO read
+    /// still fits, at most [`MAX_BATCH`] reads. Returns the packet count.
     fn recv_udp(&mut self, idx: usize, pool: &mut Pool) -> usize {
         let (port, socket) = &self.udp[idx];
         let mut n = 0;
-        while n < MAX_BATCH {
-            let b = &mut pool.bufs[n];
-            match socket.try_recv_from(b.as_mut()) {
-                Ok((len, SocketAddr::V4(from))) => {
-                    write_ip_udp_headers(
-                        &mut b.v[..IP_UDP_HEADERS],
-                        from,
-                        self.underlay,
-                        *port,
-                        len,
-                    );
-                    pool.lens[n] = IP_UDP_HEADERS + len;
-                    n += 1;
-                }
-                Ok((_, SocketAddr::V6(_))) => {}
+        let mut reads = 0;
+        while reads < MAX_BATCH && pool.bufs.len() - n >= UDP_MAX_SEGMENTS {
+            reads += 1;
+            let (len, from, segment) = match udp_try_recv_segments(socket, &mut self.udp_scratch) {
+                Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     tracing::debug!(port, error = %e, "UDP receive");
-                    break;
+                    continue;
                 }
+            };
+            let step = if segment == 0 { len.max(1) } else { segment };
+            for datagram in self.udp_scratch[..len].chunks(step) {
+                let b = &mut pool.bufs[n];
+                let window = b.as_mut();
+                let Some(dst) = window.get_mut(..datagram.len()) else {
+                    continue; // larger than any packet we could open: dropped
+                };
+                dst.copy_from_slice(datagram);
+                write_ip_udp_headers(
+                    &mut b.v[..IP_UDP_HEADERS],
+                    from,
+                    self.underlay,
+                    *port,
+                    datagram.len(),
+                );
+                pool.lens[n] = IP_UDP_HEADERS + datagram.len();
+                n += 1;
             }
         }
         n
@@ -499,7 +524,7 @@ impl Peer {
     async fn from_underlay(&mut self, pool: &mut Pool, n: usize) {
         let now = realm_io::now();
         let mut deliver: Vec<Vec<u8>> = Vec::with_capacity(n);
-        let mut slots = [0usize; MAX_BATCH];
+        let mut slots = Vec::with_capacity(n);
         for i in 0..n {
             let b = &mut pool.bufs[i];
             b.v.truncate(pool.lens[i]);
@@ -511,7 +536,7 @@ impl Peer {
                     // (virtio_net_hdr with offloads).
                     let mut v = p.packet;
                     v.splice(0..0, [0u8; OFFLOAD_HEADROOM]);
-                    slots[deliver.len()] = i;
+                    slots.push(i);
                     deliver.push(v);
                 }
                 Ok(Inbound::NatKeepalive) => self.counters.keepalives_rx += 1,
@@ -560,7 +585,82 @@ impl Peer {
         }
     }
 
+    /// Sends protected packets: ESP-in-UDP whose source port is one of our
+    /// NAT-T sockets goes through that socket, consecutive datagrams of a
+    /// flow in one UDP GSO call; everything else through the raw socket, in
+    /// `sendmmsg` batches. Order is kept.
     async fn send_underlay(&mut self, packets: &[&[u8]]) {
+        let mut raw_from = 0;
+        let mut i = 0;
+        while i < packets.len() {
+            let Some(flow) = self.udp_flow(packets[i]) else {
+                i += 1;
+                continue;
+            };
+            // A run of the same flow, equal lengths but for a shorter last one.
+            let size = packets[i].len();
+            let mut j = i + 1;
+            let mut total = size - IP_UDP_HEADERS;
+            while j < packets.len()
+                && j - i < UDP_MAX_SEGMENTS
+                && packets[j].len() <= size
+                && total + packets[j].len() <= 65_000
+                && self.udp_flow(packets[j]) == Some(flow)
+            {
+                total += packets[j].len() - IP_UDP_HEADERS;
+                j += 1;
+                if packets[j - 1].len() < size {
+                    break;
+                }
+            }
+            self.send_raw(&packets[raw_from..i]).await;
+            self.send_udp_run(flow, &packets[i..j]).await;
+            raw_from = j;
+            i = j;
+        }
+        self.send_raw(&packets[raw_from..]).await;
+    }
+
+    /// (socket index, destination) of an ESP-in-UDP packet we can send
+    /// through one of our UDP sockets: IPv4 without options, UDP, source
+    /// port bound by us.
+    fn udp_flow(&self, p: &[u8]) -> Option<(usize, SocketAddrV4)> {
+        if p.len() < IP_UDP_HEADERS || p[0] != 0x45 || p[9] != proto::UDP {
+            return None;
+        }
+        let sport = u16::from_be_bytes([p[20], p[21]]);
+        let idx = self.udp.iter().position(|(port, _)| *port == sport)?;
+        let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+        Some((
+            idx,
+            SocketAddrV4::new(dst, u16::from_be_bytes([p[22], p[23]])),
+        ))
+    }
+
+    /// One UDP GSO send of a run of datagrams (their UDP payloads, copied
+    /// into one buffer; the kernel rebuilds the IPv4 and UDP headers).
+    async fn send_udp_run(&mut self, (idx, dst): (usize, SocketAddrV4), run: &[&[u8]]) {
+        self.gso_scratch.clear();
+        for p in run {
+            self.gso_scratch.extend_from_slice(&p[IP_UDP_HEADERS..]);
+        }
+        let segment = (run[0].len() - IP_UDP_HEADERS) as u16;
+        let socket = &self.udp[idx].1;
+        match udp_send_segments(socket, &self.gso_scratch, segment, dst).await {
+            Ok(_) => {
+                self.counters.underlay_tx_packets += run.len() as u64;
+                self.counters.underlay_tx_bytes += run.iter().map(|p| p.len() as u64).sum::<u64>();
+            }
+            Err(e) => {
+                self.counters.underlay_send_errors += run.len() as u64;
+                if sampled(self.counters.underlay_send_errors) {
+                    tracing::warn!(error = %e, %dst, count = self.counters.underlay_send_errors, "UDP send");
+                }
+            }
+        }
+    }
+
+    async fn send_raw(&mut self, packets: &[&[u8]]) {
         let mut done = 0;
         while done < packets.len() {
             match self.send.send_batch(&packets[done..]).await {
