@@ -19,11 +19,13 @@
 //! `REALM_BENCH_SECONDS` sets the duration of each measurement (default 10).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `side` indexes several per-side arrays at once.
+#![allow(clippy::needless_range_loop)]
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use realm_io::netns::{self, Lab, LabStdio};
 use realm_io::{Ipv4Prefix, RouteVia};
@@ -131,8 +133,8 @@ fn iperf(lab: &mut Lab, a: &str, b: &str, seconds: u64) -> f64 {
 }
 
 fn wait_for_socket(socket: &Path, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
+    let deadline = realm_io::now() + Duration::from_secs(20);
+    while realm_io::now() < deadline {
         let ok = Command::new(REALM)
             .args(["ctl", "--socket"])
             .arg(socket)

@@ -12,12 +12,14 @@
 //! these tests FAIL, they never skip.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `side` indexes several per-side arrays at once.
+#![allow(clippy::needless_range_loop)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use realm_io::netns::{self, ChildId, Lab, LabStdio};
 use serde_json::Value;
@@ -197,7 +199,7 @@ impl Pair {
             )
             .unwrap();
         self.peers[side] = Some(id);
-        let deadline = Instant::now() + WAIT;
+        let deadline = realm_io::now() + WAIT;
         loop {
             if ctl(&self.socket(side), "status").is_ok() {
                 return;
@@ -209,7 +211,7 @@ impl Pair {
                 );
             }
             assert!(
-                Instant::now() < deadline,
+                realm_io::now() < deadline,
                 "realm peer {side} did not come up:\n{}",
                 self.log(side)
             );

@@ -166,6 +166,8 @@ pub(crate) struct Peer {
     udp_scratch: Vec<u8>,
     /// The payloads of one UDP GSO send.
     gso_scratch: Vec<u8>,
+    /// UDP GSO works (cleared at the first failure).
+    udp_gso: bool,
     underlay: Ipv4Addr,
     control_socket: PathBuf,
 }
@@ -272,15 +274,15 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
         };
         match wake {
             Wake::Tun(Ok(n)) => {
-                peer.from_tun(&mut tun_pool, n).await;
+                peer.handle_tun_batch(&mut tun_pool, n).await;
                 tun_pool.restore(n);
             }
             Wake::Esp(Ok(n)) => {
-                peer.from_underlay(&mut esp_pool, n).await;
+                peer.handle_underlay_batch(&mut esp_pool, n).await;
                 esp_pool.restore(n);
             }
             Wake::Ah(Ok(n)) => {
-                peer.from_underlay(&mut ah_pool, n).await;
+                peer.handle_underlay_batch(&mut ah_pool, n).await;
                 ah_pool.restore(n);
             }
             Wake::Tun(Err(e)) | Wake::Esp(Err(e)) | Wake::Ah(Err(e)) => {
@@ -291,7 +293,7 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
             Wake::Udp(i) => {
                 let n = peer.recv_udp(i, &mut udp_pool);
                 if n > 0 {
-                    peer.from_underlay(&mut udp_pool, n).await;
+                    peer.handle_underlay_batch(&mut udp_pool, n).await;
                     udp_pool.restore(n);
                 }
             }
@@ -415,13 +417,14 @@ impl Peer {
             udp,
             udp_scratch: vec![0; 65_535],
             gso_scratch: Vec::with_capacity(65_535),
+            udp_gso: true,
             underlay: u.address,
             control_socket: config.control_socket.clone(),
         })
     }
 
     /// TUN -> SPD -> seal in place -> underlay, for one batch.
-    async fn from_tun(&mut self, pool: &mut Pool, n: usize) {
+    async fn handle_tun_batch(&mut self, pool: &mut Pool, n: usize) {
         let now = realm_io::now();
         let mut out = Vec::with_capacity(n);
         let mut icmp = Vec::new();
@@ -521,7 +524,7 @@ impl Peer {
 
     /// Underlay -> open in place -> SPD inbound check -> TUN, for one batch
     /// whose packets are `pool.bufs[i].v[..pool.lens[i]]`.
-    async fn from_underlay(&mut self, pool: &mut Pool, n: usize) {
+    async fn handle_underlay_batch(&mut self, pool: &mut Pool, n: usize) {
         let now = realm_io::now();
         let mut deliver: Vec<Vec<u8>> = Vec::with_capacity(n);
         let mut slots = Vec::with_capacity(n);
@@ -646,7 +649,31 @@ impl Peer {
         }
         let segment = (run[0].len() - IP_UDP_HEADERS) as u16;
         let socket = &self.udp[idx].1;
-        match udp_send_segments(socket, &self.gso_scratch, segment, dst).await {
+        let sent = if self.udp_gso {
+            udp_send_segments(socket, &self.gso_scratch, segment, dst).await
+        } else {
+            Err(io::Error::from(io::ErrorKind::Unsupported))
+        };
+        let sent = match sent {
+            Err(e) if run.len() > 1 || !self.udp_gso => {
+                // No UDP GSO on this path (old kernel, device without checksum
+                // offload): one datagram per call from now on.
+                if self.udp_gso {
+                    self.udp_gso = false;
+                    tracing::info!(error = %e, "UDP GSO unavailable: one datagram per send");
+                }
+                let mut result = Ok(0);
+                for p in run {
+                    result = socket.send_to(&p[IP_UDP_HEADERS..], dst).await;
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                result
+            }
+            other => other,
+        };
+        match sent {
             Ok(_) => {
                 self.counters.underlay_tx_packets += run.len() as u64;
                 self.counters.underlay_tx_bytes += run.iter().map(|p| p.len() as u64).sum::<u64>();
