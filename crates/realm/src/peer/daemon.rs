@@ -502,7 +502,12 @@ impl Peer {
             };
             let step = if segment == 0 { len.max(1) } else { segment };
             for datagram in self.udp_scratch[..len].chunks(step) {
-                let b = &mut pool.bufs[n];
+                // A GRO read holds at most 64 datagrams from Linux, but a
+                // foreign GSO sender may pack more (128 on recent kernels).
+                let Some(b) = pool.bufs.get_mut(n) else {
+                    self.counters.inbound_dropped += 1;
+                    continue;
+                };
                 let window = b.as_mut();
                 let Some(dst) = window.get_mut(..datagram.len()) else {
                     continue; // larger than any packet we could open: dropped
