@@ -94,15 +94,17 @@ pub const UDP_MAX_SEGMENTS: usize = 64;
 /// Sends `payload` to `dst` as datagrams of `segment` bytes each, the last possibly shorter,
 /// with ONE system call (UDP GSO, `UDP_SEGMENT`, Linux 4.18+): the stack handles one large
 /// packet and cuts it as late as possible. At most [`UDP_MAX_SEGMENTS`] segments and 64 KiB.
+/// `tos` is the whole TOS byte of every datagram, DSCP and ECN (`IP_TOS`).
 pub async fn udp_send_segments(
     socket: &UdpSocket,
     payload: &[u8],
     segment: u16,
+    tos: u8,
     dst: SocketAddrV4,
 ) -> io::Result<usize> {
     socket
         .async_io(Interest::WRITABLE, || {
-            sys::send_segments(socket.as_fd(), payload, segment, dst)
+            sys::send_segments(socket.as_fd(), payload, segment, tos, dst)
         })
         .await
 }
@@ -153,7 +155,9 @@ mod tests {
         // Ten 100-byte datagrams and a 50-byte one, each byte telling its datagram.
         let payload: Vec<u8> = (0..1050u32).map(|i| (i / 100) as u8).collect();
         assert_eq!(
-            udp_send_segments(&tx, &payload, 100, dst).await.unwrap(),
+            udp_send_segments(&tx, &payload, 100, 0x2e << 2 | 1, dst)
+                .await
+                .unwrap(),
             1050
         );
         let mut datagrams: Vec<Vec<u8>> = Vec::new();

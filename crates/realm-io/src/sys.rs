@@ -200,11 +200,13 @@ fn sockaddr_v4(addr: std::net::SocketAddrV4) -> libc::sockaddr_in {
 }
 
 /// One non-blocking `sendmsg(2)` of `payload` to `dst` with a `UDP_SEGMENT` control message:
-/// the kernel sends it as datagrams of `segment` bytes (the last may be shorter).
+/// the kernel sends it as datagrams of `segment` bytes (the last may be shorter), with an
+/// `IP_TOS` control message setting the whole TOS byte (DSCP and ECN) of every datagram.
 pub(crate) fn send_segments(
     fd: BorrowedFd<'_>,
     payload: &[u8],
     segment: u16,
+    tos: u8,
     dst: std::net::SocketAddrV4,
 ) -> io::Result<usize> {
     let mut name = sockaddr_v4(dst);
@@ -213,8 +215,9 @@ pub(crate) fn send_segments(
         iov_base: payload.as_ptr().cast_mut().cast(),
         iov_len: payload.len(),
     };
-    // u64s: aligned for `cmsghdr`; 32 bytes >= CMSG_SPACE(2) (24 on 64-bit Linux).
-    let mut control = [0u64; 4];
+    // u64s: aligned for `cmsghdr`; 64 bytes >= CMSG_SPACE(2) + CMSG_SPACE(4) (24 + 24 on
+    // 64-bit Linux).
+    let mut control = [0u64; 8];
     // SAFETY: all-zero bytes are a valid `msghdr` (null pointers, zero lengths).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_name = (&raw mut name).cast();
@@ -223,17 +226,29 @@ pub(crate) fn send_segments(
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     // SAFETY: CMSG_SPACE is pure arithmetic on its argument.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as _;
-    // SAFETY: `msg.msg_control` points to `control`, which is at least CMSG_SPACE(2) bytes,
-    // aligned for `cmsghdr` and zeroed, and `msg_controllen` says so; CMSG_FIRSTHDR therefore
-    // returns a pointer to its start (non-null), and CMSG_DATA points 2 bytes inside it, which
-    // an unaligned write fills.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(2) + libc::CMSG_SPACE(4) } as _;
+    // SAFETY: `msg.msg_control` points to `control`, zeroed, aligned for `cmsghdr` and larger
+    // than `msg_controllen`, which covers exactly two messages: CMSG_FIRSTHDR returns its start
+    // (non-null) and CMSG_NXTHDR the second header, which lies inside `msg_controllen` (it
+    // checks that) and so is non-null; CMSG_DATA points inside each message, where unaligned
+    // writes of 2 and 4 bytes fit.
     unsafe {
         let c = libc::CMSG_FIRSTHDR(&raw const msg);
         (*c).cmsg_level = libc::SOL_UDP;
         (*c).cmsg_type = UDP_SEGMENT;
         (*c).cmsg_len = libc::CMSG_LEN(2) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment);
+        let c = libc::CMSG_NXTHDR(&raw const msg, c);
+        if c.is_null() {
+            return Err(io::Error::other("no room for the IP_TOS control message"));
+        }
+        (*c).cmsg_level = libc::IPPROTO_IP;
+        (*c).cmsg_type = libc::IP_TOS;
+        (*c).cmsg_len = libc::CMSG_LEN(4) as _;
+        std::ptr::write_unaligned(
+            libc::CMSG_DATA(c).cast::<libc::c_int>(),
+            libc::c_int::from(tos),
+        );
     }
     // SAFETY: `msg` and everything it points to (`name`, `iov` over `payload`, `control`) live
     // on this frame, unmoved, until the call returns; the kernel only reads them.

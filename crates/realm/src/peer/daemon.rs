@@ -51,6 +51,15 @@ const IP_UDP_HEADERS: usize = 28;
 /// never sends them.
 const MIN_UNDERLAY_BUFFER: usize = 2048;
 
+/// Where a run of ESP-in-UDP datagrams goes: which of our UDP sockets, to
+/// whom, with which TOS byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UdpFlow {
+    socket: usize,
+    dst: SocketAddrV4,
+    tos: u8,
+}
+
 /// Packet counters of the daemon (the engine counts per SA).
 #[derive(Debug, Default, Clone, Serialize)]
 pub(crate) struct Counters {
@@ -629,25 +638,28 @@ impl Peer {
         self.send_raw(&packets[raw_from..]).await;
     }
 
-    /// (socket index, destination) of an ESP-in-UDP packet we can send
+    /// Socket, destination and TOS of an ESP-in-UDP packet we can send
     /// through one of our UDP sockets: IPv4 without options, UDP, source
-    /// port bound by us.
-    fn udp_flow(&self, p: &[u8]) -> Option<(usize, SocketAddrV4)> {
+    /// port bound by us. The TOS byte (DSCP and ECN, which the engine copied
+    /// from the inner header: RFC 2401 s5.1.2.1, RFC 6040) goes along.
+    fn udp_flow(&self, p: &[u8]) -> Option<UdpFlow> {
         if p.len() < IP_UDP_HEADERS || p[0] != 0x45 || p[9] != proto::UDP {
             return None;
         }
         let sport = u16::from_be_bytes([p[20], p[21]]);
-        let idx = self.udp.iter().position(|(port, _)| *port == sport)?;
+        let socket = self.udp.iter().position(|(port, _)| *port == sport)?;
         let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
-        Some((
-            idx,
-            SocketAddrV4::new(dst, u16::from_be_bytes([p[22], p[23]])),
-        ))
+        Some(UdpFlow {
+            socket,
+            dst: SocketAddrV4::new(dst, u16::from_be_bytes([p[22], p[23]])),
+            tos: p[1],
+        })
     }
 
     /// One UDP GSO send of a run of datagrams (their UDP payloads, copied
     /// into one buffer; the kernel rebuilds the IPv4 and UDP headers).
-    async fn send_udp_run(&mut self, (idx, dst): (usize, SocketAddrV4), run: &[&[u8]]) {
+    async fn send_udp_run(&mut self, flow: UdpFlow, run: &[&[u8]]) {
+        let (idx, dst) = (flow.socket, flow.dst);
         self.gso_scratch.clear();
         for p in run {
             self.gso_scratch.extend_from_slice(&p[IP_UDP_HEADERS..]);
@@ -655,7 +667,7 @@ impl Peer {
         let segment = (run[0].len() - IP_UDP_HEADERS) as u16;
         let socket = &self.udp[idx].1;
         let sent = if self.udp_gso {
-            udp_send_segments(socket, &self.gso_scratch, segment, dst).await
+            udp_send_segments(socket, &self.gso_scratch, segment, flow.tos, dst).await
         } else {
             Err(io::Error::from(io::ErrorKind::Unsupported))
         };
