@@ -203,3 +203,35 @@ impl Handler for Peer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_drop_reason_has_its_own_counter_name() {
+        let names: Vec<&str> = DropReason::ALL.iter().map(|r| reason_name(*r)).collect();
+        assert!(!names.contains(&"other"), "{names:?}");
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+    }
+
+    #[test]
+    fn selectors_print_as_configured() {
+        let s = Selector {
+            src: "198.51.100.0/24".parse().unwrap(),
+            dst: "192.0.2.1-192.0.2.9".parse().unwrap(),
+            protocol: "tcp".parse().unwrap(),
+            src_port: "any".parse().unwrap(),
+            dst_port: "443".parse().unwrap(),
+            name: None,
+        };
+        assert_eq!(
+            selector(&s),
+            json!({"src": "198.51.100.0/24", "dst": "192.0.2.1-192.0.2.9", "protocol": "tcp",
+                   "src_port": "any", "dst_port": "443"})
+        );
+    }
+}
