@@ -5,11 +5,16 @@
 //!
 //! Everything else about these sockets is plain tokio.
 
-use std::net::SocketAddr;
+use std::io;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::os::fd::AsFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
 
 use crate::error::{IoContext, Result};
+use crate::sys;
 
 /// Socket options for [`udp_bind`] and [`tcp_listen`]. The default sets only `SO_REUSEADDR`
 /// for TCP listeners (so a restarted gateway can rebind at once despite TIME_WAIT).
@@ -82,6 +87,47 @@ pub fn tcp_listen(
     tokio::net::TcpListener::from_std(s.into()).ctx(|| format!("register TCP {addr} with tokio"))
 }
 
+/// Most datagrams one [`udp_send_segments`] call may carry (the kernel's `UDP_MAX_SEGMENTS`
+/// on older kernels) and one `UDP_GRO` read may hold.
+pub const UDP_MAX_SEGMENTS: usize = 64;
+
+/// Sends `payload` to `dst` as datagrams of `segment` bytes each, the last possibly shorter,
+/// with ONE system call (UDP GSO, `UDP_SEGMENT`, Linux 4.18+): the stack handles one large
+/// packet and cuts it as late as possible. At most [`UDP_MAX_SEGMENTS`] segments and 64 KiB.
+/// `tos` is the whole TOS byte of every datagram, DSCP and ECN (`IP_TOS`).
+pub async fn udp_send_segments(
+    socket: &UdpSocket,
+    payload: &[u8],
+    segment: u16,
+    tos: u8,
+    dst: SocketAddrV4,
+) -> io::Result<usize> {
+    socket
+        .async_io(Interest::WRITABLE, || {
+            sys::send_segments(socket.as_fd(), payload, segment, tos, dst)
+        })
+        .await
+}
+
+/// Turns on `UDP_GRO` (Linux 5.0+): datagrams of one flow arriving together may then be read
+/// with one [`udp_try_recv_segments`] call.
+pub fn udp_set_gro(socket: &UdpSocket, on: bool) -> io::Result<()> {
+    sys::set_int_option(socket.as_fd(), libc::SOL_UDP, sys::UDP_GRO, i32::from(on))
+}
+
+/// One read of a socket that may have `UDP_GRO` on: `(len, source, segment)`, where `buf[..len]`
+/// holds one datagram (`segment` 0) or several consecutive datagrams of `segment` bytes each,
+/// the last possibly shorter. Non-blocking (`WouldBlock` clears tokio's readiness). Use a
+/// 64 KiB buffer: a longer read is `InvalidData`.
+pub fn udp_try_recv_segments(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddrV4, usize)> {
+    socket.try_io(Interest::READABLE, || {
+        sys::recv_segments(socket.as_fd(), buf)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +142,42 @@ mod tests {
         let port = a.local_addr().unwrap().port();
         let b = udp_bind(SocketAddr::from(([127, 0, 0, 1], port)), &o).unwrap();
         assert_eq!(b.local_addr().unwrap().port(), port);
+    }
+
+    #[tokio::test]
+    async fn udp_segments_sent_as_datagrams_and_read_back_split() {
+        let rx = udp_bind("127.0.0.1:0".parse().unwrap(), &SocketOptions::default()).unwrap();
+        udp_set_gro(&rx, true).unwrap();
+        let tx = udp_bind("127.0.0.1:0".parse().unwrap(), &SocketOptions::default()).unwrap();
+        let SocketAddr::V4(dst) = rx.local_addr().unwrap() else {
+            panic!()
+        };
+        // Ten 100-byte datagrams and a 50-byte one, each byte telling its datagram.
+        let payload: Vec<u8> = (0..1050u32).map(|i| (i / 100) as u8).collect();
+        assert_eq!(
+            udp_send_segments(&tx, &payload, 100, 0x2e << 2 | 1, dst)
+                .await
+                .unwrap(),
+            1050
+        );
+        let mut datagrams: Vec<Vec<u8>> = Vec::new();
+        let mut buf = vec![0u8; 65_535];
+        while datagrams.len() < 11 {
+            rx.readable().await.unwrap();
+            let (len, from, segment) = match udp_try_recv_segments(&rx, &mut buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => panic!("{e}"),
+            };
+            assert_eq!(SocketAddr::V4(from), tx.local_addr().unwrap());
+            let step = if segment == 0 { len } else { segment };
+            datagrams.extend(buf[..len].chunks(step).map(<[u8]>::to_vec));
+        }
+        assert_eq!(datagrams.len(), 11);
+        for (i, d) in datagrams.iter().enumerate() {
+            assert_eq!(d.len(), if i == 10 { 50 } else { 100 });
+            assert!(d.iter().all(|&b| usize::from(b) == i));
+        }
     }
 
     #[tokio::test]

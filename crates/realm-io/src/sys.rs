@@ -157,6 +157,158 @@ pub(crate) fn send_many<B: AsRef<[u8]>>(
     usize::try_from(rc).map_err(|_| io::Error::last_os_error())
 }
 
+/// Linux `UDP_SEGMENT` and `UDP_GRO` (`include/uapi/linux/udp.h`; not in the libc crate for
+/// glibc targets).
+pub(crate) const UDP_SEGMENT: libc::c_int = 103;
+pub(crate) const UDP_GRO: libc::c_int = 104;
+
+/// Sets an `int` socket option.
+pub(crate) fn set_int_option(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: `fd` is a live socket borrowed for the call; `optval` points to a `c_int` on our
+    // stack that outlives the call and `optlen` is its exact size; the kernel copies the value
+    // and keeps no pointer.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_ref(&value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn sockaddr_v4(addr: std::net::SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(addr.ip().octets()),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+/// One non-blocking `sendmsg(2)` of `payload` to `dst` with a `UDP_SEGMENT` control message:
+/// the kernel sends it as datagrams of `segment` bytes (the last may be shorter), with an
+/// `IP_TOS` control message setting the whole TOS byte (DSCP and ECN) of every datagram.
+pub(crate) fn send_segments(
+    fd: BorrowedFd<'_>,
+    payload: &[u8],
+    segment: u16,
+    tos: u8,
+    dst: std::net::SocketAddrV4,
+) -> io::Result<usize> {
+    let mut name = sockaddr_v4(dst);
+    let mut iov = libc::iovec {
+        // The kernel only reads from a send iovec; `*mut` is C's signature, not a write.
+        iov_base: payload.as_ptr().cast_mut().cast(),
+        iov_len: payload.len(),
+    };
+    // u64s: aligned for `cmsghdr`; 64 bytes >= CMSG_SPACE(2) + CMSG_SPACE(4) (24 + 24 on
+    // 64-bit Linux).
+    let mut control = [0u64; 8];
+    // SAFETY: all-zero bytes are a valid `msghdr` (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&raw mut name).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is pure arithmetic on its argument.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(2) + libc::CMSG_SPACE(4) } as _;
+    // SAFETY: `msg.msg_control` points to `control`, zeroed, aligned for `cmsghdr` and larger
+    // than `msg_controllen`, which covers exactly two messages: CMSG_FIRSTHDR returns its start
+    // (non-null) and CMSG_NXTHDR the second header, which lies inside `msg_controllen` (it
+    // checks that) and so is non-null; CMSG_DATA points inside each message, where unaligned
+    // writes of 2 and 4 bytes fit.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&raw const msg);
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = UDP_SEGMENT;
+        (*c).cmsg_len = libc::CMSG_LEN(2) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment);
+        let c = libc::CMSG_NXTHDR(&raw const msg, c);
+        if c.is_null() {
+            return Err(io::Error::other("no room for the IP_TOS control message"));
+        }
+        (*c).cmsg_level = libc::IPPROTO_IP;
+        (*c).cmsg_type = libc::IP_TOS;
+        (*c).cmsg_len = libc::CMSG_LEN(4) as _;
+        std::ptr::write_unaligned(
+            libc::CMSG_DATA(c).cast::<libc::c_int>(),
+            libc::c_int::from(tos),
+        );
+    }
+    // SAFETY: `msg` and everything it points to (`name`, `iov` over `payload`, `control`) live
+    // on this frame, unmoved, until the call returns; the kernel only reads them.
+    let rc = unsafe { libc::sendmsg(fd.as_raw_fd(), &raw const msg, libc::MSG_DONTWAIT) };
+    usize::try_from(rc).map_err(|_| io::Error::last_os_error())
+}
+
+/// One non-blocking `recvmsg(2)` into `buf`: returns the length, the source, and the segment
+/// size of a `UDP_GRO`-coalesced read (0 when the read is one datagram). A datagram longer
+/// than `buf` is consumed and reported as `InvalidData`.
+pub(crate) fn recv_segments(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, std::net::SocketAddrV4, usize)> {
+    let mut name = sockaddr_v4(std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: all-zero bytes are a valid `msghdr`.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&raw mut name).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: `msg` points to `name`, one iovec over `buf` (borrowed mutably for the call, with
+    // its true length) and `control` with its true size, all on this frame and unmoved; the
+    // kernel writes only inside them.
+    let rc = unsafe { libc::recvmsg(fd.as_raw_fd(), &raw mut msg, libc::MSG_DONTWAIT) };
+    let len = usize::try_from(rc).map_err(|_| io::Error::last_os_error())?;
+    if msg.msg_flags & libc::MSG_TRUNC != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "UDP datagram truncated: buffer too small",
+        ));
+    }
+    let mut segment = 0;
+    // SAFETY: after recvmsg, `msg_control`/`msg_controllen` describe the control messages the
+    // kernel wrote into `control`; CMSG_FIRSTHDR/CMSG_NXTHDR walk them within that length and
+    // return null at the end; a UDP_GRO message carries an `int`, read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&raw const msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                segment = usize::try_from(v).unwrap_or(0);
+            }
+            c = libc::CMSG_NXTHDR(&raw const msg, c);
+        }
+    }
+    let from = std::net::SocketAddrV4::new(
+        Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr)),
+        u16::from_be(name.sin_port),
+    );
+    Ok((len, from, segment))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -5,26 +5,29 @@
 //! The device lives in the namespace of the thread that creates it and disappears when the
 //! [`Tun`] is dropped (it is not persistent).
 //!
-//! # Throughput: where offloads go (not enabled yet)
-//! Without offloads every packet costs one `read`/`write` system call. The batch calls
-//! ([`Tun::recv_batch`], [`Tun::send_batch`]) already give callers the shape that offloads need:
-//! one wake-up, many packets. To add them:
-//! 1. open with `IFF_VNET_HDR` and `TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_USO4)`
-//!    (tun-rs: `DeviceBuilder::offload(true)`); each read then returns a 10-byte
-//!    `virtio_net_hdr` and up to 64 KiB of one TCP/UDP flow (GSO "superpacket");
-//! 2. `recv_batch` splits it into MTU-sized packets (tun-rs `recv_multiple`, which also completes
-//!    partial checksums), and `send_batch` coalesces consecutive segments of a flow before one
-//!    write (tun-rs `send_multiple` with a `GROTable`);
-//! 3. better still for Realm, keep the superpacket whole, wrap it once in the outer header and
-//!    hand it to a raw socket with `UDP_SEGMENT`-like segmentation (the way wireguard-go pairs TUN
-//!    GSO with UDP GSO); for IP-in-IP, segmentation must happen before encapsulation since raw
-//!    sockets have no GSO, so the split in step 2 is the portable path.
+//! # Throughput: offloads (opt-in, [`TunConfig::offload`])
+//! Without offloads every packet costs one `read`/`write` system call, and the kernel's TCP
+//! stack handles every MTU-sized segment on its own. With `offload(true)` the device is opened
+//! with `IFF_VNET_HDR` and `TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 [| TUN_F_USO*])`
+//! (tun-rs, whose code follows wireguard-go's `tun_linux.go`):
+//! - [`Tun::recv_batch`] reads ONE "superpacket" (a 10-byte `virtio_net_hdr` and up to 64 KiB of
+//!   one TCP/UDP flow) per call and splits it into MTU-sized packets with complete checksums, one
+//!   per buffer. A superpacket needs up to `65535 / (mtu - 40)` buffers (48 at MTU 1400); the
+//!   64-per-call cap does not apply, and one that does not fit is an error (and lost).
+//! - [`Tun::send_coalesced`] merges consecutive segments of a flow into superpackets (GRO) and
+//!   writes each with one system call; the receiving stack then sees few large segments.
+//! - [`Tun::send`], [`Tun::send_batch`] still write one packet per call (a zero `virtio_net_hdr`
+//!   is gathered in front, no copy). [`Tun::recv`] and [`Tun::try_recv`] refuse to work: a read
+//!   may hold many packets, use [`Tun::recv_batch`].
 //!
-//! Since the signatures do not change, the switch is internal to this module.
+//! Without offloads the same calls behave as before, so a caller written for offloads runs on
+//! either kind of device.
 
 use std::io;
+use std::io::IoSlice;
+use std::sync::Mutex;
 
-use tun_rs::{AsyncDevice, DeviceBuilder};
+use tun_rs::{AsyncDevice, DeviceBuilder, GROTable};
 
 use crate::MAX_BATCH;
 use crate::error::{Error, IoContext, Result};
@@ -45,6 +48,8 @@ pub struct TunConfig {
     pub addresses: Vec<Ipv4Prefix>,
     /// Bring the link up after configuring it.
     pub up: bool,
+    /// Open with `IFF_VNET_HDR` and TSO/USO/checksum offloads (module doc, "Throughput").
+    pub offload: bool,
 }
 
 impl TunConfig {
@@ -55,6 +60,7 @@ impl TunConfig {
             mtu: 1480,
             addresses: Vec::new(),
             up: true,
+            offload: false,
         }
     }
 
@@ -78,7 +84,21 @@ impl TunConfig {
         self.up = up;
         self
     }
+
+    /// Whether to enable offloads (module doc, "Throughput"). Default off.
+    #[must_use]
+    pub fn offload(mut self, offload: bool) -> Self {
+        self.offload = offload;
+        self
+    }
 }
+
+/// Bytes a buffer handed to [`Tun::send_coalesced`] must keep free in front of its packet (the
+/// `virtio_net_hdr` written there when offloads are on).
+pub const OFFLOAD_HEADROOM: usize = tun_rs::VIRTIO_NET_HDR_LEN;
+
+/// Largest read with offloads: the `virtio_net_hdr` and a 64 KiB superpacket.
+const SUPERPACKET: usize = OFFLOAD_HEADROOM + 65_535;
 
 /// A TUN device carrying whole IPv4 (and, if the stack sends them, IPv6) packets.
 ///
@@ -87,6 +107,12 @@ pub struct Tun {
     dev: AsyncDevice,
     name: String,
     mtu: u16,
+    /// Offloads on (the device really has `IFF_VNET_HDR`).
+    offload: bool,
+    /// Offloads: the superpacket read buffer (taken out while a read is pending).
+    scratch: Mutex<Vec<u8>>,
+    /// Offloads: the GRO bookkeeping of [`Tun::send_coalesced`].
+    gro: Mutex<Option<GROTable>>,
 }
 
 impl std::fmt::Debug for Tun {
@@ -94,6 +120,7 @@ impl std::fmt::Debug for Tun {
         f.debug_struct("Tun")
             .field("name", &self.name)
             .field("mtu", &self.mtu)
+            .field("offload", &self.offload)
             .finish_non_exhaustive()
     }
 }
@@ -116,19 +143,24 @@ impl Tun {
         let dev = DeviceBuilder::new()
             .name(name.clone())
             .mtu(config.mtu)
+            .offload(config.offload)
             .build_async()
             .ctx(|| format!("create TUN {name} (IFF_TUN|IFF_NO_PI)"))?;
+        let offload = config.offload && dev.tcp_gso();
         for addr in &config.addresses {
             netlink.add_address(name, *addr).await?;
         }
         if config.up {
             netlink.set_link_up(name).await?;
         }
-        tracing::debug!(tun = %name, mtu = config.mtu, addresses = ?config.addresses, "TUN up");
+        tracing::debug!(tun = %name, mtu = config.mtu, offload, addresses = ?config.addresses, "TUN up");
         Ok(Tun {
             dev,
             name: name.clone(),
             mtu: config.mtu,
+            offload,
+            scratch: Mutex::new(Vec::new()),
+            gro: Mutex::new(None),
         })
     }
 
@@ -144,24 +176,96 @@ impl Tun {
         self.mtu
     }
 
+    /// Whether offloads are on ([`TunConfig::offload`], and the kernel accepted them).
+    #[must_use]
+    pub fn offload(&self) -> bool {
+        self.offload
+    }
+
+    /// With offloads: the buffers one full-sized superpacket needs at most (64 KiB in segments
+    /// of the largest TCP payload the MTU allows); pass [`Tun::recv_batch`] at least this many,
+    /// better a few times as many. A flow with a smaller MSS makes more segments: a superpacket
+    /// that does not fit the buffers is an error and lost.
+    #[must_use]
+    pub fn segments_per_superpacket(&self) -> usize {
+        65_535 / usize::from(self.mtu.saturating_sub(40).max(1)) + 1
+    }
+
+    fn no_single_reads(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "TUN {} has offloads on: one read may hold many packets, use recv_batch",
+                self.name
+            ),
+        )
+    }
+
     /// Reads one packet the stack routed into the device. `buf` should hold the MTU; a longer
     /// packet cannot occur on a TUN without offloads.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.offload {
+            return Err(self.no_single_reads());
+        }
         self.dev.recv(buf).await
     }
 
     /// Non-blocking [`Tun::recv`]: `WouldBlock` when nothing is queued.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.offload {
+            return Err(self.no_single_reads());
+        }
         self.dev.try_recv(buf)
     }
 
     /// Waits for at least one packet, then reads as many as are queued, up to `bufs.len()` and
     /// [`MAX_BATCH`], storing lengths in `lens`. Returns the count (at least 1).
-    pub async fn recv_batch<B: AsMut<[u8]>>(
+    ///
+    /// With offloads: one superpacket per call, split into up to `bufs.len()` packets (no
+    /// [`MAX_BATCH`] cap); see the module doc.
+    pub async fn recv_batch<B: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         bufs: &mut [B],
         lens: &mut [usize],
     ) -> io::Result<usize> {
+        if self.offload {
+            let n = bufs.len().min(lens.len());
+            // The scratch buffer is taken out for the await (no lock held across it); a
+            // concurrent reader, which the daemons never have, would just allocate its own.
+            let mut scratch = std::mem::take(&mut *lock(&self.scratch));
+            scratch.resize(SUPERPACKET, 0);
+            let r = self
+                .dev
+                .recv_multiple(&mut scratch, &mut bufs[..n], &mut lens[..n], 0)
+                .await;
+            // Then more reads without waiting (small packets such as ACKs come one per read),
+            // while a whole superpacket still fits and at most MAX_BATCH reads per call.
+            let r = r.map(|mut got| {
+                let per = self.segments_per_superpacket();
+                let mut reads = 1;
+                while reads < MAX_BATCH && n - got >= per {
+                    match self.dev.try_recv_multiple(
+                        &mut scratch,
+                        &mut bufs[got..n],
+                        &mut lens[got..n],
+                        0,
+                    ) {
+                        Ok(k) => {
+                            got += k;
+                            reads += 1;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            tracing::debug!(tun = %self.name, error = %e, "TUN read in batch");
+                            break;
+                        }
+                    }
+                }
+                got
+            });
+            *lock(&self.scratch) = scratch;
+            return r;
+        }
         let max = bufs.len().min(lens.len()).min(MAX_BATCH);
         if max == 0 {
             return Err(io::Error::new(
@@ -187,14 +291,59 @@ impl Tun {
         Ok(n)
     }
 
-    /// Writes one IP packet into the stack, as if it had arrived on this interface.
+    /// Writes one IP packet into the stack, as if it had arrived on this interface. Returns the
+    /// packet's length.
     pub async fn send(&self, packet: &[u8]) -> io::Result<usize> {
+        if self.offload {
+            // A zero virtio_net_hdr: GSO_NONE, checksums complete.
+            let hdr = [0u8; OFFLOAD_HEADROOM];
+            let n = self
+                .dev
+                .send_vectored(&[IoSlice::new(&hdr), IoSlice::new(packet)])
+                .await?;
+            return Ok(n.saturating_sub(OFFLOAD_HEADROOM));
+        }
         self.dev.send(packet).await
     }
 
     /// Non-blocking [`Tun::send`].
     pub fn try_send(&self, packet: &[u8]) -> io::Result<usize> {
+        if self.offload {
+            let hdr = [0u8; OFFLOAD_HEADROOM];
+            let n = self
+                .dev
+                .try_send_vectored(&[IoSlice::new(&hdr), IoSlice::new(packet)])?;
+            return Ok(n.saturating_sub(OFFLOAD_HEADROOM));
+        }
         self.dev.try_send(packet)
+    }
+
+    /// Writes the packets `bufs[i][offset..]` (whole buffers: a packet ends where its vector
+    /// ends), in order. With offloads, consecutive TCP (and, on Linux 6.2+, UDP) segments of one
+    /// flow are first merged into superpackets (GRO), so the stack gets fewer, larger writes;
+    /// this rewrites the buffers (the first of a merged run grows) and needs `offset` >=
+    /// [`OFFLOAD_HEADROOM`]. Without offloads it is [`Tun::send_batch`] on the same packets.
+    /// Returns how many packets were written (a merged run counts as one write but all its
+    /// packets); stops at the first failing write after at least one succeeded.
+    pub async fn send_coalesced(&self, bufs: &mut [Vec<u8>], offset: usize) -> io::Result<usize> {
+        if !self.offload {
+            let packets: Vec<&[u8]> = bufs
+                .iter()
+                .map(|b| b.get(offset..).unwrap_or(&[]))
+                .collect();
+            return self.send_batch(&packets).await;
+        }
+        if offset < OFFLOAD_HEADROOM {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("send_coalesced needs {OFFLOAD_HEADROOM} bytes of headroom, got {offset}"),
+            ));
+        }
+        #[allow(clippy::unwrap_or_default)] // new() preallocates its tables, default() does not.
+        let mut table = lock(&self.gro).take().unwrap_or_else(GROTable::new);
+        let r = self.dev.send_multiple(&mut table, bufs, offset).await;
+        *lock(&self.gro) = Some(table);
+        r.map(|_| bufs.len())
     }
 
     /// Writes `packets` in order; returns how many were written. Stops at the first error after
@@ -202,7 +351,7 @@ impl Tun {
     pub async fn send_batch<B: AsRef<[u8]>>(&self, packets: &[B]) -> io::Result<usize> {
         let mut sent = 0;
         for p in packets {
-            match self.dev.send(p.as_ref()).await {
+            match self.send(p.as_ref()).await {
                 Ok(_) => sent += 1,
                 Err(e) if sent == 0 => return Err(e),
                 Err(_) => break,
@@ -210,4 +359,9 @@ impl Tun {
         }
         Ok(sent)
     }
+}
+
+/// Locks a mutex that only ever guards a buffer: a poisoned one is still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -112,6 +112,23 @@ pub enum Outbound {
     Acquire(PolicyId),
 }
 
+/// Outcome of [`Ipsec::outbound_in_place`]: where the packet to send now lies
+/// in the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboundInPlace {
+    /// Send the original packet, still at the offset given, unchanged.
+    Bypass,
+    /// Drop it (policy DISCARD, or no policy: RFC 2401 default).
+    Discard,
+    /// The protected datagram is `buf[start..]`.
+    Protected {
+        /// Where the protected datagram starts in the buffer.
+        start: usize,
+    },
+    /// No SA yet; an [`Event::Acquire`] was queued. The packet is dropped.
+    Acquire(PolicyId),
+}
+
 /// A decapsulated packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundPacket {
@@ -474,6 +491,79 @@ impl Ipsec {
         Ok(Outbound::Protected(cur))
     }
 
+    /// [`Ipsec::outbound`] without copying the packet: `buf[offset..]` is
+    /// exactly the IPv4 packet; the SA bundle is applied in place with
+    /// [`Ipsec::seal_in_place`] (innermost first), so with `offset` >=
+    /// [`crate::sa::MAX_HEADROOM`] a one-SA policy moves no payload byte.
+    /// A bundle whose next SA finds too little headroom gets it by moving
+    /// the packet up once. Same SPD decisions, events and errors as
+    /// [`Ipsec::outbound`].
+    pub fn outbound_in_place(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+        offset: usize,
+    ) -> Result<OutboundInPlace, SealError> {
+        let packet = buf.get(offset..).ok_or(SealError::Malformed)?;
+        let sel = PacketSelector::from_packet(packet).ok_or(SealError::Malformed)?;
+        let Some((pid, entry)) = self.spd.lookup(Direction::Outbound, &sel) else {
+            return Ok(OutboundInPlace::Discard);
+        };
+        let spec = match &entry.action {
+            PolicyAction::Bypass => return Ok(OutboundInPlace::Bypass),
+            PolicyAction::Discard => return Ok(OutboundInPlace::Discard),
+            PolicyAction::Apply(spec) => spec,
+        };
+        let n = spec.sas.len();
+        if n > MAX_LAYERS {
+            // Deeper than any receiver opens (MAX_LAYERS): not worth a fast
+            // path; the copying one decides exactly as `outbound`.
+            let packet = buf[offset..].to_vec();
+            return Ok(match self.outbound(now, &packet)? {
+                Outbound::Protected(p) => {
+                    buf.truncate(offset);
+                    buf.extend_from_slice(&p);
+                    OutboundInPlace::Protected { start: offset }
+                }
+                Outbound::Bypass => OutboundInPlace::Bypass,
+                Outbound::Discard => OutboundInPlace::Discard,
+                Outbound::Acquire(p) => OutboundInPlace::Acquire(p),
+            });
+        }
+        // No allocation on this path: the bundle fits a fixed array.
+        let mut ids = [SaId(0); MAX_LAYERS];
+        let mut complete = n > 0 && n >= spec.templates.len();
+        if complete {
+            for (slot, k) in ids.iter_mut().zip(&spec.sas) {
+                match self.outbound.get(k) {
+                    Some(id) => *slot = *id,
+                    None => complete = false,
+                }
+            }
+        }
+        if !complete {
+            let templates = spec.templates.clone();
+            self.events.push_back(Event::Acquire {
+                policy: pid,
+                selector: sel,
+                templates,
+            });
+            return Ok(OutboundInPlace::Acquire(pid));
+        }
+        let mut start = offset;
+        for &id in &ids[..n] {
+            if start < crate::sa::MAX_HEADROOM {
+                let need = crate::sa::MAX_HEADROOM - start;
+                let len = buf.len();
+                buf.resize(len + need, 0);
+                buf.copy_within(start..len, start + need);
+                start += need;
+            }
+            start = self.seal_in_place(now, id, buf, start)?;
+        }
+        Ok(OutboundInPlace::Protected { start })
+    }
+
     fn count(&mut self, sa: Option<SaId>, reason: DropReason) -> DropReason {
         match sa.and_then(|id| self.sas.get_mut(&id)) {
             Some(s) => s.counters.drops[reason.index()] += 1,
@@ -623,30 +713,42 @@ impl Ipsec {
     /// accepted only under BYPASS.
     pub fn inbound(&mut self, now: Instant, packet: &[u8]) -> Result<Inbound, DropReason> {
         let mut buf = packet.to_vec();
+        self.inbound_in_place(now, &mut buf)
+    }
+
+    /// [`Ipsec::inbound`] on an owned buffer holding one IPv4 datagram,
+    /// decapsulated in place. On `Ok(Inbound::Packet(p))`, `p.packet` IS the
+    /// buffer (moved out; `buf` is left empty): hand it back to your pool.
+    /// On any other outcome `buf` keeps its allocation (contents unspecified).
+    pub fn inbound_in_place(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Result<Inbound, DropReason> {
         let mut sas = Vec::new();
         let mut encap_source = None;
         for _ in 0..=MAX_LAYERS {
-            let Some(ip) = Ipv4::parse(&buf) else {
+            let Some(ip) = Ipv4::parse(buf) else {
                 return Err(self.count(None, DropReason::Malformed));
             };
             let is_ipsec = match ip.protocol {
                 wire::PROTO_ESP | wire::PROTO_AH => true,
                 wire::PROTO_UDP => {
-                    wire::ports(&ip, &buf).is_some_and(|(_, d)| self.encap_ports.contains(&d))
+                    wire::ports(&ip, buf).is_some_and(|(_, d)| self.encap_ports.contains(&d))
                 }
                 _ => false,
             };
             if !is_ipsec {
-                return self.inbound_policy(&buf, sas, encap_source);
+                return self.inbound_policy(buf, sas, encap_source);
             }
             if sas.len() == MAX_LAYERS {
                 return Err(self.count(None, DropReason::TooDeep));
             }
-            match self.open_in_place(now, &mut buf)? {
+            match self.open_in_place(now, buf)? {
                 Inbound::Packet(p) => {
                     sas.extend(p.sas);
                     encap_source = encap_source.or(p.encap_source);
-                    buf = p.packet;
+                    *buf = p.packet;
                 }
                 other => return Ok(other),
             }
@@ -656,7 +758,7 @@ impl Ipsec {
 
     fn inbound_policy(
         &mut self,
-        buf: &[u8],
+        buf: &mut Vec<u8>,
         sas: Vec<SaId>,
         encap_source: Option<(Ipv4Addr, u16)>,
     ) -> Result<Inbound, DropReason> {
@@ -673,7 +775,7 @@ impl Ipsec {
             Some(PolicyAction::Discard) => Err(self.count(last, DropReason::PolicyDiscard)),
             Some(PolicyAction::Bypass) if sas.is_empty() => Ok(Inbound::Bypass),
             Some(PolicyAction::Bypass) => Ok(Inbound::Packet(InboundPacket {
-                packet: buf.to_vec(),
+                packet: std::mem::take(buf),
                 sas,
                 encap_source,
             })),
@@ -692,7 +794,7 @@ impl Ipsec {
                 };
                 if ok {
                     Ok(Inbound::Packet(InboundPacket {
-                        packet: buf.to_vec(),
+                        packet: std::mem::take(buf),
                         sas,
                         encap_source,
                     }))

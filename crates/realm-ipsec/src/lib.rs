@@ -27,7 +27,7 @@ pub use crypto::{
 };
 pub use engine::{
     EngineConfig, Event, IkeDatagram, Inbound, InboundPacket, Ipsec, LifetimeKind, MAX_LAYERS,
-    Outbound, Transmit,
+    Outbound, OutboundInPlace, Transmit,
 };
 pub use error::{ConfigError, CryptoError, DropReason, SealError};
 pub use sa::{

@@ -1000,3 +1000,197 @@ fn seal_in_place_matches_seal_for_every_suite() {
         ));
     }
 }
+
+/// The in-place paths the daemon uses decide and produce exactly what the
+/// copying ones do: same bytes out, same packet back, same drops.
+#[test]
+fn in_place_paths_match_copying_paths() {
+    let now = std::time::Instant::now();
+    for s in all_suites() {
+        // Two identical senders (same deterministic IV source), one receiver each.
+        let mut sender = [engine(), engine()];
+        let mut receiver = [engine(), engine()];
+        for e in &mut sender {
+            let id = e.add_sa(now, sa_config(s, Direction::Outbound)).unwrap();
+            let key = e.sa(id).unwrap().key();
+            e.spd_mut()
+                .push(
+                    Direction::Outbound,
+                    SpdEntry {
+                        selector: Selector {
+                            protocol: ProtocolSelector::Is(17),
+                            dst_port: "5678".parse().unwrap(),
+                            ..Default::default()
+                        },
+                        action: PolicyAction::Apply(ApplySpec {
+                            templates: vec![],
+                            sas: vec![key],
+                        }),
+                    },
+                )
+                .unwrap();
+            e.spd_mut()
+                .push(
+                    Direction::Outbound,
+                    SpdEntry {
+                        selector: Selector {
+                            dst_port: "53".parse().unwrap(),
+                            ..Default::default()
+                        },
+                        action: PolicyAction::Bypass,
+                    },
+                )
+                .unwrap();
+        }
+        for e in &mut receiver {
+            let id = e.add_sa(now, sa_config(s, Direction::Inbound)).unwrap();
+            let key = e.sa(id).unwrap().key();
+            e.spd_mut()
+                .push(
+                    Direction::Inbound,
+                    SpdEntry {
+                        selector: Selector::default(),
+                        action: PolicyAction::Apply(ApplySpec {
+                            templates: vec![],
+                            sas: vec![key],
+                        }),
+                    },
+                )
+                .unwrap();
+        }
+        for (i, len) in [0usize, 1, 100, 1400].into_iter().enumerate() {
+            let payload: Vec<u8> = (0..len).map(|x| (x * 3 + i) as u8).collect();
+            let pkt = inner_packet(s, &payload);
+            let Ok(Outbound::Protected(copied)) = sender[0].outbound(now, &pkt) else {
+                panic!("{s:?}: not protected")
+            };
+            // Full headroom on even packets; none on odd ones (the packet is moved up once).
+            let offset = if i % 2 == 0 { MAX_HEADROOM } else { 0 };
+            let mut buf = vec![0xee; offset];
+            buf.extend_from_slice(&pkt);
+            let Ok(OutboundInPlace::Protected { start }) =
+                sender[1].outbound_in_place(now, &mut buf, offset)
+            else {
+                panic!("{s:?}: not protected in place")
+            };
+            assert_eq!(&buf[start..], &copied[..], "{s:?} len {len}");
+
+            let a = receiver[0].inbound(now, &copied);
+            let mut owned = copied.clone();
+            let b = receiver[1].inbound_in_place(now, &mut owned);
+            assert_eq!(a, b, "{s:?} len {len}");
+            assert!(matches!(&b, Ok(Inbound::Packet(p)) if p.packet == pkt));
+            // Replayed: both drop it the same way and keep the buffer.
+            let mut again = copied.clone();
+            assert_eq!(
+                receiver[1].inbound_in_place(now, &mut again),
+                Err(DropReason::Replay)
+            );
+            assert!(again.capacity() > 0);
+        }
+        let dns = udp_packet(HOST_A, HOST_B, 999, 53, b"q", false);
+        let mut buf = dns.clone();
+        assert_eq!(
+            sender[1].outbound_in_place(now, &mut buf, 0),
+            Ok(OutboundInPlace::Bypass)
+        );
+        assert_eq!(buf, dns);
+        let other = udp_packet(HOST_A, HOST_B, 999, 80, b"q", false);
+        let mut buf = other.clone();
+        assert_eq!(
+            sender[1].outbound_in_place(now, &mut buf, 0),
+            Ok(OutboundInPlace::Discard)
+        );
+        assert_eq!(
+            sender[1].outbound_in_place(now, &mut vec![0u8; 3], 0),
+            Err(SealError::Malformed)
+        );
+    }
+}
+
+#[test]
+fn outbound_in_place_bundle_and_acquire() {
+    let now = std::time::Instant::now();
+    let esp = Suite {
+        protocol: IpsecProtocol::Esp,
+        encryption: EncryptionAlgorithm::AesGcm128,
+        integrity: IntegrityAlgorithm::None,
+        mode: Mode::Transport,
+        esn: false,
+        encap: false,
+    };
+    let ah = Suite {
+        protocol: IpsecProtocol::Ah,
+        encryption: EncryptionAlgorithm::Null,
+        integrity: IntegrityAlgorithm::HmacSha256_128,
+        ..esp
+    };
+    let mut a = engine();
+    let mut b = engine();
+    let mut e_out = sa_config(esp, Direction::Outbound);
+    e_out.spi = Spi(0x2000);
+    let mut e_in = sa_config(esp, Direction::Inbound);
+    e_in.spi = Spi(0x2000);
+    let e1 = a.add_sa(now, e_out).unwrap();
+    let a1 = a.add_sa(now, sa_config(ah, Direction::Outbound)).unwrap();
+    b.add_sa(now, e_in).unwrap();
+    b.add_sa(now, sa_config(ah, Direction::Inbound)).unwrap();
+    let keys = vec![a.sa(e1).unwrap().key(), a.sa(a1).unwrap().key()];
+    for (e, d) in [(&mut a, Direction::Outbound), (&mut b, Direction::Inbound)] {
+        e.spd_mut()
+            .push(
+                d,
+                SpdEntry {
+                    selector: Selector {
+                        dst: AddressSelector::Single(HOST_B),
+                        ..Default::default()
+                    },
+                    action: PolicyAction::Apply(ApplySpec {
+                        templates: vec![],
+                        sas: keys.clone(),
+                    }),
+                },
+            )
+            .unwrap();
+    }
+    let acquire = a
+        .spd_mut()
+        .push(
+            Direction::Outbound,
+            SpdEntry {
+                selector: Selector::default(),
+                action: PolicyAction::Apply(ApplySpec {
+                    templates: vec![SaTemplate {
+                        protocol: IpsecProtocol::Esp,
+                        mode: Mode::Transport,
+                        tunnel: None,
+                        encryption: EncryptionAlgorithm::AesGcm128,
+                        integrity: IntegrityAlgorithm::None,
+                    }],
+                    sas: vec![],
+                }),
+            },
+        )
+        .unwrap();
+    let pkt = udp_packet(HOST_A, HOST_B, 1, 2, b"bundle", false);
+    // One MAX_HEADROOM is enough for the first SA; the second moves the packet up.
+    let mut buf = vec![0u8; MAX_HEADROOM];
+    buf.extend_from_slice(&pkt);
+    let Ok(OutboundInPlace::Protected { start }) = a.outbound_in_place(now, &mut buf, MAX_HEADROOM)
+    else {
+        panic!()
+    };
+    assert_eq!(buf[start + 9], 51, "AH outermost");
+    let mut owned = buf[start..].to_vec();
+    let Ok(Inbound::Packet(d)) = b.inbound_in_place(now, &mut owned) else {
+        panic!()
+    };
+    assert_eq!(d.packet, pkt);
+    let elsewhere = udp_packet(HOST_A, [10, 9, 0, 1].into(), 1, 2, b"?", false);
+    let mut buf = elsewhere.clone();
+    assert_eq!(
+        a.outbound_in_place(now, &mut buf, 0),
+        Ok(OutboundInPlace::Acquire(acquire))
+    );
+    assert!(matches!(a.poll_event(), Some(Event::Acquire { policy, .. }) if policy == acquire));
+}

@@ -4,8 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod ctl;
 mod decode;
 mod host;
+mod peer;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +27,12 @@ enum Command {
     Decode(decode::DecodeArgs),
     /// Run an RSIP host: register with a gateway, hold bindings, de-register on SIGTERM.
     Host(host::HostArgs),
+    /// Run a plain IPsec host: a TUN, an SPD and manually keyed SAs
+    /// (docs/peer-config.md).
+    Peer(peer::PeerArgs),
+    /// Ask a running daemon through its control socket (docs/ctl.md),
+    /// e.g. `realm ctl sas`.
+    Ctl(ctl::CtlArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +40,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Decode(args) => decode::run(args),
         Command::Host(args) => host::run(args),
+        Command::Peer(args) => peer::run(args),
+        Command::Ctl(args) => ctl::client::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,0 +1,253 @@
+//! iperf3 TCP through two `realm peer` daemons, beside plain kernel routing
+//! through the same namespaces, in one run (`scripts/bench-peer`, or
+//! `cargo bench -p realm --bench peer_iperf` as root with iperf3 installed).
+//!
+//! Topology (two namespaces, one veth):
+//!
+//! ```text
+//!  A: 203.0.113.1 (lo, or realm0) -- eth0 192.0.2.1 ==== 192.0.2.2 eth0 -- (lo, or realm0) 198.51.100.1 :B
+//! ```
+//!
+//! 1. kernel: the inner addresses on `lo`, routes to the other side's
+//!    network via the veth; iperf3 from 203.0.113.1 to 198.51.100.1.
+//! 2. realm: the same inner addresses on the peers' TUNs, ESP tunnel mode
+//!    with AES-128-GCM between 192.0.2.1 and 192.0.2.2; the same iperf3.
+//! 3. realm again with the SAs UDP-encapsulated (RFC 3948, port 4500), which
+//!    lets the daemons use UDP GSO/GRO on the underlay.
+//!
+//! Prints Gbit/s (iperf3's receiver side) for each and realm/kernel.
+//! `REALM_BENCH_SECONDS` sets the duration of each measurement (default 10).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `side` indexes several per-side arrays at once.
+#![allow(clippy::needless_range_loop)]
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use realm_io::netns::{self, Lab, LabStdio};
+use realm_io::{Ipv4Prefix, RouteVia};
+
+const REALM: &str = env!("CARGO_BIN_EXE_realm");
+const UNDERLAY: [Ipv4Addr; 2] = [Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2)];
+const NETS: [&str; 2] = ["203.0.113.0/24", "198.51.100.0/24"];
+const INNER: [Ipv4Addr; 2] = [
+    Ipv4Addr::new(203, 0, 113, 1),
+    Ipv4Addr::new(198, 51, 100, 1),
+];
+const SPI: [u32; 2] = [0x0000_1001, 0x0000_2001];
+
+fn config(side: usize, socket: &Path, udp_encap: bool) -> String {
+    let (me, other) = (side, 1 - side);
+    let encap = if udp_encap {
+        "udp_encap = { src_port = 4500, dst_port = 4500 }\n"
+    } else {
+        ""
+    };
+    let sa = |spi: u32, dir: &str, src: Ipv4Addr, dst: Ipv4Addr, from: &str, to: &str| {
+        format!(
+            "[[sa]]\nspi = \"{spi:#010x}\"\ndirection = \"{dir}\"\nmode = \"tunnel\"\nsrc = \"{src}\"\n\
+             dst = \"{dst}\"\nencryption = \"aes-gcm-128\"\n\
+             encryption_key = \"0x{spi:08x}0102030405060708090a0b0c0d0e0f10\"\n{encap}\
+             selector = {{ src = \"{from}\", dst = \"{to}\" }}\n\n"
+        )
+    };
+    format!(
+        "log_level = \"warn\"\ncontrol_socket = \"{}\"\n\n[tun]\nname = \"realm0\"\nmtu = 1400\n\
+         addresses = [\"{}/32\"]\nroutes = [\"{}\"]\n\n[underlay]\naddress = \"{}\"\ndevice = \"eth0\"\n\n\
+         {}{}\
+         [[policy]]\ndirection = \"outbound\"\nselector = {{ src = \"{}\", dst = \"{}\" }}\naction = \"apply\"\nsa = [\"{:#010x}\"]\n\n\
+         [[policy]]\ndirection = \"inbound\"\nselector = {{ src = \"{}\", dst = \"{}\" }}\naction = \"apply\"\nsa = [\"{:#010x}\"]\n",
+        socket.display(),
+        INNER[me],
+        NETS[other],
+        UNDERLAY[me],
+        sa(
+            SPI[me],
+            "outbound",
+            UNDERLAY[me],
+            UNDERLAY[other],
+            NETS[me],
+            NETS[other]
+        ),
+        sa(
+            SPI[other],
+            "inbound",
+            UNDERLAY[other],
+            UNDERLAY[me],
+            NETS[other],
+            NETS[me]
+        ),
+        NETS[me],
+        NETS[other],
+        SPI[me],
+        NETS[other],
+        NETS[me],
+        SPI[other],
+    )
+}
+
+/// One iperf3 TCP run from A's inner address to B's; receiver Gbit/s.
+fn iperf(lab: &mut Lab, a: &str, b: &str, seconds: u64) -> f64 {
+    let server = lab
+        .spawn(
+            b,
+            "iperf3",
+            &["-s", "-1", "-B", &INNER[1].to_string()],
+            LabStdio::Null,
+        )
+        .expect("iperf3 is required: scripts/ensure-bench-tools");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = lab
+        .run(
+            a,
+            "iperf3",
+            &[
+                "-c",
+                &INNER[1].to_string(),
+                "-B",
+                &INNER[0].to_string(),
+                "-t",
+                &seconds.to_string(),
+                "-J",
+            ],
+        )
+        .unwrap();
+    let _ = lab.wait(server);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "iperf3 output: {e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    if let Some(err) = json.get("error") {
+        panic!("iperf3: {err}");
+    }
+    json["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .expect("iperf3 JSON: end.sum_received.bits_per_second")
+        / 1e9
+}
+
+fn wait_for_socket(socket: &Path, log: &Path) {
+    let deadline = realm_io::now() + Duration::from_secs(20);
+    while realm_io::now() < deadline {
+        let ok = Command::new(REALM)
+            .args(["ctl", "--socket"])
+            .arg(socket)
+            .arg("status")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "realm peer did not start: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+fn main() {
+    if let Err(e) = netns::require_privileges() {
+        panic!("the peer benchmark builds network namespaces: run it as root: {e}");
+    }
+    let seconds: u64 = std::env::var("REALM_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let mut lab = Lab::new().unwrap();
+    let a = lab.add_namespace("bench_a").unwrap();
+    let b = lab.add_namespace("bench_b").unwrap();
+    lab.veth((&a, "eth0"), (&b, "eth0")).unwrap();
+    for (ns, addr) in [(&a, UNDERLAY[0]), (&b, UNDERLAY[1])] {
+        lab.add_address(ns, "eth0", Ipv4Prefix::new(addr, 24).unwrap())
+            .unwrap();
+    }
+    let dir: PathBuf = std::env::temp_dir().join(format!("realm-bench-{}", lab.tag()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // 1. Plain kernel routing between the inner addresses.
+    let ns = [a.clone(), b.clone()];
+    for side in 0..2 {
+        let inner = Ipv4Prefix::host(INNER[side]);
+        lab.add_address(&ns[side], "lo", inner).unwrap();
+        lab.add_route(
+            &ns[side],
+            NETS[1 - side].parse().unwrap(),
+            &RouteVia::Gateway(UNDERLAY[1 - side]),
+        )
+        .unwrap();
+    }
+    let kernel = iperf(&mut lab, &a, &b, seconds);
+    for side in 0..2 {
+        let inner = format!("{}/32", INNER[side]);
+        netns::ip(&["-n", &ns[side], "addr", "del", &inner, "dev", "lo"]).unwrap();
+        netns::ip(&["-n", &ns[side], "route", "del", NETS[1 - side]]).unwrap();
+    }
+
+    // 2. The same through two realm peers: ESP, then ESP-in-UDP (UDP GSO/GRO).
+    let mut realm = [0.0f64; 2];
+    let mut sas = String::new();
+    for (k, udp_encap) in [false, true].into_iter().enumerate() {
+        let mut peers = Vec::new();
+        for side in 0..2 {
+            let socket = dir.join(format!("ctl-{k}-{side}.sock"));
+            let file = dir.join(format!("peer-{k}-{side}.toml"));
+            let log = dir.join(format!("peer-{k}-{side}.log"));
+            std::fs::write(&file, config(side, &socket, udp_encap)).unwrap();
+            let script = r#"exec "$0" peer --config "$1" 2>"$2""#;
+            peers.push(
+                lab.spawn(
+                    &ns[side],
+                    "sh",
+                    &[
+                        "-c",
+                        script,
+                        REALM,
+                        file.to_str().unwrap(),
+                        log.to_str().unwrap(),
+                    ],
+                    LabStdio::Null,
+                )
+                .unwrap(),
+            );
+            wait_for_socket(&socket, &log);
+        }
+        realm[k] = iperf(&mut lab, &a, &b, seconds);
+        let status = Command::new(REALM)
+            .args(["ctl", "--socket"])
+            .arg(dir.join(format!("ctl-{k}-0.sock")))
+            .arg("sas")
+            .output()
+            .unwrap();
+        sas += &String::from_utf8_lossy(&status.stdout);
+        sas += &String::from_utf8_lossy(&status.stderr);
+        for p in peers {
+            lab.kill(p).unwrap();
+        }
+    }
+
+    println!();
+    println!(
+        "realm peer benchmark: iperf3 TCP, {seconds} s, A -> B, one veth (MTU 1500), TUN MTU 1400, AES-128-GCM tunnel mode"
+    );
+    println!("  kernel routing                    {kernel:7.3} Gbit/s");
+    for (name, gbit) in [
+        ("realm peer, ESP", realm[0]),
+        ("realm peer, ESP-in-UDP", realm[1]),
+    ] {
+        println!(
+            "  {name:<33} {gbit:7.3} Gbit/s   ratio {:.3}x",
+            gbit / kernel
+        );
+    }
+    println!("  (target 0.13x, goal 0.3x; strongSwan libipsec on this machine: 0.013x)");
+    println!("\nSAs on A after each run:\n{sas}");
+    drop(lab);
+    let _ = std::fs::remove_dir_all(&dir);
+}
