@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod ctl;
 mod decode;
+mod gateway;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,12 +24,19 @@ enum Command {
     /// Decode RSIP messages (hex) or a capture (pcap/pcapng) with its IP,
     /// tunnel, ESP/AH and ISAKMP headers.
     Decode(decode::DecodeArgs),
+    /// Run the RSIP gateway daemon (docs/gateway-config.md).
+    Gateway(gateway::GatewayArgs),
+    /// Ask a running daemon through its control socket (docs/ctl.md),
+    /// e.g. `realm ctl status`.
+    Ctl(ctl::client::CtlArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Decode(args) => decode::run(args),
+        Command::Gateway(args) => gateway::run(args),
+        Command::Ctl(args) => ctl::client::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

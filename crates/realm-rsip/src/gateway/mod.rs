@@ -372,7 +372,9 @@ impl Gateway {
             }
         }
         report.hosts = report.hosts.saturating_sub(report.expired_hosts.len());
-        report.bindings = report.bindings.saturating_sub(report.expired_bindings.len());
+        report.bindings = report
+            .bindings
+            .saturating_sub(report.expired_bindings.len());
         Ok((gw, report))
     }
 
