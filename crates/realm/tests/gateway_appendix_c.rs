@@ -220,7 +220,7 @@ fn appendix_c_16_1_over_udp() {
 fn run_16_2(udp: bool) {
     // The admin override names the host (LISTEN under remote micro policy).
     let net = Net::new();
-    let g = GatewayProc::start_on(net, "", "", &config_16_2(net.addr(2)));
+    let g = GatewayProc::start_on(net, &Sections::default(), &config_16_2(net.addr(2)));
     let mut s = Side::new(&g, udp);
     let c = s.register(C2_REGISTER_RESPONSE);
     s.exchange(&fx(C2_ASSIGN_REQUEST, c), &fx(C2_ASSIGN_RESPONSE, c));

@@ -54,6 +54,17 @@ impl Net {
     }
 }
 
+/// Lines added to the helper's daemon sections.
+#[derive(Debug, Default, Clone)]
+pub struct Sections {
+    /// Top-level keys (before every table), e.g. `on_tcp_close = "deregister"`.
+    pub top: String,
+    /// `[store]` keys, e.g. `durability = "full"`.
+    pub store: String,
+    /// `[limits]` keys.
+    pub limits: String,
+}
+
 /// A `realm gateway` process with its directory (config, store, log).
 pub struct GatewayProc {
     pub net: Net,
@@ -67,18 +78,17 @@ impl GatewayProc {
     /// directory, then `extra`, which holds `[gateway]` and may add keys of
     /// its own) and starts the gateway.
     pub fn start(extra: &str) -> GatewayProc {
-        Self::start_with("", "", extra)
+        Self::start_on(Net::new(), &Sections::default(), extra)
     }
 
-    /// Like [`GatewayProc::start`], with `top` placed before every table
-    /// (top-level keys such as `on_tcp_close`) and `limits` lines for
-    /// `[limits]`.
-    pub fn start_with(top: &str, limits: &str, extra: &str) -> GatewayProc {
-        Self::start_on(Net::new(), top, limits, extra)
+    /// Like [`GatewayProc::start`] with more daemon settings.
+    pub fn start_with(sections: &Sections, extra: &str) -> GatewayProc {
+        Self::start_on(Net::new(), sections, extra)
     }
 
     /// Like [`GatewayProc::start_with`] on a given net.
-    pub fn start_on(net: Net, top: &str, limits: &str, extra: &str) -> GatewayProc {
+    pub fn start_on(net: Net, sections: &Sections, extra: &str) -> GatewayProc {
+        let Sections { top, store, limits } = sections;
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let config = d.join("gateway.toml");
@@ -90,8 +100,9 @@ addresses = ["{gw}"]
 port = {RSIP_PORT}
 
 [store]
-path = "{store}"
+path = "{db}"
 alloc_log = "{alloc}"
+{store}
 
 [metrics]
 listen = "{gw}:{METRICS_PORT}"
@@ -108,7 +119,7 @@ level = "info,realm=debug"
 {extra}
 "#,
             gw = net.gateway(),
-            store = d.join("gateway.db").display(),
+            db = d.join("gateway.db").display(),
             alloc = d.join("alloc.log").display(),
             sock = d.join("ctl.sock").display(),
         );
