@@ -188,94 +188,130 @@ pub(crate) async fn accept_loop(
     }
 }
 
-/// One connection: reads frames to the engine, writes what the engine
-/// queues. Returns why it ended.
+/// One connection: a writer task drains what the engine queues while this
+/// task reads frames to the engine (so a reader paused by the rate limit or
+/// by the engine's backpressure still sends answers). Returns why it ended.
 async fn serve(
     stream: TcpStream,
     conn: ConnectionId,
     from: SocketAddrV4,
-    mut rx: mpsc::Receiver<Outgoing>,
+    rx: mpsc::Receiver<Outgoing>,
     input: &mpsc::Sender<Input>,
     limits: &Limits,
     counters: &NetCounters,
 ) -> &'static str {
-    let (mut r, mut w) = stream.into_split();
+    let (mut r, w) = stream.into_split();
+    let mut writer = tokio::spawn(write_loop(w, rx));
+    let why = tokio::select! {
+        why = read_loop(&mut r, conn, from, input, limits, counters) => why,
+        done = &mut writer => return done.unwrap_or("writer failed"),
+    };
+    if why == FRAME_ERROR {
+        // The engine queues the ERROR_RESPONSE and then Close: let the
+        // writer send them (bounded: a peer that does not read is cut off).
+        return match tokio::time::timeout(Duration::from_secs(5), &mut writer).await {
+            Ok(done) => done.unwrap_or("writer failed"),
+            Err(_) => {
+                writer.abort();
+                why
+            }
+        };
+    }
+    writer.abort();
+    why
+}
+
+const FRAME_ERROR: &str = "framing error";
+
+/// Writes what the engine queues until Close, a write error, or the engine
+/// dropping the queue (slow reader, or the gateway stopping).
+async fn write_loop(
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+) -> &'static str {
+    while let Some(out) = rx.recv().await {
+        match out {
+            Outgoing::Bytes(bytes) => {
+                if w.write_all(&bytes).await.is_err() {
+                    return "write failed";
+                }
+            }
+            Outgoing::Close => {
+                let _ = w.shutdown().await;
+                return "closed by the gateway";
+            }
+        }
+    }
+    "send queue dropped"
+}
+
+/// Reads frames to the engine until end of stream, an error, a message
+/// timeout or a fatal framing error (reported to the engine first).
+async fn read_loop(
+    r: &mut tokio::net::tcp::OwnedReadHalf,
+    conn: ConnectionId,
+    from: SocketAddrV4,
+    input: &mpsc::Sender<Input>,
+    limits: &Limits,
+    counters: &NetCounters,
+) -> &'static str {
     let mut decoder = StreamDecoder::new(limits.max_message_size);
     let mut buf = vec![0u8; 16 * 1024];
     let mut bucket = Bucket::new(limits.burst, Instant::now());
     let message_timeout = Duration::from_secs(limits.message_timeout_secs);
     // When the oldest incomplete message started.
     let mut partial_since: Option<Instant> = None;
-    // Set after a fatal framing error: read no more, wait for the engine's
-    // answer and Close.
-    let mut reading = true;
     loop {
         let timeout = partial_since.map(|t| t + message_timeout);
-        tokio::select! {
-            out = rx.recv() => match out {
-                Some(Outgoing::Bytes(bytes)) => {
-                    if w.write_all(&bytes).await.is_err() {
-                        return "write failed";
-                    }
-                }
-                Some(Outgoing::Close) => {
-                    let _ = w.shutdown().await;
-                    return "closed by the gateway";
-                }
-                // The engine dropped the queue: it overflowed (slow reader)
-                // or the gateway is stopping.
-                None => return "send queue dropped",
-            },
-            read = r.read(&mut buf), if reading => {
-                let n = match read {
-                    Ok(0) => return "end of stream",
-                    Ok(n) => n,
-                    Err(_) => return "read failed",
-                };
-                let mut data = buf.get(..n).unwrap_or(&[]);
-                while !data.is_empty() {
-                    let took = decoder.push(data);
-                    data = data.get(took..).unwrap_or(&[]);
-                    loop {
-                        let frame = match decoder.next_frame() {
-                            Ok(Some(f)) => f.to_vec(),
-                            Ok(None) => break,
-                            Err(e) => {
-                                counters.frame_errors.fetch_add(1, Relaxed);
-                                let reply = frame_error_reply(&e);
-                                if input.send(Input::FrameError { conn, reply }).await.is_err() {
-                                    return "gateway stopping";
-                                }
-                                reading = false;
-                                data = &[];
-                                break;
-                            }
-                        };
-                        let now = Instant::now();
-                        if !bucket.take(limits.messages_per_sec, limits.burst, now) {
-                            counters.tcp_throttled.fetch_add(1, Relaxed);
-                            tokio::time::sleep(bucket.wait(limits.messages_per_sec)).await;
-                            let _ = bucket.take(limits.messages_per_sec, limits.burst, Instant::now());
-                        }
-                        if input.send(Input::Stream { conn, from, bytes: frame }).await.is_err() {
-                            return "gateway stopping";
-                        }
-                    }
-                    if !reading {
-                        break;
-                    }
-                }
-                partial_since = match (decoder.buffered(), partial_since) {
-                    (0, _) => None,
-                    (_, Some(t)) => Some(t),
-                    (_, None) => Some(Instant::now()),
-                };
+        let n = tokio::select! {
+            read = r.read(&mut buf) => match read {
+                Ok(0) => return "end of stream",
+                Ok(n) => n,
+                Err(_) => return "read failed",
             },
             _ = sleep_until_opt(timeout) => {
                 counters.message_timeouts.fetch_add(1, Relaxed);
                 return "message timeout";
             }
+        };
+        let mut data = buf.get(..n).unwrap_or(&[]);
+        while !data.is_empty() {
+            let took = decoder.push(data);
+            data = data.get(took..).unwrap_or(&[]);
+            loop {
+                let frame = match decoder.next_frame() {
+                    Ok(Some(f)) => f.to_vec(),
+                    Ok(None) => break,
+                    Err(e) => {
+                        counters.frame_errors.fetch_add(1, Relaxed);
+                        let reply = frame_error_reply(&e);
+                        let _ = input.send(Input::FrameError { conn, reply }).await;
+                        return FRAME_ERROR;
+                    }
+                };
+                if !bucket.take(limits.messages_per_sec, limits.burst, Instant::now()) {
+                    counters.tcp_throttled.fetch_add(1, Relaxed);
+                    tokio::time::sleep(bucket.wait(limits.messages_per_sec)).await;
+                    let _ = bucket.take(limits.messages_per_sec, limits.burst, Instant::now());
+                }
+                if input
+                    .send(Input::Stream {
+                        conn,
+                        from,
+                        bytes: frame,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return "gateway stopping";
+                }
+            }
         }
+        partial_since = match (decoder.buffered(), partial_since) {
+            (0, _) => None,
+            (_, Some(t)) => Some(t),
+            (_, None) => Some(Instant::now()),
+        };
     }
 }
 
