@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod dataplane;
 pub mod gateway;
 pub mod host;
 

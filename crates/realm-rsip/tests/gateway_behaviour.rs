@@ -259,9 +259,35 @@ fn malformed_messages_get_the_decode_code_with_salvaged_ids() {
     assert!(h.udp(udp_from(2), &err).is_empty());
     assert!(h.udp_bytes(udp_from(2), &[1, 1, 0, 9, 8]).is_empty());
     // Other gateway-to-host messages: ILLEGAL_MESSAGE.
-    let e = h.udp1(udp_from(2), &Message::free_response(c, BindId(1), Some(5)));
+    let e = h.udp1(udp_from(2), &Message::free_response(c, BindId(1), Some(43)));
     assert_eq!(error_of(&e), ErrorCode::IllegalMessage);
     assert_eq!(h.gw.counters().errors.get(&206), Some(&1));
+}
+
+/// RFC 3103 10.1: a host does not move to counter n+1 before it has the
+/// answer to n, so a counter older than the last answered is a copy the
+/// network delayed: dropped silently, neither executed nor allowed to evict
+/// the "last message" buffer the host's current retransmissions need.
+#[test]
+fn udp_stale_copies_are_dropped_and_keep_the_buffer() {
+    let mut h = Harness::new(soho());
+    let c = h.register_udp(udp_from(2));
+    let first = rsap(c, Ports::DontCare { count: 2 }, Some(2)).to_bytes();
+    let second = rsap(c, Ports::DontCare { count: 3 }, Some(3)).to_bytes();
+    h.udp_bytes(udp_from(2), &first);
+    let answer = h.udp_bytes(udp_from(2), &second);
+    assert_eq!(h.gw.bindings().len(), 2);
+    // The delayed copy of counter 2 arrives after 3 was answered.
+    assert!(
+        h.udp_bytes(udp_from(2), &first).is_empty(),
+        "stale: no answer"
+    );
+    assert_eq!(h.gw.bindings().len(), 2, "stale: not executed");
+    assert_eq!(h.gw.counters().stale_dropped, 1);
+    // The retransmission of 3 still finds its answer in the buffer.
+    assert_eq!(h.udp_bytes(udp_from(2), &second), answer);
+    assert_eq!(h.gw.bindings().len(), 2);
+    assert_eq!(h.gw.counters().duplicates_answered, 1);
 }
 
 #[test]
@@ -314,10 +340,14 @@ fn udp_duplicates_are_answered_byte_identically_and_executed_once() {
     let other = rsap(c, Ports::DontCare { count: 2 }, Some(2));
     let r = h.udp1(udp_from(2), &other);
     assert_eq!(r.msg_type(), MessageType::AssignResponseRsapIp);
-    // Counters wrap to 1, not 0: u32::MAX then 1 are both fresh.
-    let x = h.udp1(udp_from(2), &rsap(c, Ports::DONT_CARE_ONE, Some(u32::MAX)));
+    // Counters wrap to 1, not 0: u32::MAX then 1 are both fresh. (A host
+    // moves its counter one step at a time, RFC 3103 10.1, so the jump to
+    // u32::MAX is made from another UDP port of the same host: a fresh
+    // session, where no older counter is known.)
+    let other_port = SocketAddrV4::new(*udp_from(2).ip(), 50_002);
+    let x = h.udp1(other_port, &rsap(c, Ports::DONT_CARE_ONE, Some(u32::MAX)));
     let y = h.udp1(
-        udp_from(2),
+        other_port,
         &rsap(
             c,
             Ports::DONT_CARE_ONE,
@@ -338,8 +368,9 @@ fn udp_duplicates_are_answered_byte_identically_and_executed_once() {
         Message::parse(&a[0].bytes).unwrap().msg_type(),
         MessageType::DeregisterResponse
     );
-    // Buffers go once idle (udp.session_idle_secs, 60 s).
-    assert_eq!(h.gw.status().udp_sessions, 1);
+    // Buffers go once idle (udp.session_idle_secs, 60 s). Two endpoints
+    // hold one: the host's port (now the DE-REGISTER answer) and the other.
+    assert_eq!(h.gw.status().udp_sessions, 2);
     assert!(
         h.gw.timers()
             .iter()

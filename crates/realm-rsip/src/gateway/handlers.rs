@@ -184,6 +184,15 @@ impl Gateway {
         };
         let counter = msg.message_counter();
         if let Some(result) = self.process(now, src, bytes, &msg) {
+            // A registration ended by the host ends its UDP session too: the
+            // next registration from this endpoint (a rebooted host starts
+            // again at counter 1) begins a fresh "last message" buffer.
+            if src.conn.is_none()
+                && msg.msg_type() == MessageType::DeregisterRequest
+                && result.is_ok()
+            {
+                self.forget_session(src.from);
+            }
             self.respond(now, src, bytes, counter, result, registered_before);
         }
     }
@@ -218,8 +227,11 @@ impl Gateway {
         // RFC 3103 10.1: the answer goes to the "last message" buffer, kept
         // for registered hosts' endpoints only (bounded state).
         let registered = registered_before || self.by_address.contains_key(&src.ip());
-        if src.conn.is_none() && counter.is_some_and(|c| c != 0) && registered {
-            self.remember(src.from, request, &bytes, now);
+        if let Some(c) = counter.filter(|&c| c != 0)
+            && src.conn.is_none()
+            && registered
+        {
+            self.remember(src.from, c, request, &bytes, now);
         }
         self.transmits.push_back(Transmit {
             to: src.dest(),

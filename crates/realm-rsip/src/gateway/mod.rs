@@ -25,7 +25,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use realm_lease::{BindId, ClientId, HostUsage, LeaseManager, PoolUsage, Timestamp};
-use realm_wire::rsip::{ErrorCode, Message};
+use realm_wire::rsip::{ErrorCode, Message, MessageType};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -77,7 +77,16 @@ struct Flow {
 struct UdpSession {
     request: Vec<u8>,
     response: Vec<u8>,
+    /// The message counter of `request`.
+    counter: u32,
     last_seen: Timestamp,
+}
+
+/// True when counter `c` comes before `last` in serial order (RFC 1982 style,
+/// so the wrap to 1 of RFC 3103 10.1 is handled).
+fn counter_is_older(c: u32, last: u32) -> bool {
+    let d = last.wrapping_sub(c);
+    d != 0 && d < 1 << 31
 }
 
 /// Where a request came from.
@@ -144,6 +153,8 @@ pub struct Counters {
     pub malformed: u64,
     /// UDP duplicates answered from the "last message" buffer.
     pub duplicates_answered: u64,
+    /// Stale UDP copies (a counter older than the last answered) dropped.
+    pub stale_dropped: u64,
     /// ERROR_RESPONSEs received (never answered).
     pub error_responses_ignored: u64,
     /// Registrations granted.
@@ -392,17 +403,45 @@ impl Gateway {
         // RFC 3103 10.1: "When an RSIP gateway receives a duplicate copy of a
         // message with a message counter value of n, it transmits the contents
         // of its last message buffer" (a duplicate: the same bytes).
-        if let Some(s) = self.sessions.get(&from)
-            && s.request == bytes
-        {
-            let response = s.response.clone();
-            self.counters.duplicates_answered += 1;
-            self.touch_session(from, now);
-            self.transmits.push_back(Transmit {
-                to: Destination::Udp(from),
-                bytes: response,
-            });
-            return;
+        if let Some(s) = self.sessions.get(&from) {
+            // The counter and type of a message that at least frames; a
+            // malformed one goes on to get its ERROR_RESPONSE.
+            let head = Message::parse(bytes)
+                .ok()
+                .map(|m| (m.message_counter(), m.msg_type()));
+            // A duplicate is the same bytes: a request re-sent with the same
+            // counter but changed content (a fresh signature) is new.
+            if s.request == bytes {
+                let response = s.response.clone();
+                self.counters.duplicates_answered += 1;
+                self.touch_session(from, now);
+                self.transmits.push_back(Transmit {
+                    to: Destination::Udp(from),
+                    bytes: response,
+                });
+                return;
+            }
+            // RFC 3103 10.1: a host "will not increment its message counter
+            // value to n+1 until it receives a message from the RSIP gateway
+            // with a message counter value of n", so a counter older than the
+            // last one answered is a stale copy the network delayed: executing
+            // it again would grant twice, and its answer would evict the
+            // buffer the host's current retransmissions need. Dropped
+            // silently. REGISTER_REQUEST and DE-REGISTER_REQUEST are still
+            // heard: a host rebooted onto the same port starts again at 1 and
+            // resynchronises with them (RFC 3103 10.2.1); their answers do not
+            // replace the buffer (see `remember`), and a de-registration ends
+            // the session.
+            if let Some((Some(c), msg_type)) = head
+                && counter_is_older(c, s.counter)
+                && !matches!(
+                    msg_type,
+                    MessageType::RegisterRequest | MessageType::DeregisterRequest
+                )
+            {
+                self.counters.stale_dropped += 1;
+                return;
+            }
         }
         let src = Source { from, conn: None };
         self.handle_message(now, src, bytes);
@@ -782,6 +821,13 @@ impl Gateway {
         }
     }
 
+    /// Drops an endpoint's "last message" buffer.
+    pub(super) fn forget_session(&mut self, addr: SocketAddrV4) {
+        if let Some(old) = self.sessions.remove(&addr) {
+            self.session_order.remove(&(old.last_seen, addr));
+        }
+    }
+
     fn touch_session(&mut self, addr: SocketAddrV4, now: Timestamp) {
         if let Some(s) = self.sessions.get_mut(&addr) {
             self.session_order.remove(&(s.last_seen, addr));
@@ -792,7 +838,23 @@ impl Gateway {
 
     /// Keeps the answer to a UDP request for its duplicates (RFC 3103 10.1),
     /// for endpoints of registered hosts only, at most `udp.max_sessions`.
-    fn remember(&mut self, addr: SocketAddrV4, request: &[u8], response: &[u8], now: Timestamp) {
+    fn remember(
+        &mut self,
+        addr: SocketAddrV4,
+        counter: u32,
+        request: &[u8],
+        response: &[u8],
+        now: Timestamp,
+    ) {
+        // The answer to a stale request never replaces a newer one: the host
+        // may still be retransmitting the newer request.
+        if self
+            .sessions
+            .get(&addr)
+            .is_some_and(|s| counter_is_older(counter, s.counter))
+        {
+            return;
+        }
         if let Some(old) = self.sessions.remove(&addr) {
             self.session_order.remove(&(old.last_seen, addr));
         }
@@ -808,6 +870,7 @@ impl Gateway {
             UdpSession {
                 request: request.to_vec(),
                 response: response.to_vec(),
+                counter,
                 last_seen: now,
             },
         );

@@ -1,0 +1,202 @@
+//! State the gateway learns from outbound packets, to demultiplex inbound
+//! ones that carry no leased field: IKE initiator cookies on shared UDP 500 and
+//! 4500 (RFC 3104 s6.1), ICMP query identifiers (RFC 3102 s6.2) and the
+//! peers' ESP SPIs (for ICMP errors quoting an outbound ESP packet).
+//!
+//! Each entry points at the binding that allowed it (slot and generation): an
+//! entry whose binding was removed is dead and is overwritten or expired, so
+//! removing a binding costs nothing here and never lets an entry reach a later
+//! holder of the slot. Entries expire after an idle time; the sweep walks a
+//! FIFO in bounded steps. Bounds: `max_total` entries, `max_per_host` per host.
+
+use std::collections::VecDeque;
+use std::hash::Hash;
+use std::time::Duration;
+
+use realm_lease::{ClientId, Timestamp};
+use rustc_hash::FxHashMap;
+
+use super::table::Table;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Learned {
+    pub(crate) host: ClientId,
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+    pub(crate) last_used: Timestamp,
+    /// Another host used the same key while this entry lived: inbound
+    /// packets that need it are dropped rather than guessed.
+    pub(crate) ambiguous: bool,
+}
+
+/// What to do when a second host uses a live key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnCollision {
+    /// Refuse the second host (its packet is dropped): cookies, query IDs.
+    Refuse,
+    /// Let the packet through, mark the key ambiguous: ESP flows.
+    MarkAmbiguous,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClaimError {
+    /// Another host holds the key.
+    InUse,
+    /// At the bound, for the host or in total.
+    Full,
+}
+
+#[derive(Debug)]
+pub(crate) struct LearnedMap<K> {
+    map: FxHashMap<K, Learned>,
+    queue: VecDeque<K>,
+    per_host: FxHashMap<ClientId, u32>,
+    idle: Duration,
+    max_total: usize,
+    max_per_host: u32,
+    on_collision: OnCollision,
+}
+
+impl<K: Copy + Eq + Hash> LearnedMap<K> {
+    pub(crate) fn new(
+        idle: Duration,
+        max_total: usize,
+        max_per_host: u32,
+        on_collision: OnCollision,
+    ) -> Self {
+        LearnedMap {
+            map: FxHashMap::default(),
+            queue: VecDeque::new(),
+            per_host: FxHashMap::default(),
+            idle,
+            max_total,
+            max_per_host,
+            on_collision,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn alive(&self, e: &Learned, table: &Table, now: Timestamp) -> bool {
+        table.is_live(e.slot, e.generation) && e.last_used + self.idle > now
+    }
+
+    /// The live entry for `key`, refreshed.
+    pub(crate) fn lookup(&mut self, key: &K, table: &Table, now: Timestamp) -> Option<Learned> {
+        let idle = self.idle;
+        let e = self.map.get_mut(key)?;
+        if !(table.is_live(e.slot, e.generation) && e.last_used + idle > now) {
+            return None;
+        }
+        e.last_used = e.last_used.max(now);
+        Some(*e)
+    }
+
+    /// Records that `host` (through binding `slot`) uses `key`.
+    pub(crate) fn claim(
+        &mut self,
+        key: K,
+        host: ClientId,
+        slot: u32,
+        table: &Table,
+        now: Timestamp,
+    ) -> Result<(), ClaimError> {
+        let generation = table.slot(slot).generation;
+        let fresh = Learned {
+            host,
+            slot,
+            generation,
+            last_used: now,
+            ambiguous: false,
+        };
+        if let Some(existing) = self.map.get(&key).copied() {
+            if self.alive(&existing, table, now) {
+                if existing.host == host {
+                    if let Some(e) = self.map.get_mut(&key) {
+                        e.last_used = e.last_used.max(now);
+                        e.slot = slot;
+                        e.generation = generation;
+                    }
+                    return Ok(());
+                }
+                return match self.on_collision {
+                    OnCollision::Refuse => Err(ClaimError::InUse),
+                    OnCollision::MarkAmbiguous => {
+                        if let Some(e) = self.map.get_mut(&key) {
+                            e.ambiguous = true;
+                            e.last_used = e.last_used.max(now);
+                        }
+                        Ok(())
+                    }
+                };
+            }
+            // Dead or idle: the key is free; take it over in place (it keeps
+            // its one place in the queue).
+            if existing.host != host {
+                if self.host_count(host) >= self.max_per_host {
+                    return Err(ClaimError::Full);
+                }
+                self.dec(existing.host);
+                *self.per_host.entry(host).or_insert(0) += 1;
+            }
+            self.map.insert(key, fresh);
+            return Ok(());
+        }
+        if self.map.len() >= self.max_total {
+            self.expire(now, table, 64);
+            if self.map.len() >= self.max_total {
+                return Err(ClaimError::Full);
+            }
+        }
+        if self.host_count(host) >= self.max_per_host {
+            return Err(ClaimError::Full);
+        }
+        *self.per_host.entry(host).or_insert(0) += 1;
+        self.map.insert(key, fresh);
+        self.queue.push_back(key);
+        Ok(())
+    }
+
+    fn host_count(&self, host: ClientId) -> u32 {
+        self.per_host.get(&host).copied().unwrap_or(0)
+    }
+
+    fn dec(&mut self, host: ClientId) {
+        if let Some(n) = self.per_host.get_mut(&host) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_host.remove(&host);
+            }
+        }
+    }
+
+    /// Looks at up to `budget` entries at the head of the queue: dead or idle
+    /// ones are removed, live ones go to the back. Returns how many were removed.
+    pub(crate) fn expire(&mut self, now: Timestamp, table: &Table, budget: usize) -> usize {
+        let mut removed = 0;
+        for _ in 0..budget.min(self.queue.len()) {
+            let Some(key) = self.queue.pop_front() else {
+                break;
+            };
+            let Some(e) = self.map.get(&key).copied() else {
+                continue;
+            };
+            if self.alive(&e, table, now) {
+                self.queue.push_back(key);
+            } else {
+                self.map.remove(&key);
+                self.dec(e.host);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// The earliest time an entry may expire (a hint for `poll_timeout`).
+    pub(crate) fn next_expiry(&self) -> Option<Timestamp> {
+        let key = self.queue.front()?;
+        self.map.get(key).map(|e| e.last_used + self.idle)
+    }
+}
