@@ -274,3 +274,164 @@ impl DaemonConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = include_str!("../../../../docs/gateway-config.md");
+
+    /// Every key path of `v` but tables (`a.b`, arrays of tables as `a[].b`).
+    fn keys(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, x) in t {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    if !x.is_table() {
+                        out.push(path.clone());
+                    }
+                    keys(&path, x, out);
+                }
+            }
+            toml::Value::Array(a) => {
+                for x in a.iter().filter(|x| x.is_table()) {
+                    keys(&format!("{prefix}[]"), x, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The defaults with every optional key and list entry filled in, so
+    /// that serialization shows every key.
+    fn everything() -> DaemonConfig {
+        let text = r#"
+            [store]
+            alloc_log = "/x"
+            [metrics]
+            listen = "127.0.0.1:9555"
+            [gateway]
+            tunnel_endpoint = "192.0.2.9"
+            [[gateway.pool]]
+            addresses = "192.0.2.1"
+            [[gateway.remote_rules]]
+            action = "deny"
+            prefix = "192.0.2.0/24"
+            name = "x.example"
+            ports = ["80"]
+            [[gateway.auth.keys]]
+            host = "10.0.0.2"
+            key_id = 1
+            secret_hex = "000102030405060708090a0b0c0d0e0f"
+        "#;
+        DaemonConfig::parse(text).unwrap()
+    }
+
+    #[test]
+    fn every_key_is_documented() {
+        let v = toml::Value::try_from(everything()).unwrap();
+        let mut all = Vec::new();
+        keys("", &v, &mut all);
+        assert!(all.len() > 60, "{all:?}");
+        let missing: Vec<_> = all
+            .iter()
+            .filter(|k| !DOC.contains(&format!("`{k}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "keys missing from docs/gateway-config.md: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn documented_defaults_match_the_code() {
+        // Each scalar default in a doc table row equals the code's.
+        let v = toml::Value::try_from(DaemonConfig::default()).unwrap();
+        let mut all = Vec::new();
+        keys("", &v, &mut all);
+        for k in all.iter().filter(|k| !k.starts_with("gateway.")) {
+            let mut x = &v;
+            for part in k.split('.') {
+                x = &x[part];
+            }
+            if x.is_table() {
+                continue;
+            }
+            let row = DOC
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{k}` |")))
+                .unwrap_or_else(|| panic!("no row for {k}"));
+            let shown = row.split('|').nth(2).unwrap().trim();
+            assert_eq!(shown, format!("`{x}`"), "default of {k}");
+        }
+    }
+
+    #[test]
+    fn complete_doc_examples_parse() {
+        let mut n = 0;
+        for block in DOC.split("```toml").skip(1) {
+            let text = block.split("```").next().unwrap();
+            DaemonConfig::parse(text).unwrap_or_else(|e| panic!("{e:#}\n{text}"));
+            n += 1;
+        }
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn examples_load() {
+        for name in ["gateway-soho.toml", "gateway-block.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../examples")
+                .join(name);
+            let c = DaemonConfig::load(&path).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert!(!c.gateway.pool.is_empty());
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let pool = "[[gateway.pool]]\naddresses = \"192.0.2.1\"\n";
+        for (text, key) in [
+            (format!("colour = 1\n{pool}"), "colour"),
+            (format!("[store]\npth = \"/x\"\n{pool}"), "pth"),
+            (format!("[gateway]\nlease_sec = 1\n{pool}"), "lease_sec"),
+            (
+                format!("[[gateway.pool]]\naddresses = \"192.0.2.1\"\nshard = true\n"),
+                "shard",
+            ),
+            (format!("[limits]\nmax_msg = 1\n{pool}"), "max_msg"),
+        ] {
+            let e = DaemonConfig::parse(&text).unwrap_err().to_string();
+            assert!(e.contains(&format!("unknown field `{key}`")), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_missing_pool_is_a_clear_error() {
+        let e = DaemonConfig::parse("[listen]\nport = 4555\n").unwrap_err();
+        assert!(e.to_string().contains("gateway.pool is empty"), "{e:#}");
+        let e = DaemonConfig::parse("[[gateway.pool]]\nshared = true\n").unwrap_err();
+        assert!(e.to_string().contains("missing field `addresses`"), "{e:#}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let pool = "[[gateway.pool]]\naddresses = \"192.0.2.1\"\n";
+        for bad in [
+            "[limits]\nmax_message_size = 2\n",
+            "[limits]\nsend_queue = 0\n",
+            "[store]\ndurability = \"sometimes\"\n",
+            "on_tcp_close = \"maybe\"\n",
+            "[gateway]\nregistration_lease_secs = 0\n",
+        ] {
+            assert!(
+                DaemonConfig::parse(&format!("{bad}{pool}")).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

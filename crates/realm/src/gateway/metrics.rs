@@ -411,3 +411,55 @@ async fn answer(
 pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::engine::EngineCounters;
+
+    const DOC: &str = include_str!("../../../../docs/metrics.md");
+
+    fn snapshot() -> Snapshot {
+        let cfg: realm_rsip::gateway::GatewayConfig =
+            serde_json::from_value(serde_json::json!({"pool": [{"addresses": "192.0.2.1"}]}))
+                .unwrap();
+        let gw = realm_rsip::gateway::Gateway::new(cfg, [3; 32]).unwrap();
+        let mut status = gw.status();
+        status.counters.errors.insert(205, 2);
+        status.counters.grants.insert("rsap-ip".into(), 5);
+        Snapshot {
+            status,
+            store: realm_store::StatsSnapshot::default(),
+            store_queued: 0,
+            engine: EngineCounters::default(),
+            in_flight: 0,
+            spis_total: 10,
+        }
+    }
+
+    #[test]
+    fn every_metric_is_documented_and_named_realm_gateway() {
+        let text = render(&snapshot(), &NetCounters::default());
+        let names: Vec<(&str, &str)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .collect();
+        assert!(names.len() > 35, "{text}");
+        for (name, kind) in names {
+            assert!(name.starts_with("realm_gateway_"), "{name}");
+            let documented = match kind {
+                "counter" => format!("`{name}_total`"),
+                _ => format!("`{name}`"),
+            };
+            assert!(
+                DOC.contains(&documented),
+                "{documented} ({kind}) missing from docs/metrics.md"
+            );
+        }
+        assert!(text.contains(r#"realm_gateway_errors_total{code="205",name="BAD_PARAM"} 2"#));
+        assert!(text.contains(r#"realm_gateway_grants_total{method="rsap-ip"} 5"#));
+        assert!(text.contains(r#"realm_gateway_store_commit_seconds_bucket{le="+Inf"} 0"#));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
