@@ -24,9 +24,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use realm_wire::rsip::{Address, ClientId, Flow, Message, Ports, RequestOptions, StreamDecoder, View};
+use realm_wire::rsip::{
+    Address, ClientId, Flow, Message, Ports, RequestOptions, StreamDecoder, View,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -104,9 +106,9 @@ shared = false
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = realm_io::clock::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect_timeout(&at.into(), Duration::from_millis(100)).is_err() {
-        assert!(Instant::now() < deadline, "gateway did not start");
+        assert!(realm_io::clock::now() < deadline, "gateway did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
     Gw {
@@ -214,7 +216,7 @@ async fn grants_per_sec(gw: &Gw, b: u8, window: usize, run: Duration) -> f64 {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let limit = Arc::new(AtomicU64::new(u64::MAX));
-    let t0 = Instant::now();
+    let t0 = realm_io::clock::now();
     let tasks: Vec<_> = hosts
         .into_iter()
         .map(|mut h| {
@@ -250,7 +252,7 @@ async fn echo_round_trips_per_sec(run: Duration) -> f64 {
         }
     });
     let stop = Arc::new(AtomicBool::new(false));
-    let t0 = Instant::now();
+    let t0 = realm_io::clock::now();
     let mut tasks = Vec::new();
     for _ in 0..HOSTS {
         let stop = Arc::clone(&stop);

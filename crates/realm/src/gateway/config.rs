@@ -400,7 +400,7 @@ mod tests {
             (format!("[store]\npth = \"/x\"\n{pool}"), "pth"),
             (format!("[gateway]\nlease_sec = 1\n{pool}"), "lease_sec"),
             (
-                format!("[[gateway.pool]]\naddresses = \"192.0.2.1\"\nshard = true\n"),
+                "[[gateway.pool]]\naddresses = \"192.0.2.1\"\nshard = true\n".to_owned(),
                 "shard",
             ),
             (format!("[limits]\nmax_msg = 1\n{pool}"), "max_msg"),

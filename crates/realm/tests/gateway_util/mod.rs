@@ -17,7 +17,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use realm_wire::rsip::{
     Address, BindId, ClientId, Flow, Message, Ports, RequestOptions, StreamDecoder, View,
@@ -152,7 +152,7 @@ level = "info,realm=debug"
             .spawn()
             .expect("spawn realm gateway");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = realm_io::clock::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("gateway exited at start: {status}\n{}", self.log());
@@ -167,7 +167,7 @@ level = "info,realm=debug"
                 return;
             }
             assert!(
-                Instant::now() < deadline,
+                realm_io::clock::now() < deadline,
                 "gateway did not come up\n{}",
                 self.log()
             );
@@ -210,12 +210,12 @@ level = "info,realm=debug"
             .status()
             .unwrap();
         assert!(ok.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = realm_io::clock::now() + Duration::from_secs(20);
         loop {
             if let Some(s) = c.try_wait().unwrap() {
                 return s;
             }
-            if Instant::now() > deadline {
+            if realm_io::clock::now() > deadline {
                 let _ = c.kill();
                 panic!("gateway did not stop on SIGTERM\n{}", self.log());
             }
@@ -367,7 +367,7 @@ impl TcpHost {
     pub fn closed_within(&mut self, within: Duration) -> bool {
         self.stream.set_read_timeout(Some(within)).unwrap();
         let mut buf = [0u8; 1024];
-        let deadline = Instant::now() + within;
+        let deadline = realm_io::clock::now() + within;
         loop {
             match self.stream.read(&mut buf) {
                 Ok(0) => return true,
@@ -375,7 +375,7 @@ impl TcpHost {
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
                 Err(_) => return false,
             }
-            if Instant::now() > deadline {
+            if realm_io::clock::now() > deadline {
                 return false;
             }
         }
@@ -450,9 +450,12 @@ pub fn hex(s: &str) -> Vec<u8> {
 }
 
 pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
+    let deadline = realm_io::clock::now() + within;
     while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            realm_io::clock::now() < deadline,
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
