@@ -341,3 +341,27 @@ fn tcp_close_keeps_the_registration_by_default() {
         m.view()
     );
 }
+
+#[test]
+fn an_idle_gateway_sleeps() {
+    // Without metrics (a closed channel in the engine's loop) and with.
+    for no_metrics in [true, false] {
+        let sections = Sections {
+            no_metrics,
+            ..Sections::default()
+        };
+        let g = GatewayProc::start_with(&sections, SOHO);
+        let mut h = TcpHost::connect(g.net.addr(2), g.tcp_addr());
+        let c = h.register();
+        bind_of(&h.exchange(&assign_ports(c, 1, None)));
+        std::thread::sleep(Duration::from_millis(300));
+        let before = g.cpu_ticks();
+        std::thread::sleep(Duration::from_secs(2));
+        let used = g.cpu_ticks() - before;
+        // Clock ticks are 10 ms: an idle gateway uses next to nothing.
+        assert!(
+            used <= 5,
+            "idle gateway used {used} ticks in 2 s (no_metrics={no_metrics})"
+        );
+    }
+}

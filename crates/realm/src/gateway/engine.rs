@@ -172,6 +172,10 @@ impl Engine {
     /// Runs until a stop signal, then lets every batch in flight commit and
     /// sends its answers.
     pub(crate) async fn run(&mut self, mut inputs: Inputs) -> anyhow::Result<Stop> {
+        // A closed channel (no metrics configured, say) is ready at once:
+        // stop polling it rather than spin.
+        let mut ctl_open = true;
+        let mut scrape_open = true;
         let stop = loop {
             let deadline = [self.gw.poll_timeout(), self.persister.next_prune()]
                 .into_iter()
@@ -202,7 +206,8 @@ impl Engine {
                     }
                     self.flush().await?;
                 }
-                req = inputs.ctl.recv() => {
+                req = inputs.ctl.recv(), if ctl_open => {
+                    ctl_open = req.is_some();
                     if let Some(req) = req {
                         let now = self.clock.now();
                         let answer = control::handle(&mut self.gw, now, &req.command, &req.args);
@@ -214,7 +219,8 @@ impl Engine {
                         self.flush().await?;
                     }
                 }
-                tx = inputs.scrape.recv() => {
+                tx = inputs.scrape.recv(), if scrape_open => {
+                    scrape_open = tx.is_some();
                     if let Some(tx) = tx {
                         let _ = tx.send(self.snapshot());
                     }

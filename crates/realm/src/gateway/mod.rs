@@ -62,10 +62,12 @@ pub(crate) fn run(args: &GatewayArgs) -> anyhow::Result<bool> {
         return Ok(true);
     }
     init_logging(&config.log.level);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs every task (engine, sockets, metrics, control): a
+    // request then crosses threads only to reach the store's writer, which
+    // has a core of its own. Wake-ups between tasks on one thread cost far
+    // less than cross-thread ones, and the engine is single-owner anyway.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("realm-gateway")
         .build()
         .context("start the tokio runtime")?;
     runtime.block_on(serve(config))?;

@@ -63,6 +63,8 @@ pub struct Sections {
     pub store: String,
     /// `[limits]` keys.
     pub limits: String,
+    /// Leave out `[metrics]`.
+    pub no_metrics: bool,
 }
 
 /// A `realm gateway` process with its directory (config, store, log).
@@ -88,7 +90,17 @@ impl GatewayProc {
 
     /// Like [`GatewayProc::start_with`] on a given net.
     pub fn start_on(net: Net, sections: &Sections, extra: &str) -> GatewayProc {
-        let Sections { top, store, limits } = sections;
+        let Sections {
+            top,
+            store,
+            limits,
+            no_metrics,
+        } = sections;
+        let metrics = if *no_metrics {
+            String::new()
+        } else {
+            format!("[metrics]\nlisten = \"{}:{METRICS_PORT}\"", net.gateway())
+        };
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let config = d.join("gateway.toml");
@@ -104,8 +116,7 @@ path = "{db}"
 alloc_log = "{alloc}"
 {store}
 
-[metrics]
-listen = "{gw}:{METRICS_PORT}"
+{metrics}
 
 [control]
 socket = "{sock}"
@@ -254,6 +265,16 @@ level = "info,realm=debug"
             .iter()
             .map(|b| b["bind"].as_u64().unwrap() as u32)
             .collect()
+    }
+
+    /// CPU time the process has used (user + system), in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command name (which is in parentheses).
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
     }
 
     /// The metrics text.
