@@ -74,6 +74,8 @@ addresses = ["{ip}"]
 path = "{db}"
 durability = "{durability}"
 alloc_log = "{log}"
+[metrics]
+listen = "{ip}:9555"
 [control]
 socket = "{sock}"
 [log]
@@ -279,7 +281,19 @@ async fn echo_round_trips_per_sec(run: Duration) -> f64 {
     total as f64 / t0.elapsed().as_secs_f64()
 }
 
-async fn memory_per_binding() -> (u64, u64, f64) {
+/// One sample of the gateway's metrics.
+fn metric(at: SocketAddrV4, name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(SocketAddrV4::new(*at.ip(), 9555)).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap()
+}
+
+async fn memory_per_binding() -> (u64, u64, f64, f64) {
     let gw = start_gateway(90, "normal");
     let mut hosts = Vec::new();
     for i in 0..HOSTS {
@@ -287,6 +301,7 @@ async fn memory_per_binding() -> (u64, u64, f64) {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = rss_kib(gw.child.id());
+    let lease_before = metric(gw.at, "realm_gateway_lease_state_bytes");
     let stop = Arc::new(AtomicBool::new(false));
     let limit = Arc::new(AtomicU64::new(BINDINGS));
     let tasks: Vec<_> = hosts
@@ -311,8 +326,9 @@ async fn memory_per_binding() -> (u64, u64, f64) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = rss_kib(gw.child.id());
     let per = (after.saturating_sub(before) * 1024) as f64 / BINDINGS as f64;
+    let lease = (metric(gw.at, "realm_gateway_lease_state_bytes") - lease_before) / BINDINGS as f64;
     drop(keep);
-    (before, after, per)
+    (before, after, per, lease)
 }
 
 fn main() {
@@ -348,9 +364,12 @@ fn main() {
             }
             drop(gw);
         }
-        let (before, after, per) = memory_per_binding().await;
+        let (before, after, per, lease) = memory_per_binding().await;
         println!(
             "memory: VmRSS {before} KiB with 16 hosts -> {after} KiB with {BINDINGS} bindings: {per:.0} bytes per binding"
+        );
+        println!(
+            "        of which the lease manager's own estimate: {lease:.0} bytes per binding"
         );
     });
 }

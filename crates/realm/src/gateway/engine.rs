@@ -62,6 +62,7 @@ pub(crate) struct Snapshot {
     pub(crate) engine: EngineCounters,
     pub(crate) in_flight: usize,
     pub(crate) spis_total: u64,
+    pub(crate) lease_heap_bytes: u64,
 }
 
 /// What waits for a commit.
@@ -252,6 +253,7 @@ impl Engine {
             engine: self.counters,
             in_flight: self.in_flight.len(),
             spis_total: self.spis_total,
+            lease_heap_bytes: self.gw.leases().heap_estimate() as u64,
         }
     }
 

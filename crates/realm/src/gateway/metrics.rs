@@ -134,6 +134,11 @@ pub(crate) fn render(s: &Snapshot, net: &NetCounters) -> String {
         ]),
     );
 
+    r.register(
+        "lease_state_bytes",
+        "Approximate heap bytes of the lease manager's state (realm-lease's estimate)",
+        gauge(s.lease_heap_bytes),
+    );
     r.register("messages", "RSIP messages received", counter(c.messages));
     r.register(
         "malformed_messages",
@@ -434,6 +439,7 @@ mod tests {
             engine: EngineCounters::default(),
             in_flight: 0,
             spis_total: 10,
+            lease_heap_bytes: 0,
         }
     }
 
