@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod ctl;
 mod decode;
 mod gateway;
+mod host;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,6 +30,8 @@ enum Command {
     /// Ask a running daemon through its control socket (docs/ctl.md),
     /// e.g. `realm ctl status`.
     Ctl(ctl::client::CtlArgs),
+    /// Run an RSIP host: register with a gateway, hold bindings, de-register on SIGTERM.
+    Host(host::HostArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Decode(args) => decode::run(args),
         Command::Gateway(args) => gateway::run(args),
         Command::Ctl(args) => ctl::client::run(args),
+        Command::Host(args) => host::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,0 +1,254 @@
+//! `realm host`: the RSIP host daemon. It drives the sans-IO host engine
+//! (`realm_rsip::host::Host`) over a TCP connection or a UDP socket to the
+//! gateway, logs what the engine reports, and de-registers on SIGTERM/SIGINT.
+//! It holds no protocol logic of its own: every RSIP decision is the engine's.
+//!
+//! The loop is the thin one of STYLE 5: `select! { signalling socket, sleep
+//! until the engine's next timeout, signals }`, flushing the engine's
+//! transmissions and events after each wake-up.
+
+mod config;
+mod dataplane;
+mod link;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use realm_rsip::host::{Host, HostEvent};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{debug, info, warn};
+
+pub(crate) use config::DaemonConfig;
+use dataplane::DataPlane;
+use link::{Incoming, Link};
+
+/// `realm host` arguments: a config file, or flags for the common case.
+#[derive(Debug, Args)]
+pub(crate) struct HostArgs {
+    /// TOML config file (docs/host-config.md). Flags given with it override
+    /// its values.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The gateway's signalling address, `IP` (port 4555) or `IP:PORT`.
+    #[arg(long)]
+    gateway: Option<String>,
+    /// Signal over UDP instead of TCP.
+    #[arg(long)]
+    udp: bool,
+    /// Hold an RSAP-IP binding of this many ports (1-255). Without a config
+    /// file and without `--spis`, the default is 8.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..))]
+    ports: Option<u8>,
+    /// Hold an RSIPSEC binding of this many SPIs.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    spis: Option<u16>,
+    /// Lease time to suggest for the bindings, seconds.
+    #[arg(long)]
+    lease: Option<u32>,
+    /// TUN device name (default realm0).
+    #[arg(long)]
+    tun: Option<String>,
+    /// Signalling only: no TUN, routes, port range or tunnel.
+    #[arg(long)]
+    no_data_plane: bool,
+    /// Log level (error, warn, info, debug, trace); `RUST_LOG` overrides it.
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+/// Runs the daemon until it is told to stop. `Ok(true)`: de-registered (or
+/// gave up de-registering after the bounded wait) and exited cleanly.
+pub(crate) fn run(args: &HostArgs) -> anyhow::Result<bool> {
+    let config = DaemonConfig::from_args(args)?;
+    init_logging(&config.daemon.log_level);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(daemon(config))
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // A second initialisation (never in the binary) is harmless.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
+    let host_config = config.host.clone();
+    let mut host = Host::new(host_config.clone(), realm_io::now()).context("host config")?;
+    let mut link = Link::open(&host_config, &config.daemon).await?;
+    let mut dp = if config.daemon.data_plane {
+        Some(DataPlane::open(host_config.gateway, &config.daemon).await?)
+    } else {
+        None
+    };
+    let mut tun_buf = vec![0u8; realm_io::MAX_IPV4_PACKET];
+    let mut raw_buf = vec![0u8; realm_io::MAX_IPV4_PACKET];
+    let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    // The engine raises Closed by itself after shutdown_timeout_ms; this is
+    // the daemon's own bound in case it never does.
+    let shutdown_bound = Duration::from_millis(host_config.shutdown_timeout_ms)
+        + Duration::from_millis(config.daemon.shutdown_grace_ms);
+    let mut hard_deadline: Option<tokio::time::Instant> = None;
+    info!(gateway = %host_config.gateway, transport = ?host_config.transport, "realm host starting");
+
+    loop {
+        while let Some(bytes) = host.poll_transmit() {
+            if let Err(e) = link.send(&bytes).await {
+                warn!(error = %e, "signalling send failed");
+                if link.reset() {
+                    host.handle_disconnected(realm_io::now());
+                }
+            }
+        }
+        while let Some(event) = host.poll_event() {
+            if let Some(dp) = &mut dp {
+                match &event {
+                    HostEvent::BindingGranted(b) => dp.granted(b).await,
+                    HostEvent::BindingRevoked { binding, .. } => dp.revoked(binding.bind_id).await,
+                    HostEvent::Closed => dp.close(),
+                    _ => {}
+                }
+            }
+            if log_event(&event) {
+                info!("realm host stopped");
+                return Ok(true);
+            }
+            if let HostEvent::GatewayUnreachable { .. } = event
+                && link.reset()
+            {
+                // Over TCP the engine waits for a new connection.
+                host.handle_disconnected(realm_io::now());
+            }
+        }
+        let timeout = host.poll_timeout().map(tokio::time::Instant::from_std);
+        let mut packet = Packet::None;
+        tokio::select! {
+            r = tun_recv(dp.as_ref(), &mut tun_buf) => packet = Packet::Tun(r),
+            r = raw_recv(dp.as_ref(), &mut raw_buf) => packet = Packet::Raw(r),
+            incoming = link.recv() => match incoming {
+                Incoming::Connected => host.handle_connected(realm_io::now()),
+                Incoming::Disconnected => host.handle_disconnected(realm_io::now()),
+                Incoming::Messages(frames) => {
+                    let now = realm_io::now();
+                    for frame in &frames {
+                        host.handle_message(now, frame);
+                    }
+                }
+                Incoming::Nothing => {}
+            },
+            () = sleep_until(timeout) => host.handle_timeout(realm_io::now()),
+            _ = sigterm.recv(), if hard_deadline.is_none() => {
+                info!("SIGTERM: de-registering");
+                host.shutdown(realm_io::now());
+                hard_deadline = Some(tokio::time::Instant::now() + shutdown_bound);
+            }
+            _ = sigint.recv(), if hard_deadline.is_none() => {
+                info!("SIGINT: de-registering");
+                host.shutdown(realm_io::now());
+                hard_deadline = Some(tokio::time::Instant::now() + shutdown_bound);
+            }
+            () = sleep_until(hard_deadline), if hard_deadline.is_some() => {
+                warn!("shutdown did not finish in time; exiting");
+                if let Some(dp) = &mut dp {
+                    dp.close();
+                }
+                return Ok(true);
+            }
+        }
+        if let Some(dp) = &mut dp {
+            match packet {
+                Packet::Tun(Ok(n)) => dp.outbound(tun_buf.get(..n).unwrap_or(&[])).await,
+                Packet::Raw(Ok(n)) => dp.inbound(raw_buf.get(..n).unwrap_or(&[])).await,
+                Packet::Tun(Err(e)) | Packet::Raw(Err(e)) => debug!(error = %e, "data plane read"),
+                Packet::None => {}
+            }
+        }
+    }
+}
+
+/// A packet read in the select, handled after it (when nothing borrows the
+/// data plane).
+enum Packet {
+    None,
+    Tun(std::io::Result<usize>),
+    Raw(std::io::Result<usize>),
+}
+
+async fn tun_recv(dp: Option<&DataPlane>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match dp {
+        Some(dp) => dp.tun.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn raw_recv(dp: Option<&DataPlane>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match dp {
+        Some(dp) => dp.raw.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Logs one engine event; true on `Closed`.
+fn log_event(event: &HostEvent) -> bool {
+    match event {
+        HostEvent::Registered(r) => info!(
+            client_id = r.client_id.0,
+            flow_policy = ?r.flow_policy,
+            methods = ?r.methods,
+            tunnel_types = ?r.tunnel_types,
+            "registered"
+        ),
+        HostEvent::RegistrationFailed(code) => warn!(?code, "registration refused"),
+        HostEvent::Unregistered { client_id, reason } => {
+            info!(client_id = client_id.0, ?reason, "unregistered");
+        }
+        HostEvent::BindingGranted(b) => info!(
+            bind_id = b.bind_id.0,
+            method = ?b.method,
+            address = ?b.local_address,
+            ports = ?b.local_ports,
+            spis = ?b.spis,
+            tunnel = ?b.tunnel_type,
+            endpoint = ?b.tunnel_endpoint,
+            "binding granted"
+        ),
+        HostEvent::BindingExtended { bind_id, expires } => info!(
+            bind_id = bind_id.0,
+            lease_left_s = expires.saturating_duration_since(realm_io::now()).as_secs(),
+            "binding extended"
+        ),
+        HostEvent::BindingRevoked { binding, reason } => {
+            info!(bind_id = binding.bind_id.0, ?reason, "binding revoked");
+        }
+        HostEvent::QueryAnswered { request, answer } => {
+            debug!(request = request.0, ?answer, "query answered");
+        }
+        HostEvent::RequestFailed { request, error } => {
+            warn!(request = request.0, ?error, "request failed");
+        }
+        HostEvent::GatewayError { code, bind_id } => {
+            warn!(?code, bind_id = ?bind_id.map(|b| b.0), "gateway error");
+        }
+        HostEvent::GatewayUnreachable { attempts } => {
+            warn!(attempts, "gateway unreachable");
+        }
+        HostEvent::Closed => return true,
+    }
+    false
+}
