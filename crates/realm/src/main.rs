@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod ctl;
 mod decode;
+mod gateway;
 mod host;
 mod peer;
 
@@ -25,23 +26,26 @@ enum Command {
     /// Decode RSIP messages (hex) or a capture (pcap/pcapng) with its IP,
     /// tunnel, ESP/AH and ISAKMP headers.
     Decode(decode::DecodeArgs),
+    /// Run the RSIP gateway daemon (docs/gateway-config.md).
+    Gateway(gateway::GatewayArgs),
+    /// Ask a running daemon (gateway or peer) through its control socket
+    /// (docs/ctl.md), e.g. `realm ctl status`, `realm ctl sas`.
+    Ctl(ctl::client::CtlArgs),
     /// Run an RSIP host: register with a gateway, hold bindings, de-register on SIGTERM.
     Host(host::HostArgs),
     /// Run a plain IPsec host: a TUN, an SPD and manually keyed SAs
     /// (docs/peer-config.md).
     Peer(peer::PeerArgs),
-    /// Ask a running daemon through its control socket (docs/ctl.md),
-    /// e.g. `realm ctl sas`.
-    Ctl(ctl::CtlArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Decode(args) => decode::run(args),
+        Command::Gateway(args) => gateway::run(args),
+        Command::Ctl(args) => ctl::client::run(args),
         Command::Host(args) => host::run(args),
         Command::Peer(args) => peer::run(args),
-        Command::Ctl(args) => ctl::client::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

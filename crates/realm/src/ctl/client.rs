@@ -1,7 +1,6 @@
-//! The client side, `realm ctl`: sends one request, prints the answer as a
-//! table (lists of objects), as `key: value` lines (objects), or as JSON
-//! (`--json`). It knows no daemon's commands, so a new command needs no
-//! change here.
+//! `realm ctl`: sends one request, prints the answer as a table (lists of
+//! objects), as `key: value` lines (objects), or as JSON (`--json`). It
+//! knows no daemon's commands.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -11,30 +10,27 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::{Map, Value};
 
-use super::{Request, Response};
+use super::{ARG, Request, Response};
 
-/// Longest answer `realm ctl` reads (a big SAD is a few hundred bytes per SA).
-const MAX_RESPONSE: u64 = 16 << 20;
-
-/// Default control socket of `realm peer` (its `control_socket` setting).
-pub(crate) const DEFAULT_SOCKET: &str = "/run/realm/peer.sock";
+/// Longest answer read.
+const MAX_RESPONSE: u64 = 64 << 20;
 
 /// How long `realm ctl` waits for the daemon.
-const TIMEOUT: Duration = Duration::from_secs(10);
+const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `realm ctl`: ask a running daemon.
 #[derive(Debug, clap::Args)]
 pub(crate) struct CtlArgs {
-    /// The daemon's control socket.
-    #[arg(long, short = 's', default_value = DEFAULT_SOCKET)]
+    /// The daemon's control socket (the gateway's `control.socket`).
+    #[arg(long, short = 's', default_value = crate::gateway::DEFAULT_CONTROL_SOCKET)]
     socket: PathBuf,
-    /// Print the result as JSON instead of a table.
+    /// Print the result as JSON.
     #[arg(long)]
     json: bool,
-    /// Command (`help` lists what the daemon answers), e.g. `sas`, `status`.
+    /// Command (`help` lists what the daemon answers), e.g. `status`.
     command: String,
-    /// Arguments as KEY=VALUE; VALUE is read as JSON when it parses (numbers,
-    /// true/false), as a string otherwise.
+    /// Arguments as KEY=VALUE (VALUE read as JSON when it parses), or one
+    /// bare VALUE: the command's main argument (`realm ctl free 7`).
     #[arg(value_name = "KEY=VALUE")]
     args: Vec<String>,
 }
@@ -50,7 +46,7 @@ pub(crate) fn request(
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
     let mut line = serde_json::to_vec(&Request {
-        command: command.to_string(),
+        command: command.to_owned(),
         args,
     })?;
     line.push(b'\n');
@@ -69,11 +65,13 @@ pub(crate) fn request(
 fn parse_args(args: &[String]) -> anyhow::Result<Map<String, Value>> {
     let mut map = Map::new();
     for a in args {
-        let Some((k, v)) = a.split_once('=') else {
-            bail!("argument {a:?} is not KEY=VALUE");
+        let (k, v) = match a.split_once('=') {
+            Some((k, v)) => (k, v),
+            None if !map.contains_key(ARG) => (ARG, a.as_str()),
+            None => bail!("argument {a:?} is not KEY=VALUE (only one bare value is allowed)"),
         };
-        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
-        map.insert(k.to_string(), value);
+        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
+        map.insert(k.to_owned(), value);
     }
     Ok(map)
 }
@@ -98,13 +96,12 @@ pub(crate) fn run(args: &CtlArgs) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// Readable text for any result: a table for a list of objects (nested
-/// objects shown as `key=value` pairs, zero and null members left out),
-/// indented `key: value` lines for an object, the value itself otherwise.
+/// Readable text for any result: a table for a list of objects, indented
+/// `key: value` lines for an object, the value itself otherwise.
 pub(crate) fn render(v: &Value) -> String {
     match v {
-        Value::Array(rows) if !rows.is_empty() && rows.iter().all(Value::is_object) => table(rows),
-        Value::Array(rows) if rows.is_empty() => "(none)\n".to_string(),
+        Value::Array(rows) if rows.is_empty() => "(none)\n".to_owned(),
+        Value::Array(rows) if rows.iter().all(Value::is_object) => table(rows),
         Value::Object(_) => {
             let mut out = String::new();
             lines(v, 0, &mut out);
@@ -122,57 +119,33 @@ fn lines(v: &Value, indent: usize, out: &mut String) {
                 out.push_str(&format!("{:indent$}{k}:\n", ""));
                 lines(x, indent + 2, out);
             }
-            Value::Array(rows) if !rows.is_empty() && rows.iter().all(Value::is_object) => {
-                out.push_str(&format!("{:indent$}{k}:\n", ""));
-                for l in table(rows).lines() {
-                    out.push_str(&format!("{:w$}{l}\n", "", w = indent + 2));
-                }
-            }
             _ => out.push_str(&format!("{:indent$}{k}: {}\n", "", cell(x))),
         }
     }
 }
 
-fn is_blank(v: &Value) -> bool {
-    matches!(v, Value::Null) || v.as_u64() == Some(0)
-}
-
-/// One table cell.
+/// One table cell: strings bare, objects as `key=value` pairs.
 fn cell(v: &Value) -> String {
     match v {
-        Value::Null => "-".to_string(),
+        Value::Null => "-".to_owned(),
         Value::String(s) => s.clone(),
-        Value::Array(a) => {
-            let parts: Vec<String> = a.iter().map(cell).collect();
-            if parts.is_empty() {
-                "-".to_string()
-            } else {
-                parts.join(",")
-            }
-        }
-        Value::Object(m) => {
-            let parts: Vec<String> = m
-                .iter()
-                .filter(|(_, x)| !is_blank(x))
-                .map(|(k, x)| format!("{k}={}", cell(x)))
-                .collect();
-            if parts.is_empty() {
-                "-".to_string()
-            } else {
-                parts.join(" ")
-            }
-        }
+        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(","),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, x)| format!("{k}={}", cell(x)))
+            .collect::<Vec<_>>()
+            .join(" "),
         other => other.to_string(),
     }
 }
 
 fn table(rows: &[Value]) -> String {
-    let mut columns: Vec<&str> = Vec::new();
+    let mut columns: Vec<String> = Vec::new();
     for r in rows {
         if let Value::Object(m) = r {
             for k in m.keys() {
-                if !columns.contains(&k.as_str()) {
-                    columns.push(k);
+                if !columns.contains(k) {
+                    columns.push(k.clone());
                 }
             }
         }
@@ -182,30 +155,31 @@ fn table(rows: &[Value]) -> String {
         .map(|r| {
             columns
                 .iter()
-                .map(|c| r.get(c).map_or_else(|| "-".to_string(), cell))
+                .map(|c| r.get(c).map(cell).unwrap_or_default())
                 .collect()
         })
         .collect();
-    let header: Vec<String> = columns.iter().map(|c| c.to_uppercase()).collect();
-    let widths: Vec<usize> = (0..columns.len())
-        .map(|i| {
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
             cells
                 .iter()
-                .map(|r| r[i].len())
-                .chain([header[i].len()])
+                .map(|row| row.get(i).map_or(0, String::len))
+                .chain([c.len()])
                 .max()
                 .unwrap_or(0)
         })
         .collect();
     let mut out = String::new();
-    for row in std::iter::once(&header).chain(&cells) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
+    let mut line = |items: &mut dyn Iterator<Item = &str>| {
+        let row: Vec<String> = items.zip(&widths).map(|(s, w)| format!("{s:w$}")).collect();
+        out.push_str(row.join("  ").trim_end());
         out.push('\n');
+    };
+    line(&mut columns.iter().map(String::as_str));
+    for row in &cells {
+        line(&mut row.iter().map(String::as_str));
     }
     out
 }
@@ -217,35 +191,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn args_are_json_or_strings() {
-        let m = parse_args(&["n=5".into(), "on=true".into(), "name=realm0".into()]).unwrap();
-        assert_eq!(
-            Value::Object(m),
-            json!({"n": 5, "on": true, "name": "realm0"})
-        );
-        assert!(parse_args(&["oops".into()]).is_err());
+    fn args_named_or_one_bare() {
+        let m = parse_args(&["7".into()]).unwrap();
+        assert_eq!(m.get(ARG), Some(&json!(7)));
+        let m = parse_args(&["client=0x10".into()]).unwrap();
+        assert_eq!(m.get("client"), Some(&json!("0x10")));
+        assert!(parse_args(&["1".into(), "2".into()]).is_err());
     }
 
     #[test]
-    fn tables_keep_column_order_and_compact_nested_objects() {
-        let v = json!([
-            {"spi": "0x1001", "packets": 12, "drops": {"replay": 0, "icv_mismatch": 2}},
-            {"spi": "0x1002", "packets": 0, "drops": {"replay": 0}, "extra": null},
-        ]);
-        let t = render(&v);
-        let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0], "SPI     PACKETS  DROPS           EXTRA");
-        assert_eq!(lines[1], "0x1001  12       icv_mismatch=2  -");
-        assert_eq!(lines[2], "0x1002  0        -               -");
+    fn renders_tables_and_objects() {
+        let t = render(&json!([{"bind": 1, "public": "192.0.2.1"}, {"bind": 22}]));
+        assert_eq!(t, "bind  public\n1     192.0.2.1\n22\n");
+        assert_eq!(render(&json!({"hosts": 2})), "hosts: 2\n");
         assert_eq!(render(&json!([])), "(none)\n");
-    }
-
-    #[test]
-    fn objects_become_indented_lines() {
-        let v = json!({"uptime_seconds": 3, "tun": {"name": "realm0"}, "list": [{"a": 1}]});
-        assert_eq!(
-            render(&v),
-            "uptime_seconds: 3\ntun:\n  name: realm0\nlist:\n  A\n  1\n"
-        );
     }
 }

@@ -1,14 +1,10 @@
-//! The control socket: a daemon (`realm peer`, later `realm gateway`) answers
-//! JSON-lines requests on a Unix stream socket, and `realm ctl` asks them.
-//! This module owns the protocol and both ends; it knows no daemon's
-//! commands: each daemon implements [`Handler`]. Protocol reference:
-//! `docs/ctl.md`.
-//!
-//! One request per line, one response per line, in order, on one connection:
+//! The control socket: a daemon answers JSON-lines requests on a Unix stream
+//! socket and `realm ctl` asks them. This module owns the protocol and both
+//! ends; it knows no daemon's commands. Reference: `docs/ctl.md`.
 //!
 //! ```text
-//! -> {"command":"sas","args":{}}
-//! <- {"ok":true,"result":[{"spi":"0x00001001", ...}]}
+//! -> {"command":"bindings","args":{}}
+//! <- {"ok":true,"result":[{"bind":1, ...}]}
 //! -> {"command":"nope"}
 //! <- {"ok":false,"error":"unknown command \"nope\" (try \"help\")"}
 //! ```
@@ -19,13 +15,10 @@ use serde_json::{Map, Value};
 pub(crate) mod client;
 pub(crate) mod server;
 
-pub(crate) use client::CtlArgs;
-pub(crate) use server::CtlServer;
-
 /// Version of the control protocol, reported by the built-in `help`.
 pub(crate) const PROTOCOL_VERSION: u32 = 1;
 
-/// Longest request or response line in bytes (bounded work per connection).
+/// Longest request line in bytes.
 pub(crate) const MAX_LINE: usize = 64 * 1024;
 
 /// Connections served at once; more wait in the listen backlog.
@@ -34,11 +27,14 @@ pub(crate) const MAX_CONNECTIONS: usize = 16;
 /// A connection idle this long (no complete request) is closed.
 pub(crate) const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// One request: a command name and named arguments (JSON values).
+/// The argument name of a bare value (`realm ctl free 7`).
+pub(crate) const ARG: &str = "arg";
+
+/// One request: a command name and named arguments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Request {
-    /// The command, e.g. `"sas"`.
+    /// The command, e.g. `"status"`.
     pub(crate) command: String,
     /// Named arguments; absent is the same as `{}`.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
@@ -50,7 +46,7 @@ pub(crate) struct Request {
 pub(crate) struct Response {
     /// Whether the command succeeded.
     pub(crate) ok: bool,
-    /// The command's answer (any JSON value).
+    /// The command's answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) result: Option<Value>,
     /// What went wrong, for people.
@@ -59,7 +55,7 @@ pub(crate) struct Response {
 }
 
 impl Response {
-    pub(crate) fn ok(result: Value) -> Self {
+    pub(crate) fn ok(result: Value) -> Response {
         Response {
             ok: true,
             result: Some(result),
@@ -67,7 +63,7 @@ impl Response {
         }
     }
 
-    pub(crate) fn error(message: impl Into<String>) -> Self {
+    pub(crate) fn error(message: impl Into<String>) -> Response {
         Response {
             ok: false,
             result: None,
@@ -81,7 +77,7 @@ impl Response {
 pub(crate) struct CommandInfo {
     /// Name, as sent in `command`.
     pub(crate) name: &'static str,
-    /// Arguments it takes, e.g. `"client=ID"` (empty: none).
+    /// Arguments it takes, e.g. `"bind=ID"` (empty: none).
     pub(crate) args: &'static str,
     /// One line on what it returns.
     pub(crate) summary: &'static str,
@@ -97,46 +93,19 @@ pub(crate) enum CtlError {
     #[error("bad arguments: {0}")]
     BadArgs(String),
     /// The command ran and failed.
-    #[allow(dead_code)] // The peer's commands cannot fail; the gateway's (`deregister`) can.
     #[error("{0}")]
     Failed(String),
 }
 
-/// A daemon's side of the protocol: it is called on the daemon's own loop,
-/// between packet batches, with exclusive access to the daemon's state.
-/// Answers must be quick (they delay packets); no I/O.
-pub(crate) trait Handler {
-    /// Name reported by `help` (`"peer"`, `"gateway"`).
-    fn daemon(&self) -> &'static str;
-    /// The commands [`Handler::handle`] answers.
-    fn commands(&self) -> &'static [CommandInfo];
-    /// Answers one command. `help` never reaches it.
-    fn handle(&mut self, command: &str, args: &Map<String, Value>) -> Result<Value, CtlError>;
-}
-
-/// Answers `request` with `handler`, adding the built-in `help`.
-pub(crate) fn dispatch<H: Handler + ?Sized>(handler: &mut H, request: &Request) -> Response {
-    if request.command == "help" {
-        let mut commands: Vec<Value> = vec![serde_json::json!({
-            "command": "help",
-            "args": "",
-            "summary": "this list",
-        })];
-        commands.extend(
-            handler.commands().iter().map(
-                |c| serde_json::json!({"command": c.name, "args": c.args, "summary": c.summary}),
-            ),
-        );
-        return Response::ok(serde_json::json!({
-            "daemon": handler.daemon(),
-            "protocol": PROTOCOL_VERSION,
-            "commands": commands,
-        }));
-    }
-    match handler.handle(&request.command, &request.args) {
-        Ok(v) => Response::ok(v),
-        Err(e) => Response::error(e.to_string()),
-    }
+/// The built-in `help` answer.
+pub(crate) fn help(daemon: &str, commands: &[CommandInfo]) -> Value {
+    let mut list = vec![serde_json::json!({"command": "help", "args": "", "summary": "this list"})];
+    list.extend(
+        commands
+            .iter()
+            .map(|c| serde_json::json!({"command": c.name, "args": c.args, "summary": c.summary})),
+    );
+    serde_json::json!({ "daemon": daemon, "protocol": PROTOCOL_VERSION, "commands": list })
 }
 
 /// Fails with [`CtlError::BadArgs`] if `args` holds a key not in `allowed`.
@@ -145,11 +114,39 @@ pub(crate) fn expect_args(args: &Map<String, Value>, allowed: &[&str]) -> Result
         Some(k) => Err(CtlError::BadArgs(format!(
             "unknown argument {k:?} (takes: {})",
             if allowed.is_empty() {
-                "none".to_string()
+                "none".to_owned()
             } else {
                 allowed.join(", ")
             }
         ))),
         None => Ok(()),
     }
+}
+
+/// A daemon whose commands are answered synchronously on its own loop,
+/// between packet batches, with exclusive access to its state (`realm peer`).
+/// Answers must be quick (they delay packets); no I/O. A daemon that must
+/// defer an answer (the gateway answers `free` only once it is durable) keeps
+/// the [`server::Incoming`] and replies later instead.
+pub(crate) trait Handler {
+    /// Name reported by `help` (`"peer"`).
+    fn daemon(&self) -> &'static str;
+    /// The commands [`Handler::handle`] answers.
+    fn commands(&self) -> &'static [CommandInfo];
+    /// Answers one command. `help` never reaches it.
+    fn handle(&mut self, command: &str, args: &Map<String, Value>) -> Result<Value, CtlError>;
+}
+
+/// Answers one incoming request with `handler`, adding the built-in `help`.
+pub(crate) fn answer<H: Handler + ?Sized>(handler: &mut H, incoming: server::Incoming) {
+    let response = if incoming.command == "help" {
+        Response::ok(help(handler.daemon(), handler.commands()))
+    } else {
+        match handler.handle(&incoming.command, &incoming.args) {
+            Ok(v) => Response::ok(v),
+            Err(e) => Response::error(e.to_string()),
+        }
+    };
+    // The client may have gone: nothing to do then.
+    let _ = incoming.reply.send(response);
 }

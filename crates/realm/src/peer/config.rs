@@ -108,7 +108,7 @@ fn default_log_level() -> String {
     "info".to_string()
 }
 fn default_control_socket() -> PathBuf {
-    PathBuf::from(crate::ctl::client::DEFAULT_SOCKET)
+    PathBuf::from("/run/realm/peer.sock")
 }
 fn default_tun_name() -> String {
     "realm0".to_string()

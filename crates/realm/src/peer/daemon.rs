@@ -37,7 +37,7 @@ use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::config::PeerConfig;
-use crate::ctl::CtlServer;
+use crate::ctl::server::{CtlServer, Incoming};
 
 /// Room after a packet for what sealing appends: ESP padding (at most 15),
 /// pad length and next header (2), ICV (at most 16).
@@ -197,7 +197,7 @@ enum Wake {
     Ah(io::Result<usize>),
     Udp(usize),
     Timer,
-    Control(Option<crate::ctl::server::Pending>),
+    Control(Option<Incoming>),
     Stop(&'static str),
 }
 
@@ -230,13 +230,14 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     // Bound last: a control socket that answers means the data path is up.
-    let mut control = CtlServer::bind(&peer.control_socket)
+    let (control_tx, mut control) = tokio::sync::mpsc::channel::<Incoming>(16);
+    let control_server = CtlServer::bind(&peer.control_socket, control_tx)
         .with_context(|| format!("control socket {}", peer.control_socket.display()))?;
     tracing::info!(
         tun = %peer.tun.name(),
         underlay = %peer.underlay,
         sas = peer.engine.sas().count(),
-        control = %control.path().display(),
+        control = %peer.control_socket.display(),
         "realm peer running"
     );
 
@@ -307,7 +308,7 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
                 }
             }
             Wake::Timer => peer.engine.handle_timeout(realm_io::now()),
-            Wake::Control(Some(p)) => p.answer(&mut peer),
+            Wake::Control(Some(p)) => crate::ctl::answer(&mut peer, p),
             Wake::Control(None) => {}
             Wake::Stop(signal) => {
                 tracing::info!(signal, "realm peer stopping");
@@ -318,6 +319,7 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
     }
     // Dropping `control` removes the socket file; dropping the TUN removes
     // the device and its routes.
+    drop(control_server);
     drop(control);
     Ok(())
 }

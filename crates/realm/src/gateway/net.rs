@@ -1,0 +1,400 @@
+//! The gateway's sockets: the TCP accept loop, one task per connection
+//! (framing with `StreamDecoder`, its bounded send queue, its limits) and one
+//! receive task per UDP socket. They hand bytes to the engine task over one
+//! bounded channel and never touch engine state.
+//!
+//! Limits (STYLE 9, `docs/gateway-config.md` `[limits]`): connections in
+//! total and per source address; a message size cap (a longer overall length
+//! is fatal for the connection: ERROR_RESPONSE BAD_MESSAGE, then close); a
+//! time limit for a message to complete once started; a token bucket per
+//! connection (reads pause) and per UDP source (excess dropped); a bounded
+//! send queue per connection (a peer that does not read is disconnected by
+//! the engine rather than waited for).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use realm_rsip::gateway::ConnectionId;
+use realm_wire::rsip::{FrameError, Message, StreamDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::config::Limits;
+
+/// What the socket tasks hand the engine.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A connection was accepted; `tx` is its send queue.
+    Open {
+        conn: ConnectionId,
+        from: SocketAddrV4,
+        tx: mpsc::Sender<Outgoing>,
+    },
+    /// One framed message from a connection.
+    Stream {
+        conn: ConnectionId,
+        from: SocketAddrV4,
+        bytes: Vec<u8>,
+    },
+    /// A fatal framing error: answer `reply` (after everything sent before
+    /// it), then close.
+    FrameError { conn: ConnectionId, reply: Vec<u8> },
+    /// The connection is gone (either side closed it).
+    Closed { conn: ConnectionId },
+    /// A datagram on UDP socket `socket`.
+    Datagram {
+        socket: usize,
+        from: SocketAddrV4,
+        bytes: Vec<u8>,
+    },
+}
+
+/// What the engine queues for a connection.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// One whole message.
+    Bytes(Vec<u8>),
+    /// Close after what was queued before.
+    Close,
+}
+
+/// Counters the socket tasks keep (read by the metrics).
+#[derive(Debug, Default)]
+pub(crate) struct NetCounters {
+    pub(crate) connections_accepted: AtomicU64,
+    pub(crate) connections_open: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
+    pub(crate) frame_errors: AtomicU64,
+    pub(crate) message_timeouts: AtomicU64,
+    pub(crate) tcp_throttled: AtomicU64,
+    pub(crate) udp_received: AtomicU64,
+    pub(crate) udp_dropped_rate: AtomicU64,
+    pub(crate) udp_dropped_size: AtomicU64,
+}
+
+/// A token bucket: `rate` tokens per second, at most `burst`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    pub(crate) fn new(burst: u32, now: Instant) -> Bucket {
+        Bucket {
+            tokens: f64::from(burst),
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, rate: u32, burst: u32, now: Instant) {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + dt * f64::from(rate)).min(f64::from(burst));
+        self.last = now;
+    }
+
+    /// Takes a token if there is one.
+    pub(crate) fn take(&mut self, rate: u32, burst: u32, now: Instant) -> bool {
+        self.refill(rate, burst, now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How long until a token is there.
+    pub(crate) fn wait(&self, rate: u32) -> Duration {
+        Duration::from_secs_f64(((1.0 - self.tokens) / f64::from(rate)).max(0.0))
+    }
+}
+
+/// Open connections per source address, shared by the accept loop and the
+/// connection tasks.
+type PerAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// Accepts connections until the task is aborted.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    input: mpsc::Sender<Input>,
+    limits: Limits,
+    counters: Arc<NetCounters>,
+    next_conn: Arc<AtomicU64>,
+) {
+    let per_address: PerAddress = Arc::default();
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let SocketAddr::V4(from) = peer else {
+            continue; // RSIP hosts are IPv4 here; an IPv6 peer is dropped.
+        };
+        let open = counters.connections_open.load(Relaxed) as usize;
+        let admitted = open < limits.max_connections && {
+            let mut map = per_address.lock().unwrap_or_else(|p| p.into_inner());
+            let n = map.entry(peer.ip()).or_default();
+            if *n < limits.max_connections_per_address {
+                *n += 1;
+                true
+            } else {
+                false
+            }
+        };
+        if !admitted {
+            counters.connections_refused.fetch_add(1, Relaxed);
+            tracing::debug!(%peer, "connection refused: limit reached");
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let conn = ConnectionId(next_conn.fetch_add(1, Relaxed));
+        let (tx, rx) = mpsc::channel(limits.send_queue);
+        counters.connections_accepted.fetch_add(1, Relaxed);
+        counters.connections_open.fetch_add(1, Relaxed);
+        if input.send(Input::Open { conn, from, tx }).await.is_err() {
+            return; // the engine stopped
+        }
+        let input = input.clone();
+        let limits = limits.clone();
+        let counters = Arc::clone(&counters);
+        let per_address = Arc::clone(&per_address);
+        tokio::spawn(async move {
+            let why = serve(stream, conn, from, rx, &input, &limits, &counters).await;
+            tracing::debug!(conn = conn.0, %from, why, "connection closed");
+            counters.connections_open.fetch_sub(1, Relaxed);
+            {
+                let mut map = per_address.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(n) = map.get_mut(&IpAddr::V4(*from.ip())) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        map.remove(&IpAddr::V4(*from.ip()));
+                    }
+                }
+            }
+            let _ = input.send(Input::Closed { conn }).await;
+        });
+    }
+}
+
+/// One connection: a writer task drains what the engine queues while this
+/// task reads frames to the engine (so a reader paused by the rate limit or
+/// by the engine's backpressure still sends answers). Returns why it ended.
+async fn serve(
+    stream: TcpStream,
+    conn: ConnectionId,
+    from: SocketAddrV4,
+    rx: mpsc::Receiver<Outgoing>,
+    input: &mpsc::Sender<Input>,
+    limits: &Limits,
+    counters: &NetCounters,
+) -> &'static str {
+    let (mut r, w) = stream.into_split();
+    let mut writer = tokio::spawn(write_loop(w, rx));
+    let why = tokio::select! {
+        why = read_loop(&mut r, conn, from, input, limits, counters) => why,
+        done = &mut writer => return done.unwrap_or("writer failed"),
+    };
+    if why == FRAME_ERROR {
+        // The engine queues the ERROR_RESPONSE and then Close: let the
+        // writer send them (bounded: a peer that does not read is cut off).
+        return match tokio::time::timeout(Duration::from_secs(5), &mut writer).await {
+            Ok(done) => done.unwrap_or("writer failed"),
+            Err(_) => {
+                writer.abort();
+                why
+            }
+        };
+    }
+    writer.abort();
+    why
+}
+
+const FRAME_ERROR: &str = "framing error";
+
+/// Writes what the engine queues until Close, a write error, or the engine
+/// dropping the queue (slow reader, or the gateway stopping).
+async fn write_loop(
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+) -> &'static str {
+    while let Some(out) = rx.recv().await {
+        match out {
+            Outgoing::Bytes(bytes) => {
+                if w.write_all(&bytes).await.is_err() {
+                    return "write failed";
+                }
+            }
+            Outgoing::Close => {
+                let _ = w.shutdown().await;
+                return "closed by the gateway";
+            }
+        }
+    }
+    "send queue dropped"
+}
+
+/// Reads frames to the engine until end of stream, an error, a message
+/// timeout or a fatal framing error (reported to the engine first).
+async fn read_loop(
+    r: &mut tokio::net::tcp::OwnedReadHalf,
+    conn: ConnectionId,
+    from: SocketAddrV4,
+    input: &mpsc::Sender<Input>,
+    limits: &Limits,
+    counters: &NetCounters,
+) -> &'static str {
+    let mut decoder = StreamDecoder::new(limits.max_message_size);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut bucket = Bucket::new(limits.burst, Instant::now());
+    let message_timeout = Duration::from_secs(limits.message_timeout_secs);
+    // When the oldest incomplete message started.
+    let mut partial_since: Option<Instant> = None;
+    loop {
+        let timeout = partial_since.map(|t| t + message_timeout);
+        let n = tokio::select! {
+            read = r.read(&mut buf) => match read {
+                Ok(0) => return "end of stream",
+                Ok(n) => n,
+                Err(_) => return "read failed",
+            },
+            _ = sleep_until_opt(timeout) => {
+                counters.message_timeouts.fetch_add(1, Relaxed);
+                return "message timeout";
+            }
+        };
+        let mut data = buf.get(..n).unwrap_or(&[]);
+        while !data.is_empty() {
+            let took = decoder.push(data);
+            data = data.get(took..).unwrap_or(&[]);
+            loop {
+                let frame = match decoder.next_frame() {
+                    Ok(Some(f)) => f.to_vec(),
+                    Ok(None) => break,
+                    Err(e) => {
+                        counters.frame_errors.fetch_add(1, Relaxed);
+                        let reply = frame_error_reply(&e);
+                        let _ = input.send(Input::FrameError { conn, reply }).await;
+                        return FRAME_ERROR;
+                    }
+                };
+                if !bucket.take(limits.messages_per_sec, limits.burst, Instant::now()) {
+                    counters.tcp_throttled.fetch_add(1, Relaxed);
+                    tokio::time::sleep(bucket.wait(limits.messages_per_sec)).await;
+                    let _ = bucket.take(limits.messages_per_sec, limits.burst, Instant::now());
+                }
+                if input
+                    .send(Input::Stream {
+                        conn,
+                        from,
+                        bytes: frame,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return "gateway stopping";
+                }
+            }
+        }
+        partial_since = match (decoder.buffered(), partial_since) {
+            (0, _) => None,
+            (_, Some(t)) => Some(t),
+            (_, None) => Some(Instant::now()),
+        };
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The ERROR_RESPONSE for a fatal framing error (RFC 3103 Appendix A: 207
+/// BAD_MESSAGE).
+fn frame_error_reply(e: &FrameError) -> Vec<u8> {
+    Message::error_response(e.code(), None, None, None).to_bytes()
+}
+
+/// Receives datagrams on one UDP socket until the task is aborted.
+pub(crate) async fn udp_loop(
+    socket: Arc<UdpSocket>,
+    index: usize,
+    input: mpsc::Sender<Input>,
+    limits: Limits,
+    counters: Arc<NetCounters>,
+) {
+    // One bucket per source address, bounded: when full, idle ones go.
+    const MAX_SOURCES: usize = 65536;
+    let mut buckets: HashMap<SocketAddrV4, Bucket> = HashMap::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, peer) = match socket.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!(error = %e, "UDP receive failed");
+                continue;
+            }
+        };
+        counters.udp_received.fetch_add(1, Relaxed);
+        let SocketAddr::V4(from) = peer else { continue };
+        if n > limits.max_message_size {
+            counters.udp_dropped_size.fetch_add(1, Relaxed);
+            continue;
+        }
+        let now = Instant::now();
+        if buckets.len() >= MAX_SOURCES && !buckets.contains_key(&from) {
+            let idle = Duration::from_secs(u64::from(limits.burst / limits.messages_per_sec) + 1);
+            buckets.retain(|_, b| now.saturating_duration_since(b.last) < idle);
+            if buckets.len() >= MAX_SOURCES {
+                counters.udp_dropped_rate.fetch_add(1, Relaxed);
+                continue;
+            }
+        }
+        let bucket = buckets
+            .entry(from)
+            .or_insert_with(|| Bucket::new(limits.burst, now));
+        if !bucket.take(limits.messages_per_sec, limits.burst, now) {
+            counters.udp_dropped_rate.fetch_add(1, Relaxed);
+            continue;
+        }
+        let bytes = buf.get(..n).unwrap_or(&[]).to_vec();
+        let msg = Input::Datagram {
+            socket: index,
+            from,
+            bytes,
+        };
+        if input.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_refills_at_its_rate() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(2, t0);
+        assert!(b.take(10, 2, t0));
+        assert!(b.take(10, 2, t0));
+        assert!(!b.take(10, 2, t0));
+        assert!(b.wait(10) <= Duration::from_millis(100));
+        assert!(b.take(10, 2, t0 + Duration::from_millis(100)));
+        assert!(!b.take(10, 2, t0 + Duration::from_millis(100)));
+    }
+}

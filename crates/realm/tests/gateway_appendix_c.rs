@@ -1,0 +1,287 @@
+//! RFC 3103 Appendix C transactions 16.1, 16.2 and 16.3 against a real
+//! `realm gateway` process, over TCP and over UDP, with configurations
+//! matching each example. Client IDs are random (RFC 3103 9.3.3), so the
+//! fixtures' Client ID is replaced by the one the gateway assigned; all else
+//! is compared byte for byte (UDP: with the Message Counter stripped after
+//! checking it is echoed). Fixtures are the engine test's
+//! (`realm-rsip/tests/gateway_appendix_c.rs`: BNF order, RFC slips fixed).
+//! The gateway's forced FREE in 16.1 is `realm ctl free 2`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod gateway_util;
+
+use gateway_util::*;
+use realm_wire::rsip::{ClientId, Message, Parameter, View};
+
+// 16.1
+const C1_REGISTER_RESPONSE: &str = "01 03 0017  04 0004 00000001  03 0004 00000258  09 0002 0103";
+const C1_ASSIGN_REQUEST_1: &str = "01 08 0022  04 0004 00000001  01 0001 01  02 0001 04  01 0001 01  02 0001 01  03 0004 00000e10";
+const C1_ASSIGN_RESPONSE_1: &str = "01 09 0033  04 0004 00000001  05 0004 00000001  01 0005 019570f09c  02 0003 0404d2  01 0001 01  02 0001 01  03 0004 00000708  06 0001 01";
+const C1_QUERY_REQUEST: &str =
+    "01 0e 0020  04 0004 00000001  0a 0002 0002  01 0005 010a143c00  01 0005 02ffffff00";
+const C1_QUERY_RESPONSE: &str =
+    "01 0f 0020  04 0004 00000001  0a 0002 0002  01 0005 010a143c00  01 0005 02ffffff00";
+const C1_ASSIGN_REQUEST_2: &str = "01 08 0028  04 0004 00000001  01 0005 019570f09c  02 0003 0804d6  01 0001 01  02 0001 01  03 0004 00000708";
+const C1_ASSIGN_RESPONSE_2: &str = "01 09 0033  04 0004 00000001  05 0004 00000002  01 0005 019570f09c  02 0003 0804d6  01 0001 01  02 0001 01  03 0004 00000708  06 0001 01";
+const C1_FREE_REQUEST: &str = "01 0c 0012  04 0004 00000001  05 0004 00000001";
+const C1_FREE_RESPONSE_1: &str = "01 0d 0012  04 0004 00000001  05 0004 00000001";
+const C1_EXTEND_REQUEST: &str = "01 0a 0019  04 0004 00000001  05 0004 00000002  03 0004 00000708";
+const C1_EXTEND_RESPONSE: &str = "01 0b 0019  04 0004 00000001  05 0004 00000002  03 0004 00000708";
+const C1_FREE_RESPONSE_2: &str = "01 0d 0012  04 0004 00000001  05 0004 00000002";
+const C1_DEREGISTER_REQUEST: &str = "01 04 000b  04 0004 00000001";
+const C1_DEREGISTER_RESPONSE: &str = "01 05 000b  04 0004 00000001";
+
+// 16.2
+const C2_REGISTER_RESPONSE: &str = "01 03 0027  04 0004 00000005  03 0004 00000258  09 0002 0202  07 0001 02  07 0001 01  06 0001 01  06 0001 02";
+const C2_ASSIGN_REQUEST: &str = "01 08 002c  04 0004 00000005  01 0001 01  02 0001 01  01 0005 0126c44906  02 0003 010015  03 0004 00000258  06 0001 01";
+const C2_ASSIGN_RESPONSE: &str = "01 09 0039  04 0004 00000005  05 0004 00000001  01 0005 019570f09c  02 0003 010801  01 0005 0126c44906  02 0003 010015  03 0004 00000258  06 0001 01";
+const C2_LISTEN_REQUEST: &str = "01 10 0027  04 0004 00000005  01 0005 019570f09c  02 0003 010802  01 0005 0126c44906  02 0003 010014";
+const C2_LISTEN_RESPONSE: &str = "01 11 0039  04 0004 00000005  05 0004 00000002  01 0005 019570f09c  02 0003 010802  01 0005 0126c44906  02 0003 010014  06 0001 01  03 0004 00000258";
+const C2_DEREGISTER_REQUEST: &str = "01 04 000b  04 0004 00000005";
+const C2_DEREGISTER_RESPONSE: &str = "01 05 000b  04 0004 00000005";
+
+// 16.3
+const C3_REGISTER_RESPONSE: &str = "01 03 0027  04 0004 00000003  03 0004 00000258  09 0002 0101  07 0001 02  07 0001 01  06 0001 01  06 0001 03";
+const C3_ASSIGN_REQUEST_FOO: &str = "01 06 002d  04 0004 00000003  01 0001 01  01 000c 047777772e666f6f2e636f6d  02 0001 01  03 0004 00000e10  06 0001 01";
+const C3_ERROR_RESPONSE: &str = "01 01 0010  08 0002 013a  04 0004 00000003";
+const C3_ASSIGN_REQUEST_BAR: &str = "01 06 002d  04 0004 00000003  01 0001 01  01 000c 047777772e6261722e636f6d  02 0001 01  03 0004 00000e10  06 0001 01";
+const C3_ASSIGN_RESPONSE: &str = "01 07 0038  04 0004 00000003  05 0004 00000001  01 0005 019570f011  01 000c 047777772e6261722e636f6d  02 0001 01  03 0004 00000e10  06 0001 01";
+const C3_DEREGISTER_REQUEST: &str = "01 04 000b  04 0004 00000003";
+const C3_DEREGISTER_RESPONSE: &str = "01 05 000b  04 0004 00000003";
+
+const CONFIG_16_1: &str = r#"
+[gateway]
+methods = ["rsap-ip"]
+tunnel_types = ["ip-ip"]
+registration_lease_secs = 600
+max_binding_lease_secs = 1800
+local_networks = ["10.20.60.0/24"]
+[[gateway.pool]]
+addresses = "149.112.240.156"
+ports = ["1234-65535"]
+"#;
+
+fn config_16_2(host: std::net::Ipv4Addr) -> String {
+    format!(
+        r#"
+[gateway]
+methods = ["rsap-ip", "rsa-ip"]
+tunnel_types = ["ip-ip", "gre"]
+local_flow_policy = "micro"
+remote_flow_policy = "micro"
+registration_lease_secs = 600
+default_binding_lease_secs = 600
+listen = {{ admin_override = ["{host}"] }}
+[[gateway.pool]]
+addresses = "149.112.240.156"
+ports = ["2049-65535"]
+"#
+    )
+}
+
+const CONFIG_16_3: &str = r#"
+[gateway]
+methods = ["rsap-ip", "rsa-ip"]
+tunnel_types = ["ip-ip", "l2tp"]
+remote_flow_policy = "macro"
+registration_lease_secs = 600
+[[gateway.pool]]
+addresses = "149.112.240.17"
+shared = false
+[[gateway.remote_rules]]
+action = "deny"
+name = "www.foo.com"
+"#;
+
+/// The fixture with its Client ID replaced by `c`.
+fn fx(hex_str: &str, c: ClientId) -> Message {
+    let m = Message::parse(&hex(hex_str)).unwrap();
+    let params = m
+        .params()
+        .iter()
+        .map(|p| match p {
+            Parameter::ClientId(_) => Parameter::ClientId(c),
+            other => other.clone(),
+        })
+        .collect();
+    Message::new(m.msg_type(), params).unwrap()
+}
+
+fn with_counter(m: &Message, n: u32) -> Message {
+    m.with_param(Parameter::MessageCounter(n)).unwrap()
+}
+
+fn strip_counter(m: &Message) -> Message {
+    let params = m
+        .params()
+        .iter()
+        .filter(|p| !matches!(p, Parameter::MessageCounter(_)))
+        .cloned()
+        .collect();
+    Message::new(m.msg_type(), params).unwrap()
+}
+
+/// One host, over TCP or UDP.
+enum Side {
+    Tcp(TcpHost),
+    Udp(UdpHost, u32),
+}
+
+impl Side {
+    fn new(g: &GatewayProc, udp: bool) -> Side {
+        let from = g.net.addr(2);
+        if udp {
+            Side::Udp(UdpHost::bind(from, g.tcp_addr()), 0)
+        } else {
+            Side::Tcp(TcpHost::connect(from, g.tcp_addr()))
+        }
+    }
+
+    /// Sends `req` (UDP: with the next counter) and returns the answer
+    /// (UDP: checked to echo the counter, then stripped of it).
+    fn ask(&mut self, req: &Message) -> Message {
+        match self {
+            Side::Tcp(t) => t.exchange(req),
+            Side::Udp(u, counter) => {
+                *counter += 1;
+                let got = u.exchange(&with_counter(req, *counter));
+                assert_eq!(got.message_counter(), Some(*counter), "{got:?}");
+                strip_counter(&got)
+            }
+        }
+    }
+
+    /// An asynchronous message: counter 0 over UDP, none over TCP.
+    fn expect_async(&mut self, expected: &Message) {
+        let got = match self {
+            Side::Tcp(t) => t.recv(),
+            Side::Udp(u, _) => {
+                let m = u.recv();
+                assert_eq!(m.message_counter(), Some(0));
+                strip_counter(&m)
+            }
+        };
+        assert_eq!(got.to_bytes(), expected.to_bytes(), "{:?}", got.view());
+    }
+
+    /// REGISTER; checks the answer against `fixture` and returns the client ID.
+    fn register(&mut self, fixture: &str) -> ClientId {
+        let r = self.ask(&Message::parse(&hex("01 02 0004")).unwrap());
+        let c = match r.view() {
+            View::RegisterResponse { client_id, .. } => client_id,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(r.to_bytes(), fx(fixture, c).to_bytes());
+        c
+    }
+
+    fn exchange(&mut self, req: &Message, expected: &Message) {
+        let got = self.ask(req);
+        assert_eq!(got.to_bytes(), expected.to_bytes(), "{:?}", got.view());
+    }
+}
+
+fn run_16_1(udp: bool) {
+    let g = GatewayProc::start(CONFIG_16_1);
+    let mut s = Side::new(&g, udp);
+    let c = s.register(C1_REGISTER_RESPONSE);
+    s.exchange(&fx(C1_ASSIGN_REQUEST_1, c), &fx(C1_ASSIGN_RESPONSE_1, c));
+    s.exchange(&fx(C1_QUERY_REQUEST, c), &fx(C1_QUERY_RESPONSE, c));
+    s.exchange(&fx(C1_ASSIGN_REQUEST_2, c), &fx(C1_ASSIGN_RESPONSE_2, c));
+    s.exchange(&fx(C1_FREE_REQUEST, c), &fx(C1_FREE_RESPONSE_1, c));
+    s.exchange(&fx(C1_EXTEND_REQUEST, c), &fx(C1_EXTEND_RESPONSE, c));
+    // "The gateway forces the host to free the resources of bind ID 2."
+    assert_eq!(g.ctl(&["free", "2"])["freed"], 2);
+    s.expect_async(&fx(C1_FREE_RESPONSE_2, c));
+    s.exchange(
+        &fx(C1_DEREGISTER_REQUEST, c),
+        &fx(C1_DEREGISTER_RESPONSE, c),
+    );
+    assert_eq!(g.ctl(&["hosts"]), serde_json::json!([]));
+    assert_eq!(g.ctl(&["bindings"]), serde_json::json!([]));
+    // Every grant, extension and free is in the allocation log.
+    let log = g.alloc_log();
+    assert_eq!(log.matches("event=grant").count(), 2, "{log}");
+    assert_eq!(log.matches("event=extend").count(), 1, "{log}");
+    assert_eq!(log.matches("event=free").count(), 2, "{log}");
+}
+
+#[test]
+fn appendix_c_16_1_over_tcp() {
+    run_16_1(false);
+}
+
+#[test]
+fn appendix_c_16_1_over_udp() {
+    run_16_1(true);
+}
+
+fn run_16_2(udp: bool) {
+    // The admin override names the host (LISTEN under remote micro policy).
+    let net = Net::new();
+    let g = GatewayProc::start_on(net, &Sections::default(), &config_16_2(net.addr(2)));
+    let mut s = Side::new(&g, udp);
+    let c = s.register(C2_REGISTER_RESPONSE);
+    s.exchange(&fx(C2_ASSIGN_REQUEST, c), &fx(C2_ASSIGN_RESPONSE, c));
+    s.exchange(&fx(C2_LISTEN_REQUEST, c), &fx(C2_LISTEN_RESPONSE, c));
+    let bindings = g.ctl(&["bindings"]);
+    assert_eq!(bindings.as_array().unwrap().len(), 2);
+    assert!(
+        bindings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["kind"] == "listen")
+    );
+    s.exchange(
+        &fx(C2_DEREGISTER_REQUEST, c),
+        &fx(C2_DEREGISTER_RESPONSE, c),
+    );
+    // "All of the host's bindings have been implicitly revoked."
+    assert_eq!(g.ctl(&["bindings"]), serde_json::json!([]));
+}
+
+#[test]
+fn appendix_c_16_2_over_tcp() {
+    run_16_2(false);
+}
+
+#[test]
+fn appendix_c_16_2_over_udp() {
+    run_16_2(true);
+}
+
+fn run_16_3(udp: bool) {
+    let g = GatewayProc::start(CONFIG_16_3);
+    let mut s = Side::new(&g, udp);
+    let c = s.register(C3_REGISTER_RESPONSE);
+    s.exchange(&fx(C3_ASSIGN_REQUEST_FOO, c), &fx(C3_ERROR_RESPONSE, c));
+    s.exchange(&fx(C3_ASSIGN_REQUEST_BAR, c), &fx(C3_ASSIGN_RESPONSE, c));
+    let b = &g.ctl(&["bindings"])[0];
+    assert_eq!(b["method"], "RsaIp");
+    assert_eq!(b["public_address"], "149.112.240.17");
+    s.exchange(
+        &fx(C3_DEREGISTER_REQUEST, c),
+        &fx(C3_DEREGISTER_RESPONSE, c),
+    );
+    let m = g.metrics();
+    assert_eq!(
+        metric_in(
+            &m,
+            r#"realm_gateway_errors_total{code="314",name="REMOTE_ADDR_UNALLOWED"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+}
+
+#[test]
+fn appendix_c_16_3_over_tcp() {
+    run_16_3(false);
+}
+
+#[test]
+fn appendix_c_16_3_over_udp() {
+    run_16_3(true);
+}
