@@ -1,0 +1,211 @@
+//! `realm host` against `realm gateway`, both real processes (signalling
+//! only, `--no-data-plane`), over TCP and over UDP: the host registers and
+//! obtains its ports (one binding of the asked count, owned by the host's
+//! private address, per `realm ctl --json bindings`), extends its 3 s lease
+//! before expiry (the binding's `expires_at` moves on and the gateway counts
+//! the extensions), and on SIGTERM de-registers and exits 0, after which the
+//! gateway holds no host and no binding. Loopback only (the gateway on
+//! 127.A.B.1; the host's source is the kernel's, 127.0.0.1). Every wait is
+//! bounded and fails loudly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod gateway_util;
+
+use std::net::Ipv4Addr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use gateway_util::*;
+
+const PORTS: u64 = 6;
+const LEASE_S: u64 = 3;
+const WAIT: Duration = Duration::from_secs(20);
+
+const CONFIG: &str = r#"
+[gateway]
+methods = ["rsap-ip"]
+[[gateway.pool]]
+addresses = "198.18.0.0/28"
+shared = false
+"#;
+
+/// The host's private address as the gateway sees it: the kernel's source
+/// for a connection to 127.A.B.1 over `lo`.
+const HOST_ADDR: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// A `realm host` process, its stderr in the gateway's test directory.
+struct HostProc {
+    child: Option<Child>,
+    log: std::path::PathBuf,
+}
+
+impl HostProc {
+    fn start(g: &GatewayProc, udp: bool) -> HostProc {
+        let log = g.dir.path().join("host.log");
+        let gateway = g.tcp_addr().to_string();
+        let (ports, lease) = (PORTS.to_string(), LEASE_S.to_string());
+        let mut args = vec![
+            "host",
+            "--gateway",
+            &gateway,
+            "--ports",
+            &ports,
+            "--lease",
+            &lease,
+            "--no-data-plane",
+            "--log-level",
+            "debug",
+        ];
+        if udp {
+            args.push("--udp");
+        }
+        let child = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn realm host");
+        HostProc {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn assert_running(&mut self) {
+        if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            panic!("realm host exited early: {s}\n{}", self.log());
+        }
+    }
+
+    /// SIGTERM; the exit status (waits at most `WAIT`).
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let ok = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = realm_io::clock::now() + WAIT;
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            if realm_io::clock::now() > deadline {
+                let _ = c.kill();
+                panic!("realm host did not stop on SIGTERM\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for HostProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn bindings(g: &GatewayProc) -> Vec<serde_json::Value> {
+    g.ctl(&["bindings"]).as_array().unwrap().clone()
+}
+
+fn hosts(g: &GatewayProc) -> Vec<serde_json::Value> {
+    g.ctl(&["hosts"]).as_array().unwrap().clone()
+}
+
+fn register_extend_deregister(udp: bool) {
+    let started = realm_io::clock::now();
+    let mut g = GatewayProc::start(CONFIG);
+    let mut h = HostProc::start(&g, udp);
+    let ctx =
+        |g: &GatewayProc, h: &HostProc| format!("--- gateway\n{}\n--- host\n{}", g.log(), h.log());
+
+    // Registered, with its ports.
+    let deadline = realm_io::clock::now() + WAIT;
+    while bindings(&g).is_empty() {
+        h.assert_running();
+        assert!(
+            realm_io::clock::now() < deadline,
+            "no binding within {WAIT:?}\n{}",
+            ctx(&g, &h)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let b = bindings(&g);
+    assert_eq!(b.len(), 1, "{b:#?}");
+    let first = &b[0];
+    let hs = hosts(&g);
+    assert_eq!(hs.len(), 1, "{hs:#?}");
+    let private = HOST_ADDR.to_string();
+    let record = &hs[0]["record"];
+    assert_eq!(
+        record["private_address"].as_str(),
+        Some(private.as_str()),
+        "{record:#}"
+    );
+    assert_eq!(record["transport"], if udp { "udp" } else { "tcp" });
+    assert_eq!(
+        first["private_address"].as_str(),
+        Some(private.as_str()),
+        "{first:#}"
+    );
+    assert_eq!(first["client"], record["client"], "owned by the host");
+    assert_eq!(first["method"], "RsapIp");
+    assert_eq!(
+        first["ports"]["Range"]["count"].as_u64(),
+        Some(PORTS),
+        "{first:#}"
+    );
+    let expires0 = first["expires_at"].as_u64().expect("expires_at");
+
+    // Extended at least once before the 3 s lease ends.
+    let deadline = realm_io::clock::now() + WAIT;
+    loop {
+        h.assert_running();
+        let b = bindings(&g);
+        assert_eq!(b.len(), 1, "binding lost\n{b:#?}\n{}", ctx(&g, &h));
+        assert_eq!(b[0]["bind"], first["bind"], "binding replaced");
+        let moved = b[0]["expires_at"].as_u64().unwrap() > expires0;
+        if moved && g.metric("realm_gateway_extensions_total") >= 1.0 {
+            break;
+        }
+        assert!(
+            realm_io::clock::now() < deadline,
+            "lease never extended\n{}",
+            ctx(&g, &h)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // SIGTERM: the host de-registers and exits 0; the gateway forgets it.
+    let status = h.terminate();
+    assert!(status.success(), "host exit {status}\n{}", ctx(&g, &h));
+    assert!(hosts(&g).is_empty(), "{:#?}", hosts(&g));
+    assert!(bindings(&g).is_empty(), "{:#?}", bindings(&g));
+    assert_eq!(
+        g.metric(r#"realm_gateway_deregistrations_total{reason="requested"}"#),
+        1.0
+    );
+    let status = g.terminate();
+    assert!(status.success(), "gateway exit {status}\n{}", g.log());
+    eprintln!("took {:?}", realm_io::clock::now() - started);
+}
+
+#[test]
+fn host_registers_extends_deregisters_over_tcp() {
+    register_extend_deregister(false);
+}
+
+#[test]
+fn host_registers_extends_deregisters_over_udp() {
+    register_extend_deregister(true);
+}
