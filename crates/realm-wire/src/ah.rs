@@ -466,8 +466,6 @@ struct Ipv4IcvPlan {
 /// one source route, a source route without a whole address), an AH that does not fit, and an
 /// ICV field that is not `icv_len` padded to 32 bits.
 ///
-/// This reads the IPv4 header bytes itself (IHL, options) with its own bounds-checked code,
-/// because `crate::ipv4` is being written in parallel; switch to it when it lands.
 pub fn ipv4_icv_input(
     packet: &[u8],
     icv_len: usize,
@@ -498,63 +496,12 @@ fn plan_ipv4_icv_input(
     icv_len: usize,
     direction: Direction,
 ) -> Result<Ipv4IcvPlan, Error> {
-    // Minimal IPv4 header reading; to be replaced by crate::ipv4 (see ipv4_icv_input).
+    // Version, IHL, header and total length: the IPv4 view's own checks.
+    let ip = crate::ipv4::Packet::new_checked(packet)?;
     let len = packet.len();
-    let Some(&version_ihl) = packet.first() else {
-        return Err(Error::Truncated {
-            what: "IPv4 header",
-            offset: 0,
-            need: IPV4_MIN_HEADER_LEN,
-            have: 0,
-        });
-    };
-    if len < IPV4_MIN_HEADER_LEN {
-        return Err(Error::Truncated {
-            what: "IPv4 header",
-            offset: 0,
-            need: IPV4_MIN_HEADER_LEN,
-            have: len,
-        });
-    }
-    if version_ihl >> 4 != 4 {
-        return Err(Error::Malformed {
-            what: "IPv4 version",
-            offset: 0,
-            reason: "not 4",
-        });
-    }
-    let header_len = usize::from(version_ihl & 0x0f) * 4;
-    if header_len < IPV4_MIN_HEADER_LEN {
-        return Err(Error::Malformed {
-            what: "IPv4 IHL",
-            offset: 0,
-            reason: "below 5 words",
-        });
-    }
-    if len < header_len {
-        return Err(Error::Truncated {
-            what: "IPv4 options",
-            offset: IPV4_MIN_HEADER_LEN,
-            need: header_len - IPV4_MIN_HEADER_LEN,
-            have: len - IPV4_MIN_HEADER_LEN,
-        });
-    }
-    let total_len = usize::from(read_u16(packet, 2..4));
-    if total_len < header_len {
-        return Err(Error::Malformed {
-            what: "IPv4 total length",
-            offset: 2,
-            reason: "shorter than the IPv4 header",
-        });
-    }
-    if total_len > len {
-        return Err(Error::Truncated {
-            what: "IPv4 packet",
-            offset: 0,
-            need: total_len,
-            have: len,
-        });
-    }
+    let header_len = usize::from(ip.header_len());
+    let total_len = usize::from(ip.total_len());
+    // The view accepts link-layer padding; the ICV covers exactly the datagram.
     if total_len < len {
         return Err(Error::Trailing {
             what: "IPv4 packet",
@@ -562,16 +509,14 @@ fn plan_ipv4_icv_input(
             count: len - total_len,
         });
     }
-    let flags_fragment = read_u16(packet, 6..8);
-    // More Fragments set, or a non-zero offset.
-    if flags_fragment & 0x3fff != 0 {
+    if ip.is_fragment() {
         return Err(Error::Malformed {
             what: "IPv4 fragment",
             offset: 6,
             reason: "AH is computed over whole datagrams: reassemble first (RFC 4302 3.4.1)",
         });
     }
-    if packet.get(9).copied() != Some(IP_PROTOCOL) {
+    if ip.protocol() != crate::ipv4::IpProtocol::Ah {
         return Err(Error::Malformed {
             what: "IPv4 protocol",
             offset: 9,
