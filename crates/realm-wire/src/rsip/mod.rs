@@ -22,6 +22,7 @@
 //! Interpretations of the RFC where its text is ambiguous are listed in
 //! `docs/deviations.md` (section "RSIP wire format").
 
+pub mod appendix_c;
 mod error;
 mod grammar;
 mod message;
