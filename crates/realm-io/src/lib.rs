@@ -12,6 +12,7 @@
 //! | [`netlink`] | [`Netlink`]: links, MTU, IPv4 addresses and routes over rtnetlink |
 //! | [`sysctl`] | `ip_local_port_range`, `ip_forward`, `rp_filter` of the current namespace |
 //! | [`netns`] | [`netns::Lab`] (namespaces, veths, processes, RAII cleanup) and [`netns::enter`] |
+//! | [`nft`] | [`nft::NftTable`]: an nftables table installed with `nft -f -`, deleted on drop |
 //! | [`clock`] | [`now`], the only clock read outside tokio |
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -21,6 +22,7 @@ pub mod clock;
 mod error;
 pub mod netlink;
 pub mod netns;
+pub mod nft;
 pub mod raw;
 pub mod socket;
 mod sys;

@@ -21,6 +21,7 @@ pub mod rsip;
 
 // Network and transport headers.
 pub mod checksum;
+pub mod fragment;
 pub mod gre;
 pub mod icmp;
 pub mod ipip;

@@ -68,6 +68,16 @@ impl PacketBuf {
         self.end = HEADROOM + len.min(MAX_PACKET);
     }
 
+    /// Sets the packet just received to `receive_buffer()[skip..len]`: the
+    /// first `skip` bytes (a link-layer header the device prepended) are
+    /// left out without a copy, and join the headroom. `skip > len` leaves
+    /// the buffer empty.
+    pub fn set_received(&mut self, skip: usize, len: usize) {
+        let len = len.min(MAX_PACKET);
+        self.start = HEADROOM + skip.min(len);
+        self.end = HEADROOM + len;
+    }
+
     /// Copies `packet` in (truncated to [`MAX_PACKET`] bytes).
     pub fn set_packet(&mut self, packet: &[u8]) {
         let n = packet.len().min(MAX_PACKET);
@@ -106,5 +116,24 @@ impl PacketBuf {
         let start = self.start.checked_sub(n)?;
         self.start = start;
         Some(&mut self.data[start..start + n])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_received_skips_a_link_header_and_keeps_the_headroom() {
+        let mut b = PacketBuf::new();
+        let rx = b.receive_buffer();
+        rx[..14].fill(0xee);
+        rx[14..18].copy_from_slice(&[0x45, 0, 0, 4]);
+        b.set_received(14, 18);
+        assert_eq!(b.packet(), &[0x45, 0, 0, 4]);
+        // The skipped bytes became headroom: an outer header still fits.
+        assert_eq!(b.push_front(HEADROOM + 14).map(|h| h.len()), Some(HEADROOM + 14));
+        b.set_received(20, 10);
+        assert!(b.is_empty());
     }
 }

@@ -429,6 +429,15 @@ impl DataPlane {
         }
     }
 
+    /// Sets the next Identification of the outer headers written towards
+    /// hosts. A daemon seeds it randomly at start so that a restart does not
+    /// reuse the identifiers of fragments a host may still be reassembling
+    /// (RFC 6864 s4.1: the ID must be unique per source, destination and
+    /// protocol for the maximum datagram lifetime).
+    pub fn set_ident(&mut self, next: u16) {
+        self.ident = next;
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config

@@ -307,3 +307,74 @@ pub struct RestoreReport {
     /// current configuration), with the reason; ended with `Resync` events.
     pub dropped: Vec<String>,
 }
+
+/// Why a [`BindingRecord`] has no data plane form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DataPlaneMappingError {
+    /// The remote side is a name or an IPv6 address: the IPv4 data plane
+    /// cannot check packets against it, so the binding carries no traffic
+    /// (refusing is the safe side of a flow policy, RFC 3103 s7.2).
+    #[error("remote {0:?} cannot be enforced by the IPv4 data plane")]
+    UnenforceableRemote(super::RemoteAddress),
+    /// L2TP tunnels are not carried.
+    #[error("tunnel type {0:?} is not carried by the data plane")]
+    Tunnel(TunnelKind),
+}
+
+impl BindingRecord {
+    /// The binding as the data plane's table holds it
+    /// ([`crate::dataplane::DataPlane::insert`]): what is leased on which
+    /// public address, through which tunnel (the host's private address is
+    /// its tunnel endpoint, RFC 3103 s8.6), under which remote policy.
+    pub fn to_data_plane(&self) -> Result<crate::dataplane::Binding, DataPlaneMappingError> {
+        use crate::dataplane::{Binding, RemoteFlow, Resources, Tunnel};
+        use realm_lease::PortSet;
+        use realm_wire::rsip::TunnelType;
+
+        use super::{RemoteAddress, RemotePorts};
+
+        let kind = match self.tunnel {
+            TunnelKind::IpIp => TunnelType::IpIp,
+            TunnelKind::Gre => TunnelType::Gre,
+            TunnelKind::L2tp => return Err(DataPlaneMappingError::Tunnel(self.tunnel)),
+        };
+        let resources = match (self.method, self.kind) {
+            (Method::RsaIp, _) => Resources::WholeAddress,
+            (_, BindingKind::Listen) => Resources::Listen(self.ports.clone()),
+            (Method::RsapIp, BindingKind::Assign) => Resources::Ports(self.ports.clone()),
+            (Method::Rsipsec, BindingKind::Assign) => Resources::Ipsec {
+                spis: self.spis.clone(),
+                ports: self.ports.clone(),
+            },
+        };
+        let remote = match &self.remote.address {
+            RemoteAddress::Any => RemoteFlow::Any,
+            RemoteAddress::Ipv4(a) => match &self.remote.ports {
+                RemotePorts::Any { .. } | RemotePorts::DontNeed => RemoteFlow::Address(*a),
+                RemotePorts::Range { first, count } => RemoteFlow::AddressPorts {
+                    address: *a,
+                    ports: PortSet::Range {
+                        first: *first,
+                        count: u16::from(*count),
+                    },
+                },
+                RemotePorts::List(ports) => RemoteFlow::AddressPorts {
+                    address: *a,
+                    ports: PortSet::List(ports.clone()),
+                },
+            },
+            other => return Err(DataPlaneMappingError::UnenforceableRemote(other.clone())),
+        };
+        Ok(Binding {
+            bind: self.bind,
+            host: self.client,
+            tunnel: Tunnel {
+                endpoint: self.private_address,
+                kind,
+            },
+            address: self.public_address,
+            resources,
+            remote,
+        })
+    }
+}

@@ -36,8 +36,8 @@ pub use config::{
     PoolEntry, PortRange, QuotaConfig, RemotePolicy, TunnelKind, UdpConfig,
 };
 pub use event::{
-    BindingKind, BindingRecord, ConnectionId, DeregisterReason, Destination, Event, FreeReason,
-    HostRecord, PersistedState, RestoreReport, Transmit, Transport,
+    BindingKind, BindingRecord, ConnectionId, DataPlaneMappingError, DeregisterReason, Destination,
+    Event, FreeReason, HostRecord, PersistedState, RestoreReport, Transmit, Transport,
 };
 pub use policy::{Prefix, RemoteAddress, RemotePorts, RemoteRule, RemoteSpec, RuleAction};
 
@@ -546,6 +546,50 @@ impl Gateway {
         }
         self.end_registration(client, now, DeregisterReason::Admin, true);
         Ok(())
+    }
+
+    // ---- data plane ------------------------------------------------------------
+
+    /// Tells a host that the data plane dropped a packet of its (RFC 3103
+    /// s10.4, "Errors Not From the RSIP Protocol": the gateway "MUST drop the
+    /// associated packet(s) and send the host an ERROR_RESPONSE" with
+    /// LOCAL_ADDR_UNALLOWED, LOCAL_ADDRPORT_UNALLOWED, REMOTE_ADDR_UNALLOWED,
+    /// REMOTE_ADDRPORT_UNALLOWED or BAD_TUNNEL_TYPE). The message is
+    /// asynchronous (counter 0 over UDP, RFC 3103 s10.1) and carries the
+    /// host's client ID. Rate limiting is the data plane's
+    /// (`dataplane::Config::violations_per_second`). `false`: the host is not
+    /// registered (any more) and nothing was sent.
+    pub fn report_violation(&mut self, now: Timestamp, client: ClientId, code: ErrorCode) -> bool {
+        let Some(h) = self.hosts.get(&client).cloned() else {
+            return false;
+        };
+        *self.counters.errors.entry(u16::from(code)).or_default() += 1;
+        let to = match h.record.transport {
+            Transport::Udp => Destination::Udp(SocketAddrV4::new(
+                h.record.private_address,
+                h.record.udp_port.unwrap_or(realm_wire::rsip::PORT),
+            )),
+            Transport::Tcp => match h.conn {
+                Some(c) => Destination::Tcp(c),
+                None => {
+                    self.counters.undeliverable += 1;
+                    return false;
+                }
+            },
+        };
+        self.push_event(Event::ErrorSent {
+            to,
+            code,
+            client: Some(client),
+        });
+        let wire_client = realm_wire::rsip::ClientId(client.0);
+        self.send_async(
+            &h.record,
+            h.conn,
+            |c| Message::error_response(code, c, Some(wire_client), None),
+            now,
+        );
+        true
     }
 
     // ---- snapshots ------------------------------------------------------------

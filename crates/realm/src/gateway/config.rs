@@ -29,6 +29,8 @@ pub(crate) struct DaemonConfig {
     pub(crate) log: LogSettings,
     /// Bounds on what one peer may cost.
     pub(crate) limits: Limits,
+    /// The packet path (off unless `public_interface` is set).
+    pub(crate) data_plane: super::dataplane::DataPlaneSettings,
     /// The RSIP engine: pool, policies, leases, quotas, authentication.
     pub(crate) gateway: GatewayConfig,
 }
@@ -43,6 +45,7 @@ impl Default for DaemonConfig {
             control: ControlSettings::default(),
             log: LogSettings::default(),
             limits: Limits::default(),
+            data_plane: super::dataplane::DataPlaneSettings::default(),
             gateway: GatewayConfig::default(),
         }
     }
@@ -271,6 +274,7 @@ impl DaemonConfig {
                 "limits.messages_per_sec, limits.burst and limits.message_timeout_secs must be at least 1"
             );
         }
+        self.data_plane.validate()?;
         Ok(())
     }
 }

@@ -37,6 +37,11 @@ pub(crate) const COMMANDS: &[CommandInfo] = &[
         summary: "live bindings (public address, ports, SPIs, lease end)",
     },
     CommandInfo {
+        name: "dataplane",
+        args: "",
+        summary: "data plane counters: packets, bytes and drops per direction and reason",
+    },
+    CommandInfo {
         name: "free",
         args: "bind=ID",
         summary: "ends a binding; its host gets FREE_RESPONSE",
@@ -51,6 +56,7 @@ pub(crate) const COMMANDS: &[CommandInfo] = &[
 /// Answers one command.
 pub(crate) fn handle(
     gw: &mut Gateway,
+    data_plane: Option<&super::dataplane::Shared>,
     now: Timestamp,
     command: &str,
     args: &Map<String, Value>,
@@ -67,6 +73,15 @@ pub(crate) fn handle(
         "bindings" => {
             expect_args(args, &[])?;
             Ok(to_json(&gw.bindings()))
+        }
+        "dataplane" => {
+            expect_args(args, &[])?;
+            match data_plane {
+                Some(d) => Ok(to_json(&d.snapshot())),
+                None => Err(CtlError::Failed(
+                    "no data plane: data_plane.public_interface is not set".into(),
+                )),
+            }
         }
         "free" => {
             expect_args(args, &["bind", ARG])?;
@@ -135,16 +150,18 @@ mod tests {
             serde_json::from_value(json!({"pool": [{"addresses": "192.0.2.1"}]})).unwrap();
         let mut gw = Gateway::new(cfg, [1; 32]).unwrap();
         let now = Timestamp::from_secs(1_700_000_000);
-        let s = handle(&mut gw, now, "status", &Map::new()).unwrap();
+        let s = handle(&mut gw, None, now, "status", &Map::new()).unwrap();
         assert_eq!(s["hosts"], 0);
         assert_eq!(
-            handle(&mut gw, now, "bindings", &Map::new()).unwrap(),
+            handle(&mut gw, None, now, "bindings", &Map::new()).unwrap(),
             json!([])
         );
         let mut a = Map::new();
         a.insert("bind".into(), json!(3));
-        let e = handle(&mut gw, now, "free", &a).unwrap_err();
+        let e = handle(&mut gw, None, now, "free", &a).unwrap_err();
         assert!(e.to_string().contains("no such binding"));
-        assert!(handle(&mut gw, now, "nope", &Map::new()).is_err());
+        assert!(handle(&mut gw, None, now, "nope", &Map::new()).is_err());
+        let e = handle(&mut gw, None, now, "dataplane", &Map::new()).unwrap_err();
+        assert!(e.to_string().contains("no data plane"), "{e}");
     }
 }

@@ -63,6 +63,8 @@ pub(crate) struct Snapshot {
     pub(crate) in_flight: usize,
     pub(crate) spis_total: u64,
     pub(crate) lease_heap_bytes: u64,
+    /// None: no data plane configured.
+    pub(crate) data_plane: Option<super::dataplane::DataPlaneSnapshot>,
 }
 
 /// What waits for a commit.
@@ -107,6 +109,9 @@ pub(crate) struct Engine {
     in_flight: VecDeque<InFlight>,
     counters: EngineCounters,
     spis_total: u64,
+    /// The data plane's binding table, kept in step with every grant and
+    /// free before the host hears of it.
+    data_plane: Option<Arc<super::dataplane::Shared>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -156,7 +161,14 @@ impl Engine {
             in_flight: VecDeque::new(),
             counters: EngineCounters::default(),
             spis_total,
+            data_plane: None,
         }
+    }
+
+    /// Mirrors grants and frees into the data plane from now on (its table
+    /// was loaded with the bindings live at start).
+    pub(crate) fn set_data_plane(&mut self, shared: Arc<super::dataplane::Shared>) {
+        self.data_plane = Some(shared);
     }
 
     /// Persists what `Gateway::restore` produced (resync and expiry events)
@@ -211,7 +223,13 @@ impl Engine {
                     ctl_open = req.is_some();
                     if let Some(req) = req {
                         let now = self.clock.now();
-                        let answer = control::handle(&mut self.gw, now, &req.command, &req.args);
+                        let answer = control::handle(
+                            &mut self.gw,
+                            self.data_plane.as_deref(),
+                            now,
+                            &req.command,
+                            &req.args,
+                        );
                         self.collect(now)?;
                         match answer {
                             Ok(v) => self.releases.push(Release::Reply(req.reply, v)),
@@ -254,6 +272,7 @@ impl Engine {
             in_flight: self.in_flight.len(),
             spis_total: self.spis_total,
             lease_heap_bytes: self.gw.leases().heap_estimate() as u64,
+            data_plane: self.data_plane.as_ref().map(|d| d.snapshot()),
         }
     }
 
@@ -289,6 +308,9 @@ impl Engine {
                 }
                 self.gw.handle_datagram(now, from, &bytes);
             }
+            Input::Violation { client, code } => {
+                self.gw.report_violation(now, client, code);
+            }
         }
         self.collect(now)
     }
@@ -318,6 +340,9 @@ impl Engine {
         let mut any = false;
         while let Some(event) = self.gw.poll_event() {
             any = true;
+            if let Some(dp) = &self.data_plane {
+                dp.apply(&event);
+            }
             let effect = self
                 .persister
                 .apply(&mut self.batch, &event, now)

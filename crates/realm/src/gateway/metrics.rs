@@ -344,11 +344,121 @@ pub(crate) fn render(s: &Snapshot, net: &NetCounters) -> String {
         counter(s.engine.udp_send_errors),
     );
 
+    if let Some(d) = &s.data_plane {
+        render_data_plane(&mut r, d);
+    }
+
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &r).is_err() {
         out.clear();
     }
     out
+}
+
+/// The data plane's counters (present only when it runs).
+fn render_data_plane(r: &mut Registry, d: &super::dataplane::DataPlaneSnapshot) {
+    let c = &d.counters;
+    let dir = |name: &str| vec![("direction", name.to_owned())];
+    let both = |f: &dyn Fn(&realm_rsip::dataplane::DirectionCounters) -> u64| {
+        labelled_counters([
+            (dir("outbound"), f(&c.outbound)),
+            (dir("inbound"), f(&c.inbound)),
+        ])
+    };
+    r.register(
+        "dataplane_bindings",
+        "Bindings in the data plane's table",
+        gauge(d.bindings as u64),
+    );
+    r.register(
+        "dataplane_packets",
+        "Packets handed to the data plane, by direction (outbound: from hosts)",
+        both(&|x| x.packets),
+    );
+    r.register(
+        "dataplane_bytes",
+        "Bytes handed to the data plane, by direction",
+        both(&|x| x.bytes),
+    );
+    r.register(
+        "dataplane_passed",
+        "Packets forwarded (outbound) or tunnelled to a host (inbound)",
+        both(&|x| x.passed),
+    );
+    r.register(
+        "dataplane_local",
+        "Inbound packets handed to the gateway's own stack",
+        counter(c.inbound.local),
+    );
+    r.register(
+        "dataplane_drops",
+        "Packets dropped, by direction and reason",
+        labelled_counters(
+            [("outbound", &c.outbound), ("inbound", &c.inbound)]
+                .into_iter()
+                .flat_map(|(name, x)| {
+                    x.drops_by_reason().filter(|(_, v)| *v > 0).map(move |(reason, v)| {
+                        (
+                            vec![
+                                ("direction", name.to_owned()),
+                                ("reason", reason.label().to_owned()),
+                            ],
+                            v,
+                        )
+                    })
+                })
+                .collect::<Vec<_>>(),
+        ),
+    );
+    r.register(
+        "dataplane_fragments",
+        "Inbound fragments received for reassembly",
+        counter(c.reassembly.fragments),
+    );
+    r.register(
+        "dataplane_reassembled",
+        "Datagrams reassembled",
+        counter(c.reassembly.reassembled),
+    );
+    r.register(
+        "dataplane_reassembly_timeouts",
+        "Datagrams dropped incomplete at the reassembly timeout",
+        counter(c.reassembly.timeouts),
+    );
+    r.register(
+        "dataplane_violations",
+        "Lease misuse by hosts: reported with ERROR_RESPONSE, or suppressed by the rate limit",
+        labelled_counters([
+            (vec![("outcome", "reported".to_owned())], c.violations.reported),
+            (vec![("outcome", "suppressed".to_owned())], c.violations.suppressed),
+        ]),
+    );
+    r.register(
+        "dataplane_learned",
+        "Learned demultiplexing state: IKE cookies, ICMP query identifiers, ESP flows",
+        labelled_gauges([
+            (vec![("kind", "ike_cookie".to_owned())], d.learned_cookies as u64),
+            (vec![("kind", "icmp_query".to_owned())], d.learned_queries as u64),
+            (vec![("kind", "esp_flow".to_owned())], d.learned_esp_flows as u64),
+        ]),
+    );
+    r.register(
+        "dataplane_too_big",
+        "Packets for hosts above the tunnel MTU: fragmented (outer DF clear), or answered with ICMP fragmentation needed",
+        labelled_counters([
+            (vec![("outcome", "fragmented".to_owned())], d.fragmented),
+            (vec![("outcome", "frag_needed".to_owned())], d.frag_needed_sent),
+        ]),
+    );
+    r.register(
+        "dataplane_io_errors",
+        "Packet I/O trouble: frames without the expected link header, sends the kernel refused, violations lost to a full queue",
+        labelled_counters([
+            (vec![("kind", "bad_frame".to_owned())], d.bad_frames),
+            (vec![("kind", "send".to_owned())], d.send_errors),
+            (vec![("kind", "violation_queue".to_owned())], d.violations_dropped),
+        ]),
+    );
 }
 
 /// Serves `GET /metrics` on `listener` until the task is aborted.
@@ -440,6 +550,34 @@ mod tests {
             in_flight: 0,
             spis_total: 10,
             lease_heap_bytes: 0,
+            data_plane: Some(data_plane()),
+        }
+    }
+
+    /// A real data plane's counters after one packet that is not tunnelled.
+    fn data_plane() -> crate::gateway::dataplane::DataPlaneSnapshot {
+        let mut dp = realm_rsip::dataplane::DataPlane::new(realm_rsip::dataplane::Config::new(
+            "10.0.0.1".parse().unwrap(),
+        ));
+        let now = realm_lease::Timestamp::from_secs(1_700_000_000);
+        // A valid IPv4 header (checksum 0xb861) of protocol 17, not a tunnel.
+        let mut udp = vec![0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 2, 192, 0, 2, 9];
+        let sum = realm_wire::checksum::checksum(&udp);
+        udp[10..12].copy_from_slice(&sum.to_be_bytes());
+        udp.extend_from_slice(&[0; 8]);
+        let _ = dp.outbound(now, &udp);
+        crate::gateway::dataplane::DataPlaneSnapshot {
+            bindings: dp.len(),
+            counters: dp.counters().clone(),
+            learned_cookies: 0,
+            learned_queries: 0,
+            learned_esp_flows: 0,
+            bad_frames: 1,
+            send_errors: 0,
+            to_local: 0,
+            fragmented: 0,
+            frag_needed_sent: 0,
+            violations_dropped: 0,
         }
     }
 
@@ -466,6 +604,13 @@ mod tests {
         assert!(text.contains(r#"realm_gateway_errors_total{code="205",name="BAD_PARAM"} 2"#));
         assert!(text.contains(r#"realm_gateway_grants_total{method="rsap-ip"} 5"#));
         assert!(text.contains(r#"realm_gateway_store_commit_seconds_bucket{le="+Inf"} 0"#));
+        assert!(
+            text.contains(
+                r#"realm_gateway_dataplane_drops_total{direction="outbound",reason="not_tunnelled"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"realm_gateway_dataplane_io_errors_total{kind="bad_frame"} 1"#));
         assert!(text.ends_with("# EOF\n"));
     }
 }

@@ -17,6 +17,7 @@
 pub(crate) mod clock;
 pub(crate) mod config;
 pub(crate) mod control;
+pub(crate) mod dataplane;
 pub(crate) mod engine;
 pub(crate) mod metrics;
 pub(crate) mod net;
@@ -186,6 +187,27 @@ async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
             udp.push(socket);
         }
     }
+    // The data plane (when a public interface is configured), loaded with
+    // the bindings that survived the restart.
+    let data_plane = match &config.data_plane.public_interface {
+        Some(public) => Some(
+            dataplane::start(
+                &config.data_plane,
+                public,
+                &config.listen.addresses,
+                &config.gateway,
+                gw.bindings(),
+                clock,
+                input_tx.clone(),
+            )
+            .await
+            .context("[data_plane]")?,
+        ),
+        None => {
+            tracing::info!("no data_plane.public_interface: signalling only, no packets forwarded");
+            None
+        }
+    };
     drop(input_tx);
 
     let (scrape_tx, scrape_rx) = mpsc::channel(16);
@@ -255,6 +277,9 @@ async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
         udp,
     );
     drop(state);
+    if let Some(dp) = &data_plane {
+        engine.set_data_plane(Arc::clone(&dp.shared));
+    }
     engine.start().await?;
     tracing::info!("gateway serving");
     let inputs = Inputs {
@@ -269,6 +294,8 @@ async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     drop(ctl_server);
     let status = engine.gateway().status();
     drop(engine);
+    // Forwarding stops, the steering rules and the TUN go.
+    drop(data_plane);
     let store = Arc::try_unwrap(store).map_err(|_| anyhow::anyhow!("store still shared"))?;
     let closed = tokio::task::spawn_blocking(move || store.close())
         .await

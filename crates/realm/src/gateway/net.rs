@@ -52,6 +52,12 @@ pub(crate) enum Input {
         from: SocketAddrV4,
         bytes: Vec<u8>,
     },
+    /// The data plane dropped a packet of this host for misusing its leases
+    /// (already rate-limited): answer with an ERROR_RESPONSE (RFC 3103 10.4).
+    Violation {
+        client: realm_lease::ClientId,
+        code: realm_wire::rsip::ErrorCode,
+    },
 }
 
 /// What the engine queues for a connection.
