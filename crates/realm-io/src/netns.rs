@@ -167,6 +167,24 @@ pub fn cleanup_stale(prefix: &str) -> Result<Vec<String>> {
     Ok(removed)
 }
 
+/// Deletes the namespaces of one lab, `<tag>-*` (see [`Lab::tag`]), killing what runs in
+/// them, whether or not its owner is alive: for an owner that is being interrupted and will not
+/// unwind (`realm lab` on Ctrl-C), or `realm lab --down` after `--keep`. Returns what it deleted.
+pub fn destroy_lab(tag: &str) -> Result<Vec<String>> {
+    if !tag.starts_with(PREFIX) {
+        return Err(Error::Invalid(format!("lab tag {tag:?}")));
+    }
+    let mut removed = Vec::new();
+    let prefix = format!("{tag}-");
+    for name in list_namespaces()? {
+        if name.starts_with(&prefix) {
+            destroy_namespace(&name)?;
+            removed.push(name);
+        }
+    }
+    Ok(removed)
+}
+
 /// What to do with a lab child's standard output and error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LabStdio {
@@ -370,6 +388,17 @@ impl Lab {
             })?;
         kill_group(&child);
         child.wait().ctx(|| format!("reap lab child {}", id.0))
+    }
+
+    /// Gives everything up without tearing it down: the processes keep
+    /// running and the namespaces stay (`realm lab --keep`); returns the
+    /// namespace names. [`cleanup_stale`] removes them once this process has
+    /// exited.
+    pub fn detach(&mut self) -> Vec<String> {
+        // Dropping a `Child` neither kills nor waits for it.
+        self.children.clear();
+        self.veths.clear();
+        std::mem::take(&mut self.namespaces)
     }
 
     /// Tears the lab down now, reporting the first error (drop does the same silently).

@@ -90,8 +90,9 @@ impl NftTable {
                 "nftables table name {family:?} {name:?}"
             )));
         }
-        let script =
-            format!("table {family} {name}\ndelete table {family} {name}\ntable {family} {name} {{\n{body}\n}}\n");
+        let script = format!(
+            "table {family} {name}\ndelete table {family} {name}\ntable {family} {name} {{\n{body}\n}}\n"
+        );
         apply(&script)?;
         Ok(NftTable {
             family: family.to_owned(),

@@ -60,7 +60,8 @@ pub fn fragment(
         // Copied options (kind >= 0x80) always have a length byte.
         if opt.kind & 0x80 != 0 {
             later_options.push(opt.kind);
-            later_options.push(u8::try_from(opt.data.len() + 2).map_err(|_| FragmentError::Malformed)?);
+            later_options
+                .push(u8::try_from(opt.data.len() + 2).map_err(|_| FragmentError::Malformed)?);
             later_options.extend_from_slice(opt.data);
         }
     }

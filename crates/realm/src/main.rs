@@ -8,6 +8,7 @@ mod ctl;
 mod decode;
 mod gateway;
 mod host;
+mod lab;
 mod peer;
 
 #[derive(Debug, Parser)]
@@ -33,6 +34,9 @@ enum Command {
     Ctl(ctl::client::CtlArgs),
     /// Run an RSIP host: register with a gateway, hold bindings, de-register on SIGTERM.
     Host(host::HostArgs),
+    /// The live demo: RSIP hosts, a gateway with one public address and a
+    /// public host in network namespaces, with traffic through RSIP (root).
+    Lab(lab::LabArgs),
     /// Run a plain IPsec host: a TUN, an SPD and manually keyed SAs
     /// (docs/peer-config.md).
     Peer(peer::PeerArgs),
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Command::Ctl(args) => ctl::client::run(args),
         Command::Host(args) => host::run(args),
         Command::Peer(args) => peer::run(args),
+        Command::Lab(args) => lab::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

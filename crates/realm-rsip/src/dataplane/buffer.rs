@@ -132,7 +132,10 @@ mod tests {
         b.set_received(14, 18);
         assert_eq!(b.packet(), &[0x45, 0, 0, 4]);
         // The skipped bytes became headroom: an outer header still fits.
-        assert_eq!(b.push_front(HEADROOM + 14).map(|h| h.len()), Some(HEADROOM + 14));
+        assert_eq!(
+            b.push_front(HEADROOM + 14).map(|h| h.len()),
+            Some(HEADROOM + 14)
+        );
         b.set_received(20, 10);
         assert!(b.is_empty());
     }

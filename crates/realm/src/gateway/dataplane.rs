@@ -367,9 +367,18 @@ pub(crate) fn ruleset(
     }
     for (ports, addrs) in &shared {
         let d = addr_set(addrs);
-        let _ = writeln!(s, "    ip daddr {d} ip frag-off & 0x3fff != 0 fwd to \"{tun}\"");
-        let _ = writeln!(s, "    ip daddr {d} ip protocol {{ icmp, esp, ah }} fwd to \"{tun}\"");
-        let _ = writeln!(s, "    ip daddr {d} udp dport {{ 500, 4500 }} fwd to \"{tun}\"");
+        let _ = writeln!(
+            s,
+            "    ip daddr {d} ip frag-off & 0x3fff != 0 fwd to \"{tun}\""
+        );
+        let _ = writeln!(
+            s,
+            "    ip daddr {d} ip protocol {{ icmp, esp, ah }} fwd to \"{tun}\""
+        );
+        let _ = writeln!(
+            s,
+            "    ip daddr {d} udp dport {{ 500, 4500 }} fwd to \"{tun}\""
+        );
         if !ports.is_empty() {
             let ranges: Vec<_> = ports.iter().map(|&(a, b)| a..=b).collect();
             let p = port_set(&ranges);
@@ -441,9 +450,9 @@ pub(crate) async fn start(
                 let (ipip, gre) = sockets;
                 tokio::select! {
                     _ = stop_rx => {}
-                    () = io.from_hosts(&ipip) => {}
-                    () = io.from_hosts(&gre) => {}
-                    () = io.from_public() => {}
+                    () = io.serve_hosts(&ipip) => {}
+                    () = io.serve_hosts(&gre) => {}
+                    () = io.serve_public() => {}
                     () = io.timers() => {}
                 }
                 // The rules go before the TUN they point at.
@@ -544,14 +553,12 @@ impl Setup<'_> {
             let name = format!("realm_gw_{}", settings.tun_name.replace('-', "_"));
             let body = ruleset(public, &settings.tun_name, self.pool, &local);
             debug!(table = %name, %body, "nftables steering");
-            Some(
-                NftTable::install("netdev", &name, &body).with_context(|| {
-                    format!(
-                        "installing nftables table netdev {name} on {public} \
+            Some(NftTable::install("netdev", &name, &body).with_context(|| {
+                format!(
+                    "installing nftables table netdev {name} on {public} \
                          (is `nft` installed? scripts/install-deps installs it)"
-                    )
-                })?,
-            )
+                )
+            })?)
         } else {
             None
         };
@@ -635,7 +642,10 @@ impl Io {
             })
             .is_err()
         {
-            self.shared.io.violations_dropped.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .io
+                .violations_dropped
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -656,7 +666,7 @@ impl Io {
     }
 
     /// Tunnelled packets from hosts → checks → the public network.
-    async fn from_hosts(&self, socket: &RawIp) {
+    async fn serve_hosts(&self, socket: &RawIp) {
         let mut bufs = vec![vec![0u8; realm_io::MAX_IPV4_PACKET]; realm_io::MAX_BATCH];
         let mut lens = vec![0usize; realm_io::MAX_BATCH];
         let mut results = Vec::with_capacity(realm_io::MAX_BATCH);
@@ -691,7 +701,7 @@ impl Io {
 
     /// Public packets steered into the TUN → demultiplexing → hosts (or the
     /// gateway's own stack).
-    async fn from_public(&self) {
+    async fn serve_public(&self) {
         let mut bufs: Vec<PacketBuf> = (0..dataplane::BATCH).map(|_| PacketBuf::new()).collect();
         let mut results = Vec::with_capacity(dataplane::BATCH);
         loop {
@@ -779,7 +789,10 @@ impl Io {
                 };
                 let mtu = u16::try_from(self.tunnel_mtu.saturating_sub(start)).unwrap_or(u16::MAX);
                 if let Some(icmp) = frag_needed(ip.dst_addr(), inner, mtu) {
-                    self.shared.io.frag_needed_sent.fetch_add(1, Ordering::Relaxed);
+                    self.shared
+                        .io
+                        .frag_needed_sent
+                        .fetch_add(1, Ordering::Relaxed);
                     self.send_all(&[&icmp]).await;
                 }
             }
@@ -833,7 +846,12 @@ mod tests {
 
     #[test]
     fn leasable_ranges_take_out_exclusions_and_port_zero() {
-        let a = addr("192.0.2.1", false, &[(0, 100), (90, 200)], &[(4555, 4555), (50, 60)]);
+        let a = addr(
+            "192.0.2.1",
+            false,
+            &[(0, 100), (90, 200)],
+            &[(4555, 4555), (50, 60)],
+        );
         assert_eq!(leasable_ranges(&a), vec![1..=49, 61..=200]);
         let b = addr(
             "192.0.2.1",
@@ -849,15 +867,25 @@ mod tests {
     #[test]
     fn ruleset_steers_leased_ports_on_own_addresses_and_everything_else_on_others() {
         let pool = vec![
-            addr("192.0.2.1", false, &[(1024, 65535)], &[(4555, 4555), (49152, 65535)]),
+            addr(
+                "192.0.2.1",
+                false,
+                &[(1024, 65535)],
+                &[(4555, 4555), (49152, 65535)],
+            ),
             addr("203.0.113.9", true, &[(1024, 65535)], &[]),
         ];
         let local = ["192.0.2.1".parse().unwrap()];
         let r = ruleset("pub0", "realm-gw0", &pool, &local);
         assert!(r.contains("device \"pub0\""));
-        assert!(r.contains("ip daddr { 203.0.113.9 } fwd to \"realm-gw0\""), "{r}");
         assert!(
-            r.contains("ip daddr { 192.0.2.1 } tcp dport { 1024-4554, 4556-49151 } fwd to \"realm-gw0\""),
+            r.contains("ip daddr { 203.0.113.9 } fwd to \"realm-gw0\""),
+            "{r}"
+        );
+        assert!(
+            r.contains(
+                "ip daddr { 192.0.2.1 } tcp dport { 1024-4554, 4556-49151 } fwd to \"realm-gw0\""
+            ),
             "{r}"
         );
         assert!(r.contains("udp dport { 500, 4500 }"), "{r}");

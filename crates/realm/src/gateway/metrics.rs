@@ -397,15 +397,17 @@ fn render_data_plane(r: &mut Registry, d: &super::dataplane::DataPlaneSnapshot) 
             [("outbound", &c.outbound), ("inbound", &c.inbound)]
                 .into_iter()
                 .flat_map(|(name, x)| {
-                    x.drops_by_reason().filter(|(_, v)| *v > 0).map(move |(reason, v)| {
-                        (
-                            vec![
-                                ("direction", name.to_owned()),
-                                ("reason", reason.label().to_owned()),
-                            ],
-                            v,
-                        )
-                    })
+                    x.drops_by_reason()
+                        .filter(|(_, v)| *v > 0)
+                        .map(move |(reason, v)| {
+                            (
+                                vec![
+                                    ("direction", name.to_owned()),
+                                    ("reason", reason.label().to_owned()),
+                                ],
+                                v,
+                            )
+                        })
                 })
                 .collect::<Vec<_>>(),
         ),
@@ -429,17 +431,32 @@ fn render_data_plane(r: &mut Registry, d: &super::dataplane::DataPlaneSnapshot) 
         "dataplane_violations",
         "Lease misuse by hosts: reported with ERROR_RESPONSE, or suppressed by the rate limit",
         labelled_counters([
-            (vec![("outcome", "reported".to_owned())], c.violations.reported),
-            (vec![("outcome", "suppressed".to_owned())], c.violations.suppressed),
+            (
+                vec![("outcome", "reported".to_owned())],
+                c.violations.reported,
+            ),
+            (
+                vec![("outcome", "suppressed".to_owned())],
+                c.violations.suppressed,
+            ),
         ]),
     );
     r.register(
         "dataplane_learned",
         "Learned demultiplexing state: IKE cookies, ICMP query identifiers, ESP flows",
         labelled_gauges([
-            (vec![("kind", "ike_cookie".to_owned())], d.learned_cookies as u64),
-            (vec![("kind", "icmp_query".to_owned())], d.learned_queries as u64),
-            (vec![("kind", "esp_flow".to_owned())], d.learned_esp_flows as u64),
+            (
+                vec![("kind", "ike_cookie".to_owned())],
+                d.learned_cookies as u64,
+            ),
+            (
+                vec![("kind", "icmp_query".to_owned())],
+                d.learned_queries as u64,
+            ),
+            (
+                vec![("kind", "esp_flow".to_owned())],
+                d.learned_esp_flows as u64,
+            ),
         ]),
     );
     r.register(
@@ -561,7 +578,9 @@ mod tests {
         ));
         let now = realm_lease::Timestamp::from_secs(1_700_000_000);
         // A valid IPv4 header (checksum 0xb861) of protocol 17, not a tunnel.
-        let mut udp = vec![0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 2, 192, 0, 2, 9];
+        let mut udp = vec![
+            0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 2, 192, 0, 2, 9,
+        ];
         let sum = realm_wire::checksum::checksum(&udp);
         udp[10..12].copy_from_slice(&sum.to_be_bytes());
         udp.extend_from_slice(&[0; 8]);
