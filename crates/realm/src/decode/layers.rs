@@ -218,8 +218,14 @@ impl Decoder {
         };
         let repr = match udp::Repr::parse(&packet, src, dst) {
             Ok(r) => r,
-            Err(e @ Error::Checksum { .. }) => {
-                report.wire_problem("UDP", &e);
+            Err(Error::Checksum { .. }) => {
+                // Not an error of the packet: captures taken on the sending
+                // host carry partial checksums the NIC (or veth) would have
+                // completed (checksum offload); Wireshark does not validate
+                // them by default either.
+                report.note(format!(
+                    "UDP checksum incorrect (checksum offload on the capturing host?)"
+                ));
                 match udp::Repr::parse_with(&packet, src, dst, Verification::Skip) {
                     Ok(r) => r,
                     Err(e) => return report.wire_problem("UDP", &e),
@@ -254,8 +260,14 @@ impl Decoder {
         };
         let repr = match tcp::Repr::parse(&packet, src, dst) {
             Ok(r) => r,
-            Err(e @ Error::Checksum { .. }) => {
-                report.wire_problem("TCP", &e);
+            Err(Error::Checksum { .. }) => {
+                // Not an error of the packet: captures taken on the sending
+                // host carry partial checksums the NIC (or veth) would have
+                // completed (checksum offload); Wireshark does not validate
+                // them by default either.
+                report.note(format!(
+                    "TCP checksum incorrect (checksum offload on the capturing host?)"
+                ));
                 match tcp::Repr::parse_with(&packet, src, dst, Verification::Skip) {
                     Ok(r) => r,
                     Err(e) => return report.wire_problem("TCP", &e),

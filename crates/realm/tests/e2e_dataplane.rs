@@ -1,0 +1,396 @@
+//! End to end through the RSIP data plane (issue 4): real `realm gateway`
+//! and `realm host` processes in network namespaces (`realm_lab`), traffic
+//! between the lab's namespaces only. Needs root, iproute2, nft, ping and
+//! tshark (`scripts/install-deps`); without them the tests fail, never skip.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use realm_lab::topology::{GATEWAY_PRIVATE, GATEWAY_PUBLIC, PUBLIC_HOST, host_private};
+use realm_lab::traffic::{self, Check};
+use realm_lab::{LabSpec, RsipLab};
+use realm_wire::checksum;
+use serde_json::Value;
+
+fn realm() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_realm"))
+}
+
+/// A lab with two 8-port RSAP-IP hosts over TCP, all running.
+fn two_hosts() -> RsipLab {
+    let mut lab = RsipLab::build(LabSpec::new(realm())).expect("build the lab (root, ip, nft)");
+    lab.start_gateway().expect("gateway");
+    lab.start_host(0, 1).expect("host 1");
+    lab.start_host(1, 1).expect("host 2");
+    lab
+}
+
+fn assert_ok(c: &Check, lab: &RsipLab) {
+    assert!(
+        c.ok,
+        "{} {} -> {}: {}\n{}",
+        c.name,
+        c.from,
+        c.to,
+        c.detail,
+        lab.log_tails(25)
+    );
+}
+
+fn dataplane(lab: &RsipLab) -> Value {
+    lab.gateway_ctl("dataplane", &[])
+        .expect("realm ctl dataplane")
+}
+
+fn drops(lab: &RsipLab, direction: &str, reason: &str) -> u64 {
+    dataplane(lab)["counters"][direction]["drops"][reason]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn two_hosts_share_one_public_address_over_tcp_udp_and_icmp_at_the_same_time() {
+    let lab = two_hosts();
+    let p1 = lab.leased_ports(0).unwrap();
+    let p2 = lab.leased_ports(1).unwrap();
+    assert_eq!((p1.len(), p2.len()), (8, 8));
+    assert!(
+        p1.iter().all(|p| !p2.contains(p)),
+        "leases overlap: {p1:?} {p2:?}"
+    );
+    let checks: Vec<Check> = std::thread::scope(|s| {
+        let lab = &lab;
+        let jobs: Vec<_> = (0..2)
+            .flat_map(|i| {
+                let port = 8080 + u16::try_from(i).unwrap();
+                let udp = 9000 + u16::try_from(i).unwrap();
+                [
+                    s.spawn(move || traffic::http_get(lab, i, port)),
+                    s.spawn(move || traffic::udp_both_ways(lab, i, udp)),
+                    s.spawn(move || traffic::ping(lab, i)),
+                ]
+            })
+            .collect();
+        jobs.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    for c in &checks {
+        assert_ok(c, &lab);
+    }
+    // The public host saw each host as the gateway's address with its own ports.
+    for (i, c) in checks
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.name != "ICMP echo")
+    {
+        let host = if i < 3 { &p1 } else { &p2 };
+        assert!(
+            host.iter()
+                .any(|p| c.detail.contains(&format!("saw {GATEWAY_PUBLIC}:{p}"))),
+            "{}: {}",
+            c.name,
+            c.detail
+        );
+    }
+    let d = dataplane(&lab);
+    assert!(
+        d["counters"]["outbound"]["passed"].as_u64().unwrap() >= 12,
+        "{d}"
+    );
+    assert!(
+        d["counters"]["inbound"]["passed"].as_u64().unwrap() >= 12,
+        "{d}"
+    );
+}
+
+/// An IP-in-IP packet from `outer_src` to the gateway carrying UDP
+/// `inner_src` -> `inner_dst` (UDP checksum 0: none, RFC 768).
+fn ipip_udp(outer_src: Ipv4Addr, inner_src: SocketAddrV4, inner_dst: SocketAddrV4) -> Vec<u8> {
+    fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(20 + payload.len()).unwrap();
+        let mut h = vec![0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, proto, 0, 0];
+        h[2..4].copy_from_slice(&len.to_be_bytes());
+        h.extend_from_slice(&src.octets());
+        h.extend_from_slice(&dst.octets());
+        let sum = checksum::checksum(&h);
+        h[10..12].copy_from_slice(&sum.to_be_bytes());
+        h.extend_from_slice(payload);
+        h
+    }
+    let data = b"not leased";
+    let mut udp = Vec::new();
+    udp.extend_from_slice(&inner_src.port().to_be_bytes());
+    udp.extend_from_slice(&inner_dst.port().to_be_bytes());
+    udp.extend_from_slice(&u16::try_from(8 + data.len()).unwrap().to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(data);
+    let inner = ipv4(*inner_src.ip(), *inner_dst.ip(), 17, &udp);
+    ipv4(outer_src, GATEWAY_PRIVATE, 4, &inner)
+}
+
+#[test]
+fn a_host_sending_from_a_port_it_did_not_lease_is_dropped_and_told() {
+    let lab = two_hosts();
+    let leased = lab.leased_ports(0).unwrap();
+    let unleased = (20000u16..30000)
+        .find(|p| !leased.contains(p) && *p > 29000)
+        .unwrap();
+    // The public host listens where the forged packet is going.
+    let sink = realm_io::netns::block_on_in(&lab.public_ns, || async {
+        let s = std::net::UdpSocket::bind((PUBLIC_HOST, 9999)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        s
+    })
+    .unwrap();
+    // Host 1 misbehaves: it tunnels a packet from a port it does not hold,
+    // bypassing its own daemon (which would never send it).
+    let forged = ipip_udp(
+        host_private(0),
+        SocketAddrV4::new(GATEWAY_PUBLIC, unleased),
+        SocketAddrV4::new(PUBLIC_HOST, 9999),
+    );
+    realm_io::netns::block_on_in(&lab.host_ns[0], || async move {
+        let raw = realm_io::RawIp::open(
+            realm_io::raw::proto::RAW,
+            &realm_io::raw::RawIpOptions::default(),
+        )
+        .unwrap();
+        raw.send(&forged).await.unwrap();
+    })
+    .unwrap();
+    let mut buf = [0u8; 100];
+    assert!(
+        sink.recv_from(&mut buf).is_err(),
+        "the public host received a packet from an unleased port"
+    );
+    assert!(drops(&lab, "outbound", "local_addrport_unallowed") >= 1);
+    let d = dataplane(&lab);
+    assert!(
+        d["counters"]["violations"]["reported"].as_u64().unwrap() >= 1,
+        "{d}"
+    );
+    // RFC 3103 10.4: the host is sent ERROR_RESPONSE LOCAL_ADDRPORT_UNALLOWED (313).
+    let status = lab.gateway_ctl("status", &[]).unwrap();
+    assert!(
+        status["counters"]["errors"]["313"].as_u64().unwrap_or(0) >= 1,
+        "{status}"
+    );
+    let mut told = false;
+    for _ in 0..40 {
+        let log = std::fs::read_to_string(lab.host_log(0)).unwrap_or_default();
+        if log.contains("gateway error") && log.contains("LocalAddrportUnallowed") {
+            told = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(told, "host 1 was not told\n{}", lab.log_tails(20));
+    // A leased port still works afterwards.
+    assert_ok(&traffic::udp_both_ways(&lab, 0, 9001), &lab);
+}
+
+#[test]
+fn inbound_packets_for_one_host_never_reach_the_other() {
+    let lab = two_hosts();
+    let p1: BTreeSet<u16> = lab.leased_ports(0).unwrap().into_iter().collect();
+    let p2: BTreeSet<u16> = lab.leased_ports(1).unwrap().into_iter().collect();
+    // Each host counts every UDP packet its stack receives (a raw UDP socket
+    // sees them all), by destination port.
+    let listeners: Vec<_> = (0..2)
+        .map(|i| {
+            realm_io::netns::spawn_in(&lab.host_ns[i], || async {
+                let raw = realm_io::RawIp::open(
+                    realm_io::raw::proto::UDP,
+                    &realm_io::raw::RawIpOptions::default(),
+                )
+                .unwrap();
+                let mut seen = BTreeSet::new();
+                let mut buf = vec![0u8; 2048];
+                while let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_millis(1500), raw.recv(&mut buf)).await
+                {
+                    if n >= 28 && buf[9] == 17 {
+                        let ihl = usize::from(buf[0] & 15) * 4;
+                        seen.insert(u16::from_be_bytes([buf[ihl + 2], buf[ihl + 3]]));
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The public host sends to every port of the pool's first 40 and to both leases.
+    let targets: Vec<u16> = (20000u16..20040).chain(p1.iter().copied()).collect();
+    realm_io::netns::block_on_in(&lab.public_ns, || async {
+        let s = std::net::UdpSocket::bind((PUBLIC_HOST, 0)).unwrap();
+        for p in &targets {
+            s.send_to(b"who gets this?", (GATEWAY_PUBLIC, *p)).unwrap();
+        }
+    })
+    .unwrap();
+    let seen: Vec<BTreeSet<u16>> = listeners
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap())
+        .collect();
+    assert!(
+        seen[0].is_subset(&p1),
+        "host 1 got ports {:?} (leased {p1:?})",
+        seen[0]
+    );
+    assert!(
+        seen[1].is_subset(&p2),
+        "host 2 got ports {:?} (leased {p2:?})",
+        seen[1]
+    );
+    assert_eq!(seen[0], p1, "host 1 missed some of its ports");
+    let expected_p2: BTreeSet<u16> = p2.iter().copied().filter(|p| *p < 20040).collect();
+    assert_eq!(seen[1], expected_p2);
+    // Unleased ports of the gateway's own address go to the gateway's own
+    // stack (which answers "port unreachable"), never to a host.
+    let unleased = (20000u16..20040)
+        .filter(|p| !p1.contains(p) && !p2.contains(p))
+        .count() as u64;
+    let d = dataplane(&lab);
+    assert!(
+        d["counters"]["inbound"]["local"].as_u64().unwrap() >= unleased,
+        "{d}"
+    );
+}
+
+#[test]
+fn a_5000_byte_datagram_fragmented_on_the_public_side_arrives_whole() {
+    let lab = two_hosts();
+    // Bound before the host sends (else: port unreachable).
+    let sock = realm_io::netns::block_on_in(&lab.public_ns, || async {
+        let s = std::net::UdpSocket::bind((PUBLIC_HOST, 7000)).unwrap();
+        s.set_nonblocking(true).unwrap();
+        s
+    })
+    .unwrap();
+    let server = realm_io::netns::spawn_in(&lab.public_ns, move || async move {
+        let s = tokio::net::UdpSocket::from_std(sock).unwrap();
+        let mut buf = [0u8; 100];
+        let (_, peer) = s.recv_from(&mut buf).await.unwrap();
+        let big: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        // The public MTU is 1500: the kernel sends this in 4 fragments.
+        s.send_to(&big, peer).await.unwrap();
+    });
+    let got = realm_io::netns::block_on_in(&lab.host_ns[0], || async {
+        let s = tokio::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+            .await
+            .unwrap();
+        s.send_to(b"send me something big", (PUBLIC_HOST, 7000))
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 65536];
+        match tokio::time::timeout(Duration::from_secs(5), s.recv_from(&mut buf)).await {
+            Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
+            _ => None,
+        }
+    })
+    .unwrap();
+    let Some(got) = got else {
+        panic!(
+            "the big datagram never arrived; data plane: {}\n{}",
+            dataplane(&lab),
+            lab.log_tails(10)
+        );
+    };
+    server.join().unwrap().unwrap();
+    let expected: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(got, expected);
+    let d = dataplane(&lab);
+    // RFC 3102 3.1: reassembled at the gateway before demultiplexing, then
+    // re-fragmented to fit the private link (outer DF clear, RFC 2003 5.1).
+    assert!(
+        d["counters"]["reassembly"]["reassembled"].as_u64().unwrap() >= 1,
+        "{d}"
+    );
+    assert!(d["fragmented"].as_u64().unwrap() >= 1, "{d}");
+}
+
+#[test]
+fn a_tshark_capture_on_the_private_link_decodes_rsip_and_the_tunnelled_packets() {
+    for tool in ["tshark"] {
+        assert!(
+            std::process::Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok(),
+            "{tool} is missing: run scripts/install-deps"
+        );
+    }
+    let mut lab = RsipLab::build(LabSpec::new(realm())).unwrap();
+    lab.start_gateway().unwrap();
+    let pcap = lab.dir().join("private.pcap");
+    let pcap_s = pcap.display().to_string();
+    let ns = lab.gateway_ns.clone();
+    let cap = lab
+        .lab()
+        .spawn(
+            &ns,
+            "tshark",
+            &["-q", "-i", "h1", "-w", &pcap_s, "-a", "duration:6"],
+            realm_io::netns::LabStdio::Null,
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    lab.start_host(0, 1).unwrap();
+    assert_ok(&traffic::udp_both_ways(&lab, 0, 9100), &lab);
+    lab.lab().wait(cap).unwrap();
+    let fields = |filter: &str, field: &str| -> Vec<String> {
+        let out = std::process::Command::new("tshark")
+            .args(["-r", &pcap_s, "-Y", filter, "-T", "fields", "-e", field])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    // RSIP signalling (Wireshark dissects TCP 4555 as RSIP).
+    // RFC 3103 Appendix A: REGISTER_REQUEST 2, REGISTER_RESPONSE 3,
+    // ASSIGN_REQUEST_RSAP-IP 8, ASSIGN_RESPONSE_RSAP-IP 9.
+    let types = fields("rsip", "rsip.message_type");
+    for t in ["2", "3", "8", "9"] {
+        assert!(
+            types.iter().any(|x| x == t),
+            "no RSIP message type {t}: {types:?}"
+        );
+    }
+    // The tunnelled packets: IP-in-IP whose inner source is the public
+    // address, unchanged.
+    let inner = fields("ip.proto == 4 && udp", "ip.src");
+    assert!(
+        inner
+            .iter()
+            .any(|l| l.contains(&host_private(0).to_string()) && l.contains("192.0.2.1")),
+        "no tunnelled packet from host 1 with inner source 192.0.2.1: {inner:?}"
+    );
+    assert!(
+        inner
+            .iter()
+            .any(|l| l.starts_with("10.0.0.1,") && l.contains("192.0.2.2")),
+        "no tunnelled packet from the gateway with inner source 192.0.2.2: {inner:?}"
+    );
+    // Realm's own decoder reads the same capture.
+    let out = std::process::Command::new(realm())
+        .args(["decode", "--all", "--pcap", &pcap_s])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?} {}\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("REGISTER_RESPONSE"), "{text}");
+}
