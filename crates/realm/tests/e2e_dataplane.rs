@@ -3,6 +3,8 @@
 //! between the lab's namespaces only. Needs root, iproute2, nft, ping and
 //! tshark (`scripts/install-deps`); without them the tests fail, never skip.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;

@@ -223,9 +223,9 @@ impl Decoder {
                 // host carry partial checksums the NIC (or veth) would have
                 // completed (checksum offload); Wireshark does not validate
                 // them by default either.
-                report.note(format!(
-                    "UDP checksum incorrect (checksum offload on the capturing host?)"
-                ));
+                report.note(
+                    "UDP checksum incorrect (checksum offload on the capturing host?)".into(),
+                );
                 match udp::Repr::parse_with(&packet, src, dst, Verification::Skip) {
                     Ok(r) => r,
                     Err(e) => return report.wire_problem("UDP", &e),
@@ -265,9 +265,9 @@ impl Decoder {
                 // host carry partial checksums the NIC (or veth) would have
                 // completed (checksum offload); Wireshark does not validate
                 // them by default either.
-                report.note(format!(
-                    "TCP checksum incorrect (checksum offload on the capturing host?)"
-                ));
+                report.note(
+                    "TCP checksum incorrect (checksum offload on the capturing host?)".into(),
+                );
                 match tcp::Repr::parse_with(&packet, src, dst, Verification::Skip) {
                     Ok(r) => r,
                     Err(e) => return report.wire_problem("TCP", &e),
