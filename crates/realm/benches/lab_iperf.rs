@@ -1,0 +1,139 @@
+//! iperf3 TCP from an RSIP host to the public host through the `realm lab`
+//! topology, beside kernel routing and kernel NAT through the same
+//! namespaces, in one run (`cargo bench -p realm --bench lab_iperf` as root,
+//! iperf3 and nft installed).
+//!
+//! ```text
+//!  host1 10.0.0.11 eth0 == h1 [br0 10.0.0.1  gateway  pub0 192.0.2.1] == eth0 192.0.2.2 public
+//! ```
+//!
+//! 1. kernel routing: the gateway forwards (`ip_forward`), the public host
+//!    routes 10.0.0.0/24 back via 192.0.2.1.
+//! 2. kernel NAT: no route back; the gateway masquerades behind 192.0.2.1
+//!    (nftables `masquerade`: the kernel's nf_nat, as iptables MASQUERADE).
+//! 3. RSIP: `realm gateway` with its data plane and `realm host` (8 ports),
+//!    traffic tunnelled IP-in-IP and forwarded untranslated.
+//!
+//! Prints Gbit/s (iperf3's receiver) and RSIP/NAT. `REALM_BENCH_SECONDS`
+//! sets each measurement's duration (default 10).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use realm_io::netns::LabStdio;
+use realm_lab::topology::{GATEWAY_PUBLIC, PUBLIC_HOST};
+use realm_lab::{HostSpec, LabSpec, RsipLab, Transport};
+
+fn seconds() -> u32 {
+    std::env::var("REALM_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
+}
+
+fn spec() -> LabSpec {
+    let mut spec = LabSpec::new(PathBuf::from(env!("CARGO_BIN_EXE_realm")));
+    spec.hosts = vec![HostSpec::ports(Transport::Tcp, 8)];
+    spec.log_level = "warn".into();
+    spec
+}
+
+/// iperf3 from host 1 to the public host; Gbit/s at the receiver.
+fn iperf(lab: &mut RsipLab) -> f64 {
+    let public = lab.public_ns.clone();
+    let server = lab
+        .lab()
+        .spawn(
+            &public,
+            "iperf3",
+            &["-s", "-1", "-B", &PUBLIC_HOST.to_string()],
+            LabStdio::Null,
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let secs = seconds().to_string();
+    let out = lab
+        .run_ok(
+            &lab.host_ns[0].clone(),
+            "iperf3",
+            &["-c", &PUBLIC_HOST.to_string(), "-t", &secs, "-J"],
+        )
+        .unwrap_or_else(|e| panic!("iperf3: {e}\n{}", lab.log_tails(20)));
+    let _ = lab.lab().wait(server);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no result in {out}"))
+        / 1e9
+}
+
+fn kernel(nat: bool) -> f64 {
+    let mut lab = RsipLab::build(spec()).unwrap();
+    let gw = lab.gateway_ns.clone();
+    lab.lab().set_ip_forward(&gw, true).unwrap();
+    let h = lab.host_ns[0].clone();
+    lab.run_ok(&h, "ip", &["route", "add", "default", "via", "10.0.0.1"])
+        .unwrap();
+    if nat {
+        let rules = format!(
+            "table ip realm_bench_nat {{ chain post {{ type nat hook postrouting priority 100; \
+             oifname \"pub0\" snat to {GATEWAY_PUBLIC} }} }}"
+        );
+        // `snat to` the one public address is what MASQUERADE does on pub0.
+        lab.run_ok(&gw, "nft", &[&rules]).unwrap();
+    } else {
+        let p = lab.public_ns.clone();
+        lab.run_ok(&p, "ip", &["route", "add", "10.0.0.0/24", "via", "192.0.2.1"])
+            .unwrap();
+    }
+    iperf(&mut lab)
+}
+
+fn rsip() -> (f64, String) {
+    let mut lab = RsipLab::build(spec()).unwrap();
+    lab.start_gateway().unwrap();
+    lab.start_host(0, 1).unwrap();
+    let gbps = iperf(&mut lab);
+    let d = lab.gateway_ctl("dataplane", &[]).unwrap();
+    let c = &d["counters"];
+    let summary = format!(
+        "gateway: outbound {} packets, inbound {}, drops out {} in {}, send errors {}",
+        c["outbound"]["packets"],
+        c["inbound"]["packets"],
+        total(&c["outbound"]["drops"]),
+        total(&c["inbound"]["drops"]),
+        d["send_errors"]
+    );
+    (gbps, summary)
+}
+
+fn total(drops: &serde_json::Value) -> u64 {
+    drops
+        .as_object()
+        .map(|m| m.values().filter_map(serde_json::Value::as_u64).sum())
+        .unwrap_or(0)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; a plain `cargo test --benches` run passes nothing.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("lab_iperf: run with `cargo bench -p realm --bench lab_iperf` (root)");
+        return;
+    }
+    let secs = seconds();
+    println!("iperf3 TCP, {secs} s each, host1 -> public host through the lab topology");
+    let routing = kernel(false);
+    println!("  kernel routing      {routing:6.2} Gbit/s");
+    let nat = kernel(true);
+    println!("  kernel NAT          {nat:6.2} Gbit/s");
+    let (r, summary) = rsip();
+    println!(
+        "  RSIP (realm)        {r:6.2} Gbit/s   = {:.3}x kernel NAT, {:.3}x routing",
+        r / nat,
+        r / routing
+    );
+    println!("  {summary}");
+}
