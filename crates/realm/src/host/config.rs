@@ -261,6 +261,31 @@ mod tests {
     }
 
     #[test]
+    fn listen_bindings_and_control_socket() -> anyhow::Result<()> {
+        let config = DaemonConfig::from_toml(
+            "[host]\ngateway = \"10.0.0.1:4555\"\n\
+             [[host.bindings]]\nkind = \"listen\"\nlocal_port = 8080\n\
+             [daemon]\ncontrol_socket = \"/tmp/h.sock\"\n",
+        )?;
+        assert_eq!(config.host.bindings, vec![BindingConfig::listen(8080)]);
+        assert_eq!(config.daemon.control_socket, PathBuf::from("/tmp/h.sock"));
+        let defaults = DaemonConfig::from_toml("[host]\ngateway = \"10.0.0.1:4555\"\n")?;
+        assert_eq!(
+            defaults.daemon.control_socket,
+            PathBuf::from("/run/realm/host.sock")
+        );
+        // A listen binding is RSAP-IP: no method.
+        assert!(
+            DaemonConfig::from_toml(
+                "[host]\ngateway = \"10.0.0.1:4555\"\n\
+                 [[host.bindings]]\nkind = \"listen\"\nmethod = \"rsa-ip\"\n",
+            )
+            .is_err()
+        );
+        Ok(())
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         assert!(DaemonConfig::from_toml("[host]\ngateway = \"10.0.0.1:4555\"\nfoo = 1\n").is_err());
         assert!(
