@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use host_util::*;
 use realm_rsip::host::{
-    BindingConfig, BindingRequest, HostConfig, HostError, HostEvent, MethodConfig, RequestError,
-    RequestId, RevokeReason, Transport, UnregisterReason,
+    BindingConfig, BindingKind, BindingRequest, HostConfig, HostError, HostEvent, MethodConfig,
+    RequestError, RequestId, RevokeReason, Transport, UnregisterReason,
 };
 use realm_wire::rsip::{
     Address, BindId, ClientId, ErrorCode, Flow, Message, Ports, QueryTuple, RequestOptions, Spi,
-    Spis,
+    Spis, TunnelType,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -151,6 +151,138 @@ fn udp_lifecycle_register_assign_extend_free_deregister() {
         ]
     );
     assert_eq!(s.host.stats().retransmissions, 0);
+}
+
+#[test]
+fn configured_listen_binding_is_held_and_reacquired() {
+    // RFC 3103 9.16: LISTEN_REQUEST for one specific port, remote "don't care".
+    let mut c = config(Transport::Tcp);
+    c.bindings = vec![BindingConfig {
+        lease_time: Some(60),
+        ..BindingConfig::listen(8080)
+    }];
+    let mut s = tcp_registered(c);
+    let asked = Flow {
+        local_address: Address::DONT_CARE_V4,
+        local_ports: Ports::single(8080),
+        remote_address: Address::DONT_CARE_V4,
+        remote_ports: Ports::DONT_CARE_ONE,
+    };
+    let listen = Message::listen_request(ClientId(7), asked.clone(), None, Some(60), &[]).unwrap();
+    s.expect_sent(&listen);
+    let granted = Flow {
+        local_address: Address::Ipv4(PUBLIC),
+        ..asked.clone()
+    };
+    s.deliver(
+        &Message::listen_response(ClientId(7), BindId(3), granted.clone(), grant(60, None))
+            .unwrap(),
+    );
+    let b = s.host.binding(BindId(3)).cloned().unwrap();
+    assert!(b.listen);
+    assert_eq!(b.request, RequestId(1));
+    assert_eq!(b.ports(), vec![8080]);
+    assert_eq!(s.events(), vec![HostEvent::BindingGranted(b)]);
+    // Extended like any binding, with the configured lease suggested.
+    s.advance(Duration::from_millis(40_020));
+    s.expect_sent(&Message::extend_request(
+        ClientId(7),
+        BindId(3),
+        Some(60),
+        None,
+    ));
+    // Revoked by the gateway: asked for again (the same LISTEN) after the pause.
+    s.deliver(&Message::free_response(ClientId(7), BindId(3), None));
+    s.events();
+    s.advance(Duration::from_millis(4999));
+    s.expect_silent();
+    s.advance(MS);
+    s.expect_sent(&listen);
+
+    // Config checks: a listen binding is RSAP-IP, one port or a count.
+    let ok = BindingConfig::listen(8080);
+    assert_eq!(ok.kind, BindingKind::Listen);
+    assert!(ok.check().is_ok());
+    assert!(ok.to_request().is_err(), "not an assign binding");
+    let rsa = BindingConfig {
+        method: MethodConfig::RsaIp,
+        ..BindingConfig::listen(8080)
+    };
+    assert!(rsa.check().is_err());
+    let both = BindingConfig {
+        ports: Some(2),
+        ..BindingConfig::listen(8080)
+    };
+    assert!(both.check().is_err());
+    let c: HostConfig = serde_json::from_str(
+        r#"{ "gateway": "10.0.0.1:4555",
+             "bindings": [ { "kind": "listen", "local_port": 2050, "tunnel_type": "gre",
+                             "remote_address": "38.196.73.6", "remote_port": 20 } ] }"#,
+    )
+    .unwrap();
+    let l = c.bindings[0].to_listen().unwrap();
+    assert_eq!(l.local_ports, Ports::single(2050));
+    assert_eq!(l.remote_ports, Ports::single(20));
+    assert_eq!(l.tunnel_types, vec![TunnelType::Gre]);
+}
+
+#[test]
+fn library_extend_asks_now_with_the_new_lease() {
+    let mut c = config(Transport::Udp);
+    c.bindings = vec![BindingConfig::rsap_ip(4)];
+    let mut s = udp_registered(c);
+    s.expect_sent(&assign_any(7, 4, Some(2)));
+    s.deliver(&ports_grant(7, 1, 40_000, 4, 30, Some(2)));
+    s.events();
+    assert_eq!(
+        s.host.extend(s.now, BindId(9), None),
+        Err(HostError::UnknownBinding(BindId(9)))
+    );
+    // RFC 3103 9.10: EXTEND_REQUEST with the suggested lease, at once.
+    s.host.extend(s.now, BindId(1), Some(1800)).unwrap();
+    s.expect_sent(&Message::extend_request(
+        ClientId(7),
+        BindId(1),
+        Some(1800),
+        Some(3),
+    ));
+    s.deliver(&Message::extend_response(
+        ClientId(7),
+        BindId(1),
+        1800,
+        Some(3),
+    ));
+    let expires = s.now + Duration::from_secs(1800);
+    assert_eq!(
+        s.events(),
+        vec![HostEvent::BindingExtended {
+            bind_id: BindId(1),
+            expires
+        }]
+    );
+    // The automatic extension at 2/3 of the new lease suggests it again.
+    s.advance(Duration::from_millis(1_200_600));
+    s.expect_sent(&Message::extend_request(
+        ClientId(7),
+        BindId(1),
+        Some(1800),
+        Some(4),
+    ));
+    // A refusal that keeps the binding is a GatewayError naming it.
+    s.deliver(&Message::error_response(
+        ErrorCode::LocalAddrUnavailable,
+        Some(4),
+        Some(ClientId(7)),
+        Some(BindId(1)),
+    ));
+    assert_eq!(
+        s.events(),
+        vec![HostEvent::GatewayError {
+            code: ErrorCode::LocalAddrUnavailable,
+            bind_id: Some(BindId(1))
+        }]
+    );
+    assert!(s.host.binding(BindId(1)).is_some());
 }
 
 #[test]
@@ -853,10 +985,12 @@ fn registration_denied_is_retried_after_a_pause() {
 fn configured_binding_refused_is_asked_again_after_a_pause() {
     let mut c = config(Transport::Tcp);
     c.bindings = vec![BindingConfig {
+        kind: BindingKind::Assign,
         method: MethodConfig::RsapIp,
         ports: Some(8),
         spis: None,
         local_address: None,
+        local_port: None,
         remote_address: Some(IpAddr::from([203, 0, 113, 9])),
         remote_port: Some(443),
         lease_time: Some(120),

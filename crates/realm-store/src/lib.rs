@@ -97,8 +97,8 @@ pub use alloclog::{AllocEvent, AllocEventKind, AllocLog};
 pub use batch::{Batch, Kind, Op};
 pub use error::{CommitError, StoreError, SubmitError};
 pub use open::{
-    APPLICATION_ID, CorruptReason, KindCount, OpenReport, OpenStatus, PreviousShutdown,
-    SCHEMA_VERSION,
+    APPLICATION_ID, CorruptReason, KindCount, OpenReport, OpenStatus, PAGE_CACHE_KIB,
+    PreviousShutdown, SCHEMA_VERSION,
 };
 pub use stats::{LATENCY_BUCKETS_US, StatsSnapshot};
 pub use store::{Durability, Options, Pending, Store, Submitter};

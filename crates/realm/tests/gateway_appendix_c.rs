@@ -17,50 +17,6 @@ use realm_wire::rsip::{ClientId, Message, Parameter, View};
 
 const C1_ASSIGN_RESPONSE_2: &str = "01 09 0033  04 0004 00000001  05 0004 00000002  01 0005 019570f09c  02 0003 0804d6  01 0001 01  02 0001 01  03 0004 00000708  06 0001 01";
 
-const CONFIG_16_1: &str = r#"
-[gateway]
-methods = ["rsap-ip"]
-tunnel_types = ["ip-ip"]
-registration_lease_secs = 600
-max_binding_lease_secs = 1800
-local_networks = ["10.20.60.0/24"]
-[[gateway.pool]]
-addresses = "149.112.240.156"
-ports = ["1234-65535"]
-"#;
-
-fn config_16_2(host: std::net::Ipv4Addr) -> String {
-    format!(
-        r#"
-[gateway]
-methods = ["rsap-ip", "rsa-ip"]
-tunnel_types = ["ip-ip", "gre"]
-local_flow_policy = "micro"
-remote_flow_policy = "micro"
-registration_lease_secs = 600
-default_binding_lease_secs = 600
-listen = {{ admin_override = ["{host}"] }}
-[[gateway.pool]]
-addresses = "149.112.240.156"
-ports = ["2049-65535"]
-"#
-    )
-}
-
-const CONFIG_16_3: &str = r#"
-[gateway]
-methods = ["rsap-ip", "rsa-ip"]
-tunnel_types = ["ip-ip", "l2tp"]
-remote_flow_policy = "macro"
-registration_lease_secs = 600
-[[gateway.pool]]
-addresses = "149.112.240.17"
-shared = false
-[[gateway.remote_rules]]
-action = "deny"
-name = "www.foo.com"
-"#;
-
 /// The fixture with its Client ID replaced by `c`.
 fn fx(hex_str: &str, c: ClientId) -> Message {
     let m = Message::parse(&hex(hex_str)).unwrap();

@@ -172,6 +172,9 @@ fn register_extend_deregister(udp: bool) {
     });
     ready_rx.recv_timeout(WAIT).expect("gateway not ready");
 
+    // A control socket of its own: tests run in parallel.
+    let socket = common::scratch_dir(&format!("host-ree-{udp}")).join("host.sock");
+    let socket = socket.to_str().unwrap();
     let mut args = vec![
         "host",
         "--gateway",
@@ -180,6 +183,8 @@ fn register_extend_deregister(udp: bool) {
         "8",
         "--lease",
         "2",
+        "--control-socket",
+        socket,
     ];
     if udp {
         args.push("--udp");
@@ -351,6 +356,9 @@ fn data_plane_round_trip(udp: bool) {
     ready_rx.recv_timeout(WAIT).expect("gateway not ready");
     ready_rx.recv_timeout(WAIT).expect("gateway not ready");
 
+    // A control socket of its own: tests run in parallel.
+    let socket = common::scratch_dir(&format!("host-dp-{udp}")).join("host.sock");
+    let socket = socket.to_str().unwrap();
     let mut args = vec![
         "host",
         "--gateway",
@@ -359,6 +367,8 @@ fn data_plane_round_trip(udp: bool) {
         "8",
         "--lease",
         "30",
+        "--control-socket",
+        socket,
     ];
     if udp {
         args.push("--udp");
@@ -521,8 +531,11 @@ fn tcp_config_file_and_reconnect() {
     let config = dir.join("host.toml");
     std::fs::write(
         &config,
-        "[host]\ngateway = \"10.0.0.1:4555\"\n[[host.bindings]]\nports = 4\nlease_time = 2\n\
-         [daemon]\nreconnect_min_ms = 50\ndata_plane = false\n",
+        format!(
+            "[host]\ngateway = \"10.0.0.1:4555\"\n[[host.bindings]]\nports = 4\nlease_time = 2\n\
+             [daemon]\nreconnect_min_ms = 50\ndata_plane = false\ncontrol_socket = \"{}\"\n",
+            dir.join("host.sock").display()
+        ),
     )
     .unwrap();
 

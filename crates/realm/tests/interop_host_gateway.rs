@@ -45,6 +45,8 @@ impl HostProc {
         let log = g.dir.path().join("host.log");
         let gateway = g.tcp_addr().to_string();
         let (ports, lease) = (PORTS.to_string(), LEASE_S.to_string());
+        let socket = g.dir.path().join("host.sock");
+        let socket = socket.to_str().unwrap();
         let mut args = vec![
             "host",
             "--gateway",
@@ -54,6 +56,8 @@ impl HostProc {
             "--lease",
             &lease,
             "--no-data-plane",
+            "--control-socket",
+            socket,
             "--log-level",
             "debug",
         ];
@@ -83,25 +87,10 @@ impl HostProc {
         }
     }
 
-    /// SIGTERM; the exit status (waits at most `WAIT`).
+    /// SIGTERM; the exit status (waits at most 20 s).
     fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");
-        let ok = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        let deadline = realm_io::clock::now() + WAIT;
-        loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                return s;
-            }
-            if realm_io::clock::now() > deadline {
-                let _ = c.kill();
-                panic!("realm host did not stop on SIGTERM\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        terminate_child(&mut c, "realm host", || self.log())
     }
 }
 

@@ -723,18 +723,18 @@ impl Gateway {
         let lease_secs = lease_secs(grant.lease);
         let flow = Flow {
             private_address: ip,
+            lease_secs,
             kind: if ask == Ask::Listen {
                 BindingKind::Listen
             } else {
                 BindingKind::Assign
             },
-            remote: remote.clone(),
             tunnel,
-            lease_secs,
+            remote: false,
         };
-        let record = Self::record_of(&grant.binding, &flow);
+        let record = Self::record_of(&grant.binding, &flow, remote.clone());
         let bind = grant.binding.bind;
-        self.flows.insert(bind, flow);
+        self.insert_flow(bind, flow, &remote);
         self.note_registration(client, grant.registration.expires_at);
         let method = match ask {
             Ask::RsaIp => "rsa-ip",

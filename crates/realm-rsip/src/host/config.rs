@@ -11,7 +11,7 @@ use realm_wire::rsip::{Address, Ports, RsipMethod, Spis, TunnelType};
 use serde::Deserialize;
 use thiserror::Error;
 
-use super::types::{BindingRequest, Resources};
+use super::types::{BindingRequest, ListenRequest, Resources};
 use crate::auth::SharedKey;
 
 /// Upper bounds, so that no deadline can overflow an `Instant`.
@@ -161,10 +161,28 @@ pub enum MethodConfig {
     Rsipsec,
 }
 
+/// Which request a configured binding is acquired with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BindingKind {
+    /// ASSIGN_REQUEST_RSA-IP, _RSAP-IP or _RSIPSEC (RFC 3103 9.6, 9.8; RFC
+    /// 3104 6.2), per `method`.
+    #[default]
+    Assign,
+    /// LISTEN_REQUEST (RFC 3103 9.16): the gateway forwards connections from
+    /// the remote side to the leased public address and port.
+    Listen,
+}
+
 /// A binding the host acquires and holds.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BindingConfig {
+    /// `"assign"` or `"listen"`. Default `"assign"`. A LISTEN binding is
+    /// RSAP-IP (`method` must be left at its default) and usually names
+    /// `local_port`.
+    #[serde(default)]
+    pub kind: BindingKind,
     /// `"rsap-ip"`, `"rsa-ip"` or `"rsipsec"`. Default `"rsap-ip"`.
     #[serde(default = "default_method")]
     pub method: MethodConfig,
@@ -179,6 +197,10 @@ pub struct BindingConfig {
     /// A specific public address to ask for. Default: "don't care".
     #[serde(default)]
     pub local_address: Option<IpAddr>,
+    /// RSAP-IP and LISTEN: one specific public port to ask for, instead of
+    /// `ports` "don't care" ones (RFC 3103 9.8.3, 9.16.3). Default: none.
+    #[serde(default)]
+    pub local_port: Option<u16>,
     /// The remote address this binding will reach, required by a gateway with
     /// macro- or micro-flow remote policy (RFC 3103 9.8.3). Default: "don't care".
     #[serde(default)]
@@ -296,7 +318,7 @@ impl HostConfig {
             return Err(ConfigError::AuthKey);
         }
         for (index, b) in self.bindings.iter().enumerate() {
-            b.to_request()
+            b.check()
                 .map_err(|reason| ConfigError::Binding { index, reason })?;
         }
         Ok(())
@@ -315,10 +337,12 @@ impl BindingConfig {
     /// A configured RSAP-IP binding of `ports` "don't care" ports.
     pub fn rsap_ip(ports: u8) -> BindingConfig {
         BindingConfig {
+            kind: BindingKind::Assign,
             method: MethodConfig::RsapIp,
             ports: Some(ports),
             spis: None,
             local_address: None,
+            local_port: None,
             remote_address: None,
             remote_port: None,
             lease_time: None,
@@ -326,25 +350,92 @@ impl BindingConfig {
         }
     }
 
-    /// The request this configured binding stands for.
+    /// A configured LISTEN binding for public `port` (RFC 3103 9.16).
+    pub fn listen(port: u16) -> BindingConfig {
+        BindingConfig {
+            kind: BindingKind::Listen,
+            ports: None,
+            local_port: Some(port),
+            ..BindingConfig::rsap_ip(1)
+        }
+    }
+
+    /// Checks the binding whatever its kind.
+    pub fn check(&self) -> Result<(), &'static str> {
+        match self.kind {
+            BindingKind::Assign => self.to_request().map(drop),
+            BindingKind::Listen => self.to_listen().map(drop),
+        }
+    }
+
+    /// The local ports asked for: `local_port`, else `ports` "don't care" ones.
+    fn local_ports(&self, default_count: u8) -> Result<Ports, &'static str> {
+        match (self.local_port, self.ports) {
+            (Some(_), Some(_)) => Err("give ports or local_port, not both"),
+            (Some(0), None) => Err("local_port must not be 0"),
+            (Some(port), None) => Ok(Ports::single(port)),
+            (None, count) => match count.unwrap_or(default_count) {
+                0 => Err("rsap-ip needs at least one port"),
+                count => Ok(Ports::DontCare { count }),
+            },
+        }
+    }
+
+    fn remote(&self) -> Result<(Address, Ports), &'static str> {
+        if self.remote_port.is_some() && self.remote_address.is_none() {
+            return Err("remote_port needs remote_address");
+        }
+        let remote_ports = match self.remote_port {
+            Some(p) => Ports::single(p),
+            None => Ports::DONT_CARE_ONE,
+        };
+        let remote_address = self
+            .remote_address
+            .map_or(Address::DONT_CARE_V4, ip_address);
+        Ok((remote_address, remote_ports))
+    }
+
+    /// The LISTEN_REQUEST a `kind = "listen"` binding stands for.
+    pub fn to_listen(&self) -> Result<ListenRequest, &'static str> {
+        if self.kind != BindingKind::Listen {
+            return Err("not a listen binding");
+        }
+        if self.method != MethodConfig::RsapIp || self.spis.is_some() {
+            return Err("a listen binding is rsap-ip: no method or spis");
+        }
+        let (remote_address, remote_ports) = self.remote()?;
+        Ok(ListenRequest {
+            local_address: self.local_address.map_or(Address::DONT_CARE_V4, ip_address),
+            local_ports: self.local_ports(1)?,
+            remote_address,
+            remote_ports,
+            lease_time: self.lease_time,
+            tunnel_types: self.tunnel_type.map(TunnelType::from).into_iter().collect(),
+        })
+    }
+
+    /// The ASSIGN request a `kind = "assign"` binding stands for.
     pub fn to_request(&self) -> Result<BindingRequest, &'static str> {
+        if self.kind != BindingKind::Assign {
+            return Err("not an assign binding");
+        }
         let resources = match self.method {
             MethodConfig::RsapIp => {
                 if self.spis.is_some() {
                     return Err("spis is for rsipsec only");
                 }
-                match self.ports.unwrap_or(1) {
-                    0 => return Err("rsap-ip needs at least one port"),
-                    count => Resources::Ports(Ports::DontCare { count }),
-                }
+                Resources::Ports(self.local_ports(1)?)
             }
             MethodConfig::RsaIp => {
-                if self.spis.is_some() || self.ports.is_some() {
+                if self.spis.is_some() || self.ports.is_some() || self.local_port.is_some() {
                     return Err("rsa-ip leases a whole address: no ports or spis");
                 }
                 Resources::Address
             }
             MethodConfig::Rsipsec => {
+                if self.local_port.is_some() {
+                    return Err("local_port is for rsap-ip and listen bindings");
+                }
                 let ports = match self.ports.unwrap_or(0) {
                     0 => Ports::DontNeed,
                     count => Ports::DontCare { count },
@@ -358,19 +449,11 @@ impl BindingConfig {
                 }
             }
         };
-        if self.remote_port.is_some() && self.remote_address.is_none() {
-            return Err("remote_port needs remote_address");
-        }
-        let remote_ports = match self.remote_port {
-            Some(p) => Ports::single(p),
-            None => Ports::DONT_CARE_ONE,
-        };
+        let (remote_address, remote_ports) = self.remote()?;
         Ok(BindingRequest {
             resources,
             local_address: self.local_address.map_or(Address::DONT_CARE_V4, ip_address),
-            remote_address: self
-                .remote_address
-                .map_or(Address::DONT_CARE_V4, ip_address),
+            remote_address,
             remote_ports,
             lease_time: self.lease_time,
             tunnel_type: self.tunnel_type.map(TunnelType::from),

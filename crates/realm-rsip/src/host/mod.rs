@@ -59,7 +59,8 @@
 //!   host (DE-REGISTER_RESPONSE; then not before `retry_pause_ms`), the host
 //!   registers again only when it has something to ask: configured bindings
 //!   to hold, or queued requests.
-//! - Configured bindings are held for as long as the host runs: acquired
+//! - Configured bindings (ASSIGN, or LISTEN with `kind = "listen"`) are
+//!   held for as long as the host runs: acquired
 //!   after each registration, and asked for again `retry_pause_ms` after a
 //!   refusal, a revocation or an expiry. A configured binding the library
 //!   frees is given up for good. Configured binding `i` (0-based) is
@@ -100,8 +101,8 @@ use realm_wire::rsip::{
 };
 
 pub use config::{
-    AuthConfig, BindingConfig, ConfigError, HostConfig, MethodConfig, RetransmitConfig, Transport,
-    TunnelTypeConfig,
+    AuthConfig, BindingConfig, BindingKind, ConfigError, HostConfig, MethodConfig,
+    RetransmitConfig, Transport, TunnelTypeConfig,
 };
 pub use types::{
     Binding, BindingRequest, HostError, HostEvent, HostStats, ListenRequest, QueryAnswer,
@@ -159,7 +160,7 @@ enum Lifecycle {
 #[derive(Debug, Clone)]
 struct Slot {
     request: RequestId,
-    spec: BindingRequest,
+    spec: Spec,
     state: SlotState,
 }
 
@@ -198,6 +199,13 @@ impl Spec {
         match self {
             Spec::Assign(r) => r.lease_time,
             Spec::Listen(l) => l.lease_time,
+        }
+    }
+
+    fn set_lease_time(&mut self, lease: u32) {
+        match self {
+            Spec::Assign(r) => r.lease_time = Some(lease),
+            Spec::Listen(l) => l.lease_time = Some(lease),
         }
     }
 }
@@ -328,9 +336,11 @@ impl Host {
         };
         let mut slots = Vec::with_capacity(config.bindings.len());
         for (index, b) in config.bindings.iter().enumerate() {
-            let spec = b
-                .to_request()
-                .map_err(|reason| ConfigError::Binding { index, reason })?;
+            let spec = match b.kind {
+                BindingKind::Assign => b.to_request().map(Spec::Assign),
+                BindingKind::Listen => b.to_listen().map(Spec::Listen),
+            }
+            .map_err(|reason| ConfigError::Binding { index, reason })?;
             slots.push(Slot {
                 request: RequestId(index as u64 + 1),
                 spec,
@@ -560,6 +570,43 @@ impl Host {
         self.queue.push_back(Op::Query { request, tuples });
         self.pump(now);
         Ok(request)
+    }
+
+    /// Asks the gateway now to extend a binding's lease (RFC 3103 9.10), as
+    /// the engine does by itself at `extend_at` of each lease. `lease_time`,
+    /// if given, becomes the lease suggested for this binding from now on
+    /// (this and every later EXTEND_REQUEST). The answer is a
+    /// [`HostEvent::BindingExtended`]; or, when the gateway refuses, a
+    /// [`HostEvent::GatewayError`] naming the binding (it is kept until its
+    /// lease ends, RFC 3103 9.10.3) or a [`HostEvent::BindingRevoked`]
+    /// (BAD_BIND_ID, or an answering FREE_RESPONSE). An extension already
+    /// waiting is not queued twice.
+    pub fn extend(
+        &mut self,
+        now: Instant,
+        bind_id: BindId,
+        lease_time: Option<u32>,
+    ) -> Result<(), HostError> {
+        if self.lifecycle != Lifecycle::Running {
+            return Err(HostError::ShuttingDown);
+        }
+        let held = match self.bindings.get_mut(&bind_id) {
+            Some(h) if !h.freeing => h,
+            _ => return Err(HostError::UnknownBinding(bind_id)),
+        };
+        if let Some(lease) = lease_time {
+            held.spec.set_lease_time(lease);
+        }
+        let queued = self
+            .queue
+            .iter()
+            .any(|op| matches!(op, Op::Extend { bind_id: b } if *b == bind_id));
+        if !queued {
+            // Extensions jump the queue (module doc).
+            self.queue.push_front(Op::Extend { bind_id });
+        }
+        self.pump(now);
+        Ok(())
     }
 
     /// Frees a binding: stop using it now. `BindingRevoked { reason: Freed }`
@@ -1576,7 +1623,7 @@ impl Host {
         self.queue.push_back(Op::Acquire {
             request: slot.request,
             origin: Origin::Config(index),
-            spec: Box::new(Spec::Assign(slot.spec.clone())),
+            spec: Box::new(slot.spec.clone()),
             fallback: None,
         });
     }

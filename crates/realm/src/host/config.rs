@@ -3,6 +3,7 @@
 //! key and default is listed in `docs/host-config.md`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use realm_rsip::host::{BindingConfig, HostConfig, MethodConfig, Transport};
@@ -69,6 +70,10 @@ pub(crate) struct DaemonSettings {
     /// Set `net.ipv4.ip_local_port_range` to the leased ports. Default true.
     #[serde(default = "default_true")]
     pub(crate) manage_port_range: bool,
+    /// The control socket (`realm ctl`, docs/ctl.md), mode 0600. Default
+    /// `/run/realm/host.sock`.
+    #[serde(default = "default_control_socket")]
+    pub(crate) control_socket: PathBuf,
 }
 
 impl Default for DaemonSettings {
@@ -86,10 +91,14 @@ impl Default for DaemonSettings {
             underlay_source: None,
             manage_routes: true,
             manage_port_range: true,
+            control_socket: default_control_socket(),
         }
     }
 }
 
+fn default_control_socket() -> PathBuf {
+    PathBuf::from(super::DEFAULT_CONTROL_SOCKET)
+}
 fn default_true() -> bool {
     true
 }
@@ -143,7 +152,7 @@ impl DaemonConfig {
                     host: HostConfig::new(parse_gateway(gateway)?),
                     daemon: DaemonSettings::default(),
                 };
-                if args.ports.is_none() && args.spis.is_none() {
+                if args.ports.is_none() && args.spis.is_none() && args.listen.is_empty() {
                     config.host.bindings.push(BindingConfig::rsap_ip(8));
                 }
                 config
@@ -165,6 +174,9 @@ impl DaemonConfig {
             b.spis = Some(spis);
             config.host.bindings.push(b);
         }
+        for port in &args.listen {
+            config.host.bindings.push(BindingConfig::listen(*port));
+        }
         if let Some(lease) = args.lease {
             for b in &mut config.host.bindings {
                 b.lease_time = Some(lease);
@@ -172,6 +184,9 @@ impl DaemonConfig {
         }
         if let Some(tun) = &args.tun {
             config.daemon.tun_name.clone_from(tun);
+        }
+        if let Some(socket) = &args.control_socket {
+            config.daemon.control_socket.clone_from(socket);
         }
         if args.no_data_plane {
             config.daemon.data_plane = false;
@@ -203,6 +218,9 @@ impl DaemonConfig {
         }
         if d.tun_mtu < 576 {
             bail!("[daemon] tun_mtu must be at least 576");
+        }
+        if d.control_socket.as_os_str().is_empty() {
+            bail!("[daemon] control_socket must not be empty");
         }
         Ok(())
     }
@@ -239,6 +257,31 @@ mod tests {
         assert_eq!(config.host, HostConfig::new("10.0.0.1:4555".parse()?));
         assert_eq!(config.daemon.max_message_len, 65535);
         assert_eq!(config.daemon.reconnect_min_ms, 100);
+        Ok(())
+    }
+
+    #[test]
+    fn listen_bindings_and_control_socket() -> anyhow::Result<()> {
+        let config = DaemonConfig::from_toml(
+            "[host]\ngateway = \"10.0.0.1:4555\"\n\
+             [[host.bindings]]\nkind = \"listen\"\nlocal_port = 8080\n\
+             [daemon]\ncontrol_socket = \"/tmp/h.sock\"\n",
+        )?;
+        assert_eq!(config.host.bindings, vec![BindingConfig::listen(8080)]);
+        assert_eq!(config.daemon.control_socket, PathBuf::from("/tmp/h.sock"));
+        let defaults = DaemonConfig::from_toml("[host]\ngateway = \"10.0.0.1:4555\"\n")?;
+        assert_eq!(
+            defaults.daemon.control_socket,
+            PathBuf::from("/run/realm/host.sock")
+        );
+        // A listen binding is RSAP-IP: no method.
+        assert!(
+            DaemonConfig::from_toml(
+                "[host]\ngateway = \"10.0.0.1:4555\"\n\
+                 [[host.bindings]]\nkind = \"listen\"\nmethod = \"rsa-ip\"\n",
+            )
+            .is_err()
+        );
         Ok(())
     }
 

@@ -4,10 +4,13 @@
 //! It holds no protocol logic of its own: every RSIP decision is the engine's.
 //!
 //! The loop is the thin one of STYLE 5: `select! { signalling socket, sleep
-//! until the engine's next timeout, signals }`, flushing the engine's
-//! transmissions and events after each wake-up.
+//! until the engine's next timeout, control socket, signals }`, flushing the
+//! engine's transmissions and events after each wake-up. The control socket
+//! (`realm ctl`, docs/ctl.md) drives the engine's library API: QUERY, ASSIGN,
+//! LISTEN, EXTEND and FREE on demand, answered with the gateway's answer.
 
 mod config;
+mod control;
 mod dataplane;
 mod link;
 
@@ -20,7 +23,11 @@ use realm_rsip::host::{Host, HostEvent};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, info, warn};
 
+use crate::ctl::server::{self, CtlServer};
+
 pub(crate) use config::DaemonConfig;
+use control::Control;
+pub(crate) use control::DEFAULT_CONTROL_SOCKET;
 use dataplane::DataPlane;
 use link::{Incoming, Link};
 
@@ -44,9 +51,17 @@ pub(crate) struct HostArgs {
     /// Hold an RSIPSEC binding of this many SPIs.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     spis: Option<u16>,
+    /// Hold a LISTEN binding (RFC 3103 9.16) for this public port, for as
+    /// long as the daemon runs. May be given more than once.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    listen: Vec<u16>,
     /// Lease time to suggest for the bindings, seconds.
     #[arg(long)]
     lease: Option<u32>,
+    /// The control socket `realm ctl` talks to (default
+    /// /run/realm/host.sock).
+    #[arg(long)]
+    control_socket: Option<PathBuf>,
     /// TUN device name (default realm0).
     #[arg(long)]
     tun: Option<String>,
@@ -93,12 +108,23 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
     let mut raw_buf = vec![0u8; realm_io::MAX_IPV4_PACKET];
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let socket = &config.daemon.control_socket;
+    let (control_tx, mut control_rx) = tokio::sync::mpsc::channel::<server::Incoming>(16);
+    // Dropped at return: removes the socket file.
+    let _control_server = CtlServer::bind(socket, control_tx)
+        .with_context(|| format!("control socket {}", socket.display()))?;
+    let mut control = Control::new(realm_io::now());
     // The engine raises Closed by itself after shutdown_timeout_ms; this is
     // the daemon's own bound in case it never does.
     let shutdown_bound = Duration::from_millis(host_config.shutdown_timeout_ms)
         + Duration::from_millis(config.daemon.shutdown_grace_ms);
     let mut hard_deadline: Option<tokio::time::Instant> = None;
-    info!(gateway = %host_config.gateway, transport = ?host_config.transport, "realm host starting");
+    info!(
+        gateway = %host_config.gateway,
+        transport = ?host_config.transport,
+        control = %socket.display(),
+        "realm host starting"
+    );
 
     loop {
         while let Some(bytes) = host.poll_transmit() {
@@ -110,6 +136,7 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
             }
         }
         while let Some(event) = host.poll_event() {
+            control.on_event(&event, realm_io::now());
             if let Some(dp) = &mut dp {
                 match &event {
                     HostEvent::BindingGranted(b) => dp.granted(b).await,
@@ -146,6 +173,9 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
                 Incoming::Nothing => {}
             },
             () = sleep_until(timeout) => host.handle_timeout(realm_io::now()),
+            Some(incoming) = control_rx.recv() => {
+                control.handle(&mut host, realm_io::now(), incoming);
+            }
             _ = sigterm.recv(), if hard_deadline.is_none() => {
                 info!("SIGTERM: de-registering");
                 host.shutdown(realm_io::now());

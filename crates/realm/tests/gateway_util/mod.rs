@@ -216,22 +216,7 @@ level = "info,realm=debug"
     /// SIGTERM; the exit status (waits at most 20 s).
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");
-        let ok = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        let deadline = realm_io::clock::now() + Duration::from_secs(20);
-        loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                return s;
-            }
-            if realm_io::clock::now() > deadline {
-                let _ = c.kill();
-                panic!("gateway did not stop on SIGTERM\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        terminate_child(&mut c, "gateway", || self.log())
     }
 
     pub fn ctl_raw(&self, args: &[&str]) -> std::process::Output {
@@ -484,3 +469,78 @@ pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
 pub fn path_exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// SIGTERM to `child`; its exit status, waiting at most 20 s (then SIGKILL
+/// and a panic with `what` and `log()`).
+pub fn terminate_child(
+    child: &mut Child,
+    what: &str,
+    log: impl Fn() -> String,
+) -> std::process::ExitStatus {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let deadline = realm_io::clock::now() + Duration::from_secs(20);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if realm_io::clock::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not stop on SIGTERM\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---- RFC 3103 Appendix C: gateway configurations matching each example ----
+
+/// 16.1: macro local policy, no remote policy, local network 10.20.60.0/24.
+pub const CONFIG_16_1: &str = r#"
+[gateway]
+methods = ["rsap-ip"]
+tunnel_types = ["ip-ip"]
+registration_lease_secs = 600
+max_binding_lease_secs = 1800
+local_networks = ["10.20.60.0/24"]
+[[gateway.pool]]
+addresses = "149.112.240.156"
+ports = ["1234-65535"]
+"#;
+
+/// 16.2: micro/micro policy; the LISTEN admin override (RFC 3103 10.6)
+/// names `host`.
+pub fn config_16_2(host: Ipv4Addr) -> String {
+    format!(
+        r#"
+[gateway]
+methods = ["rsap-ip", "rsa-ip"]
+tunnel_types = ["ip-ip", "gre"]
+local_flow_policy = "micro"
+remote_flow_policy = "micro"
+registration_lease_secs = 600
+default_binding_lease_secs = 600
+listen = {{ admin_override = ["{host}"] }}
+[[gateway.pool]]
+addresses = "149.112.240.156"
+ports = ["2049-65535"]
+"#
+    )
+}
+
+/// 16.3: macro remote policy, RSA-IP, www.foo.com denied.
+pub const CONFIG_16_3: &str = r#"
+[gateway]
+methods = ["rsap-ip", "rsa-ip"]
+tunnel_types = ["ip-ip", "l2tp"]
+remote_flow_policy = "macro"
+registration_lease_secs = 600
+[[gateway.pool]]
+addresses = "149.112.240.17"
+shared = false
+[[gateway.remote_rules]]
+action = "deny"
+name = "www.foo.com"
+"#;
