@@ -318,6 +318,8 @@ ports = ["{first}-{last}"]
             "--log-level".into(),
             self.spec.log_level.clone(),
         ];
+        argv.push("--control-socket".into());
+        argv.push(self.host_socket(i).display().to_string());
         if spec.transport == Transport::Udp {
             argv.push("--udp".into());
         }

@@ -79,11 +79,13 @@ fn kernel(nat: bool) -> f64 {
         .unwrap();
     if nat {
         let rules = format!(
-            "table ip realm_bench_nat {{ chain post {{ type nat hook postrouting priority 100; \
-             oifname \"pub0\" snat to {GATEWAY_PUBLIC} }} }}"
+            "table ip realm_bench_nat {{\n chain post {{\n  type nat hook postrouting priority 100;\n  \
+             oifname \"pub0\" snat to {GATEWAY_PUBLIC}\n }}\n}}\n"
         );
         // `snat to` the one public address is what MASQUERADE does on pub0.
-        lab.run_ok(&gw, "nft", &[&rules]).unwrap();
+        realm_io::netns::in_namespace(&gw, || realm_io::nft::apply(&rules))
+            .unwrap()
+            .unwrap();
     } else {
         let p = lab.public_ns.clone();
         lab.run_ok(&p, "ip", &["route", "add", "10.0.0.0/24", "via", "192.0.2.1"])

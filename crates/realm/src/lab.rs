@@ -34,9 +34,6 @@ pub(crate) struct LabArgs {
     log_level: String,
 }
 
-/// Whether host 1 holds a LISTEN binding (needs `realm host --listen`).
-const LISTEN: bool = false;
-
 /// The TCP port host 1 holds through a LISTEN binding.
 const LISTEN_PORT: u16 = 28080;
 
@@ -102,7 +99,7 @@ pub(crate) fn run(args: &LabArgs) -> anyhow::Result<bool> {
     spec.hosts = (0..args.hosts)
         .map(|i| {
             let mut h = HostSpec::ports(transport, 8);
-            if i == 0 && LISTEN {
+            if i == 0 {
                 h.args
                     .extend(["--listen".to_owned(), LISTEN_PORT.to_string()]);
             }
@@ -185,7 +182,7 @@ fn drive(spec: LabSpec, keep: bool, tag: &mpsc::Sender<(String, PathBuf)>) -> an
     lab.start_gateway()?;
     println!("realm gateway running");
     for i in 0..hosts {
-        let bindings = if i == 0 && LISTEN { 2 } else { 1 };
+        let bindings = if i == 0 { 2 } else { 1 };
         lab.start_host(i, bindings)?;
         println!("realm host {} registered", i + 1);
     }
@@ -200,9 +197,7 @@ fn drive(spec: LabSpec, keep: bool, tag: &mpsc::Sender<(String, PathBuf)>) -> an
         ));
         checks.push(traffic::ping(&lab, i));
     }
-    if LISTEN {
-        checks.push(traffic::inbound_to_listen(&lab, 0, LISTEN_PORT));
-    }
+    checks.push(traffic::inbound_to_listen(&lab, 0, LISTEN_PORT));
 
     println!();
     print_bindings(&lab)?;
