@@ -33,6 +33,10 @@ use crate::netlink::{Ipv4Prefix, RouteVia};
 /// Prefix of every namespace a [`Lab`] creates.
 pub const PREFIX: &str = "rlm-";
 
+/// Namespace prefix of labs meant to outlive their creator (`realm lab --keep`):
+/// [`cleanup_stale`] with [`PREFIX`] leaves them alone; [`destroy_lab`] removes them.
+pub const KEEP_PREFIX: &str = "rlk-";
+
 /// Where `ip netns` keeps its named namespaces.
 pub const NETNS_DIR: &str = "/var/run/netns";
 
@@ -171,7 +175,7 @@ pub fn cleanup_stale(prefix: &str) -> Result<Vec<String>> {
 /// them, whether or not its owner is alive: for an owner that is being interrupted and will not
 /// unwind (`realm lab` on Ctrl-C), or `realm lab --down` after `--keep`. Returns what it deleted.
 pub fn destroy_lab(tag: &str) -> Result<Vec<String>> {
-    if !tag.starts_with(PREFIX) {
+    if !tag.starts_with(PREFIX) && !tag.starts_with(KEEP_PREFIX) {
         return Err(Error::Invalid(format!("lab tag {tag:?}")));
     }
     let mut removed = Vec::new();
@@ -216,10 +220,18 @@ pub struct Lab {
 impl Lab {
     /// An empty lab with a fresh tag `rlm-<pid>-<n>`. Fails without root or `ip`.
     pub fn new() -> Result<Lab> {
+        Lab::with_prefix(PREFIX)
+    }
+
+    /// A lab whose namespaces start with `prefix` ([`PREFIX`] or [`KEEP_PREFIX`]).
+    pub fn with_prefix(prefix: &str) -> Result<Lab> {
+        if prefix != PREFIX && prefix != KEEP_PREFIX {
+            return Err(Error::Invalid(format!("lab prefix {prefix:?}")));
+        }
         require_privileges()?;
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         Ok(Lab {
-            tag: format!("{PREFIX}{}-{n}", std::process::id()),
+            tag: format!("{prefix}{}-{n}", std::process::id()),
             namespaces: Vec::new(),
             veths: Vec::new(),
             children: Vec::new(),

@@ -73,6 +73,10 @@ pub struct LabSpec {
     pub gateway_extra: String,
     /// Log level of the daemons.
     pub log_level: String,
+    /// The lab will outlive this process ([`RsipLab::keep`]): its namespaces
+    /// get [`realm_io::netns::KEEP_PREFIX`], so that other runs' clean-up of
+    /// stale labs leaves it alone.
+    pub keep: bool,
 }
 
 impl LabSpec {
@@ -87,6 +91,7 @@ impl LabSpec {
             ],
             gateway_extra: String::new(),
             log_level: "info".into(),
+            keep: false,
         }
     }
 }
@@ -130,7 +135,12 @@ impl RsipLab {
         }
         // Leftovers of runs that died without cleaning up.
         let _ = realm_io::netns::cleanup_stale(realm_io::netns::PREFIX);
-        let mut lab = Lab::new().context("the lab needs root and iproute2")?;
+        let prefix = if spec.keep {
+            realm_io::netns::KEEP_PREFIX
+        } else {
+            realm_io::netns::PREFIX
+        };
+        let mut lab = Lab::with_prefix(prefix).context("the lab needs root and iproute2")?;
         let gateway_ns = lab.add_namespace("gateway")?;
         let public_ns = lab.add_namespace("public")?;
         let mut host_ns = Vec::new();

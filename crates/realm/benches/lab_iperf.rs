@@ -20,7 +20,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use realm_io::netns::LabStdio;
@@ -88,8 +87,12 @@ fn kernel(nat: bool) -> f64 {
             .unwrap();
     } else {
         let p = lab.public_ns.clone();
-        lab.run_ok(&p, "ip", &["route", "add", "10.0.0.0/24", "via", "192.0.2.1"])
-            .unwrap();
+        lab.run_ok(
+            &p,
+            "ip",
+            &["route", "add", "10.0.0.0/24", "via", "192.0.2.1"],
+        )
+        .unwrap();
     }
     iperf(&mut lab)
 }

@@ -96,6 +96,7 @@ pub(crate) fn run(args: &LabArgs) -> anyhow::Result<bool> {
     };
     let mut spec = LabSpec::new(realm);
     spec.log_level.clone_from(&args.log_level);
+    spec.keep = args.keep;
     spec.hosts = (0..args.hosts)
         .map(|i| {
             let mut h = HostSpec::ports(transport, 8);
@@ -145,11 +146,17 @@ fn nix_is_root() -> bool {
 fn down() -> anyhow::Result<bool> {
     let mut tags: Vec<String> = realm_io::netns::list_namespaces()?
         .into_iter()
-        .filter(|n| n.starts_with(realm_io::netns::PREFIX) && n.ends_with("-gateway"))
+        // Only labs left by `--keep`: a running lab (a test, another `realm
+        // lab`) is never touched; dead runs' leftovers go with cleanup_stale.
+        .filter(|n| n.starts_with(realm_io::netns::KEEP_PREFIX) && n.ends_with("-gateway"))
         .filter_map(|n| n.strip_suffix("-gateway").map(str::to_owned))
         .collect();
     tags.sort();
     tags.dedup();
+    let stale = realm_io::netns::cleanup_stale(realm_io::netns::PREFIX)?;
+    if !stale.is_empty() {
+        println!("removed stale lab namespaces: {}", stale.join(", "));
+    }
     if tags.is_empty() {
         println!("no lab running");
     }

@@ -394,3 +394,85 @@ fn a_tshark_capture_on_the_private_link_decodes_rsip_and_the_tunnelled_packets()
     );
     assert!(text.contains("REGISTER_RESPONSE"), "{text}");
 }
+
+fn lab_namespaces() -> Vec<String> {
+    realm_io::netns::list_namespaces()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with(realm_io::netns::KEEP_PREFIX))
+        .collect()
+}
+
+/// The README's main command: every check passes, nothing is left behind;
+/// `--keep` leaves the lab running until `--down`.
+#[test]
+fn realm_lab_runs_every_check_and_cleans_up_and_keep_then_down() {
+    let out = std::process::Command::new(realm())
+        .arg("lab")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "realm lab failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for check in [
+        "HTTP GET",
+        "UDP both ways",
+        "ICMP echo",
+        "TCP to a LISTEN port",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with("ok") && l.contains(check)),
+            "no passing {check:?} in:\n{text}"
+        );
+    }
+    assert!(!text.contains("FAIL"), "{text}");
+    assert!(text.contains("lab torn down"), "{text}");
+    // Its namespaces (named after its pid) are gone.
+    let tag = text
+        .split_whitespace()
+        .find_map(|w| {
+            w.find("realm-rlm-")
+                .map(|i| w[i + "realm-".len()..].to_owned())
+        })
+        .expect("the lab prints its directory");
+    assert!(
+        !realm_io::netns::list_namespaces()
+            .unwrap()
+            .iter()
+            .any(|n| n.starts_with(&tag)),
+        "namespaces of {tag} left behind"
+    );
+
+    let before = lab_namespaces();
+    let out = std::process::Command::new(realm())
+        .args(["lab", "--keep", "--hosts", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let kept: Vec<String> = lab_namespaces()
+        .into_iter()
+        .filter(|n| !before.contains(n))
+        .collect();
+    assert_eq!(kept.len(), 3, "gateway, public and one host: {kept:?}");
+    // Other runs' stale-lab clean-up leaves a kept lab alone.
+    realm_io::netns::cleanup_stale(realm_io::netns::PREFIX).unwrap();
+    assert!(kept.iter().all(|n| lab_namespaces().contains(n)));
+    let down = std::process::Command::new(realm())
+        .args(["lab", "--down"])
+        .output()
+        .unwrap();
+    assert!(down.status.success());
+    let left: Vec<String> = lab_namespaces()
+        .into_iter()
+        .filter(|n| kept.contains(n))
+        .collect();
+    assert!(left.is_empty(), "left after --down: {left:?}");
+}
