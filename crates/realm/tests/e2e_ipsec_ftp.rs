@@ -12,6 +12,8 @@
 //!   no ALG, nothing is translated).
 //! * A host whose binding's tunnel type is GRE (RFC 2784) reaches the public
 //!   host over TCP.
+//! * ESP-in-UDP on the shared port 4500 (RFC 3948) leaves from two hosts and
+//!   comes back to each by its leased SPI (RFC 3104 s5, s6.1).
 //!
 //! Needs root (namespaces, raw sockets), iproute2, nftables, python3 with
 //! scapy and pyftpdlib: the project's `scripts/ensure-scapy` and
@@ -626,4 +628,98 @@ fn a_host_with_a_gre_tunnel_reaches_the_public_host() {
             .unwrap_or(0);
         assert_eq!(total, 0, "{dir} drops: {drops:#}");
     }
+}
+
+/// UDP port of IKE and ESP-in-UDP after NAT traversal (RFC 3948 s2).
+const NAT_T: u16 = 4500;
+
+/// An ESP-in-UDP payload (RFC 3948 s2.2): the ESP header (SPI, which must
+/// not be zero, then sequence number 1) and some bytes standing for the
+/// encrypted rest.
+fn esp_in_udp(spi: u32, tag: &[u8]) -> Vec<u8> {
+    let mut m = spi.to_be_bytes().to_vec();
+    m.extend_from_slice(&1u32.to_be_bytes());
+    m.extend_from_slice(tag);
+    m.extend_from_slice(&[0; 16]);
+    m
+}
+
+#[test]
+fn esp_in_udp_on_4500_is_demultiplexed_by_spi_for_two_hosts() {
+    let _one = one_lab();
+    let lab = start(vec![ports_and_spis(1), ports_and_spis(1)], &[2, 2]);
+    let spis = [host_spis(&lab, 0)[0], host_spis(&lab, 1)[0]];
+    let unknown = (0x1000_0000u32..)
+        .find(|s| !spis.contains(s))
+        .expect("a free SPI");
+    let step = Duration::from_secs(5);
+
+    let peer = netns::block_on_in(&lab.public_ns, || async move {
+        let s = std::net::UdpSocket::bind((PUBLIC_HOST, NAT_T))?;
+        s.set_read_timeout(Some(step))?;
+        Ok::<_, std::io::Error>(s)
+    })
+    .expect("namespace")
+    .expect("UDP 4500 on the public host");
+    let sockets: Vec<std::net::UdpSocket> = lab
+        .host_ns
+        .iter()
+        .map(|ns| {
+            netns::block_on_in(ns, || async move {
+                let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, NAT_T))?;
+                s.set_read_timeout(Some(Duration::from_millis(500)))?;
+                Ok::<_, std::io::Error>(s)
+            })
+            .expect("namespace")
+            .expect("UDP 4500 in a host")
+        })
+        .collect();
+
+    // Outbound: each host sends ESP-in-UDP from the shared port 4500 (its
+    // outbound SA's SPI is the peer's choice, RFC 3104 s5).
+    for (i, s) in sockets.iter().enumerate() {
+        let peer_spi = 0x5000_0000 + u32::try_from(i).unwrap();
+        s.send_to(&esp_in_udp(peer_spi, b"out"), (PUBLIC_HOST, NAT_T))
+            .expect("send ESP-in-UDP");
+    }
+    let mut buf = [0u8; 512];
+    for _ in 0..2 {
+        let (n, from) = peer
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("the peer got no ESP-in-UDP: {e}\n{}", lab.log_tails(20)));
+        assert_eq!(from, SocketAddrV4::new(GATEWAY_PUBLIC, NAT_T).into());
+        assert_eq!(&buf[8..11], b"out", "{:02x?}", &buf[..n]);
+    }
+
+    // Inbound: the peer answers under each host's leased SPI, and under one
+    // nobody holds, all to 192.0.2.1:4500.
+    let to = SocketAddrV4::new(GATEWAY_PUBLIC, NAT_T);
+    for (spi, tag) in [(spis[0], &b"in1"[..]), (spis[1], b"in2"), (unknown, b"in?")] {
+        peer.send_to(&esp_in_udp(spi, tag), to).expect("send");
+    }
+    for (i, s) in sockets.iter().enumerate() {
+        let mut got = Vec::new();
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            assert_eq!(from, SocketAddrV4::new(PUBLIC_HOST, NAT_T).into());
+            got.push((
+                u32::from_be_bytes(buf[..4].try_into().unwrap()),
+                buf[8..n.min(11)].to_vec(),
+            ));
+        }
+        let tag = format!("in{}", i + 1).into_bytes();
+        assert_eq!(
+            got,
+            vec![(spis[i], tag)],
+            "host{} got {got:x?} (SPIs {spis:x?}, unknown {unknown:x})\n{}",
+            i + 1,
+            lab.log_tails(20)
+        );
+    }
+    let d = lab.gateway_ctl("dataplane", &[]).expect("dataplane");
+    println!("gateway data plane after ESP-in-UDP: {d:#}");
+    assert_eq!(counter(&d, "/counters/inbound/passed"), 2, "{d:#}");
+    assert_eq!(counter(&d, "/counters/outbound/passed"), 2, "{d:#}");
+    // The unknown SPI matched no binding: handed to the gateway's own stack
+    // (192.0.2.1 is its address too), never to a host.
+    assert_eq!(counter(&d, "/counters/inbound/local"), 1, "{d:#}");
 }
