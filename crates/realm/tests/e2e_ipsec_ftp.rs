@@ -302,6 +302,18 @@ fn isakmp_header(initiator: [u8; 8], responder: [u8; 8]) -> Vec<u8> {
     m
 }
 
+/// A UDP socket bound to `(address, port)` inside namespace `ns`, with a
+/// read timeout.
+fn udp_in(ns: &str, address: Ipv4Addr, port: u16, timeout: Duration) -> std::net::UdpSocket {
+    netns::block_on_in(ns, || async move {
+        let s = std::net::UdpSocket::bind((address, port))?;
+        s.set_read_timeout(Some(timeout))?;
+        Ok::<_, std::io::Error>(s)
+    })
+    .expect("entering the namespace")
+    .unwrap_or_else(|e| panic!("UDP {address}:{port} in {ns}: {e}"))
+}
+
 /// UDP port of IKE (RFC 2409 s5).
 const IKE: u16 = 500;
 
@@ -314,13 +326,7 @@ fn hosts_sharing_udp_500_get_their_own_ike_replies_by_initiator_cookie() {
 
     // The public host's IKE responder: answers each message to where it came
     // from, same initiator cookie, its own responder cookie.
-    let responder = netns::block_on_in(&lab.public_ns, || async move {
-        let s = std::net::UdpSocket::bind((PUBLIC_HOST, IKE))?;
-        s.set_read_timeout(Some(step))?;
-        Ok::<_, std::io::Error>(s)
-    })
-    .expect("namespace")
-    .expect("UDP 500 on the public host");
+    let responder = udp_in(&lab.public_ns, PUBLIC_HOST, IKE, step);
     let server = std::thread::spawn(move || -> std::io::Result<Vec<(SocketAddrV4, [u8; 8])>> {
         let mut seen = Vec::new();
         let mut buf = [0u8; 512];
@@ -342,15 +348,7 @@ fn hosts_sharing_udp_500_get_their_own_ike_replies_by_initiator_cookie() {
     let sockets: Vec<std::net::UdpSocket> = lab
         .host_ns
         .iter()
-        .map(|ns| {
-            netns::block_on_in(ns, || async move {
-                let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, IKE))?;
-                s.set_read_timeout(Some(step))?;
-                Ok::<_, std::io::Error>(s)
-            })
-            .expect("namespace")
-            .expect("UDP 500 in a host")
-        })
+        .map(|ns| udp_in(ns, Ipv4Addr::UNSPECIFIED, IKE, step))
         .collect();
     for (s, cookie) in sockets.iter().zip(&cookies) {
         s.send_to(&isakmp_header(*cookie, [0; 8]), (PUBLIC_HOST, IKE))
@@ -359,7 +357,12 @@ fn hosts_sharing_udp_500_get_their_own_ike_replies_by_initiator_cookie() {
     let seen = server
         .join()
         .expect("responder thread")
-        .unwrap_or_else(|e| panic!("the responder got two messages: {e}\n{}", lab.log_tails(20)));
+        .unwrap_or_else(|e| {
+            panic!(
+                "the responder did not get both messages: {e}\n{}",
+                lab.log_tails(20)
+            )
+        });
     // The responder saw both from the shared address and port (RFC 3104
     // s6.1: nothing is translated).
     for (from, cookie) in &seen {
@@ -654,25 +657,11 @@ fn esp_in_udp_on_4500_is_demultiplexed_by_spi_for_two_hosts() {
         .expect("a free SPI");
     let step = Duration::from_secs(5);
 
-    let peer = netns::block_on_in(&lab.public_ns, || async move {
-        let s = std::net::UdpSocket::bind((PUBLIC_HOST, NAT_T))?;
-        s.set_read_timeout(Some(step))?;
-        Ok::<_, std::io::Error>(s)
-    })
-    .expect("namespace")
-    .expect("UDP 4500 on the public host");
+    let peer = udp_in(&lab.public_ns, PUBLIC_HOST, NAT_T, step);
     let sockets: Vec<std::net::UdpSocket> = lab
         .host_ns
         .iter()
-        .map(|ns| {
-            netns::block_on_in(ns, || async move {
-                let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, NAT_T))?;
-                s.set_read_timeout(Some(Duration::from_millis(500)))?;
-                Ok::<_, std::io::Error>(s)
-            })
-            .expect("namespace")
-            .expect("UDP 4500 in a host")
-        })
+        .map(|ns| udp_in(ns, Ipv4Addr::UNSPECIFIED, NAT_T, Duration::from_millis(500)))
         .collect();
 
     // Outbound: each host sends ESP-in-UDP from the shared port 4500 (its
