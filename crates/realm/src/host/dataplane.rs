@@ -1,15 +1,15 @@
 //! The host's data plane: a TUN device carrying the leased public
 //! address(es), routes sending public destinations through it, the leased
-//! port block as the ephemeral port range, and IP-in-IP to and from the
-//! gateway over a raw socket. Packets from the TUN whose source is not
-//! leased are dropped and counted; tunnelled packets whose outer source is
-//! not the gateway's endpoint are dropped and counted.
+//! port block as the ephemeral port range, and IP-in-IP (RFC 2003) or GRE
+//! (RFC 2784), per binding as granted, to and from the gateway over raw
+//! protocol-4 and protocol-47 sockets. Packets from the TUN whose source is
+//! not leased are dropped and counted; tunnelled packets whose outer source
+//! is not the gateway's endpoint are dropped and counted.
 //!
-//! Limits: IPv4 and IP-in-IP only (a GRE grant is logged and its packets
-//! dropped); one gateway endpoint (the first binding's); routes are the two
-//! halves 0.0.0.0/1 and 128.0.0.0/1 via the TUN, so anything reached by a
-//! more specific route (the gateway's and other local networks, when
-//! connected or routed explicitly) stays direct.
+//! Limits: IPv4 only; IP-in-IP and GRE (an L2TP grant is logged and its
+//! packets dropped); routes are the two halves 0.0.0.0/1 and 128.0.0.0/1 via
+//! the TUN, so anything reached by a more specific route (the gateway's and
+//! other local networks, when connected or routed explicitly) stays direct.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -19,8 +19,9 @@ use anyhow::Context as _;
 use realm_io::raw::{RawIpOptions, proto};
 use realm_io::{Ipv4Prefix, Netlink, RawIp, RouteVia, Tun, TunConfig};
 use realm_rsip::host::Binding;
+use realm_wire::gre;
 use realm_wire::ipip::{self, DontFragment, Tunnel};
-use realm_wire::rsip::{Address, BindId, TunnelType};
+use realm_wire::rsip::{Address, BindId, RsipMethod, TunnelType};
 use tracing::{debug, info, warn};
 
 use super::config::DaemonSettings;
@@ -35,21 +36,116 @@ pub(super) struct Counters {
     pub(super) drop_malformed: u64,
 }
 
+/// The IKE port (RFC 2409 s5) and the NAT-T port (RFC 3948 s2), which RSIP
+/// hosts with RSIPSEC bindings share on one public address (RFC 3104 s6.1).
+const SHARED_IKE_PORTS: [u16; 2] = [500, 4500];
+
+/// Bytes GRE adds in front of the inner packet beyond IP-in-IP's outer
+/// header: the 4-byte base header, no checksum, key or sequence number
+/// (RFC 2784 s2.1).
+const GRE_EXTRA: u16 = 4;
+
 #[derive(Debug)]
 struct Lease {
     address: Ipv4Addr,
     /// None: the whole address (RSA-IP).
     ports: Option<Vec<u16>>,
+    /// An RSIPSEC binding (RFC 3104 s6.2): its holder may send IKE from the
+    /// shared ports 500 and 4500 of the address.
+    ipsec: bool,
     endpoint: Ipv4Addr,
     tunnel: TunnelType,
+}
+
+impl Lease {
+    /// Whether a packet from `address`, source port `sport` (TCP/UDP;
+    /// `None` for other protocols) may leave under this lease.
+    fn allows(&self, address: Ipv4Addr, protocol: u8, sport: Option<u16>) -> bool {
+        if self.address != address {
+            return false;
+        }
+        match (&self.ports, sport) {
+            (None, _) => true,
+            (Some(ports), Some(p)) if ports.contains(&p) => true,
+            // RFC 3104 s6.1: hosts holding RSIPSEC bindings share UDP 500
+            // (and, for NAT-T, 4500) on the address; the gateway tells their
+            // IKE traffic apart by the initiator cookie ("N allows the use of
+            // this cookie [...] If the cookie is not unique, N drops the
+            // packet"), so the host need not lease the port itself.
+            (Some(_), Some(p)) => {
+                self.ipsec && protocol == proto::UDP && SHARED_IKE_PORTS.contains(&p)
+            }
+            // Protocols without ports (ICMP, ESP, AH): the address suffices.
+            (Some(_), None) => true,
+        }
+    }
+}
+
+/// The raw sockets the tunnels arrive on: one per tunnel protocol, since a
+/// raw socket receives only its own protocol.
+#[derive(Debug)]
+pub(super) struct TunnelSockets {
+    ipip: RawIp,
+    gre: RawIp,
+    /// GRE's receive buffer: waiting on both sockets needs two buffers. A
+    /// GRE packet is copied from it into the caller's (one copy, at most
+    /// one packet).
+    gre_buf: tokio::sync::Mutex<Vec<u8>>,
+}
+
+impl TunnelSockets {
+    fn open(underlay: Ipv4Addr) -> anyhow::Result<TunnelSockets> {
+        let options = RawIpOptions {
+            bind: Some(underlay),
+            ..RawIpOptions::default()
+        };
+        Ok(TunnelSockets {
+            ipip: RawIp::open(proto::IPIP, &options).context("raw IP-in-IP socket")?,
+            gre: RawIp::open(proto::GRE, &options).context("raw GRE socket")?,
+            gre_buf: tokio::sync::Mutex::new(vec![0; realm_io::MAX_IPV4_PACKET]),
+        })
+    }
+
+    /// The next tunnelled packet, IP-in-IP or GRE (outer header included).
+    /// Cancel-safe: a socket's `recv` reads only when it completes.
+    pub(super) async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Uncontended: the daemon's one loop is the only caller.
+        let mut gre_buf = self.gre_buf.lock().await;
+        tokio::select! {
+            r = self.ipip.recv(buf) => r,
+            r = self.gre.recv(&mut gre_buf) => {
+                let n = r?;
+                let (Some(to), Some(from)) = (buf.get_mut(..n), gre_buf.get(..n)) else {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "GRE packet longer than the buffer",
+                    ));
+                };
+                to.copy_from_slice(from);
+                Ok(n)
+            }
+        }
+    }
+
+    fn for_tunnel(&self, tunnel: TunnelType) -> &RawIp {
+        if tunnel == TunnelType::Gre {
+            &self.gre
+        } else {
+            &self.ipip
+        }
+    }
 }
 
 #[derive(Debug)]
 pub(super) struct DataPlane {
     pub(super) tun: Tun,
-    pub(super) raw: RawIp,
+    pub(super) raw: TunnelSockets,
     netlink: Netlink,
     tun_name: String,
+    /// The configured TUN MTU (for IP-in-IP); lowered by [`GRE_EXTRA`] while
+    /// a GRE binding is held.
+    tun_mtu: u16,
+    gre_mtu_set: bool,
     underlay: Ipv4Addr,
     gateway: Ipv4Addr,
     manage_routes: bool,
@@ -75,14 +171,7 @@ impl DataPlane {
         let tun = Tun::create_with(&TunConfig::new(d.tun_name.clone()).mtu(d.tun_mtu), &netlink)
             .await
             .with_context(|| format!("creating TUN {}", d.tun_name))?;
-        let raw = RawIp::open(
-            proto::IPIP,
-            &RawIpOptions {
-                bind: Some(underlay),
-                ..RawIpOptions::default()
-            },
-        )
-        .context("raw IP-in-IP socket")?;
+        let raw = TunnelSockets::open(underlay)?;
         let original_range = realm_io::sysctl::ip_local_port_range().ok();
         info!(tun = %d.tun_name, %underlay, %gateway, "data plane ready");
         Ok(DataPlane {
@@ -90,6 +179,8 @@ impl DataPlane {
             raw,
             netlink,
             tun_name: d.tun_name.clone(),
+            tun_mtu: d.tun_mtu,
+            gre_mtu_set: false,
             underlay,
             gateway,
             manage_routes: d.manage_routes,
@@ -112,8 +203,8 @@ impl DataPlane {
             );
             return;
         };
-        if b.tunnel_type != TunnelType::IpIp {
-            warn!(bind_id = b.bind_id.0, tunnel = ?b.tunnel_type, "data plane: only IP-in-IP is implemented; packets of this binding are dropped");
+        if !matches!(b.tunnel_type, TunnelType::IpIp | TunnelType::Gre) {
+            warn!(bind_id = b.bind_id.0, tunnel = ?b.tunnel_type, "data plane: only IP-in-IP and GRE are implemented; packets of this binding are dropped");
         }
         let endpoint = match &b.tunnel_endpoint {
             Some(Address::Ipv4(a)) => *a,
@@ -136,10 +227,12 @@ impl DataPlane {
             Lease {
                 address,
                 ports,
+                ipsec: b.method == RsipMethod::Rsipsec,
                 endpoint,
                 tunnel: b.tunnel_type,
             },
         );
+        self.update_mtu().await;
         if self.manage_routes && !self.routes_up {
             for half in [Ipv4Addr::new(0, 0, 0, 0), Ipv4Addr::new(128, 0, 0, 0)] {
                 if let Ok(p) = Ipv4Prefix::new(half, 1)
@@ -178,7 +271,31 @@ impl DataPlane {
             }
             self.routes_up = false;
         }
+        self.update_mtu().await;
         self.update_port_range();
+    }
+
+    /// GRE's header makes tunnelled packets 4 bytes longer than IP-in-IP's:
+    /// while a GRE binding is held the TUN MTU is `tun_mtu` less those 4, so
+    /// that tunnel packets stay unfragmented (the gateway drops outer
+    /// fragments).
+    async fn update_mtu(&mut self) {
+        let want_gre = self.leases.values().any(|l| l.tunnel == TunnelType::Gre);
+        if want_gre == self.gre_mtu_set {
+            return;
+        }
+        let mtu = if want_gre {
+            self.tun_mtu.saturating_sub(GRE_EXTRA)
+        } else {
+            self.tun_mtu
+        };
+        match self.netlink.set_mtu(&self.tun_name, u32::from(mtu)).await {
+            Ok(()) => {
+                self.gre_mtu_set = want_gre;
+                info!(mtu, "TUN MTU set");
+            }
+            Err(e) => warn!(error = %e, mtu, "data plane: setting the TUN MTU"),
+        }
     }
 
     /// RSAP-IP: the ephemeral port range becomes the largest contiguous run
@@ -207,28 +324,22 @@ impl DataPlane {
 
     /// One packet from the TUN: tunnel it if its source is leased.
     pub(super) async fn outbound(&mut self, packet: &[u8]) {
-        let Some((src, sport)) = source_of(packet) else {
+        let Some((src, protocol, sport)) = source_of(packet) else {
             self.counters.drop_malformed += 1;
             return;
         };
-        let lease = self.leases.values().find(|l| {
-            l.address == src
-                && match (&l.ports, sport) {
-                    (None, _) => true,
-                    (Some(ports), Some(p)) => ports.contains(&p),
-                    // Protocols without ports (ICMP): the address suffices.
-                    (Some(_), None) => true,
-                }
-        });
+        // A lease whose tunnel this data plane speaks, by preference.
+        let lease = self
+            .leases
+            .values()
+            .filter(|l| l.allows(src, protocol, sport))
+            .min_by_key(|l| !matches!(l.tunnel, TunnelType::IpIp | TunnelType::Gre));
         let Some(lease) = lease else {
             self.counters.drop_not_leased += 1;
             debug!(%src, ?sport, "data plane: source not leased, dropped");
             return;
         };
-        if lease.tunnel != TunnelType::IpIp {
-            self.counters.drop_not_leased += 1;
-            return;
-        }
+        let tunnel_type = lease.tunnel;
         let tunnel = Tunnel {
             src_addr: self.underlay,
             dst_addr: lease.endpoint,
@@ -237,29 +348,49 @@ impl DataPlane {
         };
         self.ident = self.ident.wrapping_add(1);
         self.out.clear();
-        if ipip::encapsulate(&tunnel, self.ident, packet, &mut self.out).is_err() {
+        let encapsulated = match tunnel_type {
+            TunnelType::IpIp => ipip::encapsulate(&tunnel, self.ident, packet, &mut self.out),
+            // RFC 2784 s2: the plain 4-byte header, protocol type 0x0800;
+            // no checksum, key or sequence number (the gateway needs none).
+            TunnelType::Gre => gre::encapsulate(
+                &tunnel,
+                self.ident,
+                &gre::Options::default(),
+                packet,
+                &mut self.out,
+            ),
+            _ => {
+                self.counters.drop_not_leased += 1;
+                return;
+            }
+        };
+        if encapsulated.is_err() {
             self.counters.drop_malformed += 1;
             return;
         }
-        match self.raw.send(&self.out).await {
+        match self.raw.for_tunnel(tunnel_type).send(&self.out).await {
             Ok(_) => self.counters.outbound += 1,
             Err(e) => debug!(error = %e, "data plane: tunnel send"),
         }
     }
 
-    /// One packet from the raw socket: decapsulate it if it came from the
-    /// gateway's endpoint and write the inner packet to the TUN.
+    /// One packet from a tunnel socket (IP-in-IP or GRE, told apart by the
+    /// outer protocol): decapsulate it if it came from the endpoint of a
+    /// binding of that tunnel type and write the inner packet to the TUN.
     pub(super) async fn inbound(&mut self, packet: &[u8]) {
-        let Ok(d) = ipip::decapsulate(packet) else {
+        let Some((tunnel, outer_src, inner)) = decapsulate(packet) else {
             self.counters.drop_malformed += 1;
             return;
         };
-        if !self.leases.values().any(|l| l.endpoint == d.outer.src_addr) {
+        if !self
+            .leases
+            .values()
+            .any(|l| l.endpoint == outer_src && l.tunnel == tunnel)
+        {
             self.counters.drop_bad_outer += 1;
-            debug!(src = %d.outer.src_addr, "data plane: tunnel packet not from the gateway, dropped");
+            debug!(src = %outer_src, ?tunnel, "data plane: tunnel packet not from the gateway, dropped");
             return;
         }
-        let inner = d.inner.into_inner();
         match self.tun.send(inner).await {
             Ok(_) => self.counters.inbound += 1,
             Err(e) => debug!(error = %e, "data plane: TUN write"),
@@ -288,8 +419,27 @@ fn underlay_source(gateway: Ipv4Addr) -> anyhow::Result<Ipv4Addr> {
     }
 }
 
-/// The source address and, for TCP/UDP, the source port of an IPv4 packet.
-fn source_of(packet: &[u8]) -> Option<(Ipv4Addr, Option<u16>)> {
+/// Takes a tunnel packet apart by its outer protocol: IP-in-IP (RFC 2003) or
+/// GRE (RFC 2784; `gre::decapsulate` checks the reserved bits of s2.5.1, the
+/// version of s2.3.1 and the checksum when present). Returns the tunnel type,
+/// the outer source and the inner packet; `None` for anything malformed.
+fn decapsulate(packet: &[u8]) -> Option<(TunnelType, Ipv4Addr, &[u8])> {
+    match *packet.get(9)? {
+        proto::IPIP => {
+            let d = ipip::decapsulate(packet).ok()?;
+            Some((TunnelType::IpIp, d.outer.src_addr, d.inner.into_inner()))
+        }
+        proto::GRE => {
+            let d = gre::decapsulate(packet).ok()?;
+            Some((TunnelType::Gre, d.outer.src_addr, d.inner.into_inner()))
+        }
+        _ => None,
+    }
+}
+
+/// The source address, the protocol and, for TCP/UDP, the source port of an
+/// IPv4 packet.
+fn source_of(packet: &[u8]) -> Option<(Ipv4Addr, u8, Option<u16>)> {
     let ver_ihl = *packet.first()?;
     if ver_ihl >> 4 != 4 {
         return None;
@@ -311,7 +461,7 @@ fn source_of(packet: &[u8]) -> Option<(Ipv4Addr, Option<u16>)> {
     } else {
         None
     };
-    Some((src, port))
+    Some((src, proto, port))
 }
 
 /// The longest run of consecutive values in sorted, deduplicated `ports`.
@@ -334,6 +484,84 @@ fn largest_run(ports: &[u16]) -> Option<RangeInclusive<u16>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lease(ports: Option<Vec<u16>>, ipsec: bool) -> Lease {
+        Lease {
+            address: Ipv4Addr::new(192, 0, 2, 1),
+            ports,
+            ipsec,
+            endpoint: Ipv4Addr::new(10, 0, 0, 1),
+            tunnel: TunnelType::IpIp,
+        }
+    }
+
+    #[test]
+    fn ike_ports_are_shared_under_rsipsec_only() {
+        let public = Ipv4Addr::new(192, 0, 2, 1);
+        let other = Ipv4Addr::new(192, 0, 2, 9);
+        // RSIPSEC without ports (RFC 3104 s6.2 "don't need"): UDP 500 and
+        // 4500 may leave, nothing else with a port.
+        let ipsec = lease(Some(vec![]), true);
+        assert!(ipsec.allows(public, proto::UDP, Some(500)));
+        assert!(ipsec.allows(public, proto::UDP, Some(4500)));
+        assert!(!ipsec.allows(public, proto::TCP, Some(500)));
+        assert!(!ipsec.allows(public, proto::UDP, Some(501)));
+        assert!(!ipsec.allows(other, proto::UDP, Some(500)));
+        assert!(ipsec.allows(public, proto::ESP, None));
+        // RSAP-IP ports alone do not share the IKE ports.
+        let ports = lease(Some(vec![20000, 20001]), false);
+        assert!(ports.allows(public, proto::UDP, Some(20001)));
+        assert!(!ports.allows(public, proto::UDP, Some(500)));
+        assert!(!ports.allows(public, proto::UDP, Some(4500)));
+        // RSA-IP: the whole address.
+        assert!(lease(None, false).allows(public, proto::UDP, Some(500)));
+    }
+
+    /// 192.0.2.1 -> 192.0.2.2 UDP 20000 -> 53, four bytes of payload.
+    fn inner_udp() -> Vec<u8> {
+        let mut p = vec![
+            0x45, 0, 0, 32, 0, 1, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2, 0x4e, 0x20, 0,
+            53, 0, 12, 0, 0, 1, 2, 3, 4,
+        ];
+        let sum = realm_wire::checksum::checksum(&p[..20]);
+        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn gre_and_ipip_round_trip() {
+        let inner = inner_udp();
+        let tunnel = Tunnel {
+            src_addr: Ipv4Addr::new(10, 0, 0, 11),
+            dst_addr: Ipv4Addr::new(10, 0, 0, 1),
+            ttl: 64,
+            dont_frag: DontFragment::CopyInner,
+        };
+        let mut out = Vec::new();
+        gre::encapsulate(&tunnel, 1, &gre::Options::default(), &inner, &mut out).unwrap();
+        // RFC 2784 s2.1: outer protocol 47, then flags/version 0 and
+        // protocol type 0x0800 before the inner packet.
+        assert_eq!(out[9], proto::GRE);
+        assert_eq!(&out[20..24], &[0, 0, 0x08, 0x00]);
+        let (t, src, got) = decapsulate(&out).unwrap();
+        assert_eq!(
+            (t, src, got),
+            (TunnelType::Gre, tunnel.src_addr, &inner[..])
+        );
+
+        out.clear();
+        ipip::encapsulate(&tunnel, 1, &inner, &mut out).unwrap();
+        let (t, _, got) = decapsulate(&out).unwrap();
+        assert_eq!((t, got), (TunnelType::IpIp, &inner[..]));
+
+        // A GRE header with version 1 (RFC 2784 s2.3.1: MUST be 0) is refused.
+        out.clear();
+        gre::encapsulate(&tunnel, 1, &gre::Options::default(), &inner, &mut out).unwrap();
+        out[21] |= 1;
+        assert!(decapsulate(&out).is_none());
+        // Neither tunnel protocol.
+        assert!(decapsulate(&inner).is_none());
+    }
 
     #[test]
     fn largest_contiguous_run() {
