@@ -87,10 +87,6 @@ impl Lease {
 pub(super) struct TunnelSockets {
     ipip: RawIp,
     gre: RawIp,
-    /// GRE's receive buffer: waiting on both sockets needs two buffers. A
-    /// GRE packet is copied from it into the caller's (one copy, at most
-    /// one packet).
-    gre_buf: tokio::sync::Mutex<Vec<u8>>,
 }
 
 impl TunnelSockets {
@@ -102,28 +98,23 @@ impl TunnelSockets {
         Ok(TunnelSockets {
             ipip: RawIp::open(proto::IPIP, &options).context("raw IP-in-IP socket")?,
             gre: RawIp::open(proto::GRE, &options).context("raw GRE socket")?,
-            gre_buf: tokio::sync::Mutex::new(vec![0; realm_io::MAX_IPV4_PACKET]),
         })
     }
 
-    /// The next tunnelled packet, IP-in-IP or GRE (outer header included).
-    /// Cancel-safe: a socket's `recv` reads only when it completes.
-    pub(super) async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        // Uncontended: the daemon's one loop is the only caller.
-        let mut gre_buf = self.gre_buf.lock().await;
+    /// Waits for tunnelled packets on either socket and receives a batch
+    /// (one `recvmmsg`) into `bufs` (IP-in-IP) or `gre_bufs` (GRE). Returns
+    /// which socket and how many. Cancel-safe: a socket's batch read only
+    /// happens when it completes.
+    pub(super) async fn recv_batch(
+        &self,
+        bufs: &mut [Vec<u8>],
+        gre_bufs: &mut [Vec<u8>],
+        lens: &mut [usize],
+    ) -> std::io::Result<(TunnelType, usize)> {
+        let (ipip_lens, gre_lens) = lens.split_at_mut(lens.len() / 2);
         tokio::select! {
-            r = self.ipip.recv(buf) => r,
-            r = self.gre.recv(&mut gre_buf) => {
-                let n = r?;
-                let (Some(to), Some(from)) = (buf.get_mut(..n), gre_buf.get(..n)) else {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        "GRE packet longer than the buffer",
-                    ));
-                };
-                to.copy_from_slice(from);
-                Ok(n)
-            }
+            r = self.ipip.recv_batch(bufs, ipip_lens) => r.map(|n| (TunnelType::IpIp, n)),
+            r = self.gre.recv_batch(gre_bufs, gre_lens) => r.map(|n| (TunnelType::Gre, n)),
         }
     }
 
@@ -156,7 +147,17 @@ pub(super) struct DataPlane {
     ident: u16,
     pub(super) counters: Counters,
     out: Vec<u8>,
+    /// Encapsulated packets of one batch, per tunnel type (buffers reused).
+    out_ipip: Vec<Vec<u8>>,
+    out_gre: Vec<Vec<u8>>,
+    /// Decapsulated packets of one batch, each after [`TUN_HEADROOM`] bytes
+    /// (room for the TUN's virtio-net header when it coalesces them).
+    to_tun: Vec<Vec<u8>>,
 }
+
+/// Bytes in front of each packet written to the TUN in a batch: at least
+/// the virtio-net header `Tun::send_coalesced` puts there.
+const TUN_HEADROOM: usize = 16;
 
 impl DataPlane {
     pub(super) async fn open(gateway: SocketAddr, d: &DaemonSettings) -> anyhow::Result<DataPlane> {
@@ -168,12 +169,20 @@ impl DataPlane {
             None => underlay_source(gateway)?,
         };
         let netlink = Netlink::new().context("netlink")?;
-        let tun = Tun::create_with(&TunConfig::new(d.tun_name.clone()).mtu(d.tun_mtu), &netlink)
-            .await
-            .with_context(|| format!("creating TUN {}", d.tun_name))?;
+        // Offloads: one read hands over up to 64 KiB of a TCP flow (split
+        // into MTU-sized packets by realm-io) and one write takes a batch
+        // merged back into superpackets, instead of a system call per packet.
+        let tun = Tun::create_with(
+            &TunConfig::new(d.tun_name.clone())
+                .mtu(d.tun_mtu)
+                .offload(true),
+            &netlink,
+        )
+        .await
+        .with_context(|| format!("creating TUN {}", d.tun_name))?;
         let raw = TunnelSockets::open(underlay)?;
         let original_range = realm_io::sysctl::ip_local_port_range().ok();
-        info!(tun = %d.tun_name, %underlay, %gateway, "data plane ready");
+        info!(tun = %d.tun_name, %underlay, %gateway, offload = tun.offload(), "data plane ready");
         Ok(DataPlane {
             tun,
             raw,
@@ -191,6 +200,9 @@ impl DataPlane {
             ident: 0,
             counters: Counters::default(),
             out: Vec::with_capacity(realm_io::MAX_IPV4_PACKET),
+            out_ipip: Vec::new(),
+            out_gre: Vec::new(),
+            to_tun: Vec::new(),
         })
     }
 
@@ -322,11 +334,56 @@ impl DataPlane {
         }
     }
 
-    /// One packet from the TUN: tunnel it if its source is leased.
-    pub(super) async fn outbound(&mut self, packet: &[u8]) {
+    /// Packets read from the TUN: each is tunnelled if its source is leased;
+    /// the batch leaves in one `sendmmsg` per tunnel type.
+    pub(super) async fn outbound_batch(&mut self, packets: &[&[u8]]) {
+        let (mut n_ipip, mut n_gre) = (0, 0);
+        for packet in packets {
+            let Some(tunnel_type) = self.encapsulate(packet) else {
+                continue;
+            };
+            let (list, n) = match tunnel_type {
+                TunnelType::Gre => (&mut self.out_gre, &mut n_gre),
+                _ => (&mut self.out_ipip, &mut n_ipip),
+            };
+            if list.len() <= *n {
+                list.push(Vec::with_capacity(2048));
+            }
+            list[*n].clear();
+            list[*n].extend_from_slice(&self.out);
+            *n += 1;
+        }
+        for (tunnel, n) in [(TunnelType::IpIp, n_ipip), (TunnelType::Gre, n_gre)] {
+            if n == 0 {
+                continue;
+            }
+            let list = if tunnel == TunnelType::Gre {
+                &self.out_gre
+            } else {
+                &self.out_ipip
+            };
+            let socket = self.raw.for_tunnel(tunnel);
+            let mut sent = 0;
+            while sent < n {
+                match socket.send_batch(&list[sent..n]).await {
+                    Ok(k) if k > 0 => sent += k,
+                    Ok(_) => break,
+                    Err(e) => {
+                        debug!(error = %e, "data plane: tunnel send");
+                        sent += 1;
+                    }
+                }
+            }
+            self.counters.outbound += sent as u64;
+        }
+    }
+
+    /// Encapsulates one packet from the TUN into `self.out` if its source is
+    /// leased; returns the tunnel to send it on.
+    fn encapsulate(&mut self, packet: &[u8]) -> Option<TunnelType> {
         let Some((src, protocol, sport)) = source_of(packet) else {
             self.counters.drop_malformed += 1;
-            return;
+            return None;
         };
         // A lease whose tunnel this data plane speaks, by preference.
         let lease = self
@@ -337,7 +394,7 @@ impl DataPlane {
         let Some(lease) = lease else {
             self.counters.drop_not_leased += 1;
             debug!(%src, ?sport, "data plane: source not leased, dropped");
-            return;
+            return None;
         };
         let tunnel_type = lease.tunnel;
         let tunnel = Tunnel {
@@ -361,38 +418,54 @@ impl DataPlane {
             ),
             _ => {
                 self.counters.drop_not_leased += 1;
-                return;
+                return None;
             }
         };
         if encapsulated.is_err() {
             self.counters.drop_malformed += 1;
-            return;
+            return None;
         }
-        match self.raw.for_tunnel(tunnel_type).send(&self.out).await {
-            Ok(_) => self.counters.outbound += 1,
-            Err(e) => debug!(error = %e, "data plane: tunnel send"),
-        }
+        Some(tunnel_type)
     }
 
-    /// One packet from a tunnel socket (IP-in-IP or GRE, told apart by the
-    /// outer protocol): decapsulate it if it came from the endpoint of a
-    /// binding of that tunnel type and write the inner packet to the TUN.
-    pub(super) async fn inbound(&mut self, packet: &[u8]) {
-        let Some((tunnel, outer_src, inner)) = decapsulate(packet) else {
-            self.counters.drop_malformed += 1;
-            return;
-        };
-        if !self
-            .leases
-            .values()
-            .any(|l| l.endpoint == outer_src && l.tunnel == tunnel)
-        {
-            self.counters.drop_bad_outer += 1;
-            debug!(src = %outer_src, ?tunnel, "data plane: tunnel packet not from the gateway, dropped");
+    /// Packets from a tunnel socket (IP-in-IP or GRE, told apart by the
+    /// outer protocol): each is decapsulated if it came from the endpoint of
+    /// a binding of that tunnel type; the inner packets go to the TUN in one
+    /// coalesced write where the TUN has offloads.
+    pub(super) async fn inbound_batch(&mut self, packets: &[&[u8]]) {
+        let mut n = 0;
+        for packet in packets {
+            let Some((tunnel, outer_src, inner)) = decapsulate(packet) else {
+                self.counters.drop_malformed += 1;
+                continue;
+            };
+            if !self
+                .leases
+                .values()
+                .any(|l| l.endpoint == outer_src && l.tunnel == tunnel)
+            {
+                self.counters.drop_bad_outer += 1;
+                debug!(src = %outer_src, ?tunnel, "data plane: tunnel packet not from the gateway, dropped");
+                continue;
+            }
+            if self.to_tun.len() <= n {
+                self.to_tun.push(Vec::with_capacity(TUN_HEADROOM + 2048));
+            }
+            let b = &mut self.to_tun[n];
+            b.clear();
+            b.resize(TUN_HEADROOM, 0);
+            b.extend_from_slice(inner);
+            n += 1;
+        }
+        if n == 0 {
             return;
         }
-        match self.tun.send(inner).await {
-            Ok(_) => self.counters.inbound += 1,
+        match self
+            .tun
+            .send_coalesced(&mut self.to_tun[..n], TUN_HEADROOM)
+            .await
+        {
+            Ok(k) => self.counters.inbound += k as u64,
             Err(e) => debug!(error = %e, "data plane: TUN write"),
         }
     }

@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use realm_rsip::host::{Host, HostEvent};
+use realm_wire::rsip::TunnelType;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, info, warn};
 
@@ -104,8 +105,7 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
     } else {
         None
     };
-    let mut tun_buf = vec![0u8; realm_io::MAX_IPV4_PACKET];
-    let mut raw_buf = vec![0u8; realm_io::MAX_IPV4_PACKET];
+    let mut bufs = Buffers::new();
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let socket = &config.daemon.control_socket;
@@ -159,8 +159,10 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
         let timeout = host.poll_timeout().map(tokio::time::Instant::from_std);
         let mut packet = Packet::None;
         tokio::select! {
-            r = tun_recv(dp.as_ref(), &mut tun_buf) => packet = Packet::Tun(r),
-            r = raw_recv(dp.as_ref(), &mut raw_buf) => packet = Packet::Raw(r),
+            r = tun_recv(dp.as_ref(), &mut bufs.tun, &mut bufs.tun_lens) => packet = Packet::Tun(r),
+            r = raw_recv(dp.as_ref(), &mut bufs.ipip, &mut bufs.gre, &mut bufs.raw_lens) => {
+                packet = Packet::Raw(r);
+            }
             incoming = link.recv() => match incoming {
                 Incoming::Connected => host.handle_connected(realm_io::now()),
                 Incoming::Disconnected => host.handle_disconnected(realm_io::now()),
@@ -196,8 +198,26 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
         }
         if let Some(dp) = &mut dp {
             match packet {
-                Packet::Tun(Ok(n)) => dp.outbound(tun_buf.get(..n).unwrap_or(&[])).await,
-                Packet::Raw(Ok(n)) => dp.inbound(raw_buf.get(..n).unwrap_or(&[])).await,
+                Packet::Tun(Ok(n)) => {
+                    let packets: Vec<&[u8]> = bufs.tun[..n]
+                        .iter()
+                        .zip(&bufs.tun_lens[..n])
+                        .map(|(b, &l)| &b[..l])
+                        .collect();
+                    dp.outbound_batch(&packets).await;
+                }
+                Packet::Raw(Ok((tunnel, n))) => {
+                    let (list, lens) = match tunnel {
+                        TunnelType::Gre => (&bufs.gre, &bufs.raw_lens[bufs.raw_lens.len() / 2..]),
+                        _ => (&bufs.ipip, &bufs.raw_lens[..]),
+                    };
+                    let packets: Vec<&[u8]> = list[..n]
+                        .iter()
+                        .zip(&lens[..n])
+                        .map(|(b, &l)| &b[..l])
+                        .collect();
+                    dp.inbound_batch(&packets).await;
+                }
                 Packet::Tun(Err(e)) | Packet::Raw(Err(e)) => debug!(error = %e, "data plane read"),
                 Packet::None => {}
             }
@@ -205,24 +225,62 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
     }
 }
 
-/// A packet read in the select, handled after it (when nothing borrows the
+/// A batch read in the select, handled after it (when nothing borrows the
 /// data plane).
 enum Packet {
     None,
     Tun(std::io::Result<usize>),
-    Raw(std::io::Result<usize>),
+    Raw(std::io::Result<(TunnelType, usize)>),
 }
 
-async fn tun_recv(dp: Option<&DataPlane>, buf: &mut [u8]) -> std::io::Result<usize> {
+/// The data plane's receive buffers: a TUN batch (MTU-sized packets, split
+/// from offloaded superpackets) and a `recvmmsg` batch per tunnel socket
+/// (whole tunnel packets, reassembled by the kernel when fragmented).
+struct Buffers {
+    tun: Vec<Vec<u8>>,
+    tun_lens: Vec<usize>,
+    ipip: Vec<Vec<u8>>,
+    gre: Vec<Vec<u8>>,
+    /// First half: IP-in-IP lengths; second half: GRE.
+    raw_lens: Vec<usize>,
+}
+
+impl Buffers {
+    /// Raw batches are smaller than TUN ones: their buffers hold whole
+    /// (possibly reassembled) packets of up to 64 KiB.
+    const RAW_BATCH: usize = 16;
+
+    fn new() -> Buffers {
+        let n = realm_io::MAX_BATCH;
+        Buffers {
+            tun: vec![vec![0; 2048]; n],
+            tun_lens: vec![0; n],
+            ipip: vec![vec![0; realm_io::MAX_IPV4_PACKET]; Self::RAW_BATCH],
+            gre: vec![vec![0; realm_io::MAX_IPV4_PACKET]; Self::RAW_BATCH],
+            raw_lens: vec![0; 2 * Self::RAW_BATCH],
+        }
+    }
+}
+
+async fn tun_recv(
+    dp: Option<&DataPlane>,
+    bufs: &mut [Vec<u8>],
+    lens: &mut [usize],
+) -> std::io::Result<usize> {
     match dp {
-        Some(dp) => dp.tun.recv(buf).await,
+        Some(dp) => dp.tun.recv_batch(bufs, lens).await,
         None => std::future::pending().await,
     }
 }
 
-async fn raw_recv(dp: Option<&DataPlane>, buf: &mut [u8]) -> std::io::Result<usize> {
+async fn raw_recv(
+    dp: Option<&DataPlane>,
+    ipip: &mut [Vec<u8>],
+    gre: &mut [Vec<u8>],
+    lens: &mut [usize],
+) -> std::io::Result<(TunnelType, usize)> {
     match dp {
-        Some(dp) => dp.raw.recv(buf).await,
+        Some(dp) => dp.raw.recv_batch(ipip, gre, lens).await,
         None => std::future::pending().await,
     }
 }
