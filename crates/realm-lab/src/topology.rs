@@ -71,6 +71,9 @@ pub struct LabSpec {
     /// TOML appended to the gateway's configuration (e.g. `[gateway.listen]`
     /// settings, or more `[[gateway.pool]]` entries).
     pub gateway_extra: String,
+    /// Private prefixes the gateway gives plain NAT (`data_plane.nat_sources`),
+    /// for hosts that do not run `realm host`.
+    pub nat_sources: Vec<String>,
     /// Log level of the daemons.
     pub log_level: String,
     /// The lab will outlive this process ([`RsipLab::keep`]): its namespaces
@@ -90,6 +93,7 @@ impl LabSpec {
                 HostSpec::ports(Transport::Tcp, 8),
             ],
             gateway_extra: String::new(),
+            nat_sources: Vec::new(),
             log_level: "info".into(),
             keep: false,
         }
@@ -219,6 +223,7 @@ level = "{level}"
 
 [data_plane]
 public_interface = "pub0"
+nat_sources = [{nat}]
 
 [gateway]
 methods = ["rsap-ip", "rsipsec"]
@@ -239,6 +244,13 @@ ports = ["{first}-{last}"]
             first = POOL_PORTS.0,
             last = POOL_PORTS.1,
             extra = self.spec.gateway_extra,
+            nat = self
+                .spec
+                .nat_sources
+                .iter()
+                .map(|p| format!("\"{p}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
         );
         std::fs::write(d.join("gateway.toml"), gateway)?;
         for (i, h) in self.spec.hosts.iter().enumerate() {
@@ -306,8 +318,12 @@ ports = ["{first}-{last}"]
         let args = sh_exec_logged(&self.gateway_log(), &argv);
         let ns = self.gateway_ns.clone();
         self.gateway = Some(self.lab.spawn(&ns, "sh", &args, LabStdio::Null)?);
+        let pid = self.pid_of(self.gateway);
         self.wait_for("the gateway's data plane", Duration::from_secs(15), |l| {
-            l.gateway_ctl("dataplane", &[]).is_ok()
+            if pid.is_some_and(exited) {
+                return Err(anyhow::anyhow!("the gateway exited"));
+            }
+            Ok(l.gateway_ctl("dataplane", &[]).is_ok())
         })
     }
 
@@ -347,8 +363,12 @@ ports = ["{first}-{last}"]
         let ns = self.host_ns[i].clone();
         self.hosts[i] = Some(self.lab.spawn(&ns, "sh", &args, LabStdio::Null)?);
         let what = format!("host{} to hold {bindings} binding(s)", i + 1);
+        let pid = self.pid_of(self.hosts[i]);
         self.wait_for(&what, Duration::from_secs(15), |l| {
-            l.bindings_of(i).is_ok_and(|b| b.len() >= bindings) && l.host_tun_ready(i)
+            if pid.is_some_and(exited) {
+                return Err(anyhow::anyhow!("host{} exited", i + 1));
+            }
+            Ok(l.bindings_of(i).is_ok_and(|b| b.len() >= bindings) && l.host_tun_ready(i))
         })
     }
 
@@ -379,16 +399,22 @@ ports = ["{first}-{last}"]
         addr.contains("inet ") && routes.contains("0.0.0.0/1")
     }
 
+    fn pid_of(&mut self, id: Option<ChildId>) -> Option<u32> {
+        id.and_then(|id| self.lab.child_mut(id)).map(|c| c.id())
+    }
+
     fn wait_for(
         &mut self,
         what: &str,
         timeout: Duration,
-        ready: impl Fn(&RsipLab) -> bool,
+        ready: impl Fn(&RsipLab) -> anyhow::Result<bool>,
     ) -> anyhow::Result<()> {
         let start = realm_io::clock::now();
         while start.elapsed() < timeout {
-            if ready(self) {
-                return Ok(());
+            match ready(self) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => bail!("{e} while waiting for {what}\n{}", self.log_tails(30)),
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -499,6 +525,17 @@ impl Drop for RsipLab {
         if !self.keep_dir {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// Whether process `pid` has ended (gone, or a zombie not yet reaped).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
     }
 }
 

@@ -476,3 +476,79 @@ fn realm_lab_runs_every_check_and_cleans_up_and_keep_then_down() {
         .collect();
     assert!(left.is_empty(), "left after --down: {left:?}");
 }
+
+/// `data_plane.nat_sources`: a host that does not speak RSIP gets plain NAT
+/// from the kernel on the gateway's own ephemeral ports, beside an RSIP host
+/// on the same public address; neither disturbs the other.
+#[test]
+fn a_host_without_rsip_gets_plain_nat_beside_an_rsip_host() {
+    let mut spec = LabSpec::new(realm());
+    spec.nat_sources = vec!["10.0.0.0/24".into()];
+    let mut lab = RsipLab::build(spec).unwrap();
+    lab.start_gateway().unwrap();
+    lab.start_host(0, 1).unwrap();
+    // Host 2 runs no realm host: it just routes through the gateway.
+    let plain = lab.host_ns[1].clone();
+    lab.run_ok(
+        &plain,
+        "ip",
+        &["route", "add", "default", "via", "10.0.0.1"],
+    )
+    .unwrap();
+    let listener = realm_io::netns::block_on_in(&lab.public_ns, || async {
+        let l = std::net::TcpListener::bind((PUBLIC_HOST, 8443)).unwrap();
+        l.set_nonblocking(true).unwrap();
+        l
+    })
+    .unwrap();
+    let server = realm_io::netns::spawn_in(&lab.public_ns, move || async move {
+        let l = tokio::net::TcpListener::from_std(listener).unwrap();
+        let mut peers = Vec::new();
+        for _ in 0..2 {
+            let (mut s, peer) = tokio::time::timeout(Duration::from_secs(5), l.accept())
+                .await
+                .unwrap()
+                .unwrap();
+            tokio::io::AsyncWriteExt::write_all(&mut s, b"hi\n")
+                .await
+                .unwrap();
+            peers.push(peer);
+        }
+        peers
+    });
+    for ns in [lab.host_ns[1].clone(), lab.host_ns[0].clone()] {
+        let got = realm_io::netns::block_on_in(&ns, || async {
+            let mut s = tokio::net::TcpStream::connect((PUBLIC_HOST, 8443))
+                .await
+                .unwrap();
+            let mut buf = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut s, &mut buf)
+                .await
+                .unwrap();
+            buf
+        })
+        .unwrap();
+        assert_eq!(got, b"hi\n");
+    }
+    let peers = server.join().unwrap().unwrap();
+    // First the NATed host: the gateway's address, an ephemeral (unleasable) port.
+    let std::net::SocketAddr::V4(nat) = peers[0] else {
+        panic!("{peers:?}")
+    };
+    assert_eq!(*nat.ip(), GATEWAY_PUBLIC);
+    assert!(nat.port() >= 49152, "NAT used port {}", nat.port());
+    // Then the RSIP host: the same address, one of its leased ports.
+    let std::net::SocketAddr::V4(rsip) = peers[1] else {
+        panic!("{peers:?}")
+    };
+    assert_eq!(*rsip.ip(), GATEWAY_PUBLIC);
+    assert!(
+        lab.leased_ports(0).unwrap().contains(&rsip.port()),
+        "{rsip}"
+    );
+    // The NAT table exists while the gateway runs.
+    let tables = lab
+        .run_ok(&lab.gateway_ns.clone(), "nft", &["list", "tables"])
+        .unwrap();
+    assert!(tables.contains("realm_gw_nat_realm_gw0"), "{tables}");
+}

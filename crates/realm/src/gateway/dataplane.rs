@@ -51,7 +51,7 @@ use realm_io::raw::{RawIpOptions, proto};
 use realm_io::{Netlink, RawIp, Tun, TunConfig};
 use realm_lease::{AddressConfig, Timestamp};
 use realm_rsip::dataplane::{self, Counters, DataPlane, Inbound, Outbound, PacketBuf, Violation};
-use realm_rsip::gateway::{BindingRecord, Event, GatewayConfig};
+use realm_rsip::gateway::{BindingRecord, Event, GatewayConfig, Prefix};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -89,6 +89,11 @@ pub(crate) struct DataPlaneSettings {
     /// Install the nftables steering table (`netdev realm_gw_<tun>`). Turn off
     /// only to write equivalent rules yourself.
     pub(crate) steer: bool,
+    /// Private networks of hosts that do not speak RSIP: the kernel gives
+    /// them plain NAT (masquerade behind the public interface's address, on
+    /// the gateway's `ephemeral_ports` only, which RSIP never leases).
+    /// Default none.
+    pub(crate) nat_sources: Vec<Prefix>,
 }
 
 impl Default for DataPlaneSettings {
@@ -105,6 +110,7 @@ impl Default for DataPlaneSettings {
             reassembly_memory: d.reassembly_memory,
             reassembly_memory_per_source: d.reassembly_memory_per_source,
             steer: true,
+            nat_sources: Vec::new(),
         }
     }
 }
@@ -125,6 +131,9 @@ impl DataPlaneSettings {
         }
         if self.tunnel_mtu != 0 && self.tunnel_mtu < 576 {
             bail!("data_plane.tunnel_mtu must be 0 (discover) or at least 576");
+        }
+        if self.nat_sources.iter().any(|p| !p.addr.is_ipv4()) {
+            bail!("data_plane.nat_sources: IPv4 prefixes only");
         }
         if self.reassembly_timeout_secs == 0 {
             bail!("data_plane.reassembly_timeout_secs must be at least 1");
@@ -390,6 +399,20 @@ pub(crate) fn ruleset(
     s
 }
 
+/// The body of the plain-NAT table for hosts that do not speak RSIP:
+/// masquerade `sources` leaving `public`, on `ports` (the gateway's own
+/// ephemeral range, never leased, so NAT and RSIP never pick the same
+/// public port).
+pub(crate) fn nat_ruleset(public: &str, sources: &[Prefix], ports: (u16, u16)) -> String {
+    let list: Vec<String> = sources.iter().map(ToString::to_string).collect();
+    let from = format!("ip saddr {{ {} }} oifname \"{public}\"", list.join(", "));
+    format!(
+        "  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    \
+         {from} meta l4proto {{ tcp, udp }} masquerade to :{}-{}\n    {from} masquerade\n  }}\n",
+        ports.0, ports.1
+    )
+}
+
 /// Starts the data plane: a thread of its own creates the TUN, the
 /// steering table and the raw sockets (in the process's namespace, on its
 /// own runtime, so its I/O is driven there), loads the bindings already
@@ -413,6 +436,7 @@ pub(crate) async fn start(
         )?;
     let link_header = link_header_len(public)?;
     let pool = gateway.lease_config().context("gateway pool")?.pool;
+    let ephemeral = (gateway.ephemeral_ports.first, gateway.ephemeral_ports.last);
     let settings = settings.clone();
     let public = public.to_owned();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -433,6 +457,8 @@ pub(crate) async fn start(
             runtime.block_on(async move {
                 let setup = Setup {
                     settings: &settings,
+                    nat_sources: &settings.nat_sources,
+                    ephemeral,
                     public: &public,
                     tunnel_source,
                     pool: &pool,
@@ -474,6 +500,8 @@ pub(crate) async fn start(
 
 struct Setup<'a> {
     settings: &'a DataPlaneSettings,
+    nat_sources: &'a [Prefix],
+    ephemeral: (u16, u16),
     public: &'a str,
     tunnel_source: Ipv4Addr,
     pool: &'a [AddressConfig],
@@ -486,7 +514,7 @@ impl Setup<'_> {
         clock: Clock,
         violations: mpsc::Sender<Input>,
         link_header: usize,
-    ) -> anyhow::Result<(Io, Option<NftTable>, (RawIp, RawIp))> {
+    ) -> anyhow::Result<(Io, (Option<NftTable>, Option<NftTable>), (RawIp, RawIp))> {
         let (settings, public) = (self.settings, self.public);
         let netlink = Netlink::new().context("netlink")?;
         let local: Vec<Ipv4Addr> = netlink
@@ -562,6 +590,17 @@ impl Setup<'_> {
         } else {
             None
         };
+        let nat = if self.nat_sources.is_empty() {
+            None
+        } else {
+            realm_io::sysctl::set_ip_forward(true).context("net.ipv4.ip_forward")?;
+            let name = format!("realm_gw_nat_{}", settings.tun_name.replace('-', "_"));
+            let body = nat_ruleset(public, self.nat_sources, self.ephemeral);
+            Some(
+                NftTable::install("ip", &name, &body)
+                    .with_context(|| format!("installing nftables table ip {name}"))?,
+            )
+        };
         let opts = |bind| RawIpOptions {
             bind,
             recv_buffer: Some(settings.socket_buffer),
@@ -583,7 +622,7 @@ impl Setup<'_> {
             violations,
             link_header,
         };
-        Ok((io, steering, (ipip, gre)))
+        Ok((io, (steering, nat), (ipip, gre)))
     }
 }
 
@@ -862,6 +901,19 @@ mod tests {
         assert_eq!(leasable_ranges(&b), vec![1024..=4554, 4556..=49151]);
         let c = addr("192.0.2.1", false, &[(1000, 2000)], &[(0, 65535)]);
         assert!(leasable_ranges(&c).is_empty());
+    }
+
+    #[test]
+    fn plain_nat_masquerades_only_on_the_gateways_own_ports() {
+        let sources = vec![Prefix::new("10.0.1.0".parse().unwrap(), 24)];
+        let r = nat_ruleset("pub0", &sources, (49152, 65535));
+        assert!(r.contains("type nat hook postrouting"), "{r}");
+        assert!(
+            r.contains(
+                "ip saddr { 10.0.1.0/24 } oifname \"pub0\" meta l4proto { tcp, udp } masquerade to :49152-65535"
+            ),
+            "{r}"
+        );
     }
 
     #[test]
