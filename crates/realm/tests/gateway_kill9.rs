@@ -54,7 +54,12 @@ fn run(durability: &str) {
             let mut outstanding = 0;
             loop {
                 while outstanding < window && !stop.load(Ordering::Relaxed) {
-                    h.send(&assign_ports(client, 1, None));
+                    // The kill can come before `stop` is set: a write then
+                    // fails (reset), which ends this host's run like a
+                    // failed read does.
+                    if !h.try_send(&assign_ports(client, 1, None)) {
+                        return (from, client, acked);
+                    }
                     outstanding += 1;
                 }
                 if outstanding == 0 {

@@ -338,6 +338,13 @@ impl TcpHost {
         self.send_bytes(&m.to_bytes());
     }
 
+    /// [`TcpHost::send`] that reports a failed write instead of panicking
+    /// (for tests that kill the gateway mid-run).
+    #[allow(dead_code)]
+    pub fn try_send(&mut self, m: &Message) -> bool {
+        self.stream.write_all(&m.to_bytes()).is_ok()
+    }
+
     /// The next message, or None at end of stream (or on a read error).
     pub fn try_recv(&mut self) -> Option<Message> {
         let mut buf = [0u8; 4096];
