@@ -13,6 +13,7 @@ use anyhow::Context;
 pub(crate) mod config;
 mod daemon;
 mod report;
+mod sender;
 
 use config::PeerConfig;
 
