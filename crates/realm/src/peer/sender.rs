@@ -13,8 +13,10 @@
 //! the main loop's next TUN read and sealing. Order is kept: batches are
 //! sent in the order they were submitted.
 //!
-//! The thread runs its own current-thread tokio runtime (the socket is
-//! opened there, in the daemon's network namespace, which threads inherit).
+//! The thread opens its socket (in the daemon's network namespace, which
+//! threads inherit) blocking and outside any event loop
+//! ([`BlockingRawIp`]): `sendmmsg` waits while the send buffer is full, and
+//! the kernel has no readiness callback to run for every packet sent.
 //! Submitting waits while [`QUEUE`] batches are in flight: backpressure,
 //! never a drop.
 
@@ -22,8 +24,7 @@ use std::io;
 use std::thread::JoinHandle;
 
 use anyhow::Context;
-use realm_io::RawIp;
-use realm_io::raw::{RawIpOptions, proto};
+use realm_io::raw::{BlockingRawIp, RawIpOptions, proto};
 use tokio::sync::mpsc;
 
 /// Batches in flight between the main loop and the thread: enough to keep
@@ -128,38 +129,26 @@ fn run(
     done: &mpsc::UnboundedSender<RawBatch>,
     ready: &std::sync::mpsc::Sender<anyhow::Result<()>>,
 ) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-    {
-        Ok(r) => r,
+    let socket = match BlockingRawIp::open(proto::RAW, options) {
+        Ok(s) => s,
         Err(e) => {
-            let _ = ready.send(Err(anyhow::Error::new(e).context("tokio runtime")));
+            let _ = ready.send(Err(anyhow::Error::new(e).context("raw socket for sending")));
             return;
         }
     };
-    runtime.block_on(async move {
-        let socket = match RawIp::open(proto::RAW, options) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = ready.send(Err(anyhow::Error::new(e).context("raw socket for sending")));
-                return;
-            }
-        };
-        let _ = ready.send(Ok(()));
-        let mut failures = 0u64;
-        while let Some(mut batch) = jobs.recv().await {
-            send(&socket, &mut batch, &mut failures).await;
-            if done.send(batch).is_err() {
-                break;
-            }
+    let _ = ready.send(Ok(()));
+    let mut failures = 0u64;
+    while let Some(mut batch) = jobs.blocking_recv() {
+        send(&socket, &mut batch, &mut failures);
+        if done.send(batch).is_err() {
+            break;
         }
-    });
+    }
 }
 
 /// Sends the whole batch in `sendmmsg` calls, skipping (and counting) a
 /// packet the kernel refuses.
-async fn send(socket: &RawIp, batch: &mut RawBatch, failures: &mut u64) {
+fn send(socket: &BlockingRawIp, batch: &mut RawBatch, failures: &mut u64) {
     let packets: Vec<&[u8]> = batch
         .bufs
         .iter()
@@ -168,8 +157,7 @@ async fn send(socket: &RawIp, batch: &mut RawBatch, failures: &mut u64) {
         .collect();
     let mut done = 0;
     while done < packets.len() {
-        let result = socket.send_batch(&packets[done..]).await;
-        let failed: Option<io::Error> = match result {
+        let failed: Option<io::Error> = match socket.send_batch(&packets[done..]) {
             Ok(k) => {
                 batch.sent += k as u64;
                 batch.bytes += packets[done..done + k]
