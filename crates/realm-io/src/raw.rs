@@ -81,7 +81,42 @@ impl RawIp {
     /// Needs CAP_NET_RAW and a tokio runtime with I/O enabled.
     pub fn open(protocol: u8, options: &RawIpOptions) -> Result<RawIp> {
         let what = || format!("raw IPv4 socket for protocol {protocol}");
-        let socket = configured_socket(protocol, options, true)?;
+        let socket = Socket::new(
+            Domain::IPV4,
+            Type::RAW.nonblocking().cloexec(),
+            Some(Protocol::from(i32::from(protocol))),
+        )
+        .ctx(|| format!("open {}", what()))?;
+        if protocol != proto::RAW {
+            // IPPROTO_RAW implies it (and rejects nothing), others need it to send whole packets.
+            socket
+                .set_header_included_v4(true)
+                .ctx(|| format!("set IP_HDRINCL on {}", what()))?;
+        }
+        if let Some(dev) = &options.device {
+            socket
+                .bind_device(Some(dev.as_bytes()))
+                .ctx(|| format!("bind {} to device {dev}", what()))?;
+        }
+        if let Some(addr) = options.bind {
+            socket
+                .bind(&SockAddr::from(SocketAddrV4::new(addr, 0)))
+                .ctx(|| format!("bind {} to {addr}", what()))?;
+        }
+        if let Some(bytes) = options.recv_buffer
+            && sys::set_buffer_force(socket.as_fd(), true, bytes).is_err()
+        {
+            socket
+                .set_recv_buffer_size(bytes)
+                .ctx(|| format!("set receive buffer of {}", what()))?;
+        }
+        if let Some(bytes) = options.send_buffer
+            && sys::set_buffer_force(socket.as_fd(), false, bytes).is_err()
+        {
+            socket
+                .set_send_buffer_size(bytes)
+                .ctx(|| format!("set send buffer of {}", what()))?;
+        }
         let fd = sys::register_socket(socket).ctx(|| format!("register {} with tokio", what()))?;
         Ok(RawIp { fd, protocol })
     }
@@ -196,138 +231,39 @@ impl RawIp {
     /// sent; otherwise sending stops at the first failing packet and the count tells the caller
     /// where (a malformed packet, or e.g. `EMSGSIZE` or `ENETUNREACH` for that destination).
     pub async fn send_batch<B: AsRef<[u8]>>(&self, packets: &[B]) -> io::Result<usize> {
+        let mut dests = [Ipv4Addr::UNSPECIFIED; MAX_BATCH];
         let mut sent = 0;
-        self.fd
-            .async_io(Interest::WRITABLE, |s| {
-                send_chunks(packets, &mut sent, |chunk, dests| {
-                    sys::send_many(s.as_fd(), chunk, dests)
+        while sent < packets.len() {
+            let chunk = &packets[sent..packets.len().min(sent + MAX_BATCH)];
+            let mut valid = 0;
+            for (d, p) in dests.iter_mut().zip(chunk) {
+                match header_destination(p.as_ref()) {
+                    Ok(dst) => *d = dst,
+                    Err(e) if sent + valid == 0 => return Err(e),
+                    Err(_) => break,
+                }
+                valid += 1;
+            }
+            if valid == 0 {
+                break;
+            }
+            let result = self
+                .fd
+                .async_io(Interest::WRITABLE, |s| {
+                    sys::send_many(s.as_fd(), &chunk[..valid], &dests[..valid])
                 })
-            })
-            .await
-    }
-}
-
-/// A raw socket for `protocol` with `IP_HDRINCL` and `options` applied.
-fn configured_socket(protocol: u8, options: &RawIpOptions, nonblocking: bool) -> Result<Socket> {
-    let what = || format!("raw IPv4 socket for protocol {protocol}");
-    let ty = if nonblocking {
-        Type::RAW.nonblocking()
-    } else {
-        Type::RAW
-    };
-    let socket = Socket::new(
-        Domain::IPV4,
-        ty.cloexec(),
-        Some(Protocol::from(i32::from(protocol))),
-    )
-    .ctx(|| format!("open {}", what()))?;
-    if protocol != proto::RAW {
-        // IPPROTO_RAW implies it (and rejects nothing), others need it to send whole packets.
-        socket
-            .set_header_included_v4(true)
-            .ctx(|| format!("set IP_HDRINCL on {}", what()))?;
-    }
-    if let Some(dev) = &options.device {
-        socket
-            .bind_device(Some(dev.as_bytes()))
-            .ctx(|| format!("bind {} to device {dev}", what()))?;
-    }
-    if let Some(addr) = options.bind {
-        socket
-            .bind(&SockAddr::from(SocketAddrV4::new(addr, 0)))
-            .ctx(|| format!("bind {} to {addr}", what()))?;
-    }
-    if let Some(bytes) = options.recv_buffer
-        && sys::set_buffer_force(socket.as_fd(), true, bytes).is_err()
-    {
-        socket
-            .set_recv_buffer_size(bytes)
-            .ctx(|| format!("set receive buffer of {}", what()))?;
-    }
-    if let Some(bytes) = options.send_buffer
-        && sys::set_buffer_force(socket.as_fd(), false, bytes).is_err()
-    {
-        socket
-            .set_send_buffer_size(bytes)
-            .ctx(|| format!("set send buffer of {}", what()))?;
-    }
-    Ok(socket)
-}
-
-/// A sending-only raw socket for a thread of its own: [`BlockingRawIp::send_batch`] blocks
-/// while the send buffer is full instead of returning `WouldBlock`. The socket is not
-/// registered with any event loop, so the kernel has no one to notify as the send buffer drains
-/// (a [`RawIp`] registered with tokio gets a readiness callback for every packet sent), and no
-/// tokio runtime is needed. Same headers, options and batch semantics as [`RawIp`].
-#[derive(Debug)]
-pub struct BlockingRawIp {
-    socket: Socket,
-    protocol: u8,
-}
-
-impl BlockingRawIp {
-    /// Opens a blocking raw socket for `protocol` (see [`proto`]) in the calling thread's
-    /// namespace. Needs CAP_NET_RAW.
-    pub fn open(protocol: u8, options: &RawIpOptions) -> Result<BlockingRawIp> {
-        Ok(BlockingRawIp {
-            socket: configured_socket(protocol, options, false)?,
-            protocol,
-        })
-    }
-
-    /// The IP protocol this socket was opened for.
-    #[must_use]
-    pub fn protocol(&self) -> u8 {
-        self.protocol
-    }
-
-    /// As [`RawIp::send_batch`], blocking: sends `packets` in order, each to the destination in
-    /// its own header, [`MAX_BATCH`] per `sendmmsg(2)` call, and returns how many were sent (an
-    /// error only if none was).
-    pub fn send_batch<B: AsRef<[u8]>>(&self, packets: &[B]) -> io::Result<usize> {
-        let mut sent = 0;
-        send_chunks(packets, &mut sent, |chunk, dests| {
-            sys::send_many_blocking(self.socket.as_fd(), chunk, dests)
-        })
-    }
-}
-
-/// Sends `packets[*sent..]` in order, each to the destination in its own header, through
-/// `send` (one `sendmmsg(2)` of up to [`MAX_BATCH`] per call), keeping the count in `*sent`.
-/// Returns the total sent. A malformed packet ends the batch where it is (an error if it is the
-/// very first); a failing call ends it too (an error if nothing was sent), except `WouldBlock`,
-/// returned as is so an event loop can wait and call again: `*sent` keeps the progress.
-fn send_chunks<B: AsRef<[u8]>>(
-    packets: &[B],
-    sent: &mut usize,
-    mut send: impl FnMut(&[B], &[Ipv4Addr]) -> io::Result<usize>,
-) -> io::Result<usize> {
-    let mut dests = [Ipv4Addr::UNSPECIFIED; MAX_BATCH];
-    while *sent < packets.len() {
-        let chunk = &packets[*sent..packets.len().min(*sent + MAX_BATCH)];
-        let mut valid = 0;
-        for (d, p) in dests.iter_mut().zip(chunk) {
-            match header_destination(p.as_ref()) {
-                Ok(dst) => *d = dst,
-                Err(e) if *sent + valid == 0 => return Err(e),
+                .await;
+            match result {
+                Ok(k) => sent += k,
+                Err(e) if sent == 0 => return Err(e),
                 Err(_) => break,
             }
-            valid += 1;
+            if valid < chunk.len() {
+                break;
+            }
         }
-        if valid == 0 {
-            break;
-        }
-        match send(&chunk[..valid], &dests[..valid]) {
-            Ok(k) => *sent += k,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
-            Err(e) if *sent == 0 => return Err(e),
-            Err(_) => break,
-        }
-        if valid < chunk.len() {
-            break;
-        }
+        Ok(sent)
     }
-    Ok(*sent)
 }
 
 fn header_destination(packet: &[u8]) -> io::Result<Ipv4Addr> {

@@ -117,24 +117,6 @@ pub(crate) fn send_many<B: AsRef<[u8]>>(
     packets: &[B],
     dests: &[Ipv4Addr],
 ) -> io::Result<usize> {
-    send_many_flags(fd, packets, dests, libc::MSG_DONTWAIT)
-}
-
-/// [`send_many`] on a blocking socket: waits while the send buffer is full.
-pub(crate) fn send_many_blocking<B: AsRef<[u8]>>(
-    fd: BorrowedFd<'_>,
-    packets: &[B],
-    dests: &[Ipv4Addr],
-) -> io::Result<usize> {
-    send_many_flags(fd, packets, dests, 0)
-}
-
-fn send_many_flags<B: AsRef<[u8]>>(
-    fd: BorrowedFd<'_>,
-    packets: &[B],
-    dests: &[Ipv4Addr],
-    flags: libc::c_int,
-) -> io::Result<usize> {
     let n = packets.len().min(dests.len()).min(MAX_BATCH);
     let mut names = [libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
@@ -164,7 +146,14 @@ fn send_many_flags<B: AsRef<[u8]>>(
     // SAFETY: `hdrs[..n]` are valid `mmsghdr`s: each names a `sockaddr_in` in `names` with its
     // exact size and one iovec over `packets[i]`, borrowed for the whole call, which the kernel
     // only reads. `names`, `iov` and `hdrs` stay on this frame, unmoved, until after the call.
-    let rc = unsafe { libc::sendmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr(), n as libc::c_uint, flags) };
+    let rc = unsafe {
+        libc::sendmmsg(
+            fd.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            n as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
     usize::try_from(rc).map_err(|_| io::Error::last_os_error())
 }
 

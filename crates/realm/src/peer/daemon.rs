@@ -11,9 +11,7 @@
 //! land [`MAX_HEADROOM`] bytes into their buffer so the engine seals them in
 //! place; underlay reads are opened in place and written to the TUN from the
 //! same buffer. Protected output leaves through one `IPPROTO_RAW` socket in
-//! `sendmmsg` batches, sent by a thread of its own (module `sender`: the
-//! sealed buffers are handed over, not copied), except ESP-in-UDP from our
-//! NAT-T port, which leaves
+//! `sendmmsg` batches, except ESP-in-UDP from our NAT-T port, which leaves
 //! through the UDP socket, a flow's consecutive datagrams in one UDP GSO call
 //! (and arrives coalesced by `UDP_GRO`). With TUN offloads, reads and writes
 //! of the TUN carry up to 64 KiB of a TCP flow each.
@@ -39,16 +37,11 @@ use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::config::PeerConfig;
-use super::sender::{RawBatch, RawSender};
 use crate::ctl::server::{CtlServer, Incoming};
 
 /// Room after a packet for what sealing appends: ESP padding (at most 15),
 /// pad length and next header (2), ICV (at most 16).
 const TAILROOM: usize = 64;
-
-/// Most buffers kept for the TUN pool from the sending thread's batches
-/// (beyond this, returned buffers are freed): a few full TUN batches.
-const MAX_SPARE: usize = 1024;
 
 /// IPv4 and UDP headers the UDP socket strips and the engine wants back.
 const IP_UDP_HEADERS: usize = 28;
@@ -103,7 +96,7 @@ pub(crate) struct Counters {
 }
 
 /// Logs the 1st, 2nd, 4th, 8th... occurrence of a recurring problem.
-pub(super) fn sampled(count: u64) -> bool {
+fn sampled(count: u64) -> bool {
     count.is_power_of_two()
 }
 
@@ -174,15 +167,7 @@ pub(crate) struct Peer {
     pub(crate) started: Instant,
     pub(crate) config_summary: ConfigSummary,
     tun: Tun,
-    /// The `IPPROTO_RAW` socket's thread (module `sender`).
-    raw: RawSender,
-    /// The batch of raw packets being gathered, and emptied ones to reuse.
-    raw_batch: RawBatch,
-    free_batches: Vec<RawBatch>,
-    /// Packet buffers back from the sending thread, to replace the ones
-    /// handed to it; and the capacity a replacement needs.
-    spare: Vec<Vec<u8>>,
-    spare_capacity: usize,
+    send: RawIp,
     esp: Option<RawIp>,
     ah: Option<RawIp>,
     udp: Vec<(u16, UdpSocket)>,
@@ -208,7 +193,6 @@ pub(crate) struct ConfigSummary {
 
 enum Wake {
     Tun(io::Result<usize>),
-    Sent(RawBatch),
     Esp(io::Result<usize>),
     Ah(io::Result<usize>),
     Udp(usize),
@@ -275,7 +259,6 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
         0
     };
     let mut tun_pool = Pool::new(tun_batch, MAX_HEADROOM, tun_size, 0);
-    peer.spare_capacity = MAX_HEADROOM + tun_size + TAILROOM;
     let mut esp_pool = Pool::new(MAX_BATCH, 0, underlay_size, deliver_capacity);
     let mut ah_pool = Pool::new(MAX_BATCH, 0, underlay_size, deliver_capacity);
     let mut udp_pool = Pool::new(
@@ -291,7 +274,6 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::from_std(timeout.unwrap_or(peer.started + far));
         let wake = tokio::select! {
             r = peer.tun.recv_batch(&mut tun_pool.bufs, &mut tun_pool.lens) => Wake::Tun(r),
-            b = peer.raw.finished() => Wake::Sent(b),
             r = recv_raw(peer.esp.as_ref(), &mut esp_pool) => Wake::Esp(r),
             r = recv_raw(peer.ah.as_ref(), &mut ah_pool) => Wake::Ah(r),
             i = udp_readable(&peer.udp) => Wake::Udp(i),
@@ -301,7 +283,6 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
             _ = sigint.recv() => Wake::Stop("SIGINT"),
         };
         match wake {
-            Wake::Sent(batch) => peer.sent(batch),
             Wake::Tun(Ok(n)) => {
                 peer.handle_tun_batch(&mut tun_pool, n).await;
                 tun_pool.restore(n);
@@ -327,13 +308,7 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
                 }
             }
             Wake::Timer => peer.engine.handle_timeout(realm_io::now()),
-            Wake::Control(Some(p)) => {
-                // Counters include every batch the sending thread finished.
-                while let Some(batch) = peer.raw.try_finished() {
-                    peer.sent(batch);
-                }
-                crate::ctl::answer(&mut peer, p);
-            }
+            Wake::Control(Some(p)) => crate::ctl::answer(&mut peer, p),
             Wake::Control(None) => {}
             Wake::Stop(signal) => {
                 tracing::info!(signal, "realm peer stopping");
@@ -343,8 +318,7 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
         peer.drain_engine().await;
     }
     // Dropping `control` removes the socket file; dropping the TUN removes
-    // the device and its routes. The sending thread sends what it has first.
-    peer.raw.stop();
+    // the device and its routes.
     drop(control_server);
     drop(control);
     Ok(())
@@ -390,11 +364,15 @@ impl Peer {
 
         let u = &config.underlay;
         let mut sockets = vec!["raw 255 (send)".to_string()];
-        let raw = RawSender::start(RawIpOptions {
-            device: u.device.clone(),
-            send_buffer: Some(u.send_buffer),
-            ..RawIpOptions::default()
-        })?;
+        let send = RawIp::open(
+            proto::RAW,
+            &RawIpOptions {
+                device: u.device.clone(),
+                send_buffer: Some(u.send_buffer),
+                ..RawIpOptions::default()
+            },
+        )
+        .context("raw socket for sending")?;
         let recv_options = RawIpOptions {
             bind: Some(u.address),
             device: u.device.clone(),
@@ -444,11 +422,7 @@ impl Peer {
                 sockets,
             },
             tun,
-            raw,
-            raw_batch: RawBatch::default(),
-            free_batches: Vec::new(),
-            spare: Vec::new(),
-            spare_capacity: 0,
+            send,
             esp,
             ah,
             udp,
@@ -512,20 +486,7 @@ impl Peer {
             .iter()
             .map(|&(i, start)| &pool.bufs[i].v[start..])
             .collect();
-        let raw = self.send_underlay(&packets).await;
-        drop(packets);
-        // The raw socket's packets go to its thread, buffers and all; the
-        // pool gets buffers it sent earlier in their place.
-        for k in raw {
-            let (i, start) = out[k];
-            let replacement = self
-                .spare
-                .pop()
-                .unwrap_or_else(|| Vec::with_capacity(self.spare_capacity));
-            let buf = std::mem::replace(&mut pool.bufs[i].v, replacement);
-            self.raw_batch.push(buf, start);
-        }
-        self.submit_raw().await;
+        self.send_underlay(&packets).await;
         for m in icmp {
             self.write_tun(&[m.as_slice()]).await;
         }
@@ -645,16 +606,13 @@ impl Peer {
 
     /// Sends protected packets: ESP-in-UDP whose source port is one of our
     /// NAT-T sockets goes through that socket, consecutive datagrams of a
-    /// flow in one UDP GSO call. Returns the indices of the others, in
-    /// order, for the raw socket's thread (the caller hands their buffers
-    /// over: [`Peer::submit_raw`]). Order is kept within each socket; a flow
-    /// (one SA) only ever uses one of them.
-    async fn send_underlay(&mut self, packets: &[&[u8]]) -> Vec<usize> {
-        let mut raw = Vec::new();
+    /// flow in one UDP GSO call; everything else through the raw socket, in
+    /// `sendmmsg` batches. Order is kept.
+    async fn send_underlay(&mut self, packets: &[&[u8]]) {
+        let mut raw_from = 0;
         let mut i = 0;
         while i < packets.len() {
             let Some(flow) = self.udp_flow(packets[i]) else {
-                raw.push(i);
                 i += 1;
                 continue;
             };
@@ -674,46 +632,12 @@ impl Peer {
                     break;
                 }
             }
+            self.send_raw(&packets[raw_from..i]).await;
             self.send_udp_run(flow, &packets[i..j]).await;
+            raw_from = j;
             i = j;
         }
-        raw
-    }
-
-    /// Hands the gathered raw batch to the sending thread (waiting while it
-    /// has enough queued).
-    async fn submit_raw(&mut self) {
-        if self.raw_batch.is_empty() {
-            return;
-        }
-        let next = self.free_batches.pop().unwrap_or_default();
-        let batch = std::mem::replace(&mut self.raw_batch, next);
-        if let Err(lost) = self.raw.submit(batch).await {
-            self.counters.underlay_send_errors += lost.bufs.len() as u64;
-            if sampled(self.counters.underlay_send_errors) {
-                tracing::error!(
-                    count = self.counters.underlay_send_errors,
-                    "the raw sending thread is gone: packets lost"
-                );
-            }
-        }
-    }
-
-    /// Takes back a batch the sending thread finished: its counts, its
-    /// buffers (for the TUN pool) and the batch itself.
-    fn sent(&mut self, mut batch: RawBatch) {
-        self.counters.underlay_tx_packets += batch.sent;
-        self.counters.underlay_tx_bytes += batch.bytes;
-        self.counters.underlay_send_errors += batch.errors;
-        for v in batch.bufs.drain(..) {
-            // Keepalives and the like are too small to serve as TUN buffers.
-            if v.capacity() >= self.spare_capacity && self.spare.len() < MAX_SPARE {
-                self.spare.push(v);
-            }
-        }
-        batch.starts.clear();
-        (batch.sent, batch.bytes, batch.errors) = (0, 0, 0);
-        self.free_batches.push(batch);
+        self.send_raw(&packets[raw_from..]).await;
     }
 
     /// Socket, destination and TOS of an ESP-in-UDP packet we can send
@@ -782,6 +706,34 @@ impl Peer {
         }
     }
 
+    async fn send_raw(&mut self, packets: &[&[u8]]) {
+        let mut done = 0;
+        while done < packets.len() {
+            match self.send.send_batch(&packets[done..]).await {
+                Ok(k) => {
+                    self.counters.underlay_tx_packets += k as u64;
+                    self.counters.underlay_tx_bytes += packets[done..done + k]
+                        .iter()
+                        .map(|p| p.len() as u64)
+                        .sum::<u64>();
+                    done += k;
+                    if done < packets.len() {
+                        // packets[done] failed; the batch call reports no error for it.
+                        self.counters.underlay_send_errors += 1;
+                        done += 1;
+                    }
+                }
+                Err(e) => {
+                    self.counters.underlay_send_errors += 1;
+                    if sampled(self.counters.underlay_send_errors) {
+                        tracing::warn!(error = %e, count = self.counters.underlay_send_errors, "underlay send");
+                    }
+                    done += 1;
+                }
+            }
+        }
+    }
+
     async fn write_tun(&mut self, packets: &[&[u8]]) {
         let mut done = 0;
         while done < packets.len() {
@@ -813,11 +765,8 @@ impl Peer {
     async fn drain_engine(&mut self) {
         while let Some(t) = self.engine.poll_transmit() {
             self.counters.keepalives_tx += 1;
-            if !self.send_underlay(&[t.packet.as_slice()]).await.is_empty() {
-                self.raw_batch.push(t.packet, 0);
-            }
+            self.send_underlay(&[t.packet.as_slice()]).await;
         }
-        self.submit_raw().await;
         while let Some(e) = self.engine.poll_event() {
             match e {
                 Event::SoftLifetimeExpired { key, kind, .. } => tracing::warn!(

@@ -13,7 +13,6 @@ use anyhow::Context;
 pub(crate) mod config;
 mod daemon;
 mod report;
-mod sender;
 
 use config::PeerConfig;
 
