@@ -22,6 +22,26 @@
 //! included). On a shared machine Gbit/s follows what else runs; CPU per GB
 //! much less, so compare changes by both.
 //! `REALM_BENCH_SECONDS` sets the duration of each measurement (default 10).
+//!
+//! # What limits plain ESP
+//! Profiled with `perf record -a -g` during step 2 and syscall tracepoints, on
+//! a 2-core VM: both daemons spend 6-7.5 CPU s/GB on ESP against 2-2.8 on
+//! ESP-in-UDP, because without GSO every ~1.45 KB packet makes its own trip
+//! through the kernel. About 80% of the sending daemon's time is `sendmmsg` on
+//! the raw socket; of that, ~40% is the *receiver's* input path, run as
+//! softirq inside the sending call (veth `netif_rx`, `ip_rcv`, input route,
+//! `raw_local_deliver`, queueing and waking the receiving daemon), 10-20% the
+//! output route, which Linux does not cache for `IP_HDRINCL` to an on-link
+//! destination (`FLOWI_FLAG_KNOWN_NH`: a dst allocated and freed per packet),
+//! the rest skb allocation, copy and `ip_output`. Userspace (AES-GCM,
+//! superpacket splitting, GRO, the engine) is under a quarter of the daemons'
+//! CPU. The receiving daemon woke ~3,000 times a second and half its
+//! `recvmmsg` calls returned one packet. A separate sending thread was tried
+//! and reverted (more CPU per GB, no throughput gain on 2 cores: figures in
+//! the revert's commit message), and so was a 50 us pause after small receive
+//! batches (no change). What would move it: leaving the IP stack out of the
+//! per-packet path (AF_PACKET with `PACKET_QDISC_BYPASS`, AF_XDP), or
+//! ESP-in-UDP with GSO/GRO (step 3).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // `side` indexes several per-side arrays at once.
