@@ -15,8 +15,33 @@
 //! 3. realm again with the SAs UDP-encapsulated (RFC 3948, port 4500), which
 //!    lets the daemons use UDP GSO/GRO on the underlay.
 //!
-//! Prints Gbit/s (iperf3's receiver side) for each and realm/kernel.
+//! Prints Gbit/s (iperf3's receiver side) for each, realm/kernel, and the
+//! sender's TCP retransmissions; for the realm runs also both daemons' CPU
+//! time per GB carried and each daemon's busy cores (from
+//! `/proc/PID/task/*/schedstat`, softirq work done in their system calls
+//! included). On a shared machine Gbit/s follows what else runs; CPU per GB
+//! much less, so compare changes by both.
 //! `REALM_BENCH_SECONDS` sets the duration of each measurement (default 10).
+//!
+//! # What limits plain ESP
+//! Profiled with `perf record -a -g` during step 2 and syscall tracepoints, on
+//! a 2-core VM: both daemons spend 6-7.5 CPU s/GB on ESP against 2-2.8 on
+//! ESP-in-UDP, because without GSO every ~1.45 KB packet makes its own trip
+//! through the kernel. About 80% of the sending daemon's time is `sendmmsg` on
+//! the raw socket; of that, ~40% is the *receiver's* input path, run as
+//! softirq inside the sending call (veth `netif_rx`, `ip_rcv`, input route,
+//! `raw_local_deliver`, queueing and waking the receiving daemon), 10-20% the
+//! output route, which Linux does not cache for `IP_HDRINCL` to an on-link
+//! destination (`FLOWI_FLAG_KNOWN_NH`: a dst allocated and freed per packet),
+//! the rest skb allocation, copy and `ip_output`. Userspace (AES-GCM,
+//! superpacket splitting, GRO, the engine) is under a quarter of the daemons'
+//! CPU. The receiving daemon woke ~3,000 times a second and half its
+//! `recvmmsg` calls returned one packet. A separate sending thread was tried
+//! and reverted (more CPU per GB, no throughput gain on 2 cores: figures in
+//! the revert's commit message), and so was a 50 us pause after small receive
+//! batches (no change). What would move it: leaving the IP stack out of the
+//! per-packet path (AF_PACKET with `PACKET_QDISC_BYPASS`, AF_XDP), or
+//! ESP-in-UDP with GSO/GRO (step 3).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // `side` indexes several per-side arrays at once.
@@ -89,8 +114,9 @@ fn config(side: usize, socket: &Path, udp_encap: bool) -> String {
     )
 }
 
-/// One iperf3 TCP run from A's inner address to B's; receiver Gbit/s.
-fn iperf(lab: &mut Lab, a: &str, b: &str, seconds: u64) -> f64 {
+/// One iperf3 TCP run from A's inner address to B's: receiver Gbit/s and
+/// the sender's TCP retransmissions.
+fn iperf(lab: &mut Lab, a: &str, b: &str, seconds: u64) -> (f64, u64) {
     let server = lab
         .spawn(
             b,
@@ -126,10 +152,27 @@ fn iperf(lab: &mut Lab, a: &str, b: &str, seconds: u64) -> f64 {
     if let Some(err) = json.get("error") {
         panic!("iperf3: {err}");
     }
-    json["end"]["sum_received"]["bits_per_second"]
+    let gbit = json["end"]["sum_received"]["bits_per_second"]
         .as_f64()
         .expect("iperf3 JSON: end.sum_received.bits_per_second")
-        / 1e9
+        / 1e9;
+    let retransmits = json["end"]["sum_sent"]["retransmits"]
+        .as_u64()
+        .unwrap_or_default();
+    (gbit, retransmits)
+}
+
+/// CPU time (ns) a process's threads have run so far (`/proc/PID/task/*/schedstat`):
+/// user and system time, including the softirq work (such as the receiving side of
+/// the veth) the kernel does in its system calls.
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 fn wait_for_socket(socket: &Path, log: &Path) {
@@ -191,7 +234,9 @@ fn main() {
     }
 
     // 2. The same through two realm peers: ESP, then ESP-in-UDP (UDP GSO/GRO).
-    let mut realm = [0.0f64; 2];
+    let mut realm = [(0.0f64, 0u64); 2];
+    let mut cpu_per_gb = [0.0f64; 2];
+    let mut busy = [[0.0f64; 2]; 2];
     let mut sas = String::new();
     for (k, udp_encap) in [false, true].into_iter().enumerate() {
         let mut peers = Vec::new();
@@ -218,15 +263,34 @@ fn main() {
             );
             wait_for_socket(&socket, &log);
         }
+        let pids: Vec<u32> = peers
+            .iter()
+            .map(|&p| lab.child_mut(p).unwrap().id())
+            .collect();
+        let before: Vec<u64> = pids.iter().map(|&p| cpu_ns(p)).collect();
+        let start = realm_io::now();
         realm[k] = iperf(&mut lab, &a, &b, seconds);
-        let status = Command::new(REALM)
-            .args(["ctl", "--socket"])
-            .arg(dir.join(format!("ctl-{k}-0.sock")))
-            .arg("sas")
-            .output()
-            .unwrap();
-        sas += &String::from_utf8_lossy(&status.stdout);
-        sas += &String::from_utf8_lossy(&status.stderr);
+        let wall = start.elapsed().as_secs_f64();
+        let used: Vec<f64> = pids
+            .iter()
+            .zip(&before)
+            .map(|(&p, &b)| (cpu_ns(p) - b) as f64 / 1e9)
+            .collect();
+        // Both daemons' CPU seconds per gigabyte carried (iperf3's receiver count).
+        let gigabytes = realm[k].0 * seconds as f64 / 8.0;
+        cpu_per_gb[k] = used.iter().sum::<f64>() / gigabytes;
+        busy[k] = [used[0] / wall, used[1] / wall];
+        for (side, command) in [(0, "sas"), (0, "status"), (1, "status")] {
+            let out = Command::new(REALM)
+                .args(["ctl", "--socket"])
+                .arg(dir.join(format!("ctl-{k}-{side}.sock")))
+                .arg(command)
+                .output()
+                .unwrap();
+            sas += &format!("{} {command}:\n", ["A", "B"][side]);
+            sas += &String::from_utf8_lossy(&out.stdout);
+            sas += &String::from_utf8_lossy(&out.stderr);
+        }
         for p in peers {
             lab.kill(p).unwrap();
         }
@@ -236,18 +300,25 @@ fn main() {
     println!(
         "realm peer benchmark: iperf3 TCP, {seconds} s, A -> B, one veth (MTU 1500), TUN MTU 1400, AES-128-GCM tunnel mode"
     );
-    println!("  kernel routing                    {kernel:7.3} Gbit/s");
-    for (name, gbit) in [
-        ("realm peer, ESP", realm[0]),
-        ("realm peer, ESP-in-UDP", realm[1]),
+    let (kernel, kernel_retransmits) = kernel;
+    println!(
+        "  kernel routing                    {kernel:7.3} Gbit/s                  {kernel_retransmits} retransmits"
+    );
+    for (name, (gbit, retransmits), cpu, [a, b]) in [
+        ("realm peer, ESP", realm[0], cpu_per_gb[0], busy[0]),
+        ("realm peer, ESP-in-UDP", realm[1], cpu_per_gb[1], busy[1]),
     ] {
         println!(
-            "  {name:<33} {gbit:7.3} Gbit/s   ratio {:.3}x",
+            "  {name:<33} {gbit:7.3} Gbit/s   ratio {:.3}x   {retransmits} retransmits   daemons' CPU {cpu:.2} s/GB (A {a:.2}, B {b:.2} cores)",
             gbit / kernel
         );
     }
     println!("  (target 0.13x, goal 0.3x; strongSwan libipsec on this machine: 0.013x)");
-    println!("\nSAs on A after each run:\n{sas}");
+    println!(
+        "  (CPU s/GB: both daemons' CPU time, softirq work in their system calls included, per GB carried;\n   \
+         it varies far less with what else the machine runs than the Gbit/s figures)"
+    );
+    println!("\nSAs on A, status of A and B after each run:\n{sas}");
     drop(lab);
     let _ = std::fs::remove_dir_all(&dir);
 }
