@@ -27,7 +27,7 @@ use std::io;
 use std::io::IoSlice;
 use std::sync::Mutex;
 
-use tun_rs::{AsyncDevice, DeviceBuilder, GROTable};
+use tun_rs::{AsyncDevice, DeviceBuilder, GROTable, VirtioNetHdr};
 
 use crate::MAX_BATCH;
 use crate::error::{Error, IoContext, Result};
@@ -96,6 +96,10 @@ impl TunConfig {
 /// Bytes a buffer handed to [`Tun::send_coalesced`] must keep free in front of its packet (the
 /// `virtio_net_hdr` written there when offloads are on).
 pub const OFFLOAD_HEADROOM: usize = tun_rs::VIRTIO_NET_HDR_LEN;
+
+/// `virtio_net_hdr` values tun-rs does not export (`include/uapi/linux/virtio_net.h`).
+const GSO_NONE: u8 = 0;
+const F_NEEDS_CSUM: u8 = 1;
 
 /// Largest read with offloads: the `virtio_net_hdr` and a 64 KiB superpacket.
 const SUPERPACKET: usize = OFFLOAD_HEADROOM + 65_535;
@@ -291,6 +295,164 @@ impl Tun {
         Ok(n)
     }
 
+    /// As [`Tun::recv_batch`], except that a TCP/IPv4 superpacket (offloads on) for which
+    /// `keep(packet, gso_size)` holds is not split: it is moved whole into `whole` (its TCP
+    /// checksum still partial: the pseudo-header sum, as the kernel left it for segmentation)
+    /// and the call returns with it, after the packets split before it, so that order is kept.
+    /// Returns the split packets' count (in `bufs`, possibly 0) and the kept superpacket's
+    /// [`Gso`] if there is one (`whole` then holds exactly the packet). Without offloads it is
+    /// [`Tun::recv_batch`] and never keeps anything.
+    pub async fn recv_batch_whole<B, F>(
+        &self,
+        bufs: &mut [B],
+        lens: &mut [usize],
+        whole: &mut Vec<u8>,
+        keep: F,
+    ) -> io::Result<(usize, Option<Gso>)>
+    where
+        B: AsRef<[u8]> + AsMut<[u8]>,
+        F: Fn(&[u8], u16) -> bool,
+    {
+        if !self.offload {
+            return self.recv_batch(bufs, lens).await.map(|n| (n, None));
+        }
+        let n = bufs.len().min(lens.len());
+        let mut scratch = std::mem::take(&mut *lock(&self.scratch));
+        scratch.resize(SUPERPACKET, 0);
+        let result = match self.dev.recv(&mut scratch).await {
+            Ok(len) => self.read_on(
+                &mut scratch,
+                len,
+                &mut bufs[..n],
+                &mut lens[..n],
+                whole,
+                &keep,
+            ),
+            Err(e) => Err(e),
+        };
+        *lock(&self.scratch) = scratch;
+        result
+    }
+
+    /// [`Tun::recv_batch_whole`] after its first read (`len` bytes in `scratch`): that read,
+    /// then more without waiting while a whole superpacket still fits, until one is kept whole.
+    fn read_on<B, F>(
+        &self,
+        scratch: &mut [u8],
+        mut len: usize,
+        bufs: &mut [B],
+        lens: &mut [usize],
+        whole: &mut Vec<u8>,
+        keep: &F,
+    ) -> io::Result<(usize, Option<Gso>)>
+    where
+        B: AsRef<[u8]> + AsMut<[u8]>,
+        F: Fn(&[u8], u16) -> bool,
+    {
+        let n = bufs.len().min(lens.len());
+        let per = self.segments_per_superpacket();
+        let mut got = 0;
+        let mut reads = 1;
+        loop {
+            match self.one_read(
+                scratch,
+                len,
+                &mut bufs[got..n],
+                &mut lens[got..n],
+                whole,
+                keep,
+            ) {
+                Ok(Read::Split(k)) => got += k,
+                Ok(Read::Whole(gso)) => return Ok((got, Some(gso))),
+                Err(e) if got == 0 && reads == 1 => return Err(e),
+                Err(e) => {
+                    tracing::debug!(tun = %self.name, error = %e, "TUN read in batch");
+                    return Ok((got, None));
+                }
+            }
+            if reads >= MAX_BATCH || n - got < per {
+                return Ok((got, None));
+            }
+            match self.dev.try_recv(scratch) {
+                Ok(l) => {
+                    len = l;
+                    reads += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((got, None)),
+                Err(e) => {
+                    tracing::debug!(tun = %self.name, error = %e, "TUN read in batch");
+                    return Ok((got, None));
+                }
+            }
+        }
+    }
+
+    /// One offload read of `len` bytes in `scratch`: kept whole, or split into `bufs`.
+    fn one_read<B, F>(
+        &self,
+        scratch: &mut [u8],
+        len: usize,
+        bufs: &mut [B],
+        lens: &mut [usize],
+        whole: &mut Vec<u8>,
+        keep: &F,
+    ) -> io::Result<Read>
+    where
+        B: AsRef<[u8]> + AsMut<[u8]>,
+        F: Fn(&[u8], u16) -> bool,
+    {
+        if len <= OFFLOAD_HEADROOM {
+            return Err(io::Error::other(format!("TUN read of {len} bytes")));
+        }
+        let hdr = VirtioNetHdr::decode(&scratch[..OFFLOAD_HEADROOM])?;
+        let packet = &scratch[OFFLOAD_HEADROOM..len];
+        if hdr.gso_type == tun_rs::VIRTIO_NET_HDR_GSO_TCPV4
+            && hdr.gso_size > 0
+            && packet.first().is_some_and(|b| b >> 4 == 4)
+            && keep(packet, hdr.gso_size)
+        {
+            whole.clear();
+            whole.extend_from_slice(packet);
+            return Ok(Read::Whole(Gso {
+                gso_size: hdr.gso_size,
+                csum_start: hdr.csum_start,
+                csum_offset: hdr.csum_offset,
+            }));
+        }
+        split(hdr, &mut scratch[OFFLOAD_HEADROOM..len], bufs, lens).map(Read::Split)
+    }
+
+    /// Writes one TCP/IPv4 superpacket (offloads on): the stack takes it as one GSO packet of
+    /// segments of `gso.gso_size` payload bytes, and completes the TCP checksum from the partial
+    /// one in the packet (`csum_start`/`csum_offset`, as [`Tun::recv_batch_whole`] reports them,
+    /// or the IP header length and 16 with the pseudo-header sum in place). Forwarded, it leaves
+    /// as one GSO packet where the output device can take it (veth), else in segments.
+    pub async fn send_gso(&self, packet: &[u8], gso: Gso) -> io::Result<usize> {
+        if !self.offload {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("TUN {} has no offloads: no GSO writes", self.name),
+            ));
+        }
+        let ihl = usize::from(packet.first().copied().unwrap_or(0) & 0x0f) * 4;
+        let thl = packet.get(ihl + 12).map_or(20, |b| usize::from(b >> 4) * 4);
+        let hdr = VirtioNetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: tun_rs::VIRTIO_NET_HDR_GSO_TCPV4,
+            hdr_len: u16::try_from(ihl + thl).unwrap_or(0),
+            gso_size: gso.gso_size,
+            csum_start: gso.csum_start,
+            csum_offset: gso.csum_offset,
+        };
+        let mut raw = [0u8; OFFLOAD_HEADROOM];
+        hdr.encode(&mut raw)?;
+        let n = self
+            .dev
+            .send_vectored(&[IoSlice::new(&raw), IoSlice::new(packet)])
+            .await?;
+        Ok(n.saturating_sub(OFFLOAD_HEADROOM))
+    }
+
     /// Writes one IP packet into the stack, as if it had arrived on this interface. Returns the
     /// packet's length.
     pub async fn send(&self, packet: &[u8]) -> io::Result<usize> {
@@ -359,6 +521,91 @@ impl Tun {
         }
         Ok(sent)
     }
+}
+
+/// A TCP/IPv4 superpacket's segmentation: [`Tun::recv_batch_whole`] reports it, [`Tun::send_gso`]
+/// takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gso {
+    /// TCP payload bytes per segment (the sender's MSS).
+    pub gso_size: u16,
+    /// Where the TCP checksum's coverage starts (the IP header length).
+    pub csum_start: u16,
+    /// Offset of the checksum field from `csum_start` (16 for TCP).
+    pub csum_offset: u16,
+}
+
+impl Gso {
+    /// Segments of `gso_size` bytes of `packet`'s TCP payload, checksum partial in place.
+    #[must_use]
+    pub fn tcp(packet: &[u8], gso_size: u16) -> Gso {
+        let ihl = u16::from(packet.first().copied().unwrap_or(0x45) & 0x0f) * 4;
+        Gso {
+            gso_size,
+            csum_start: ihl,
+            csum_offset: 16,
+        }
+    }
+}
+
+/// What tun-rs does with one offload read (its `handle_virtio_read`, which is not public):
+/// complete a partial checksum, or split a superpacket into segments.
+fn split<B: AsRef<[u8]> + AsMut<[u8]>>(
+    mut hdr: VirtioNetHdr,
+    input: &mut [u8],
+    bufs: &mut [B],
+    lens: &mut [usize],
+) -> io::Result<usize> {
+    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    let len = input.len();
+    if hdr.gso_type == GSO_NONE {
+        if hdr.flags & F_NEEDS_CSUM != 0 {
+            let start = usize::from(hdr.csum_start);
+            let at = start + usize::from(hdr.csum_offset);
+            if at + 2 > len {
+                return Err(invalid("checksum field beyond the packet"));
+            }
+            let initial = u16::from_be_bytes([input[at], input[at + 1]]);
+            input[at..at + 2].fill(0);
+            let sum = tun_rs::checksum(&input[start..], u64::from(initial));
+            input[at..at + 2].copy_from_slice(&(!sum).to_be_bytes());
+        }
+        let (Some(buf), Some(l)) = (bufs.first_mut(), lens.first_mut()) else {
+            return Err(invalid("no buffer"));
+        };
+        let Some(dst) = buf.as_mut().get_mut(..len) else {
+            return Err(invalid("packet longer than the buffer"));
+        };
+        dst.copy_from_slice(input);
+        *l = len;
+        return Ok(1);
+    }
+    let is_v6 = match input.first().map(|b| b >> 4) {
+        Some(4) => false,
+        Some(6) => true,
+        _ => return Err(invalid("GSO packet neither IPv4 nor IPv6")),
+    };
+    // As tun-rs: hdr_len is the transport header's end, parsed rather than trusted.
+    let start = usize::from(hdr.csum_start);
+    let l4 = if hdr.gso_type == tun_rs::VIRTIO_NET_HDR_GSO_UDP_L4 {
+        8
+    } else {
+        let b = *input
+            .get(start + 12)
+            .ok_or_else(|| invalid("short TCP header"))?;
+        usize::from(b >> 4) * 4
+    };
+    if !(8..=60).contains(&l4) || start + l4 > len || start + usize::from(hdr.csum_offset) + 2 > len
+    {
+        return Err(invalid("bad GSO headers"));
+    }
+    hdr.hdr_len = u16::try_from(start + l4).map_err(|_| invalid("bad GSO headers"))?;
+    tun_rs::gso_split(input, hdr, bufs, lens, 0, is_v6)
+}
+
+enum Read {
+    Split(usize),
+    Whole(Gso),
 }
 
 /// Locks a mutex that only ever guards a buffer: a poisoned one is still usable.
