@@ -93,6 +93,8 @@ impl TunnelSockets {
     fn open(underlay: Ipv4Addr) -> anyhow::Result<TunnelSockets> {
         let options = RawIpOptions {
             bind: Some(underlay),
+            // Room for a few superpackets in fragments (`outbound_whole`).
+            send_buffer: Some(1 << 20),
             ..RawIpOptions::default()
         };
         Ok(TunnelSockets {
@@ -375,6 +377,62 @@ impl DataPlane {
                 }
             }
             self.counters.outbound += sent as u64;
+        }
+    }
+
+    /// Whether a TCP superpacket read from the TUN may leave whole (one
+    /// IP-in-IP packet, fragmented by the kernel; see [`Self::outbound_whole`])
+    /// instead of split: its segments are full-sized for the TUN's MTU (the
+    /// size the gateway cuts it back into: its tunnel MTU less IP-in-IP), it
+    /// fits one tunnel packet, and its source is leased under IP-in-IP (GRE
+    /// superpackets are split).
+    pub(super) fn keep_whole(&self, packet: &[u8], gso_size: u16) -> bool {
+        if self.gre_mtu_set || packet.len() + ipip::OVERHEAD > realm_io::MAX_IPV4_PACKET {
+            return false;
+        }
+        let Some((src, protocol, sport)) = source_of(packet) else {
+            return false;
+        };
+        let ihl = usize::from(packet[0] & 0x0f) * 4;
+        let Some(thl) = packet.get(ihl + 12).map(|b| usize::from(b >> 4) * 4) else {
+            return false;
+        };
+        protocol == proto::TCP
+            && usize::from(gso_size) + ihl + thl == usize::from(self.tun_mtu)
+            && self
+                .leases
+                .values()
+                .filter(|l| l.allows(src, protocol, sport))
+                .min_by_key(|l| !matches!(l.tunnel, TunnelType::IpIp | TunnelType::Gre))
+                .is_some_and(|l| l.tunnel == TunnelType::IpIp)
+    }
+
+    /// A superpacket [`Self::keep_whole`] accepted, checked as one packet
+    /// (one source port), leaves as ONE IP-in-IP packet whose outer header the
+    /// kernel writes with DF clear: it cuts it into fragments of the private
+    /// MTU in one system call, and the gateway's kernel reassembles it before
+    /// its raw socket sees it. Its TCP checksum stays partial: the gateway
+    /// hands it to its stack as a GSO packet, which completes it per segment.
+    pub(super) async fn outbound_whole(&mut self, packet: &[u8]) {
+        let Some((src, protocol, sport)) = source_of(packet) else {
+            self.counters.drop_malformed += 1;
+            return;
+        };
+        let lease = self
+            .leases
+            .values()
+            .filter(|l| l.allows(src, protocol, sport))
+            .min_by_key(|l| !matches!(l.tunnel, TunnelType::IpIp | TunnelType::Gre));
+        let Some(lease) = lease.filter(|l| l.tunnel == TunnelType::IpIp) else {
+            self.counters.drop_not_leased += 1;
+            debug!(%src, ?sport, "data plane: source not leased, dropped");
+            return;
+        };
+        match self.raw.ipip.send_fragmented(packet, lease.endpoint).await {
+            Ok(_) => self.counters.outbound += 1,
+            Err(e) => {
+                debug!(error = %e, len = packet.len(), "data plane: tunnel send (superpacket)")
+            }
         }
     }
 
