@@ -107,7 +107,8 @@ pub(crate) struct DataPlaneSettings {
     /// than the public MTU) are written into as GSO packets: the gateway's
     /// stack forwards them out of the public interface whole, cut into
     /// segments by the driver or the peer's stack (module doc). Empty: off,
-    /// every packet leaves through `IPPROTO_RAW` (a superpacket then fails).
+    /// superpackets are cut into segments here and leave through
+    /// `IPPROTO_RAW` like every other packet.
     pub(crate) gso_tun_name: String,
 }
 
@@ -175,6 +176,8 @@ pub(crate) struct IoCounters {
     pub(crate) frag_needed_sent: AtomicU64,
     /// Violations not passed on because the engine's queue was full.
     pub(crate) violations_dropped: AtomicU64,
+    /// Hosts' TCP superpackets forwarded as GSO packets (`gso_tun_name`).
+    pub(crate) gso_forwarded: AtomicU64,
 }
 
 /// A copy of the data plane's counters.
@@ -202,6 +205,8 @@ pub(crate) struct DataPlaneSnapshot {
     pub(crate) frag_needed_sent: u64,
     /// Violation reports lost to a full engine queue.
     pub(crate) violations_dropped: u64,
+    /// Hosts' TCP superpackets forwarded whole as GSO packets.
+    pub(crate) gso_forwarded: u64,
 }
 
 /// What the engine task and the metrics see of the data plane.
@@ -261,6 +266,7 @@ impl Shared {
             fragmented: n(&self.io.fragmented),
             frag_needed_sent: n(&self.io.frag_needed_sent),
             violations_dropped: n(&self.io.violations_dropped),
+            gso_forwarded: n(&self.io.gso_forwarded),
         }
     }
 
@@ -748,9 +754,7 @@ impl Io {
             let mut gso: Vec<&[u8]> = Vec::new();
             for (p, r) in packets.iter().zip(&results) {
                 match r {
-                    Outbound::Forward { range, .. }
-                        if range.len() > self.public_mtu && self.gso_tun.is_some() =>
-                    {
+                    Outbound::Forward { range, .. } if range.len() > self.public_mtu => {
                         gso.push(&p[range.clone()]);
                     }
                     Outbound::Forward { range, .. } => send.push(&p[range.clone()]),
@@ -770,11 +774,10 @@ impl Io {
     /// An inner packet larger than the public MTU (a host's superpacket):
     /// TCP goes into the GSO TUN, cut into segments of the tunnel MTU less
     /// IP-in-IP's 20 bytes (the host's TUN MTU, hence its segment size), at
-    /// most the public MTU. Anything else cannot leave (counted).
+    /// most the public MTU; without that TUN (or when the write fails) it is
+    /// cut here and the segments go through `IPPROTO_RAW`. Anything else goes
+    /// to `IPPROTO_RAW` as it is (which refuses it: counted).
     async fn send_gso(&self, packet: &[u8]) {
-        let Some(tun) = &self.gso_tun else {
-            return;
-        };
         let ihl = usize::from(packet[0] & 0x0f) * 4;
         let tcp = packet.get(9) == Some(&proto::TCP);
         let thl = packet.get(ihl + 12).map(|b| usize::from(b >> 4) * 4);
@@ -788,19 +791,39 @@ impl Io {
             .filter(|&g| tcp && !frag && g > 0)
             .and_then(|g| u16::try_from(g).ok())
         else {
-            debug!(
-                len = packet.len(),
-                "data plane: packet above the public MTU is not TCP"
-            );
-            self.shared.io.send_errors.fetch_add(1, Ordering::Relaxed);
+            self.send_all(&[packet]).await;
             return;
         };
-        if let Err(e) = tun
-            .send_gso(packet, realm_io::Gso::tcp(packet, gso_size))
-            .await
-        {
-            debug!(error = %e, len = packet.len(), "data plane: GSO write");
-            self.shared.io.send_errors.fetch_add(1, Ordering::Relaxed);
+        let gso = realm_io::Gso::tcp(packet, gso_size);
+        if let Some(tun) = &self.gso_tun {
+            match tun.send_gso(packet, gso).await {
+                Ok(_) => {
+                    self.shared.io.gso_forwarded.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(e) => {
+                    debug!(error = %e, len = packet.len(), "data plane: GSO write; segmenting here");
+                }
+            }
+        }
+        let mut scratch = packet.to_vec();
+        let count = packet.len() / usize::from(gso_size) + 1;
+        let mut bufs = vec![vec![0u8; self.public_mtu.max(segment)]; count];
+        let mut lens = vec![0usize; count];
+        match realm_io::segment_tcp(&mut scratch, gso, &mut bufs, &mut lens) {
+            Ok(n) => {
+                let segments: Vec<&[u8]> = bufs
+                    .iter()
+                    .zip(&lens)
+                    .take(n)
+                    .map(|(b, &l)| &b[..l])
+                    .collect();
+                self.send_all(&segments).await;
+            }
+            Err(e) => {
+                debug!(error = %e, len = packet.len(), "data plane: cannot segment");
+                self.shared.io.send_errors.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
