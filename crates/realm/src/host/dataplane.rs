@@ -6,6 +6,13 @@
 //! not leased are dropped and counted; tunnelled packets whose outer source
 //! is not the gateway's endpoint are dropped and counted.
 //!
+//! Bulk TCP: the TUN has offloads, so a read may be a superpacket (up to 64
+//! KiB of one flow). Under IP-in-IP, one whose segments are full-sized for the
+//! TUN MTU is checked once (one source port) and leaves whole, as one tunnel
+//! packet the kernel fragments ([`DataPlane::outbound_whole`]); the gateway
+//! reassembles it and forwards it as a GSO packet, cut into the same segments.
+//! Others are split into MTU packets (docs/deviations.md, "Host data plane").
+//!
 //! Limits: IPv4 only; IP-in-IP and GRE (an L2TP grant is logged and its
 //! packets dropped); routes are the two halves 0.0.0.0/1 and 128.0.0.0/1 via
 //! the TUN, so anything reached by a more specific route (the gateway's and
