@@ -145,6 +145,8 @@ pub(super) struct DataPlane {
     /// The configured TUN MTU (for IP-in-IP); lowered by [`GRE_EXTRA`] while
     /// a GRE binding is held.
     tun_mtu: u16,
+    /// `whole_superpackets`: TCP superpackets may leave whole.
+    whole_superpackets: bool,
     gre_mtu_set: bool,
     underlay: Ipv4Addr,
     gateway: Ipv4Addr,
@@ -198,6 +200,7 @@ impl DataPlane {
             netlink,
             tun_name: d.tun_name.clone(),
             tun_mtu: d.tun_mtu,
+            whole_superpackets: d.whole_superpackets,
             gre_mtu_set: false,
             underlay,
             gateway,
@@ -394,7 +397,10 @@ impl DataPlane {
     /// fits one tunnel packet, and its source is leased under IP-in-IP (GRE
     /// superpackets are split).
     pub(super) fn keep_whole(&self, packet: &[u8], gso_size: u16) -> bool {
-        if self.gre_mtu_set || packet.len() + ipip::OVERHEAD > realm_io::MAX_IPV4_PACKET {
+        if !self.whole_superpackets
+            || self.gre_mtu_set
+            || packet.len() + ipip::OVERHEAD > realm_io::MAX_IPV4_PACKET
+        {
             return false;
         }
         let Some((src, protocol, sport)) = source_of(packet) else {
