@@ -33,7 +33,7 @@ pub use clock::now;
 pub use error::{Error, Result};
 pub use netlink::{Ipv4Prefix, Netlink, RouteVia};
 pub use raw::RawIp;
-pub use tun::{Tun, TunConfig};
+pub use tun::{Gso, Tun, TunConfig, segment_tcp};
 
 /// Largest IPv4 packet; a receive buffer of this size never truncates.
 pub const MAX_IPV4_PACKET: usize = 65_535;

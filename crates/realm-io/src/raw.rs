@@ -226,6 +226,31 @@ impl RawIp {
         self.fd.get_ref().send_to(packet, &addr)
     }
 
+    /// Sends `payload` to `dst` behind an IPv4 header the kernel writes (`IP_HDRINCL` is turned
+    /// off for this one call): source the bound address, this socket's protocol, the default
+    /// TTL, DF clear (`IP_PMTUDISC_DONT`), so a payload larger than the route MTU leaves as
+    /// fragments, cut by the kernel in one call. The way to send a tunnel packet of up to 64 KiB
+    /// (a whole superpacket, see `Tun::recv_batch_whole`); the receiver's kernel reassembles it
+    /// before its raw socket sees it.
+    pub async fn send_fragmented(&self, payload: &[u8], dst: Ipv4Addr) -> io::Result<usize> {
+        let addr = SockAddr::from(SocketAddrV4::new(dst, 0));
+        self.fd
+            .async_io(Interest::WRITABLE, |s| {
+                sys::set_int_option(
+                    s.as_fd(),
+                    libc::IPPROTO_IP,
+                    libc::IP_MTU_DISCOVER,
+                    libc::IP_PMTUDISC_DONT,
+                )?;
+                s.set_header_included_v4(false)?;
+                let r = s.send_to(payload, &addr);
+                // Back to whole packets whatever happened: the other sends rely on it.
+                s.set_header_included_v4(true)?;
+                r
+            })
+            .await
+    }
+
     /// Sends `packets` in order, each to the destination in its own header, [`MAX_BATCH`] per
     /// `sendmmsg(2)` call; returns how many were sent. An error is returned only if none was
     /// sent; otherwise sending stops at the first failing packet and the count tells the caller

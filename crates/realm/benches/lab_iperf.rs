@@ -105,8 +105,9 @@ fn rsip() -> (f64, String) {
     let d = lab.gateway_ctl("dataplane", &[]).unwrap();
     let c = &d["counters"];
     let summary = format!(
-        "gateway: outbound {} packets, inbound {}, drops out {} in {}, send errors {}",
+        "gateway: outbound {} packets ({} superpackets forwarded as GSO), inbound {}, drops out {} in {}, send errors {}",
         c["outbound"]["packets"],
+        d["gso_forwarded"],
         c["inbound"]["packets"],
         total(&c["outbound"]["drops"]),
         total(&c["inbound"]["drops"]),

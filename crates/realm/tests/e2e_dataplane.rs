@@ -313,6 +313,50 @@ fn a_5000_byte_datagram_fragmented_on_the_public_side_arrives_whole() {
     assert!(d["fragmented"].as_u64().unwrap() >= 1, "{d}");
 }
 
+/// A bulk TCP upload: the host's TUN hands over superpackets, which leave
+/// whole (one IP-in-IP packet each, fragmented on the private link) and are
+/// forwarded by the gateway as GSO packets; every byte arrives in order.
+#[test]
+fn a_bulk_tcp_upload_travels_as_superpackets_and_arrives_intact() {
+    const LEN: usize = 16 << 20;
+    let lab = two_hosts();
+    let pattern = |i: usize| u8::try_from((i * 7 + i / 4099) % 251).unwrap();
+    let listener = realm_io::netns::block_on_in(&lab.public_ns, || async {
+        let l = std::net::TcpListener::bind((PUBLIC_HOST, 7100)).unwrap();
+        l.set_nonblocking(true).unwrap();
+        l
+    })
+    .unwrap();
+    let server = realm_io::netns::spawn_in(&lab.public_ns, move || async move {
+        use tokio::io::AsyncReadExt as _;
+        let l = tokio::net::TcpListener::from_std(listener).unwrap();
+        let (mut c, peer) = l.accept().await.unwrap();
+        let mut got = Vec::with_capacity(LEN);
+        c.read_to_end(&mut got).await.unwrap();
+        (got, peer)
+    });
+    realm_io::netns::block_on_in(&lab.host_ns[0], || async {
+        use tokio::io::AsyncWriteExt as _;
+        let data: Vec<u8> = (0..LEN).map(pattern).collect();
+        let mut c = tokio::net::TcpStream::connect((PUBLIC_HOST, 7100))
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(30), c.write_all(&data))
+            .await
+            .expect("upload in time")
+            .unwrap();
+        c.shutdown().await.unwrap();
+    })
+    .unwrap();
+    let (got, peer) = server.join().unwrap().unwrap();
+    assert_eq!(got.len(), LEN);
+    assert!(got.iter().enumerate().all(|(i, &b)| b == pattern(i)));
+    assert_eq!(peer.ip(), std::net::IpAddr::V4(GATEWAY_PUBLIC));
+    let d = dataplane(&lab);
+    assert!(d["gso_forwarded"].as_u64().unwrap() >= 1, "{d}");
+    assert_eq!(d["send_errors"].as_u64().unwrap(), 0, "{d}");
+}
+
 #[test]
 fn a_tshark_capture_on_the_private_link_decodes_rsip_and_the_tunnelled_packets() {
     assert!(

@@ -31,6 +31,20 @@
 //!   address. nftables' `fwd` at ingress hands the frame over with its
 //!   link-layer header, which the reader strips (Ethernet only).
 //!
+//! * **Superpackets from hosts**: a host with TUN offloads sends a whole
+//!   TCP superpacket (up to 64 KiB of one flow) as one IP-in-IP packet,
+//!   fragmented on the wire and reassembled by this kernel before the raw
+//!   socket sees it. `DataPlane::outbound` checks it as the one packet it is
+//!   (one source port). `IPPROTO_RAW` cannot send more than the MTU, so an
+//!   inner TCP packet larger than the public MTU is written into a second
+//!   TUN (`gso_tun_name`, with offloads) with a `virtio_net_hdr` asking for
+//!   TCP segmentation, segments of the tunnel MTU less 20 (what the host's
+//!   TUN allowed it) at most the public MTU; its TCP checksum, still partial,
+//!   is completed per segment. The stack forwards it (that TUN alone has
+//!   `forwarding`, `accept_local` for the gateway's own source address and no
+//!   `rp_filter`): it leaves the public interface as one GSO packet, and the
+//!   TTL goes down by one, as through any router (docs/deviations.md).
+//!
 //! The binding table is shared with the engine task, which mirrors every
 //! grant, free and de-registration into it ([`Shared::apply`]) before the
 //! host hears of the grant. The packet tasks run on a thread (and runtime) of
@@ -94,6 +108,13 @@ pub(crate) struct DataPlaneSettings {
     /// the gateway's `ephemeral_ports` only, which RSIP never leases).
     /// Default none.
     pub(crate) nat_sources: Vec<Prefix>,
+    /// A second TUN, with offloads, that TCP superpackets from hosts (larger
+    /// than the public MTU) are written into as GSO packets: the gateway's
+    /// stack forwards them out of the public interface whole, cut into
+    /// segments by the driver or the peer's stack (module doc). Empty: off,
+    /// superpackets are cut into segments here and leave through
+    /// `IPPROTO_RAW` like every other packet.
+    pub(crate) gso_tun_name: String,
 }
 
 impl Default for DataPlaneSettings {
@@ -111,6 +132,7 @@ impl Default for DataPlaneSettings {
             reassembly_memory_per_source: d.reassembly_memory_per_source,
             steer: true,
             nat_sources: Vec::new(),
+            gso_tun_name: "realm-gso0".into(),
         }
     }
 }
@@ -125,6 +147,12 @@ impl DataPlaneSettings {
         }
         if self.tun_name.is_empty() || self.tun_name.len() > 15 {
             bail!("data_plane.tun_name {:?}: 1-15 bytes", self.tun_name);
+        }
+        if self.gso_tun_name.len() > 15 || self.gso_tun_name == self.tun_name {
+            bail!(
+                "data_plane.gso_tun_name {:?}: 0-15 bytes, not tun_name",
+                self.gso_tun_name
+            );
         }
         if self.violations_per_second == 0 {
             bail!("data_plane.violations_per_second must be at least 1");
@@ -157,6 +185,8 @@ pub(crate) struct IoCounters {
     pub(crate) frag_needed_sent: AtomicU64,
     /// Violations not passed on because the engine's queue was full.
     pub(crate) violations_dropped: AtomicU64,
+    /// Hosts' TCP superpackets forwarded as GSO packets (`gso_tun_name`).
+    pub(crate) gso_forwarded: AtomicU64,
 }
 
 /// A copy of the data plane's counters.
@@ -184,6 +214,8 @@ pub(crate) struct DataPlaneSnapshot {
     pub(crate) frag_needed_sent: u64,
     /// Violation reports lost to a full engine queue.
     pub(crate) violations_dropped: u64,
+    /// Hosts' TCP superpackets forwarded whole as GSO packets.
+    pub(crate) gso_forwarded: u64,
 }
 
 /// What the engine task and the metrics see of the data plane.
@@ -243,6 +275,7 @@ impl Shared {
             fragmented: n(&self.io.fragmented),
             frag_needed_sent: n(&self.io.frag_needed_sent),
             violations_dropped: n(&self.io.violations_dropped),
+            gso_forwarded: n(&self.io.gso_forwarded),
         }
     }
 
@@ -612,9 +645,17 @@ impl Setup<'_> {
         let gre =
             RawIp::open(proto::GRE, &opts(Some(self.tunnel_source))).context("raw GRE socket")?;
         let out = RawIp::open(proto::RAW, &opts(None)).context("raw send socket")?;
+        let public_mtu = usize::try_from(netlink.mtu(public).await?).unwrap_or(1500);
+        let gso_tun = if settings.gso_tun_name.is_empty() {
+            None
+        } else {
+            Some(open_gso_tun(&settings.gso_tun_name, &netlink).await?)
+        };
         info!(public, tun = %settings.tun_name, tunnel_source = %self.tunnel_source, tunnel_mtu, ?local, bindings = shared.len(), "data plane ready");
         let io = Io {
             tunnel_mtu,
+            public_mtu,
+            gso_tun,
             shared,
             out,
             tun,
@@ -624,6 +665,26 @@ impl Setup<'_> {
         };
         Ok((io, (steering, nat), (ipip, gre)))
     }
+}
+
+/// The TUN superpackets from hosts are written into (module doc): offloads
+/// on; forwarding on for packets that arrive on it, the gateway's own source
+/// address accepted, no reverse-path filter (it has no address).
+async fn open_gso_tun(name: &str, netlink: &Netlink) -> anyhow::Result<Tun> {
+    use realm_io::sysctl::{RpFilter, set_rp_filter, write};
+    let tun = Tun::create_with(&TunConfig::new(name).mtu(u16::MAX).offload(true), netlink)
+        .await
+        .with_context(|| format!("creating TUN {name} (data_plane.gso_tun_name)"))?;
+    if !tun.offload() {
+        bail!("TUN {name}: the kernel refused offloads (set data_plane.gso_tun_name = \"\")");
+    }
+    let _ = write(&format!("net.ipv6.conf.{name}.disable_ipv6"), "1");
+    set_rp_filter(name, RpFilter::Off).with_context(|| format!("set rp_filter of {name}"))?;
+    for key in ["forwarding", "accept_local"] {
+        write(&format!("net.ipv4.conf.{name}.{key}"), "1")
+            .with_context(|| format!("set net.ipv4.conf.{name}.{key}"))?;
+    }
+    Ok(tun)
 }
 
 /// The MTU of the interface that carries `address`.
@@ -661,6 +722,10 @@ fn link_header_len(public: &str) -> anyhow::Result<usize> {
 
 struct Io {
     tunnel_mtu: usize,
+    /// MTU of the public interface: larger TCP packets go out as GSO.
+    public_mtu: usize,
+    /// The TUN superpackets are forwarded through (`gso_tun_name`).
+    gso_tun: Option<Tun>,
     shared: Arc<Shared>,
     out: RawIp,
     tun: Tun,
@@ -725,8 +790,12 @@ impl Io {
             let now = self.clock.now();
             lock(&self.shared.table).outbound_batch(now, &packets, &mut results);
             let mut send: Vec<&[u8]> = Vec::with_capacity(n);
+            let mut gso: Vec<&[u8]> = Vec::new();
             for (p, r) in packets.iter().zip(&results) {
                 match r {
+                    Outbound::Forward { range, .. } if range.len() > self.public_mtu => {
+                        gso.push(&p[range.clone()]);
+                    }
                     Outbound::Forward { range, .. } => send.push(&p[range.clone()]),
                     Outbound::Drop {
                         violation: Some(v), ..
@@ -735,6 +804,65 @@ impl Io {
                 }
             }
             self.send_all(&send).await;
+            for p in gso {
+                self.send_gso(p).await;
+            }
+        }
+    }
+
+    /// An inner packet larger than the public MTU (a host's superpacket):
+    /// TCP goes into the GSO TUN, cut into segments of the tunnel MTU less
+    /// IP-in-IP's 20 bytes (the host's TUN MTU, hence its segment size), at
+    /// most the public MTU; without that TUN (or when the write fails) it is
+    /// cut here and the segments go through `IPPROTO_RAW`. Anything else goes
+    /// to `IPPROTO_RAW` as it is (which refuses it: counted).
+    async fn send_gso(&self, packet: &[u8]) {
+        let ihl = usize::from(packet[0] & 0x0f) * 4;
+        let tcp = packet.get(9) == Some(&proto::TCP);
+        let thl = packet.get(ihl + 12).map(|b| usize::from(b >> 4) * 4);
+        let frag = packet
+            .get(6..8)
+            .is_some_and(|f| f[0] & 0x3f != 0 || f[1] != 0);
+        let segment =
+            (self.tunnel_mtu.saturating_sub(realm_wire::ipip::OVERHEAD)).min(self.public_mtu);
+        let gso_size = thl.and_then(|thl| segment.checked_sub(ihl + thl));
+        let Some(gso_size) = gso_size
+            .filter(|&g| tcp && !frag && g > 0)
+            .and_then(|g| u16::try_from(g).ok())
+        else {
+            self.send_all(&[packet]).await;
+            return;
+        };
+        let gso = realm_io::Gso::tcp(packet, gso_size);
+        if let Some(tun) = &self.gso_tun {
+            match tun.send_gso(packet, gso).await {
+                Ok(_) => {
+                    self.shared.io.gso_forwarded.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(e) => {
+                    debug!(error = %e, len = packet.len(), "data plane: GSO write; segmenting here");
+                }
+            }
+        }
+        let mut scratch = packet.to_vec();
+        let count = packet.len() / usize::from(gso_size) + 1;
+        let mut bufs = vec![vec![0u8; self.public_mtu.max(segment)]; count];
+        let mut lens = vec![0usize; count];
+        match realm_io::segment_tcp(&mut scratch, gso, &mut bufs, &mut lens) {
+            Ok(n) => {
+                let segments: Vec<&[u8]> = bufs
+                    .iter()
+                    .zip(&lens)
+                    .take(n)
+                    .map(|(b, &l)| &b[..l])
+                    .collect();
+                self.send_all(&segments).await;
+            }
+            Err(e) => {
+                debug!(error = %e, len = packet.len(), "data plane: cannot segment");
+                self.shared.io.send_errors.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 

@@ -468,6 +468,11 @@ fn render_data_plane(r: &mut Registry, d: &super::dataplane::DataPlaneSnapshot) 
         ]),
     );
     r.register(
+        "dataplane_gso_forwarded",
+        "Hosts' TCP superpackets forwarded whole, as GSO packets, through the GSO TUN",
+        counter(d.gso_forwarded),
+    );
+    r.register(
         "dataplane_io_errors",
         "Packet I/O trouble: frames without the expected link header, sends the kernel refused, violations lost to a full queue",
         labelled_counters([
@@ -597,6 +602,7 @@ mod tests {
             fragmented: 0,
             frag_needed_sent: 0,
             violations_dropped: 0,
+            gso_forwarded: 0,
         }
     }
 

@@ -59,6 +59,12 @@ pub(crate) struct DaemonSettings {
     /// TUN MTU. Default 1480 (1500 less the 20-byte IP-in-IP header).
     #[serde(default = "default_tun_mtu")]
     pub(crate) tun_mtu: u16,
+    /// Send a full-sized TCP superpacket from the TUN as ONE IP-in-IP packet
+    /// (fragmented by the kernel; the gateway reassembles it and cuts it into
+    /// the same segments) instead of one tunnel packet per segment. Needs a
+    /// gateway that does that (`realm gateway` does). Default true.
+    #[serde(default = "default_true")]
+    pub(crate) whole_superpackets: bool,
     /// Outer source address of the tunnel. Default: the address the kernel
     /// picks towards the gateway.
     #[serde(default)]
@@ -88,6 +94,7 @@ impl Default for DaemonSettings {
             data_plane: true,
             tun_name: default_tun_name(),
             tun_mtu: default_tun_mtu(),
+            whole_superpackets: true,
             underlay_source: None,
             manage_routes: true,
             manage_port_range: true,

@@ -6,6 +6,13 @@
 //! not leased are dropped and counted; tunnelled packets whose outer source
 //! is not the gateway's endpoint are dropped and counted.
 //!
+//! Bulk TCP: the TUN has offloads, so a read may be a superpacket (up to 64
+//! KiB of one flow). Under IP-in-IP, one whose segments are full-sized for the
+//! TUN MTU is checked once (one source port) and leaves whole, as one tunnel
+//! packet the kernel fragments ([`DataPlane::outbound_whole`]); the gateway
+//! reassembles it and forwards it as a GSO packet, cut into the same segments.
+//! Others are split into MTU packets (docs/deviations.md, "Host data plane").
+//!
 //! Limits: IPv4 only; IP-in-IP and GRE (an L2TP grant is logged and its
 //! packets dropped); routes are the two halves 0.0.0.0/1 and 128.0.0.0/1 via
 //! the TUN, so anything reached by a more specific route (the gateway's and
@@ -93,6 +100,8 @@ impl TunnelSockets {
     fn open(underlay: Ipv4Addr) -> anyhow::Result<TunnelSockets> {
         let options = RawIpOptions {
             bind: Some(underlay),
+            // Room for a few superpackets in fragments (`outbound_whole`).
+            send_buffer: Some(1 << 20),
             ..RawIpOptions::default()
         };
         Ok(TunnelSockets {
@@ -136,6 +145,8 @@ pub(super) struct DataPlane {
     /// The configured TUN MTU (for IP-in-IP); lowered by [`GRE_EXTRA`] while
     /// a GRE binding is held.
     tun_mtu: u16,
+    /// `whole_superpackets`: TCP superpackets may leave whole.
+    whole_superpackets: bool,
     gre_mtu_set: bool,
     underlay: Ipv4Addr,
     gateway: Ipv4Addr,
@@ -189,6 +200,7 @@ impl DataPlane {
             netlink,
             tun_name: d.tun_name.clone(),
             tun_mtu: d.tun_mtu,
+            whole_superpackets: d.whole_superpackets,
             gre_mtu_set: false,
             underlay,
             gateway,
@@ -375,6 +387,65 @@ impl DataPlane {
                 }
             }
             self.counters.outbound += sent as u64;
+        }
+    }
+
+    /// Whether a TCP superpacket read from the TUN may leave whole (one
+    /// IP-in-IP packet, fragmented by the kernel; see [`Self::outbound_whole`])
+    /// instead of split: its segments are full-sized for the TUN's MTU (the
+    /// size the gateway cuts it back into: its tunnel MTU less IP-in-IP), it
+    /// fits one tunnel packet, and its source is leased under IP-in-IP (GRE
+    /// superpackets are split).
+    pub(super) fn keep_whole(&self, packet: &[u8], gso_size: u16) -> bool {
+        if !self.whole_superpackets
+            || self.gre_mtu_set
+            || packet.len() + ipip::OVERHEAD > realm_io::MAX_IPV4_PACKET
+        {
+            return false;
+        }
+        let Some((src, protocol, sport)) = source_of(packet) else {
+            return false;
+        };
+        let ihl = usize::from(packet[0] & 0x0f) * 4;
+        let Some(thl) = packet.get(ihl + 12).map(|b| usize::from(b >> 4) * 4) else {
+            return false;
+        };
+        protocol == proto::TCP
+            && usize::from(gso_size) + ihl + thl == usize::from(self.tun_mtu)
+            && self
+                .leases
+                .values()
+                .filter(|l| l.allows(src, protocol, sport))
+                .min_by_key(|l| !matches!(l.tunnel, TunnelType::IpIp | TunnelType::Gre))
+                .is_some_and(|l| l.tunnel == TunnelType::IpIp)
+    }
+
+    /// A superpacket [`Self::keep_whole`] accepted, checked as one packet
+    /// (one source port), leaves as ONE IP-in-IP packet whose outer header the
+    /// kernel writes with DF clear: it cuts it into fragments of the private
+    /// MTU in one system call, and the gateway's kernel reassembles it before
+    /// its raw socket sees it. Its TCP checksum stays partial: the gateway
+    /// hands it to its stack as a GSO packet, which completes it per segment.
+    pub(super) async fn outbound_whole(&mut self, packet: &[u8]) {
+        let Some((src, protocol, sport)) = source_of(packet) else {
+            self.counters.drop_malformed += 1;
+            return;
+        };
+        let lease = self
+            .leases
+            .values()
+            .filter(|l| l.allows(src, protocol, sport))
+            .min_by_key(|l| !matches!(l.tunnel, TunnelType::IpIp | TunnelType::Gre));
+        let Some(lease) = lease.filter(|l| l.tunnel == TunnelType::IpIp) else {
+            self.counters.drop_not_leased += 1;
+            debug!(%src, ?sport, "data plane: source not leased, dropped");
+            return;
+        };
+        match self.raw.ipip.send_fragmented(packet, lease.endpoint).await {
+            Ok(_) => self.counters.outbound += 1,
+            Err(e) => {
+                debug!(error = %e, len = packet.len(), "data plane: tunnel send (superpacket)")
+            }
         }
     }
 

@@ -159,7 +159,9 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
         let timeout = host.poll_timeout().map(tokio::time::Instant::from_std);
         let mut packet = Packet::None;
         tokio::select! {
-            r = tun_recv(dp.as_ref(), &mut bufs.tun, &mut bufs.tun_lens) => packet = Packet::Tun(r),
+            r = tun_recv(dp.as_ref(), &mut bufs.tun, &mut bufs.tun_lens, &mut bufs.whole) => {
+                packet = Packet::Tun(r);
+            }
             r = raw_recv(dp.as_ref(), &mut bufs.ipip, &mut bufs.gre, &mut bufs.raw_lens) => {
                 packet = Packet::Raw(r);
             }
@@ -198,13 +200,19 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
         }
         if let Some(dp) = &mut dp {
             match packet {
-                Packet::Tun(Ok(n)) => {
+                Packet::Tun(Ok((n, whole))) => {
                     let packets: Vec<&[u8]> = bufs.tun[..n]
                         .iter()
                         .zip(&bufs.tun_lens[..n])
                         .map(|(b, &l)| &b[..l])
                         .collect();
-                    dp.outbound_batch(&packets).await;
+                    if n > 0 {
+                        dp.outbound_batch(&packets).await;
+                    }
+                    // After the packets read before it: the flow's order holds.
+                    if whole.is_some() {
+                        dp.outbound_whole(&bufs.whole).await;
+                    }
                 }
                 Packet::Raw(Ok((tunnel, n))) => {
                     let (list, lens) = match tunnel {
@@ -229,7 +237,8 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
 /// data plane).
 enum Packet {
     None,
-    Tun(std::io::Result<usize>),
+    /// Split packets, and whether a superpacket was kept whole (in `Buffers::whole`).
+    Tun(std::io::Result<(usize, Option<realm_io::Gso>)>),
     Raw(std::io::Result<(TunnelType, usize)>),
 }
 
@@ -239,6 +248,8 @@ enum Packet {
 struct Buffers {
     tun: Vec<Vec<u8>>,
     tun_lens: Vec<usize>,
+    /// A TCP superpacket from the TUN that leaves whole.
+    whole: Vec<u8>,
     ipip: Vec<Vec<u8>>,
     gre: Vec<Vec<u8>>,
     /// First half: IP-in-IP lengths; second half: GRE.
@@ -255,6 +266,7 @@ impl Buffers {
         Buffers {
             tun: vec![vec![0; 2048]; n],
             tun_lens: vec![0; n],
+            whole: Vec::with_capacity(realm_io::MAX_IPV4_PACKET),
             ipip: vec![vec![0; realm_io::MAX_IPV4_PACKET]; Self::RAW_BATCH],
             gre: vec![vec![0; realm_io::MAX_IPV4_PACKET]; Self::RAW_BATCH],
             raw_lens: vec![0; 2 * Self::RAW_BATCH],
@@ -266,9 +278,14 @@ async fn tun_recv(
     dp: Option<&DataPlane>,
     bufs: &mut [Vec<u8>],
     lens: &mut [usize],
-) -> std::io::Result<usize> {
+    whole: &mut Vec<u8>,
+) -> std::io::Result<(usize, Option<realm_io::Gso>)> {
     match dp {
-        Some(dp) => dp.tun.recv_batch(bufs, lens).await,
+        Some(dp) => {
+            dp.tun
+                .recv_batch_whole(bufs, lens, whole, |p, gso_size| dp.keep_whole(p, gso_size))
+                .await
+        }
         None => std::future::pending().await,
     }
 }
