@@ -264,6 +264,16 @@ fn ports_text(v: &Value) -> String {
     }
 }
 
+/// RFC 3103's names for the methods the gateway's JSON spells in Rust.
+fn method_name(m: &str) -> &str {
+    match m {
+        "RsaIp" => "RSA-IP",
+        "RsapIp" => "RSAP-IP",
+        "Rsipsec" => "RSIPSEC",
+        other => other,
+    }
+}
+
 fn print_bindings(lab: &RsipLab) -> anyhow::Result<()> {
     let all = lab.gateway_ctl("bindings", &[])?;
     println!("bindings (realm ctl bindings):");
@@ -280,7 +290,7 @@ fn print_bindings(lab: &RsipLab) -> anyhow::Result<()> {
             vec![
                 s("bind"),
                 s("private_address"),
-                format!("{} {}", s("method"), s("kind")),
+                format!("{} {}", method_name(&s("method")), s("kind")),
                 s("public_address"),
                 ports_text(&b["ports"]),
                 s("tunnel"),

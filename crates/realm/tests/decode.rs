@@ -244,3 +244,26 @@ fn decodes_a_capture_layer_by_layer() {
             .verify_checksum()
     );
 }
+
+/// A capture taken on the sending host holds partial TCP/UDP checksums
+/// (checksum offload): the packet is decoded, the checksum noted, and the
+/// decode does not fail.
+#[test]
+fn an_offloaded_transport_checksum_is_a_note_not_an_error() {
+    let register = Message::register_request(None).to_bytes();
+    let mut tcp = ipv4_tcp(HOST, GATEWAY, 40000, 4555, 1, &register);
+    let ihl = usize::from(tcp[0] & 15) * 4;
+    tcp[ihl + 16] ^= 0xff; // TCP checksum
+    let mut udp = ipv4_udp(HOST, GATEWAY, 4555, 4555, &register);
+    udp[ihl + 6] ^= 0xff; // UDP checksum
+    for (proto, packet) in [("TCP", tcp), ("UDP", udp)] {
+        let out = realm(&["decode", "--layer", "ip", &hex::encode(&packet)]);
+        let text = stdout(&out);
+        assert!(out.status.success(), "{proto}: {out:?}\n{text}");
+        assert!(
+            text.contains(&format!("{proto} checksum incorrect")),
+            "{proto}: {text}"
+        );
+        assert!(text.contains("REGISTER_REQUEST"), "{proto}: {text}");
+    }
+}
