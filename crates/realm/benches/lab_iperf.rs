@@ -14,7 +14,8 @@
 //! 3. RSIP: `realm gateway` with its data plane and `realm host` (8 ports),
 //!    traffic tunnelled IP-in-IP and forwarded untranslated.
 //!
-//! Prints Gbit/s (iperf3's receiver) and RSIP/NAT. `REALM_BENCH_SECONDS`
+//! Prints Gbit/s (iperf3's receiver) both ways (host to public, and `-R`:
+//! public to host) and RSIP/NAT. `REALM_BENCH_SECONDS`
 //! sets each measurement's duration (default 10).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -41,7 +42,8 @@ fn spec() -> LabSpec {
 }
 
 /// iperf3 from host 1 to the public host; Gbit/s at the receiver.
-fn iperf(lab: &mut RsipLab) -> f64 {
+/// `reverse`: the public host sends (iperf3 `-R`), the RSIP host receives.
+fn iperf(lab: &mut RsipLab, reverse: bool) -> f64 {
     let public = lab.public_ns.clone();
     let server = lab
         .lab()
@@ -58,7 +60,14 @@ fn iperf(lab: &mut RsipLab) -> f64 {
         .run_ok(
             &lab.host_ns[0].clone(),
             "iperf3",
-            &["-c", &PUBLIC_HOST.to_string(), "-t", &secs, "-J"],
+            &[
+                "-c",
+                &PUBLIC_HOST.to_string(),
+                "-t",
+                &secs,
+                "-J",
+                if reverse { "-R" } else { "-4" },
+            ],
         )
         .unwrap_or_else(|e| panic!("iperf3: {e}\n{}", lab.log_tails(20)));
     let _ = lab.lab().wait(server);
@@ -69,7 +78,7 @@ fn iperf(lab: &mut RsipLab) -> f64 {
         / 1e9
 }
 
-fn kernel(nat: bool) -> f64 {
+fn kernel(nat: bool) -> (f64, f64) {
     let mut lab = RsipLab::build(spec()).unwrap();
     let gw = lab.gateway_ns.clone();
     lab.lab().set_ip_forward(&gw, true).unwrap();
@@ -94,14 +103,14 @@ fn kernel(nat: bool) -> f64 {
         )
         .unwrap();
     }
-    iperf(&mut lab)
+    (iperf(&mut lab, false), iperf(&mut lab, true))
 }
 
-fn rsip() -> (f64, String) {
+fn rsip() -> ((f64, f64), String) {
     let mut lab = RsipLab::build(spec()).unwrap();
     lab.start_gateway().unwrap();
     lab.start_host(0, 1).unwrap();
-    let gbps = iperf(&mut lab);
+    let gbps = (iperf(&mut lab, false), iperf(&mut lab, true));
     let d = lab.gateway_ctl("dataplane", &[]).unwrap();
     let c = &d["counters"];
     let summary = format!(
@@ -130,16 +139,32 @@ fn main() {
         return;
     }
     let secs = seconds();
-    println!("iperf3 TCP, {secs} s each, host1 -> public host through the lab topology");
+    println!("iperf3 TCP, {secs} s each, through the lab topology");
+    println!("                      host1 -> public    public -> host1 (-R)");
     let routing = kernel(false);
-    println!("  kernel routing      {routing:6.2} Gbit/s");
+    println!(
+        "  kernel routing      {:6.2} Gbit/s      {:6.2} Gbit/s",
+        routing.0, routing.1
+    );
     let nat = kernel(true);
-    println!("  kernel NAT          {nat:6.2} Gbit/s");
+    println!(
+        "  kernel NAT          {:6.2} Gbit/s      {:6.2} Gbit/s",
+        nat.0, nat.1
+    );
     let (r, summary) = rsip();
     println!(
-        "  RSIP (realm)        {r:6.2} Gbit/s   = {:.3}x kernel NAT, {:.3}x routing",
-        r / nat,
-        r / routing
+        "  RSIP (realm)        {:6.2} Gbit/s      {:6.2} Gbit/s",
+        r.0, r.1
+    );
+    println!(
+        "  RSIP / kernel NAT   {:6.3}x            {:6.3}x",
+        r.0 / nat.0,
+        r.1 / nat.1
+    );
+    println!(
+        "  RSIP / routing      {:6.3}x            {:6.3}x",
+        r.0 / routing.0,
+        r.1 / routing.1
     );
     println!("  {summary}");
 }
