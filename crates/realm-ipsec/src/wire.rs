@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 
-use realm_wire::{icmp, ipv4, tcp, udp};
+use realm_wire::{ipv4, tcp, udp};
 
 pub(crate) const PROTO_ICMP: u8 = 1;
 pub(crate) const PROTO_IPIP: u8 = 4;
@@ -190,34 +190,10 @@ pub(crate) fn fix_transport_checksum(packet: &mut [u8]) {
 
 /// RFC 792 / RFC 1191: ICMP Destination Unreachable, Fragmentation Needed
 /// (type 3 code 4) carrying `mtu`, from `from` to the source of `original`,
-/// quoting its IP header and first 8 payload bytes. Empty if `original`
-/// cannot be quoted.
+/// quoting its IP header and first 8 payload bytes (`realm_wire::fragment`).
+/// Empty if `original` cannot be quoted or is itself an ICMP error.
 pub(crate) fn icmp_frag_needed(from: Ipv4Addr, original: &[u8], mtu: u16) -> Vec<u8> {
-    let (Some(ip), Ok(invoking)) = (Ipv4::parse(original), icmp::Invoking::quote(original, 8))
-    else {
-        return Vec::new();
-    };
-    let repr = icmp::Repr::DstUnreachable {
-        reason: icmp::DstUnreachable::FragRequired,
-        next_hop_mtu: Some(mtu),
-        invoking,
-    };
-    let icmp_len = repr.buffer_len();
-    let mut out = Vec::with_capacity(IPV4_MIN_HEADER + icmp_len);
-    Ipv4Header {
-        tos: 0,
-        ident: 0,
-        df: false,
-        ttl: 64,
-        protocol: PROTO_ICMP,
-        src: from,
-        dst: ip.src,
-    }
-    .emit((IPV4_MIN_HEADER + icmp_len) as u16, &mut out);
-    out.resize(IPV4_MIN_HEADER + icmp_len, 0);
-    let mut p = icmp::Packet::new_unchecked(&mut out[IPV4_MIN_HEADER..]);
-    repr.emit(&mut p);
-    out
+    realm_wire::fragment::frag_needed(from, original, mtu).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -91,7 +91,22 @@ proptest! {
         pkt[11] = 0;
         let c = checksum(&pkt[..20], 0);
         pkt[10..12].copy_from_slice(&c.to_be_bytes());
-        let sealed = a.seal(now, out, &pkt).unwrap();
+        let sealed = match a.seal(now, out, &pkt) {
+            Ok(sealed) => sealed,
+            // RFC 2401 s6.1.2.1: a DF packet too big once protected is not
+            // sent; its source gets "fragmentation needed" with the
+            // effective MTU (CBC tunnel mode adds up to ~76 bytes to 1427).
+            Err(SealError::FragmentationNeeded { mtu, icmp }) => {
+                prop_assert!(df, "{:?}: fragmentation needed without DF", s);
+                prop_assert!(usize::from(mtu) < pkt.len(), "{:?}: MTU {} for {} bytes", s, mtu, pkt.len());
+                prop_assert!(!icmp.is_empty());
+                return Ok(());
+            }
+            Err(e) => {
+                prop_assert!(false, "{:?}: {:?}", s, e);
+                unreachable!()
+            }
+        };
         match b.open(now, &sealed) {
             Ok(Inbound::Packet(p)) => prop_assert_eq!(p.packet, pkt),
             other => prop_assert!(false, "{:?}: {:?}", s, other),
