@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -13,7 +15,7 @@ use std::time::Duration;
 use realm_lab::topology::{GATEWAY_PRIVATE, GATEWAY_PUBLIC, PUBLIC_HOST, host_private};
 use realm_lab::traffic::{self, Check};
 use realm_lab::{LabSpec, RsipLab};
-use realm_wire::checksum;
+use realm_wire::ipv4::IpProtocol;
 use serde_json::Value;
 
 fn realm() -> PathBuf {
@@ -107,28 +109,16 @@ fn two_hosts_share_one_public_address_over_tcp_udp_and_icmp_at_the_same_time() {
 }
 
 /// An IP-in-IP packet from `outer_src` to the gateway carrying UDP
-/// `inner_src` -> `inner_dst` (UDP checksum 0: none, RFC 768).
+/// `inner_src` -> `inner_dst` (built with `tests/common`'s realm-wire helpers).
 fn ipip_udp(outer_src: Ipv4Addr, inner_src: SocketAddrV4, inner_dst: SocketAddrV4) -> Vec<u8> {
-    fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
-        let len = u16::try_from(20 + payload.len()).unwrap();
-        let mut h = vec![0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, proto, 0, 0];
-        h[2..4].copy_from_slice(&len.to_be_bytes());
-        h.extend_from_slice(&src.octets());
-        h.extend_from_slice(&dst.octets());
-        let sum = checksum::checksum(&h);
-        h[10..12].copy_from_slice(&sum.to_be_bytes());
-        h.extend_from_slice(payload);
-        h
-    }
-    let data = b"not leased";
-    let mut udp = Vec::new();
-    udp.extend_from_slice(&inner_src.port().to_be_bytes());
-    udp.extend_from_slice(&inner_dst.port().to_be_bytes());
-    udp.extend_from_slice(&u16::try_from(8 + data.len()).unwrap().to_be_bytes());
-    udp.extend_from_slice(&[0, 0]);
-    udp.extend_from_slice(data);
-    let inner = ipv4(*inner_src.ip(), *inner_dst.ip(), 17, &udp);
-    ipv4(outer_src, GATEWAY_PRIVATE, 4, &inner)
+    let inner = common::ipv4_udp(
+        *inner_src.ip(),
+        *inner_dst.ip(),
+        inner_src.port(),
+        inner_dst.port(),
+        b"not leased",
+    );
+    common::ipv4(outer_src, GATEWAY_PRIVATE, IpProtocol::IpIp, &inner)
 }
 
 #[test]
@@ -595,4 +585,42 @@ fn a_host_without_rsip_gets_plain_nat_beside_an_rsip_host() {
         .run_ok(&lab.gateway_ns.clone(), "nft", &["list", "tables"])
         .unwrap();
     assert!(tables.contains("realm_gw_nat_realm_gw0"), "{tables}");
+}
+
+/// RFC 2003 s5.1 / RFC 1191: a DF packet that fits the public link but not
+/// the tunnel (1490 + 20 bytes > the private MTU of 1500) is not sent; the
+/// public sender gets ICMP "fragmentation needed" with 1480 and its kernel
+/// lowers the path MTU.
+#[test]
+fn a_df_packet_too_big_for_the_tunnel_teaches_the_sender_the_tunnel_mtu() {
+    let lab = two_hosts();
+    let port = lab.leased_ports(0).unwrap()[0];
+    let script = format!(
+        "import socket\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER = IP_PMTUDISC_DO\n\
+         s.sendto(b'x' * 1462, ('{GATEWAY_PUBLIC}', {port}))\n"
+    );
+    lab.run_ok(&lab.public_ns, "python3", &["-c", &script])
+        .unwrap();
+    let mut learned = String::new();
+    for _ in 0..40 {
+        learned = lab
+            .run_ok(
+                &lab.public_ns,
+                "ip",
+                &["route", "get", &GATEWAY_PUBLIC.to_string()],
+            )
+            .unwrap();
+        if learned.contains("mtu 1480") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        learned.contains("mtu 1480"),
+        "route: {learned}\n{}",
+        dataplane(&lab)
+    );
+    assert!(dataplane(&lab)["frag_needed_sent"].as_u64().unwrap() >= 1);
 }

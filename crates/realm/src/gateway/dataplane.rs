@@ -938,22 +938,22 @@ impl Io {
                 self.send_all(&frags).await;
             }
             Err(FragmentError::DontFragment) => {
-                // The outer header is plain IPv4 (+ GRE): the inner packet
-                // starts after it.
-                let Ok(outer) = realm_wire::ipv4::Packet::new_checked(packet) else {
+                // The packet was just encapsulated here: take it apart again
+                // to reach the inner packet the sender must be told about.
+                let inner =
+                    match realm_wire::ipv4::Packet::new_checked(packet).map(|p| p.protocol()) {
+                        Ok(realm_wire::ipv4::IpProtocol::Gre) => {
+                            realm_wire::gre::decapsulate(packet).map(|d| d.inner.into_inner())
+                        }
+                        _ => realm_wire::ipip::decapsulate(packet).map(|d| d.inner.into_inner()),
+                    };
+                let Ok(inner) = inner else {
                     return;
                 };
-                let mut start = usize::from(outer.header_len());
-                if outer.protocol() == realm_wire::ipv4::IpProtocol::Gre {
-                    match realm_wire::gre::Packet::new_checked(&packet[start..]) {
-                        Ok(g) => start += g.header_len(),
-                        Err(_) => return,
-                    }
-                }
-                let inner = &packet[start..];
                 let Ok(ip) = realm_wire::ipv4::Packet::new_checked(inner) else {
                     return;
                 };
+                let start = packet.len() - inner.len();
                 let mtu = u16::try_from(self.tunnel_mtu.saturating_sub(start)).unwrap_or(u16::MAX);
                 if let Some(icmp) = frag_needed(ip.dst_addr(), inner, mtu) {
                     self.shared
