@@ -13,16 +13,20 @@
 //! | [`sysctl`] | `ip_local_port_range`, `ip_forward`, `rp_filter` of the current namespace |
 //! | [`netns`] | [`netns::Lab`] (namespaces, veths, processes, RAII cleanup) and [`netns::enter`] |
 //! | [`nft`] | [`nft::NftTable`]: an nftables table installed with `nft -f -`, deleted on drop |
+//! | [`bpf`] | eBPF over `bpf(2)`: instructions ([`bpf::Asm`]), maps, programs, tcx links |
+//! | [`offload`] | [`offload::IpipOffload`]: the kernel encapsulates a TUN's TCP superpackets (GSO IP-in-IP) |
 //! | [`clock`] | [`now`], the only clock read outside tokio |
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod bpf;
 pub mod clock;
 mod error;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod offload;
 pub mod raw;
 pub mod socket;
 mod sys;

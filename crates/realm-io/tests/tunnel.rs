@@ -26,13 +26,7 @@ const PEER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 9);
 #[test]
 fn udp_through_tun_and_userspace_ipip_and_back() {
     let mut lab = lab();
-    let host = lab.add_namespace("host").unwrap();
-    let gw = lab.add_namespace("gw").unwrap();
-    lab.veth((&host, "eth0"), (&gw, "eth0")).unwrap();
-    lab.add_address(&host, "eth0", Ipv4Prefix::new(HOST, 24).unwrap())
-        .unwrap();
-    lab.add_address(&gw, "eth0", Ipv4Prefix::new(GATEWAY, 24).unwrap())
-        .unwrap();
+    let (host, gw) = common::two_namespaces(&mut lab, ("host", HOST), ("gw", GATEWAY));
 
     // The gateway: one tunnelled packet in, one answer out.
     let (gw_ready_tx, gw_ready_rx) = mpsc::channel();

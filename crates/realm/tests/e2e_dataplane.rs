@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use realm_lab::topology::{GATEWAY_PRIVATE, GATEWAY_PUBLIC, PUBLIC_HOST, host_private};
 use realm_lab::traffic::{self, Check};
-use realm_lab::{LabSpec, RsipLab};
+use realm_lab::{HostSpec, LabSpec, RsipLab, Transport};
 use realm_wire::ipv4::IpProtocol;
 use serde_json::Value;
 
@@ -303,16 +303,13 @@ fn a_5000_byte_datagram_fragmented_on_the_public_side_arrives_whole() {
     assert!(d["fragmented"].as_u64().unwrap() >= 1, "{d}");
 }
 
-/// A bulk TCP upload: the host's TUN hands over superpackets, which leave
-/// whole (one IP-in-IP packet each, fragmented on the private link) and are
-/// forwarded by the gateway as GSO packets; every byte arrives in order.
-#[test]
-fn a_bulk_tcp_upload_travels_as_superpackets_and_arrives_intact() {
+/// 16 MiB from host 1 to the public host over TCP: every byte arrives in
+/// order, from the gateway's public address. Returns the host's status.
+fn bulk_upload(lab: &RsipLab, port: u16) -> Value {
     const LEN: usize = 16 << 20;
-    let lab = two_hosts();
     let pattern = |i: usize| u8::try_from((i * 7 + i / 4099) % 251).unwrap();
     let listener = realm_io::netns::block_on_in(&lab.public_ns, || async {
-        let l = std::net::TcpListener::bind((PUBLIC_HOST, 7100)).unwrap();
+        let l = std::net::TcpListener::bind((PUBLIC_HOST, port)).unwrap();
         l.set_nonblocking(true).unwrap();
         l
     })
@@ -328,7 +325,7 @@ fn a_bulk_tcp_upload_travels_as_superpackets_and_arrives_intact() {
     realm_io::netns::block_on_in(&lab.host_ns[0], || async {
         use tokio::io::AsyncWriteExt as _;
         let data: Vec<u8> = (0..LEN).map(pattern).collect();
-        let mut c = tokio::net::TcpStream::connect((PUBLIC_HOST, 7100))
+        let mut c = tokio::net::TcpStream::connect((PUBLIC_HOST, port))
             .await
             .unwrap();
         tokio::time::timeout(Duration::from_secs(30), c.write_all(&data))
@@ -342,9 +339,70 @@ fn a_bulk_tcp_upload_travels_as_superpackets_and_arrives_intact() {
     assert_eq!(got.len(), LEN);
     assert!(got.iter().enumerate().all(|(i, &b)| b == pattern(i)));
     assert_eq!(peer.ip(), std::net::IpAddr::V4(GATEWAY_PUBLIC));
-    let d = dataplane(&lab);
+    let d = dataplane(lab);
     assert!(d["gso_forwarded"].as_u64().unwrap() >= 1, "{d}");
     assert_eq!(d["send_errors"].as_u64().unwrap(), 0, "{d}");
+    lab.ctl(&lab.host_socket(0), "status", &[])
+        .expect("realm ctl status (host)")
+}
+
+/// A bulk TCP upload: the host's TUN hands over superpackets, which the
+/// kernel offload (a tcx program on the TUN) encapsulates and sends whole
+/// across the 1500-byte private link as GSO packets; the gateway forwards
+/// them as GSO packets; every byte arrives in order.
+#[test]
+fn a_bulk_tcp_upload_travels_as_superpackets_and_arrives_intact() {
+    let lab = two_hosts();
+    let status = bulk_upload(&lab, 7100);
+    let offload = &status["data_plane"]["kernel_offload"];
+    // 16 MiB in superpackets of up to 64 KiB: most of it by the kernel.
+    assert!(offload["superpackets"].as_u64().unwrap() >= 64, "{status}");
+    assert!(offload["bytes"].as_u64().unwrap() >= 8 << 20, "{status}");
+    // Whole across the private link: the gateway's kernel reassembled nothing.
+    assert_eq!(kernel_reassembled(&lab), 0);
+}
+
+/// IPv4 datagrams the gateway namespace's kernel reassembled (`ReasmOKs` in
+/// /proc/net/snmp, read by a process in that namespace).
+fn kernel_reassembled(lab: &RsipLab) -> u64 {
+    let snmp = lab
+        .run_ok(&lab.gateway_ns.clone(), "cat", &["/proc/net/snmp"])
+        .expect("read /proc/net/snmp");
+    let mut ip = snmp.lines().filter(|l| l.starts_with("Ip:"));
+    let (names, values) = (ip.next().unwrap(), ip.next().unwrap());
+    let column = names
+        .split_whitespace()
+        .position(|n| n == "ReasmOKs")
+        .unwrap();
+    values
+        .split_whitespace()
+        .nth(column)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The same upload with the kernel offload off: the host daemon tunnels each
+/// superpacket as one IP-in-IP packet the kernel fragments, and the gateway
+/// reassembles it.
+#[test]
+fn without_the_kernel_offload_superpackets_leave_whole_from_the_daemon() {
+    let mut spec = LabSpec::new(realm());
+    spec.hosts = vec![HostSpec {
+        args: vec!["--ports".into(), "8".into(), "--no-kernel-offload".into()],
+        ..HostSpec::ports(Transport::Tcp, 8)
+    }];
+    let mut lab = RsipLab::build(spec).expect("build the lab (root, ip, nft)");
+    lab.start_gateway().expect("gateway");
+    lab.start_host(0, 1).expect("host 1");
+    let status = bulk_upload(&lab, 7101);
+    assert!(status["data_plane"]["kernel_offload"].is_null(), "{status}");
+    assert!(
+        status["data_plane"]["outbound"].as_u64().unwrap() >= 64,
+        "{status}"
+    );
+    // Fragmented on the private link, reassembled by the gateway's kernel.
+    assert!(kernel_reassembled(&lab) >= 64);
 }
 
 #[test]

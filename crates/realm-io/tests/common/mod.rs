@@ -28,6 +28,23 @@ pub fn lab() -> Lab {
     Lab::new().expect("create lab")
 }
 
+/// Two new namespaces, `a` and `b`, joined by a veth whose ends are both
+/// `eth0`, with `a_addr`/24 and `b_addr`/24 on them.
+pub fn two_namespaces(
+    lab: &mut Lab,
+    (a, a_addr): (&str, Ipv4Addr),
+    (b, b_addr): (&str, Ipv4Addr),
+) -> (String, String) {
+    let a = lab.add_namespace(a).unwrap();
+    let b = lab.add_namespace(b).unwrap();
+    lab.veth((&a, "eth0"), (&b, "eth0")).unwrap();
+    for (ns, addr) in [(&a, a_addr), (&b, b_addr)] {
+        lab.add_address(ns, "eth0", realm_io::Ipv4Prefix::new(addr, 24).unwrap())
+            .unwrap();
+    }
+    (a, b)
+}
+
 /// The Internet checksum (RFC 1071) of `data`.
 pub fn checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = 0;

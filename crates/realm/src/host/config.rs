@@ -65,6 +65,13 @@ pub(crate) struct DaemonSettings {
     /// gateway that does that (`realm gateway` does). Default true.
     #[serde(default = "default_true")]
     pub(crate) whole_superpackets: bool,
+    /// Let the kernel encapsulate whole TCP superpackets (a tcx eBPF program
+    /// on the TUN, `realm_io::offload`): they cross the private link as ONE
+    /// GSO packet instead of ~45 fragments. Falls back to
+    /// `whole_superpackets` (with a warning) where the kernel refuses it.
+    /// Default true.
+    #[serde(default = "default_true")]
+    pub(crate) kernel_offload: bool,
     /// Outer source address of the tunnel. Default: the address the kernel
     /// picks towards the gateway.
     #[serde(default)]
@@ -95,6 +102,7 @@ impl Default for DaemonSettings {
             tun_name: default_tun_name(),
             tun_mtu: default_tun_mtu(),
             whole_superpackets: true,
+            kernel_offload: true,
             underlay_source: None,
             manage_routes: true,
             manage_port_range: true,
@@ -197,6 +205,9 @@ impl DaemonConfig {
         }
         if args.no_data_plane {
             config.daemon.data_plane = false;
+        }
+        if args.no_kernel_offload {
+            config.daemon.kernel_offload = false;
         }
         if let Some(level) = &args.log_level {
             config.daemon.log_level.clone_from(level);

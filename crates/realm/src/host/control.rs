@@ -102,7 +102,14 @@ impl Control {
 
     /// One request from the control socket: answered now (snapshots, bad
     /// arguments, requests the engine refuses) or when the gateway answers.
-    pub(crate) fn handle(&mut self, host: &mut Host, now: Instant, incoming: Incoming) {
+    /// `data_plane`: the data plane's counters for `status` (None without one).
+    pub(crate) fn handle(
+        &mut self,
+        host: &mut Host,
+        now: Instant,
+        incoming: Incoming,
+        data_plane: Option<Value>,
+    ) {
         let Incoming {
             command,
             args,
@@ -126,6 +133,7 @@ impl Control {
                     now,
                     started: self.started,
                     pending: self.pending(),
+                    data_plane,
                 };
                 crate::ctl::answer(
                     &mut snapshot,
@@ -263,6 +271,7 @@ struct Snapshot<'a> {
     now: Instant,
     started: Instant,
     pending: usize,
+    data_plane: Option<Value>,
 }
 
 impl Handler for Snapshot<'_> {
@@ -323,6 +332,7 @@ fn status_json(s: &Snapshot<'_>) -> Value {
         "bindings": host.bindings().count(),
         "queued_requests": host.queued_requests(),
         "pending_answers": s.pending,
+        "data_plane": s.data_plane,
         "counters": {
             "malformed": stats.malformed,
             "ignored": stats.ignored,

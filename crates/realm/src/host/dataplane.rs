@@ -18,11 +18,12 @@
 //! the TUN, so anything reached by a more specific route (the gateway's and
 //! other local networks, when connected or routed explicitly) stays direct.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 
 use anyhow::Context as _;
+use realm_io::offload::IpipOffload;
 use realm_io::raw::{RawIpOptions, proto};
 use realm_io::{Ipv4Prefix, Netlink, RawIp, RouteVia, Tun, TunConfig};
 use realm_rsip::host::Binding;
@@ -157,6 +158,10 @@ pub(super) struct DataPlane {
     leases: BTreeMap<BindId, Lease>,
     ident: u16,
     pub(super) counters: Counters,
+    /// The kernel's IP-in-IP encapsulation of whole superpackets
+    /// (`kernel_offload`), and the (address, port) sources it may take.
+    offload: Option<IpipOffload>,
+    offloaded: BTreeSet<(Ipv4Addr, Option<u16>)>,
     out: Vec<u8>,
     /// Encapsulated packets of one batch, per tunnel type (buffers reused).
     out_ipip: Vec<Vec<u8>>,
@@ -192,8 +197,19 @@ impl DataPlane {
         .await
         .with_context(|| format!("creating TUN {}", d.tun_name))?;
         let raw = TunnelSockets::open(underlay)?;
+        let offload = if d.kernel_offload && d.whole_superpackets && tun.offload() {
+            match attach_offload(&netlink, &d.tun_name, d.tun_mtu, underlay).await {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    warn!(error = %e, "kernel offload unavailable: superpackets are tunnelled by this process (kernel_offload = false silences this)");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let original_range = realm_io::sysctl::ip_local_port_range().ok();
-        info!(tun = %d.tun_name, %underlay, %gateway, offload = tun.offload(), "data plane ready");
+        info!(tun = %d.tun_name, %underlay, %gateway, offload = tun.offload(), kernel_offload = offload.is_some(), "data plane ready");
         Ok(DataPlane {
             tun,
             raw,
@@ -211,6 +227,8 @@ impl DataPlane {
             leases: BTreeMap::new(),
             ident: 0,
             counters: Counters::default(),
+            offload,
+            offloaded: BTreeSet::new(),
             out: Vec::with_capacity(realm_io::MAX_IPV4_PACKET),
             out_ipip: Vec::new(),
             out_gre: Vec::new(),
@@ -257,6 +275,7 @@ impl DataPlane {
             },
         );
         self.update_mtu().await;
+        self.sync_offload();
         if self.manage_routes && !self.routes_up {
             for half in [Ipv4Addr::new(0, 0, 0, 0), Ipv4Addr::new(128, 0, 0, 0)] {
                 if let Ok(p) = Ipv4Prefix::new(half, 1)
@@ -296,7 +315,76 @@ impl DataPlane {
             self.routes_up = false;
         }
         self.update_mtu().await;
+        self.sync_offload();
         self.update_port_range();
+    }
+
+    /// Tells the kernel offload which sources it may encapsulate: the TCP
+    /// ports of IP-in-IP leases (port 0 for a whole address), each towards its
+    /// lease's endpoint. Nothing while a GRE binding lowers the TUN MTU.
+    fn sync_offload(&mut self) {
+        let Some(offload) = &self.offload else {
+            return;
+        };
+        let mut want: BTreeMap<(Ipv4Addr, Option<u16>), Ipv4Addr> = BTreeMap::new();
+        if !self.gre_mtu_set {
+            for l in self
+                .leases
+                .values()
+                .filter(|l| l.tunnel == TunnelType::IpIp)
+            {
+                match &l.ports {
+                    None => {
+                        want.insert((l.address, None), l.endpoint);
+                    }
+                    Some(ports) => {
+                        for &p in ports {
+                            want.insert((l.address, Some(p)), l.endpoint);
+                        }
+                    }
+                }
+            }
+        }
+        for &(address, port) in self.offloaded.difference(&want.keys().copied().collect()) {
+            if let Err(e) = offload.revoke(address, port) {
+                warn!(error = %e, %address, ?port, "kernel offload: revoking a source");
+            }
+        }
+        self.offloaded.clear();
+        for (&(address, port), &endpoint) in &want {
+            match offload.allow(address, port, self.underlay, endpoint) {
+                Ok(()) => {
+                    self.offloaded.insert((address, port));
+                }
+                Err(e) => warn!(error = %e, %address, ?port, "kernel offload: allowing a source"),
+            }
+        }
+        debug!(sources = self.offloaded.len(), "kernel offload sources");
+    }
+
+    /// The data plane's counters for `realm ctl status`.
+    pub(super) fn status_json(&self) -> serde_json::Value {
+        let c = &self.counters;
+        let offload = self.offload.as_ref().map(|o| match o.stats() {
+            Ok(s) => serde_json::json!({
+                "sources": self.offloaded.len(),
+                "superpackets": s.packets,
+                "bytes": s.bytes,
+            }),
+            Err(e) => serde_json::json!({ "error": e.to_string() }),
+        });
+        serde_json::json!({
+            "tun": self.tun_name,
+            "underlay": self.underlay.to_string(),
+            "outbound": c.outbound,
+            "inbound": c.inbound,
+            "drops": {
+                "not_leased": c.drop_not_leased,
+                "bad_outer": c.drop_bad_outer,
+                "malformed": c.drop_malformed,
+            },
+            "kernel_offload": offload,
+        })
     }
 
     /// GRE's header makes tunnelled packets 4 bytes longer than IP-in-IP's:
@@ -548,8 +636,38 @@ impl DataPlane {
         {
             let _ = realm_io::sysctl::set_ip_local_port_range(r);
         }
-        info!(counters = ?self.counters, "data plane closed");
+        let offload = self.offload.as_ref().and_then(|o| o.stats().ok());
+        info!(counters = ?self.counters, ?offload, "data plane closed");
     }
+}
+
+/// Attaches the kernel offload to the TUN; encapsulated packets leave by
+/// the interface that holds `underlay`.
+async fn attach_offload(
+    netlink: &Netlink,
+    tun: &str,
+    tun_mtu: u16,
+    underlay: Ipv4Addr,
+) -> anyhow::Result<IpipOffload> {
+    let tun_index = netlink.ifindex(tun).await?;
+    let mut underlay_index = None;
+    for entry in std::fs::read_dir("/sys/class/net").context("listing interfaces")? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Ok(addrs) = netlink.addresses(&name).await
+            && addrs.iter().any(|a| a.addr() == underlay)
+        {
+            underlay_index = Some(netlink.ifindex(&name).await?);
+            break;
+        }
+    }
+    let underlay_index = underlay_index
+        .with_context(|| format!("no interface holds the underlay address {underlay}"))?;
+    let offload = IpipOffload::attach(tun_index, tun_mtu, underlay_index)?;
+    info!(
+        tun_index,
+        underlay_index, "kernel offload attached to the TUN's egress"
+    );
+    Ok(offload)
 }
 
 /// The source address the kernel would use towards the gateway (a

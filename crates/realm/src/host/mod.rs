@@ -69,6 +69,10 @@ pub(crate) struct HostArgs {
     /// Signalling only: no TUN, routes, port range or tunnel.
     #[arg(long)]
     no_data_plane: bool,
+    /// Tunnel every superpacket in this process, never through the kernel
+    /// offload (`daemon.kernel_offload = false`).
+    #[arg(long)]
+    no_kernel_offload: bool,
     /// Log level (error, warn, info, debug, trace); `RUST_LOG` overrides it.
     #[arg(long)]
     log_level: Option<String>,
@@ -98,13 +102,15 @@ fn init_logging(level: &str) {
 
 async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
     let host_config = config.host.clone();
-    let mut host = Host::new(host_config.clone(), realm_io::now()).context("host config")?;
     let mut link = Link::open(&host_config, &config.daemon).await?;
     let mut dp = if config.daemon.data_plane {
         Some(DataPlane::open(host_config.gateway, &config.daemon).await?)
     } else {
         None
     };
+    // After the set-up: the engine queues its REGISTER_REQUEST at once and
+    // times its retransmission from `now`.
+    let mut host = Host::new(host_config.clone(), realm_io::now()).context("host config")?;
     let mut bufs = Buffers::new();
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -178,7 +184,8 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
             },
             () = sleep_until(timeout) => host.handle_timeout(realm_io::now()),
             Some(incoming) = control_rx.recv() => {
-                control.handle(&mut host, realm_io::now(), incoming);
+                let status = dp.as_ref().map(DataPlane::status_json);
+                control.handle(&mut host, realm_io::now(), incoming, status);
             }
             _ = sigterm.recv(), if hard_deadline.is_none() => {
                 info!("SIGTERM: de-registering");
