@@ -1,5 +1,6 @@
-//! The crate's `unsafe`, kept in one short file so it can be audited at a glance. Each block says
-//! why it is sound. Nothing here knows about protocols.
+//! The crate's `unsafe`, kept in one short file so it can be audited at a glance (the `bpf(2)`
+//! wrapper's two blocks live beside their attribute structs in `bpf.rs`). Each block says why it is
+//! sound. Nothing here knows about protocols.
 
 use std::io;
 use std::mem::MaybeUninit;
