@@ -369,5 +369,39 @@ fn print_data_plane(lab: &RsipLab) -> anyhow::Result<()> {
         ],
         &rows,
     );
+    print_hosts_data_plane(lab);
     Ok(())
+}
+
+/// Each host's data plane (`realm ctl status`): what its daemon tunnelled
+/// and what the kernel offload carried.
+fn print_hosts_data_plane(lab: &RsipLab) {
+    println!();
+    println!("host data planes (realm ctl status):");
+    let rows: Vec<Vec<String>> = (0..lab.host_ns.len())
+        .map(|i| {
+            let s = lab
+                .ctl(&lab.host_socket(i), "status", &[])
+                .unwrap_or_default();
+            let d = &s["data_plane"];
+            let offload = &d["kernel_offload"];
+            vec![
+                format!("host{}", i + 1),
+                d["outbound"].to_string(),
+                d["inbound"].to_string(),
+                if offload.is_null() {
+                    "off".into()
+                } else {
+                    format!(
+                        "{} superpackets, {} bytes",
+                        offload["superpackets"], offload["bytes"]
+                    )
+                },
+            ]
+        })
+        .collect();
+    print_table(
+        &["host", "tunnelled out", "received", "kernel offload"],
+        &rows,
+    );
 }
