@@ -8,7 +8,8 @@
 //! The test is the TCP peer itself: it reads the SYN from the TUN (a single
 //! packet: the program leaves it to the TUN's reader) and writes the SYN-ACK
 //! back; the application's first flight then leaves as one GSO packet, which
-//! the program encapsulates.
+//! the program encapsulates. A second connection, from a port the program's
+//! map does not hold, must reach the TUN's reader instead.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -54,6 +55,50 @@ fn syn_ack(syn: &[u8]) -> Vec<u8> {
     let sum = checksum(&pseudo);
     seg[16..18].copy_from_slice(&sum.to_be_bytes());
     common::ipv4(PEER, LEASED, proto::TCP, &seg)
+}
+
+/// Connects from LEASED:`port` to PEER:80 through `tun`, the test playing
+/// the peer's side of the handshake (the SYN is a single packet, which the
+/// program leaves to the TUN's reader; IPv6 router solicitations are
+/// skipped), then writes `data`. The connection lives until the task is
+/// dropped or the test ends.
+async fn connect(
+    tun: &Tun,
+    bufs: &mut [Vec<u8>],
+    lens: &mut [usize],
+    port: u16,
+    data: Vec<u8>,
+) -> tokio::task::JoinHandle<()> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddrV4::new(LEASED, port).into()).unwrap();
+    let client = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt as _;
+        let mut c = socket
+            .connect(SocketAddrV4::new(PEER, 80).into())
+            .await
+            .unwrap();
+        c.write_all(&data).await.unwrap();
+        tokio::time::sleep(WAIT).await;
+    });
+    let syn = loop {
+        let n = tokio::time::timeout(WAIT, tun.recv_batch(bufs, lens))
+            .await
+            .expect("no SYN on the TUN")
+            .unwrap();
+        let found = bufs[..n].iter().zip(&lens[..n]).find_map(|(b, &l)| {
+            let p = &b[..l];
+            (p[0] == 0x45
+                && p[9] == proto::TCP
+                && p[20 + 13] & 0x02 != 0
+                && u16::from_be_bytes([p[20], p[21]]) == port)
+                .then(|| p.to_vec())
+        });
+        if let Some(syn) = found {
+            break syn;
+        }
+    };
+    tun.send(&syn_ack(&syn)).await.unwrap();
+    client
 }
 
 #[test]
@@ -108,46 +153,44 @@ fn a_tcp_superpacket_crosses_the_link_whole_encapsulated_by_the_kernel() {
         offload.allow(LEASED, Some(PORT), HOST, GATEWAY).unwrap();
         assert_eq!(offload.stats().unwrap().packets, 0);
 
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(SocketAddrV4::new(LEASED, PORT).into()).unwrap();
-        let client = tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt as _;
-            let mut c = socket
-                .connect(SocketAddrV4::new(PEER, 80).into())
-                .await
-                .unwrap();
-            c.write_all(&sent).await.unwrap();
-            // Keep the connection until the test ends.
-            tokio::time::sleep(WAIT).await;
-        });
-        // The SYN is a single packet: the program leaves it to us (as it
-        // does IPv6 router solicitations, skipped here).
         let per = tun.segments_per_superpacket();
         let (mut bufs, mut lens) = (vec![vec![0u8; 2048]; per], vec![0usize; per]);
-        let syn = loop {
-            let n = tokio::time::timeout(WAIT, tun.recv_batch(&mut bufs, &mut lens))
-                .await
-                .expect("no SYN on the TUN")
-                .unwrap();
-            let found = bufs[..n].iter().zip(&lens[..n]).find_map(|(b, &l)| {
-                let p = &b[..l];
-                (p[0] == 0x45 && p[9] == proto::TCP && p[20 + 13] & 0x02 != 0).then(|| p.to_vec())
-            });
-            if let Some(syn) = found {
-                break syn;
-            }
-        };
-        let syn = &syn;
-        tun.send(&syn_ack(syn)).await.unwrap();
-        // The first flight leaves through the program, not the TUN.
+
+        // An allowed source: the first flight leaves through the program.
+        let _a = connect(&tun, &mut bufs, &mut lens, PORT, sent.clone()).await;
         let mut stats = offload.stats().unwrap();
         let deadline = tokio::time::Instant::now() + WAIT;
         while stats.packets == 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             stats = offload.stats().unwrap();
         }
+
+        // A source the map does not hold: its data comes to the TUN's reader
+        // (split into MTU packets by realm-io) and the program counts nothing.
+        let _b = connect(&tun, &mut bufs, &mut lens, PORT + 1, sent).await;
+        let data_from_b = loop {
+            let n = tokio::time::timeout(WAIT, tun.recv_batch(&mut bufs, &mut lens))
+                .await
+                .expect("no data from the unlisted source on the TUN")
+                .unwrap();
+            let found = bufs[..n].iter().zip(&lens[..n]).any(|(b, &l)| {
+                l > 1000
+                    && b[0] == 0x45
+                    && b[9] == proto::TCP
+                    && u16::from_be_bytes([b[20], b[21]]) == PORT + 1
+            });
+            if found {
+                break true;
+            }
+        };
+        assert!(data_from_b);
+        assert_eq!(
+            offload.stats().unwrap(),
+            stats,
+            "the program took an unlisted source"
+        );
+
         let revoked = offload.revoke(LEASED, Some(PORT)).unwrap();
-        client.abort();
         (
             stats,
             revoked && !offload.revoke(LEASED, Some(PORT)).unwrap(),
