@@ -12,7 +12,12 @@
 //! 2. kernel NAT: no route back; the gateway masquerades behind 192.0.2.1
 //!    (nftables `masquerade`: the kernel's nf_nat, as iptables MASQUERADE).
 //! 3. RSIP: `realm gateway` with its data plane and `realm host` (8 ports),
-//!    traffic tunnelled IP-in-IP and forwarded untranslated.
+//!    traffic tunnelled IP-in-IP and forwarded untranslated; bulk TCP from
+//!    the host encapsulated by its kernel offload (an eBPF program on the
+//!    TUN, `realm_io::offload`) and crossing the private link whole.
+//! 4. RSIP again with `realm host --no-kernel-offload`: the host daemon
+//!    tunnels each superpacket itself (fragmented on the private link,
+//!    reassembled by the gateway's kernel).
 //!
 //! Prints Gbit/s (iperf3's receiver) both ways (host to public, and `-R`:
 //! public to host) and RSIP/NAT. `REALM_BENCH_SECONDS`
@@ -35,8 +40,15 @@ fn seconds() -> u32 {
 }
 
 fn spec() -> LabSpec {
+    spec_with(&[])
+}
+
+/// The lab with one 8-port host given `extra` flags.
+fn spec_with(extra: &[&str]) -> LabSpec {
     let mut spec = LabSpec::new(PathBuf::from(env!("CARGO_BIN_EXE_realm")));
-    spec.hosts = vec![HostSpec::ports(Transport::Tcp, 8)];
+    let mut host = HostSpec::ports(Transport::Tcp, 8);
+    host.args.extend(extra.iter().map(|a| (*a).to_owned()));
+    spec.hosts = vec![host];
     spec.log_level = "warn".into();
     spec
 }
@@ -106,8 +118,8 @@ fn kernel(nat: bool) -> (f64, f64) {
     (iperf(&mut lab, false), iperf(&mut lab, true))
 }
 
-fn rsip() -> ((f64, f64), String) {
-    let mut lab = RsipLab::build(spec()).unwrap();
+fn rsip(extra: &[&str]) -> ((f64, f64), String) {
+    let mut lab = RsipLab::build(spec_with(extra)).unwrap();
     lab.start_gateway().unwrap();
     lab.start_host(0, 1).unwrap();
     let gbps = (iperf(&mut lab, false), iperf(&mut lab, true));
@@ -151,10 +163,15 @@ fn main() {
         "  kernel NAT          {:6.2} Gbit/s      {:6.2} Gbit/s",
         nat.0, nat.1
     );
-    let (r, summary) = rsip();
+    let (r, summary) = rsip(&[]);
     println!(
         "  RSIP (realm)        {:6.2} Gbit/s      {:6.2} Gbit/s",
         r.0, r.1
+    );
+    let (plain, _) = rsip(&["--no-kernel-offload"]);
+    println!(
+        "  RSIP, no offload    {:6.2} Gbit/s      {:6.2} Gbit/s",
+        plain.0, plain.1
     );
     println!(
         "  RSIP / kernel NAT   {:6.3}x            {:6.3}x",
