@@ -597,39 +597,42 @@ impl Program {
     ) -> Result<Program> {
         let license = std::ffi::CString::new(license)
             .map_err(|_| Error::Invalid("BPF license with a NUL".into()))?;
-        let mut log = vec![0u8; 64 * 1024];
-        let mut attr = ProgLoadAttr {
-            prog_type: prog_type as u32,
-            insn_cnt: u32::try_from(insns.len())
-                .map_err(|_| Error::Invalid("BPF program size".into()))?,
-            insns: insns.as_ptr() as u64,
-            license: license.as_ptr() as u64,
-            log_level: 1,
-            log_size: u32::try_from(log.len()).unwrap_or(u32::MAX),
-            log_buf: log.as_mut_ptr() as u64,
-            prog_name: kernel_name(name),
-            ..ProgLoadAttr::default()
+        let insn_cnt =
+            u32::try_from(insns.len()).map_err(|_| Error::Invalid("BPF program size".into()))?;
+        let attempt = |log: &mut [u8]| {
+            let mut attr = ProgLoadAttr {
+                prog_type: prog_type as u32,
+                insn_cnt,
+                insns: insns.as_ptr() as u64,
+                license: license.as_ptr() as u64,
+                log_level: u32::from(!log.is_empty()),
+                log_size: u32::try_from(log.len()).unwrap_or(u32::MAX),
+                log_buf: if log.is_empty() {
+                    0
+                } else {
+                    log.as_mut_ptr() as u64
+                },
+                prog_name: kernel_name(name),
+                ..ProgLoadAttr::default()
+            };
+            bpf(cmd::PROG_LOAD, &mut attr).and_then(owned_fd)
         };
-        match bpf(cmd::PROG_LOAD, &mut attr).and_then(owned_fd) {
-            Ok(fd) => Ok(Program { fd }),
-            Err(e) => {
-                let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-                let log = String::from_utf8_lossy(&log[..end]);
-                let tail: String = log
-                    .lines()
-                    .rev()
-                    .take(12)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                Err(Error::io(
-                    format!("load BPF program {name} (verifier: {tail})"),
-                    e,
-                ))
-            }
-        }
+        // Without a log first (the verifier is faster silent); on refusal
+        // once more with one, for the error.
+        let e = match attempt(&mut []) {
+            Ok(fd) => return Ok(Program { fd }),
+            Err(e) => e,
+        };
+        let mut log = vec![0u8; 1 << 20];
+        let _ = attempt(&mut log);
+        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+        let log = String::from_utf8_lossy(&log[..end]);
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(12)..].join("\n");
+        Err(Error::io(
+            format!("load BPF program {name} (verifier: {tail})"),
+            e,
+        ))
     }
 }
 

@@ -233,3 +233,22 @@ fn a_tcp_superpacket_crosses_the_link_whole_encapsulated_by_the_kernel() {
     assert!(payload.len() > usize::from(MTU), "{} bytes", payload.len());
     assert_eq!(payload, &data[..payload.len()]);
 }
+
+/// A program the verifier refuses (it returns R0 without setting it) is an
+/// error that carries the verifier's own words.
+#[test]
+fn a_program_the_verifier_refuses_is_an_error_with_its_log() {
+    let _lab = lab(); // root, or fail loudly
+    let mut a = realm_io::bpf::Asm::new();
+    a.exit();
+    let insns = a.finish().unwrap();
+    let err = realm_io::bpf::Program::load(
+        realm_io::bpf::ProgramType::SchedCls,
+        "realm_bad",
+        &insns,
+        "Dual MIT/GPL",
+    )
+    .expect_err("the verifier must refuse an exit with R0 unset");
+    let text = err.to_string();
+    assert!(text.contains("R0 !read_ok"), "{text}");
+}
