@@ -44,6 +44,157 @@ pub struct PacketSender {
 pub struct EspReceiver {
     fd: AsyncFd<Socket>,
     ifindex: u32,
+    /// With [`EspReceiver::open_with_ring`]: packets are read from this ring, not `recvmmsg`.
+    ring: Option<RxRing>,
+}
+
+/// `TPACKET_V2` (`enum tpacket_versions`).
+const TPACKET_V2: libc::c_int = 1;
+
+/// A `TPACKET_V2` receive ring (`PACKET_RX_RING`, `packet_mmap.rst`) mapped from its socket:
+/// `frames` frames of `frame_size` bytes, back to back. The kernel copies each packet the filter
+/// accepts into the next free frame and flips its status to `TP_STATUS_USER`; we copy it out
+/// and hand the frame back (`TP_STATUS_KERNEL`), in ring order.
+#[derive(Debug)]
+struct RxRing {
+    base: std::ptr::NonNull<u8>,
+    size: usize,
+    frame_size: usize,
+    frames: usize,
+    next: usize,
+}
+
+// SAFETY: the mapping belongs to this value alone (no pointer into it is handed out), so moving
+// it to another thread is as sound as moving a `Vec`; shared references allow no access to it.
+unsafe impl Send for RxRing {}
+// SAFETY: as above: `&RxRing` gives no access to the mapping (`take` needs `&mut`).
+unsafe impl Sync for RxRing {}
+
+impl RxRing {
+    /// Sets `TPACKET_V2` and maps a ring of about `bytes` (at least one 64 KiB block) whose
+    /// frames hold packets of up to `max_packet` bytes. Before the socket is bound.
+    fn map(socket: &Socket, bytes: usize, max_packet: usize) -> io::Result<RxRing> {
+        sys::set_int_option(
+            socket.as_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_VERSION,
+            TPACKET_V2,
+        )?;
+        // A cooked packet starts TPACKET_ALIGN(TPACKET2_HDRLEN + 16) into its frame.
+        let frame_size = (max_packet + 128).next_power_of_two().max(2048);
+        let block_size = frame_size.max(1 << 16);
+        let blocks = bytes.div_ceil(block_size).max(1);
+        let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "receive ring too large");
+        let frames = blocks * (block_size / frame_size);
+        let req = libc::tpacket_req {
+            tp_block_size: u32::try_from(block_size).map_err(|_| too_big())?,
+            tp_block_nr: u32::try_from(blocks).map_err(|_| too_big())?,
+            tp_frame_size: u32::try_from(frame_size).map_err(|_| too_big())?,
+            tp_frame_nr: u32::try_from(frames).map_err(|_| too_big())?,
+        };
+        // SAFETY: `req` is a `tpacket_req` on our stack passed with its exact size; the kernel
+        // copies it and keeps no pointer. The fd is a live socket borrowed for the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_RX_RING,
+                std::ptr::from_ref(&req).cast(),
+                std::mem::size_of::<libc::tpacket_req>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let size = block_size * blocks;
+        // SAFETY: a fresh shared mapping of the ring the kernel just set up for this socket,
+        // exactly its size, at an address the kernel picks: it aliases no Rust memory.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                socket.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base =
+            std::ptr::NonNull::new(base.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
+        Ok(RxRing {
+            base,
+            size,
+            frame_size,
+            frames,
+            next: 0,
+        })
+    }
+
+    /// Copies the ready packets, in ring order, into `bufs` (at most `bufs.len()`, `lens.len()`
+    /// and [`MAX_BATCH`]); returns how many. A packet larger than its frame or its buffer is
+    /// dropped (logged at debug level).
+    fn take<B: AsMut<[u8]>>(&mut self, bufs: &mut [B], lens: &mut [usize]) -> usize {
+        let max = bufs.len().min(lens.len()).min(MAX_BATCH);
+        let mut n = 0;
+        while n < max {
+            // SAFETY: `next < frames`, so the frame lies inside the mapping, which lives as
+            // long as `self`; frames start at multiples of `frame_size` (a power of two >= 2048)
+            // from a page-aligned base, so the header is aligned for `tpacket2_hdr` and its
+            // leading `u32` status for `AtomicU32`. The kernel and we access the status only
+            // atomically (the kernel with WRITE_ONCE and barriers, per packet_mmap.rst).
+            let (status, frame) = unsafe {
+                let frame = self.base.as_ptr().add(self.next * self.frame_size);
+                let status = std::sync::atomic::AtomicU32::from_ptr(frame.cast::<u32>());
+                (status, frame)
+            };
+            if status.load(std::sync::atomic::Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
+                break;
+            }
+            // SAFETY: the status said TP_STATUS_USER (acquire): the kernel has finished writing
+            // this frame and will not touch it until we hand it back below. The header is
+            // inside the frame and aligned (see above).
+            let hdr = unsafe { std::ptr::read(frame.cast::<libc::tpacket2_hdr>()) };
+            let (net, snap, len) = (
+                usize::from(hdr.tp_net),
+                hdr.tp_snaplen as usize,
+                hdr.tp_len as usize,
+            );
+            let dst = bufs[n].as_mut();
+            if snap == len && net + len <= self.frame_size && len <= dst.len() {
+                // SAFETY: `frame + net .. + len` lies inside this frame (checked just above),
+                // which the kernel does not write while it is ours; `dst` is a distinct Rust
+                // buffer of at least `len` bytes.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(frame.add(net), dst.as_mut_ptr(), len);
+                }
+                lens[n] = len;
+                n += 1;
+            } else {
+                tracing::debug!(
+                    len,
+                    snap,
+                    buffer = dst.len(),
+                    "ESP packet larger than its ring frame or buffer, dropped"
+                );
+            }
+            status.store(libc::TP_STATUS_KERNEL, std::sync::atomic::Ordering::Release);
+            self.next = (self.next + 1) % self.frames;
+        }
+        n
+    }
+}
+
+impl Drop for RxRing {
+    fn drop(&mut self) {
+        // SAFETY: `base` and `size` are exactly the mapping made in `map`, unmapped once, here;
+        // nothing points into it any more (`take` copies packets out).
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.size);
+        }
+    }
 }
 
 /// A `sockaddr_ll` for IPv4 on `ifindex`, to `mac` (zero for a bind).
@@ -168,6 +319,27 @@ impl EspReceiver {
     /// `addr` (see the module doc). The filter is attached before the socket is bound to
     /// `ETH_P_ALL`, so nothing else is ever queued. Needs CAP_NET_RAW and a tokio runtime.
     pub fn open(ifindex: u32, addr: Ipv4Addr, recv_buffer: Option<usize>) -> Result<EspReceiver> {
+        Self::open_inner(ifindex, addr, recv_buffer, None)
+    }
+
+    /// [`EspReceiver::open`] with a `TPACKET_V2` receive ring of about `ring_bytes` whose frames
+    /// hold packets of up to `max_packet` bytes: the kernel copies each packet into the ring
+    /// (no socket buffer, no `recvmmsg`), [`EspReceiver::recv_batch`] copies it out.
+    pub fn open_with_ring(
+        ifindex: u32,
+        addr: Ipv4Addr,
+        ring_bytes: usize,
+        max_packet: usize,
+    ) -> Result<EspReceiver> {
+        Self::open_inner(ifindex, addr, None, Some((ring_bytes, max_packet)))
+    }
+
+    fn open_inner(
+        ifindex: u32,
+        addr: Ipv4Addr,
+        recv_buffer: Option<usize>,
+        ring: Option<(usize, usize)>,
+    ) -> Result<EspReceiver> {
         let what = format!("ESP packet socket on interface {ifindex}");
         let socket = open(&what, 0)?;
         socket
@@ -187,6 +359,13 @@ impl EspReceiver {
                 .set_recv_buffer_size(bytes)
                 .ctx(|| format!("set receive buffer of {what}"))?;
         }
+        let ring = match ring {
+            Some((bytes, max_packet)) => Some(
+                RxRing::map(&socket, bytes, max_packet)
+                    .ctx(|| format!("map a receive ring for {what}"))?,
+            ),
+            None => None,
+        };
         let local = link_address(ifindex, libc::ETH_P_ALL as u16, [0; 6]);
         // SAFETY: `local` is a valid `sockaddr_ll` on our stack, passed with its exact size; the
         // kernel copies it during the call and keeps no pointer. The fd is the live socket we own.
@@ -201,7 +380,7 @@ impl EspReceiver {
             return Err(io::Error::last_os_error()).ctx(|| format!("bind {what}"));
         }
         let fd = sys::register_socket(socket).ctx(|| format!("register {what} with tokio"))?;
-        Ok(EspReceiver { fd, ifindex })
+        Ok(EspReceiver { fd, ifindex, ring })
     }
 
     /// The interface this socket receives on.
@@ -210,15 +389,68 @@ impl EspReceiver {
         self.ifindex
     }
 
-    /// As [`crate::RawIp::recv_batch`]: waits, then one `recvmmsg(2)` of up to `bufs.len()` and
-    /// [`MAX_BATCH`] packets; truncated ones are dropped. Each is an IPv4 packet as received
-    /// (not checked, possibly followed by Ethernet padding).
+    /// Packets the kernel dropped for want of room (full ring or socket buffer) since the last
+    /// call (`PACKET_STATISTICS`, which resets the count).
+    pub fn take_drops(&self) -> io::Result<u32> {
+        let mut stats = libc::tpacket_stats {
+            tp_packets: 0,
+            tp_drops: 0,
+        };
+        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: `stats` is a `tpacket_stats` on our stack and `len` its exact size; the kernel
+        // writes at most `len` bytes into it and updates `len`. The fd is our live socket.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.get_ref().as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                std::ptr::from_mut(&mut stats).cast(),
+                &raw mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stats.tp_drops)
+    }
+
+    /// Whether packets come through a receive ring ([`EspReceiver::open_with_ring`]).
+    #[must_use]
+    pub fn has_ring(&self) -> bool {
+        self.ring.is_some()
+    }
+
+    /// As [`crate::RawIp::recv_batch`]: waits, then takes up to `bufs.len()` and [`MAX_BATCH`]
+    /// packets from the ring, or with one `recvmmsg(2)`; truncated ones are dropped. Each is an
+    /// IPv4 packet as received (not checked, possibly followed by Ethernet padding).
     pub async fn recv_batch<B: AsMut<[u8]>>(
-        &self,
+        &mut self,
         bufs: &mut [B],
         lens: &mut [usize],
     ) -> io::Result<usize> {
-        recv_batch_on(&self.fd, bufs, lens, &"ESP (AF_PACKET)").await
+        let Some(ring) = &mut self.ring else {
+            return recv_batch_on(&self.fd, bufs, lens, &"ESP (AF_PACKET)").await;
+        };
+        if bufs.is_empty() || lens.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "recv_batch needs at least one buffer",
+            ));
+        }
+        loop {
+            let n = ring.take(bufs, lens);
+            if n > 0 {
+                return Ok(n);
+            }
+            // The ring is readable (POLLIN) while a frame is the user's. A packet that lands
+            // after the look above bumps tokio's readiness tick, so clear_ready keeps it.
+            let mut guard = self.fd.readable().await?;
+            let n = ring.take(bufs, lens);
+            if n > 0 {
+                return Ok(n);
+            }
+            guard.clear_ready();
+        }
     }
 }
 

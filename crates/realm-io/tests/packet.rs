@@ -28,6 +28,18 @@ fn esp(dst: Ipv4Addr, seq: u8) -> Vec<u8> {
 
 #[test]
 fn esp_receiver_takes_only_unfragmented_esp_to_its_address() {
+    esp_receiver_case(false);
+}
+
+#[test]
+fn esp_receiver_ring_takes_only_unfragmented_esp_to_its_address() {
+    esp_receiver_case(true);
+}
+
+/// Five frames sent from A (ESP to B, UDP to B, ESP to another address, an ESP first fragment,
+/// ESP to B); B's receiver, with a TPACKET ring or without, gets exactly the two whole ESP
+/// packets to B, in order and byte for byte.
+fn esp_receiver_case(ring: bool) {
     let (lab, a, b) = pair();
     let mac = |ns: &str, dev: &str| {
         let out = lab
@@ -47,8 +59,12 @@ fn esp_receiver_takes_only_unfragmented_esp_to_its_address() {
     let receiver = netns::spawn_in(&b, move || async move {
         let netlink = Netlink::new().unwrap();
         let ifindex = netlink.ifindex("vb").await.unwrap();
-        let rx = EspReceiver::open(ifindex, B, None).unwrap();
-        assert_eq!(rx.ifindex(), ifindex);
+        let mut rx = if ring {
+            EspReceiver::open_with_ring(ifindex, B, 1 << 16, 1500).unwrap()
+        } else {
+            EspReceiver::open(ifindex, B, None).unwrap()
+        };
+        assert_eq!((rx.ifindex(), rx.has_ring()), (ifindex, ring));
         ready_tx.send(()).unwrap();
         let mut got = Vec::new();
         let mut bufs = vec![vec![0u8; 2048]; 8];

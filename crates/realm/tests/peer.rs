@@ -219,13 +219,18 @@ impl Pair {
         }
     }
 
+    /// [`Pair::config`] with `underlay` (lines) added to `[underlay]`.
+    fn config_with(&self, side: usize, s: Suite, underlay: &str) -> String {
+        self.config(side, s, SPI).replace(
+            "device = \"eth0\"\n",
+            &format!("device = \"eth0\"\n{underlay}"),
+        )
+    }
+
     /// Starts both peers, `underlay` (lines) added to their `[underlay]`.
     fn start_both(&mut self, s: Suite, underlay: &str) {
         for side in 0..2 {
-            let c = self.config(side, s, SPI).replace(
-                "device = \"eth0\"\n",
-                &format!("device = \"eth0\"\n{underlay}"),
-            );
+            let c = self.config_with(side, s, underlay);
             self.start(side, &c);
         }
     }
@@ -595,7 +600,7 @@ fn plain_esp_goes_through_af_packet() {
         let sockets = status["config"]["sockets"].to_string();
         assert!(
             sockets.contains("af_packet (ESP send)")
-                && sockets.contains("af_packet (ESP receive on eth0)"),
+                && sockets.contains("af_packet (ESP receive on eth0, ring)"),
             "{status}"
         );
         let c = &status["counters"];
@@ -613,6 +618,7 @@ fn plain_esp_goes_through_af_packet() {
             "{status}"
         );
         assert!(n("af_packet_tx_fallbacks") <= 2, "{status}");
+        assert_eq!(n("af_packet_rx_drops"), 0, "{status}");
         assert!(
             pair.log(side)
                 .contains("plain ESP to this peer goes through AF_PACKET"),
@@ -630,6 +636,38 @@ fn plain_esp_goes_through_af_packet() {
         pair.stop(side);
         assert!(!list(&pair).status.success(), "{table} left behind");
     }
+}
+
+/// A peer killed (SIGKILL) leaves its ingress rule, which drops plain ESP
+/// for the IP stack; restarted with `af_packet = false` it removes the rule
+/// and receives ESP on its raw socket again.
+#[test]
+fn restart_removes_a_killed_peers_ingress_rule() {
+    let mut pair = Pair::new();
+    pair.start_both(GCM_TUNNEL, "");
+    let table = format!("realm_peer_esp_{}", u32::from(UNDERLAY[0]));
+    let listed = |pair: &Pair| {
+        pair.lab
+            .run(&pair.ns[0], "nft", &["list", "table", "netdev", &table])
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(listed(&pair));
+    let id = pair.peers[0].take().unwrap();
+    pair.lab.kill(id).unwrap();
+    assert!(listed(&pair), "SIGKILL cannot remove the rule");
+    let c = pair.config_with(0, GCM_TUNNEL, "af_packet = false\n");
+    pair.start(0, &c);
+    assert!(!listed(&pair), "stale {table} still there");
+    let (a, b) = (pair.ns[0].clone(), pair.ns[1].clone());
+    assert_eq!(tcp_echo(&b, INNER[1], &a).ip(), INNER[0]);
+    let status = ctl(&pair.socket(0), "status").unwrap();
+    assert!(
+        status["counters"]["underlay_rx_packets"].as_u64().unwrap() > 700,
+        "{status}"
+    );
+    assert_eq!(status["counters"]["af_packet_rx_packets"], 0, "{status}");
 }
 
 /// `af_packet = false`: plain ESP through the raw sockets only, as before.

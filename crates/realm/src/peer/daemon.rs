@@ -88,6 +88,11 @@ struct NextHopEntry {
     via_kernel: bool,
 }
 
+/// The size of an underlay receive buffer for a TUN MTU.
+fn underlay_buffer_size(tun_mtu: u16) -> usize {
+    (usize::from(tun_mtu) + 2 * MAX_HEADROOM + TAILROOM).max(MIN_UNDERLAY_BUFFER)
+}
+
 /// Where a run of ESP-in-UDP datagrams goes: which of our UDP sockets, to
 /// whom, with which TOS byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +138,9 @@ pub(crate) struct Counters {
     pub(crate) af_packet_tx_packets: u64,
     pub(crate) af_packet_rx_packets: u64,
     pub(crate) af_packet_tx_fallbacks: u64,
+    /// Plain ESP the kernel dropped because the AF_PACKET receive ring was
+    /// full (read when `status` is asked for).
+    pub(crate) af_packet_rx_drops: u64,
     /// Socket errors (each loses one packet).
     pub(crate) underlay_send_errors: u64,
     pub(crate) tun_write_errors: u64,
@@ -262,7 +270,7 @@ async fn recv_raw(socket: Option<&RawIp>, pool: &mut Pool) -> io::Result<usize> 
     }
 }
 
-async fn recv_packet(socket: Option<&EspReceiver>, pool: &mut Pool) -> io::Result<usize> {
+async fn recv_packet(socket: Option<&mut EspReceiver>, pool: &mut Pool) -> io::Result<usize> {
     match socket {
         Some(s) => s.recv_batch(&mut pool.bufs, &mut pool.lens).await,
         None => std::future::pending().await,
@@ -303,7 +311,7 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
     );
 
     let tun_size = usize::from(peer.tun.mtu());
-    let underlay_size = (tun_size + 2 * MAX_HEADROOM + TAILROOM).max(MIN_UNDERLAY_BUFFER);
+    let underlay_size = underlay_buffer_size(peer.tun.mtu());
     // With offloads one TUN read is a superpacket of up to 64 KiB: room for
     // a few of them (and many small packets, one per read) per wake-up.
     let tun_batch = if peer.tun.offload() {
@@ -337,7 +345,7 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
         let wake = tokio::select! {
             r = peer.tun.recv_batch(&mut tun_pool.bufs, &mut tun_pool.lens) => Wake::Tun(r),
             r = recv_raw(peer.esp.as_ref(), &mut esp_pool) => Wake::Esp(r),
-            r = recv_packet(peer.packet_rx.as_ref(), &mut packet_pool) => Wake::PacketEsp(r),
+            r = recv_packet(peer.packet_rx.as_mut(), &mut packet_pool) => Wake::PacketEsp(r),
             r = recv_raw(peer.ah.as_ref(), &mut ah_pool) => Wake::Ah(r),
             i = udp_readable(&peer.udp) => Wake::Udp(i),
             () = tokio::time::sleep_until(deadline), if timeout.is_some() => Wake::Timer,
@@ -380,7 +388,10 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
                 }
             }
             Wake::Timer => peer.engine.handle_timeout(realm_io::now()),
-            Wake::Control(Some(p)) => crate::ctl::answer(&mut peer, p),
+            Wake::Control(Some(p)) => {
+                peer.read_af_packet_drops();
+                crate::ctl::answer(&mut peer, p);
+            }
             Wake::Control(None) => {}
             Wake::Stop(signal) => {
                 tracing::info!(signal, "realm peer stopping");
@@ -472,6 +483,9 @@ impl Peer {
             ),
             None => None,
         };
+        // A daemon killed before it could remove its ingress rule left the
+        // ESP to this address dropped: gone now, whatever this run does.
+        remove_stale_esp_drop(u.address);
         let (packet_tx, _esp_drop, packet_rx) =
             if u.af_packet && config.needs_raw(IpsecProtocol::Esp) {
                 open_af_packet(config, &netlink, &mut sockets).await
@@ -927,6 +941,16 @@ impl Peer {
         sent
     }
 
+    /// Adds what the AF_PACKET receiver dropped since the last look.
+    fn read_af_packet_drops(&mut self) {
+        if let Some(rx) = &self.packet_rx {
+            match rx.take_drops() {
+                Ok(n) => self.counters.af_packet_rx_drops += u64::from(n),
+                Err(e) => tracing::debug!(error = %e, "AF_PACKET statistics"),
+            }
+        }
+    }
+
     /// Sends through the raw socket, in `sendmmsg` batches.
     async fn send_ip(&mut self, packets: &[&[u8]]) {
         let mut done = 0;
@@ -1070,6 +1094,29 @@ fn checked_ipv4_len(p: &[u8]) -> usize {
     total
 }
 
+/// The nftables table of the ingress rule for ESP to `address`.
+fn esp_drop_table(address: Ipv4Addr) -> String {
+    format!("realm_peer_esp_{}", u32::from(address))
+}
+
+/// Deletes the ingress rule table a killed daemon for `address` may have
+/// left (nothing to do without `nft`, or when there is none).
+fn remove_stale_esp_drop(address: Ipv4Addr) {
+    if !realm_io::nft::available() {
+        return;
+    }
+    let name = esp_drop_table(address);
+    // Declaring the table first makes the delete succeed when it is absent.
+    match realm_io::nft::apply(&format!(
+        "table netdev {name}\ndelete table netdev {name}\n"
+    )) {
+        Ok(()) => tracing::debug!(table = %name, "no stale ESP ingress rule left"),
+        Err(e) => {
+            tracing::warn!(table = %name, error = %e, "could not remove a stale ESP ingress rule")
+        }
+    }
+}
+
 /// Opens the AF_PACKET send path and, with a device and `nft`, the receive
 /// path with its ingress drop rule. Each part that cannot be had is logged
 /// and left out: the raw sockets do its work.
@@ -1095,8 +1142,18 @@ async fn open_af_packet(
     };
     let rx = async {
         let ifindex = netlink.ifindex(device).await?;
-        let rx = EspReceiver::open(ifindex, u.address, Some(u.recv_buffer))?;
-        let name = format!("realm_peer_esp_{}", u32::from(u.address));
+        // Frames for the device's largest packet; the ring as large as the
+        // socket buffer it replaces (the kernel doubles SO_RCVBUF).
+        let max_packet = netlink.mtu(device).await? as usize;
+        let ring = 2 * u.recv_buffer;
+        let rx = match EspReceiver::open_with_ring(ifindex, u.address, ring, max_packet) {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::info!(error = %e, "no TPACKET receive ring: recvmmsg on the AF_PACKET socket");
+                EspReceiver::open(ifindex, u.address, Some(u.recv_buffer))?
+            }
+        };
+        let name = esp_drop_table(u.address);
         let body = format!(
             "chain ingress {{
 type filter hook ingress device \"{device}\" priority 0; policy accept;
@@ -1110,7 +1167,8 @@ type filter hook ingress device \"{device}\" priority 0; policy accept;
     .await;
     match rx {
         Ok((table, rx)) => {
-            sockets.push(format!("af_packet (ESP receive on {device})"));
+            let how = if rx.has_ring() { ", ring" } else { "" };
+            sockets.push(format!("af_packet (ESP receive on {device}{how})"));
             (tx, Some(table), Some(rx))
         }
         Err(e) => {
