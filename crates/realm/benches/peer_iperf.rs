@@ -41,9 +41,22 @@
 //! `recvmmsg` calls returned one packet. A separate sending thread was tried
 //! and reverted (more CPU per GB, no throughput gain on 2 cores: figures in
 //! the revert's commit message), and so was a 50 us pause after small receive
-//! batches (no change). What would move it: leaving the IP stack out of the
-//! per-packet path (AF_PACKET with `PACKET_QDISC_BYPASS`, AF_XDP), or
-//! ESP-in-UDP with GSO/GRO (step 3).
+//! batches (no change).
+//!
+//! The figures above are for the raw sockets (step 4 now). Step 2 leaves the
+//! IP stack out: plain ESP goes out through an AF_PACKET socket to the next
+//! hop's MAC (no output route, no netfilter) and comes in through an
+//! AF_PACKET `TPACKET_V2` ring ahead of the IP stack, which a netdev ingress
+//! rule keeps from also handling it. That took the daemons from ~7-7.4 to
+//! ~4.9-5.5 CPU s/GB and plain ESP from ~0.09-0.11x to ~0.13-0.15x in the same
+//! runs. `PACKET_QDISC_BYPASS` was tried and dropped: no gain through the
+//! veth's noqueue qdisc, and it hides the frames from captures on the
+//! sending host. What is left, profiled on a quiet machine: the sending
+//! daemon is the bottleneck (~0.9 of a core); half of its `sendmmsg` time is
+//! still the receiver's input path, run as softirq inside the call (veth
+//! `netif_rx`, `packet_rcv`, the ingress drop, waking the receiver), the rest
+//! skb allocation, copy and the veth transmit. Next candidates: a
+//! `PACKET_TX_RING` (no per-packet copy from userspace), AF_XDP.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // `side` indexes several per-side arrays at once.
