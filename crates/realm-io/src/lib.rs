@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`tun`] | [`Tun`]: a layer-3 TUN device (IFF_TUN, IFF_NO_PI), whole IP packets, batch reads |
 //! | [`raw`] | [`RawIp`]: raw IPv4 sockets per protocol (4, 47, 50, 51, 1, 255) with IP_HDRINCL |
+//! | [`packet`] | AF_PACKET sockets for plain ESP on Ethernet: [`packet::PacketSender`] (frames straight to the next hop), [`packet::EspReceiver`] (BPF-filtered) |
 //! | [`socket`] | UDP/TCP sockets with the options tokio does not expose (reuseport, device, freebind) |
 //! | [`netlink`] | [`Netlink`]: links, MTU, IPv4 addresses and routes over rtnetlink |
 //! | [`sysctl`] | `ip_local_port_range`, `ip_forward`, `rp_filter` of the current namespace |
@@ -27,6 +28,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod offload;
+pub mod packet;
 pub mod raw;
 pub mod socket;
 mod sys;

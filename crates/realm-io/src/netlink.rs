@@ -1,5 +1,5 @@
 //! rtnetlink helpers: look up links, set them up or down, set MTU, add and delete IPv4 addresses
-//! and routes. Every call acts on the network namespace the [`Netlink`] socket was opened in (the
+//! and routes, and find a destination's next hop on Ethernet ([`Netlink::next_hop`]). Every call acts on the network namespace the [`Netlink`] socket was opened in (the
 //! calling thread's namespace at [`Netlink::new`]), whichever thread later awaits it.
 //!
 //! This module never decides what to configure; the daemons and the lab do.
@@ -10,8 +10,9 @@ use std::str::FromStr;
 
 use futures_util::TryStreamExt;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkMessage};
-use netlink_packet_route::route::RouteScope;
+use netlink_packet_route::link::{LinkAttribute, LinkLayerType, LinkMessage};
+use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteScope, RouteType};
 use rtnetlink::{LinkUnspec, RouteMessageBuilder};
 
 use crate::error::{Error, Result};
@@ -320,6 +321,112 @@ impl Netlink {
             .execute()
             .await
             .map_err(|e| Error::netlink(format!("delete route {} {via}", dest.network()), e))
+    }
+}
+
+/// Where the kernel would send a packet for some destination, at the link layer: the output
+/// interface and the next hop's Ethernet address ([`Netlink::next_hop`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    /// Output interface index (the route's `oif`).
+    pub ifindex: u32,
+    /// The next hop's MAC address, from the neighbour table.
+    pub mac: [u8; 6],
+    /// The neighbour entry is confirmed (`REACHABLE`, `PERMANENT` or `NOARP`). Otherwise it is
+    /// `STALE`, `DELAY` or `PROBE`: the address is probably right but the kernel wants to see
+    /// traffic through its own output path to confirm it (neighbour unreachability detection).
+    pub confirmed: bool,
+}
+
+impl Netlink {
+    /// The next hop for `dst` as `ip route get DST [oif OIF]` then `ip neigh show` would find it
+    /// (`oif`: the route a socket bound to that device gets, `SO_BINDTODEVICE`): `None` unless
+    /// the route is a unicast one out of an Ethernet interface and the neighbour table holds a
+    /// usable (not `INCOMPLETE` or `FAILED`) entry for the gateway, or for `dst` itself when it
+    /// is on-link. The caller sends through the IP stack meanwhile, which resolves it.
+    pub async fn next_hop(&self, dst: Ipv4Addr, oif: Option<u32>) -> Result<Option<NextHop>> {
+        let what = || format!("route to {dst}");
+        let mut query = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(dst, 32);
+        if let Some(oif) = oif {
+            query = query.output_interface(oif);
+        }
+        let route = self
+            .handle
+            .route()
+            .get(query.build())
+            .execute()
+            .try_next()
+            .await
+            .map_err(|e| Error::netlink(what(), e))?;
+        let Some(route) = route else {
+            return Ok(None);
+        };
+        if route.header.kind != RouteType::Unicast {
+            return Ok(None);
+        }
+        let mut ifindex = None;
+        let mut hop = dst;
+        for a in &route.attributes {
+            match a {
+                RouteAttribute::Oif(i) => ifindex = Some(*i),
+                RouteAttribute::Gateway(RouteAddress::Inet(gw)) => hop = *gw,
+                _ => {}
+            }
+        }
+        let Some(ifindex) = ifindex else {
+            return Ok(None);
+        };
+        let link = self
+            .handle
+            .link()
+            .get()
+            .match_index(ifindex)
+            .execute()
+            .try_next()
+            .await
+            .map_err(|e| Error::netlink(format!("get link {ifindex}"), e))?;
+        if !link.is_some_and(|l| l.header.link_layer_type == LinkLayerType::Ether) {
+            return Ok(None);
+        }
+        let neighbours = self
+            .handle
+            .neighbours()
+            .get()
+            .set_address_family(netlink_packet_route::AddressFamily::Inet)
+            .execute()
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(|e| Error::netlink(format!("list neighbours for {hop}"), e))?;
+        Ok(neighbours.iter().find_map(|n| {
+            if n.header.ifindex != ifindex {
+                return None;
+            }
+            let confirmed = match n.header.state {
+                NeighbourState::Reachable | NeighbourState::Permanent | NeighbourState::Noarp => {
+                    true
+                }
+                NeighbourState::Stale | NeighbourState::Delay | NeighbourState::Probe => false,
+                _ => return None,
+            };
+            let mut is_hop = false;
+            let mut mac = None;
+            for a in &n.attributes {
+                match a {
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => {
+                        is_hop = *ip == hop;
+                    }
+                    NeighbourAttribute::LinkLayerAddress(l) => {
+                        mac = <[u8; 6]>::try_from(&l[..]).ok()
+                    }
+                    _ => {}
+                }
+            }
+            Some(NextHop {
+                ifindex,
+                mac: mac.filter(|_| is_hop)?,
+                confirmed,
+            })
+        }))
     }
 }
 

@@ -165,43 +165,7 @@ impl RawIp {
         bufs: &mut [B],
         lens: &mut [usize],
     ) -> io::Result<usize> {
-        let max = bufs.len().min(lens.len()).min(MAX_BATCH);
-        if max == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "recv_batch needs at least one buffer",
-            ));
-        }
-        let mut truncated = [false; MAX_BATCH];
-        let got = self
-            .fd
-            .async_io(Interest::READABLE, |s| {
-                sys::recv_many(s.as_fd(), &mut bufs[..max], lens, &mut truncated)
-            })
-            .await?;
-        let mut kept = 0;
-        for i in 0..got {
-            if truncated[i] {
-                tracing::debug!(
-                    protocol = self.protocol,
-                    buffer = bufs[i].as_mut().len(),
-                    "raw packet truncated, dropped"
-                );
-                continue;
-            }
-            if kept != i {
-                bufs.swap(kept, i);
-                lens[kept] = lens[i];
-            }
-            kept += 1;
-        }
-        if kept == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "raw packets truncated: buffers too small",
-            ));
-        }
-        Ok(kept)
+        recv_batch_on(&self.fd, bufs, lens, &self.protocol).await
     }
 
     /// Sends one complete IPv4 packet (header included) to `dst`, which the kernel uses for the
@@ -289,6 +253,53 @@ impl RawIp {
         }
         Ok(sent)
     }
+}
+
+/// [`RawIp::recv_batch`] on any datagram socket that hands out whole packets (also the AF_PACKET
+/// sockets of [`crate::packet`]): waits, one `recvmmsg`, truncated packets dropped and the
+/// buffers after them moved up. `what` names the socket (protocol number) in the debug log.
+pub(crate) async fn recv_batch_on<B: AsMut<[u8]>>(
+    fd: &AsyncFd<Socket>,
+    bufs: &mut [B],
+    lens: &mut [usize],
+    what: &(dyn std::fmt::Display + Sync),
+) -> io::Result<usize> {
+    let max = bufs.len().min(lens.len()).min(MAX_BATCH);
+    if max == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "recv_batch needs at least one buffer",
+        ));
+    }
+    let mut truncated = [false; MAX_BATCH];
+    let got = fd
+        .async_io(Interest::READABLE, |s| {
+            sys::recv_many(s.as_fd(), &mut bufs[..max], lens, &mut truncated)
+        })
+        .await?;
+    let mut kept = 0;
+    for i in 0..got {
+        if truncated[i] {
+            tracing::debug!(
+                socket = %what,
+                buffer = bufs[i].as_mut().len(),
+                "raw packet truncated, dropped"
+            );
+            continue;
+        }
+        if kept != i {
+            bufs.swap(kept, i);
+            lens[kept] = lens[i];
+        }
+        kept += 1;
+    }
+    if kept == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "raw packets truncated: buffers too small",
+        ));
+    }
+    Ok(kept)
 }
 
 fn header_destination(packet: &[u8]) -> io::Result<Ipv4Addr> {

@@ -118,13 +118,33 @@ pub(crate) fn send_many<B: AsRef<[u8]>>(
     packets: &[B],
     dests: &[Ipv4Addr],
 ) -> io::Result<usize> {
-    let n = packets.len().min(dests.len()).min(MAX_BATCH);
     let mut names = [libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: 0,
         sin_addr: libc::in_addr { s_addr: 0 },
         sin_zero: [0; 8],
     }; MAX_BATCH];
+    for (name, dst) in names.iter_mut().zip(dests) {
+        name.sin_addr.s_addr = u32::from_ne_bytes(dst.octets());
+    }
+    let n = packets.len().min(dests.len()).min(MAX_BATCH);
+    send_many_to(fd, &packets[..n], &names[..n])
+}
+
+/// A C socket address type `sendmmsg` can take as a message name.
+pub(crate) trait CSockAddr: Copy {}
+impl CSockAddr for libc::sockaddr_in {}
+impl CSockAddr for libc::sockaddr_ll {}
+
+/// One `sendmmsg(2)` call, non-blocking: sends `packets[i]` to `names[i]` for up to
+/// `min(packets.len(), names.len(), MAX_BATCH)` packets. Returns how many the kernel took; an
+/// error only if it took none.
+pub(crate) fn send_many_to<B: AsRef<[u8]>, A: CSockAddr>(
+    fd: BorrowedFd<'_>,
+    packets: &[B],
+    names: &[A],
+) -> io::Result<usize> {
+    let n = packets.len().min(names.len()).min(MAX_BATCH);
     let mut iov = [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
@@ -133,20 +153,22 @@ pub(crate) fn send_many<B: AsRef<[u8]>>(
     let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
     for i in 0..n {
         let p = packets[i].as_ref();
-        names[i].sin_addr.s_addr = u32::from_ne_bytes(dests[i].octets());
         iov[i] = libc::iovec {
             // The kernel only reads from a send iovec; the `*mut` is C's signature, not a write.
             iov_base: p.as_ptr().cast_mut().cast(),
             iov_len: p.len(),
         };
-        hdrs[i].msg_hdr.msg_name = (&raw mut names[i]).cast();
-        hdrs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // Likewise the kernel only reads a send's name.
+        hdrs[i].msg_hdr.msg_name = std::ptr::from_ref(&names[i]).cast_mut().cast();
+        hdrs[i].msg_hdr.msg_namelen = std::mem::size_of::<A>() as libc::socklen_t;
         hdrs[i].msg_hdr.msg_iov = &raw mut iov[i];
         hdrs[i].msg_hdr.msg_iovlen = 1;
     }
-    // SAFETY: `hdrs[..n]` are valid `mmsghdr`s: each names a `sockaddr_in` in `names` with its
-    // exact size and one iovec over `packets[i]`, borrowed for the whole call, which the kernel
-    // only reads. `names`, `iov` and `hdrs` stay on this frame, unmoved, until after the call.
+    // SAFETY: `hdrs[..n]` are valid `mmsghdr`s: each names `names[i]`, a C socket address
+    // (`CSockAddr`: `sockaddr_in` or `sockaddr_ll`, whose size is what the kernel reads for
+    // that family) borrowed for the whole call, and one iovec over `packets[i]`, also borrowed;
+    // the kernel only reads them. `iov` and `hdrs` stay on this frame, unmoved, until after the
+    // call. `n <= MAX_BATCH` fits `c_uint`.
     let rc = unsafe {
         libc::sendmmsg(
             fd.as_raw_fd(),

@@ -10,28 +10,13 @@ use std::net::Ipv4Addr;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{WAIT, checksum, icmp_echo, ip_fields, ipv4, lab, udp_packet};
-use realm_io::netns::{self, Lab};
+use common::{A, B, WAIT, checksum, icmp_echo, ip_fields, ipv4, pair, udp_packet};
+use realm_io::RawIp;
+use realm_io::netns;
 use realm_io::raw::{RawIpOptions, proto};
-use realm_io::{Ipv4Prefix, RawIp};
 
-const A: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
-const B: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
 const INNER_SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 5);
 const INNER_DST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
-
-/// Namespaces `a` and `b` joined by veth `va`/`vb` with 10.1.0.1/24 and 10.1.0.2/24.
-fn pair() -> (Lab, String, String) {
-    let mut lab = lab();
-    let a = lab.add_namespace("a").unwrap();
-    let b = lab.add_namespace("b").unwrap();
-    lab.veth((&a, "va"), (&b, "vb")).unwrap();
-    lab.add_address(&a, "va", Ipv4Prefix::new(A, 24).unwrap())
-        .unwrap();
-    lab.add_address(&b, "vb", Ipv4Prefix::new(B, 24).unwrap())
-        .unwrap();
-    (lab, a, b)
-}
 
 /// An outer 10.1.0.1 -> 10.1.0.2 packet of `protocol` around an inner UDP packet
 /// 192.0.2.5:40000 -> 198.51.100.7:7777, with a GRE header (no options, type 0x0800) for 47.

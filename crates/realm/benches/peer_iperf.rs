@@ -14,6 +14,8 @@
 //!    with AES-128-GCM between 192.0.2.1 and 192.0.2.2; the same iperf3.
 //! 3. realm again with the SAs UDP-encapsulated (RFC 3948, port 4500), which
 //!    lets the daemons use UDP GSO/GRO on the underlay.
+//! 4. realm with plain ESP again, `af_packet = false`: through the raw IP
+//!    sockets only, as before the AF_PACKET path (step 2 uses it).
 //!
 //! Prints Gbit/s (iperf3's receiver side) for each, realm/kernel, and the
 //! sender's TCP retransmissions; for the realm runs also both daemons' CPU
@@ -39,9 +41,22 @@
 //! `recvmmsg` calls returned one packet. A separate sending thread was tried
 //! and reverted (more CPU per GB, no throughput gain on 2 cores: figures in
 //! the revert's commit message), and so was a 50 us pause after small receive
-//! batches (no change). What would move it: leaving the IP stack out of the
-//! per-packet path (AF_PACKET with `PACKET_QDISC_BYPASS`, AF_XDP), or
-//! ESP-in-UDP with GSO/GRO (step 3).
+//! batches (no change).
+//!
+//! The figures above are for the raw sockets (step 4 now). Step 2 leaves the
+//! IP stack out: plain ESP goes out through an AF_PACKET socket to the next
+//! hop's MAC (no output route, no netfilter) and comes in through an
+//! AF_PACKET `TPACKET_V2` ring ahead of the IP stack, which a netdev ingress
+//! rule keeps from also handling it. That took the daemons from ~7-7.4 to
+//! ~4.9-5.5 CPU s/GB and plain ESP from ~0.09-0.11x to ~0.13-0.15x in the same
+//! runs. `PACKET_QDISC_BYPASS` was tried and dropped: no gain through the
+//! veth's noqueue qdisc, and it hides the frames from captures on the
+//! sending host. What is left, profiled on a quiet machine: the sending
+//! daemon is the bottleneck (~0.9 of a core); half of its `sendmmsg` time is
+//! still the receiver's input path, run as softirq inside the call (veth
+//! `netif_rx`, `packet_rcv`, the ingress drop, waking the receiver), the rest
+//! skb allocation, copy and the veth transmit. Next candidates: a
+//! `PACKET_TX_RING` (no per-packet copy from userspace), AF_XDP.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // `side` indexes several per-side arrays at once.
@@ -64,7 +79,7 @@ const INNER: [Ipv4Addr; 2] = [
 ];
 const SPI: [u32; 2] = [0x0000_1001, 0x0000_2001];
 
-fn config(side: usize, socket: &Path, udp_encap: bool) -> String {
+fn config(side: usize, socket: &Path, udp_encap: bool, af_packet: bool) -> String {
     let (me, other) = (side, 1 - side);
     let encap = if udp_encap {
         "udp_encap = { src_port = 4500, dst_port = 4500 }\n"
@@ -81,7 +96,7 @@ fn config(side: usize, socket: &Path, udp_encap: bool) -> String {
     };
     format!(
         "log_level = \"warn\"\ncontrol_socket = \"{}\"\n\n[tun]\nname = \"realm0\"\nmtu = 1400\n\
-         addresses = [\"{}/32\"]\nroutes = [\"{}\"]\n\n[underlay]\naddress = \"{}\"\ndevice = \"eth0\"\n\n\
+         addresses = [\"{}/32\"]\nroutes = [\"{}\"]\n\n[underlay]\naddress = \"{}\"\ndevice = \"eth0\"\naf_packet = {}\n\n\
          {}{}\
          [[policy]]\ndirection = \"outbound\"\nselector = {{ src = \"{}\", dst = \"{}\" }}\naction = \"apply\"\nsa = [\"{:#010x}\"]\n\n\
          [[policy]]\ndirection = \"inbound\"\nselector = {{ src = \"{}\", dst = \"{}\" }}\naction = \"apply\"\nsa = [\"{:#010x}\"]\n",
@@ -89,6 +104,7 @@ fn config(side: usize, socket: &Path, udp_encap: bool) -> String {
         INNER[me],
         NETS[other],
         UNDERLAY[me],
+        af_packet,
         sa(
             SPI[me],
             "outbound",
@@ -233,18 +249,24 @@ fn main() {
         netns::ip(&["-n", &ns[side], "route", "del", NETS[1 - side]]).unwrap();
     }
 
-    // 2. The same through two realm peers: ESP, then ESP-in-UDP (UDP GSO/GRO).
-    let mut realm = [(0.0f64, 0u64); 2];
-    let mut cpu_per_gb = [0.0f64; 2];
-    let mut busy = [[0.0f64; 2]; 2];
+    // 2. The same through two realm peers: ESP (AF_PACKET), ESP-in-UDP (UDP
+    // GSO/GRO), then ESP through raw sockets only.
+    let runs = [
+        ("realm peer, ESP", false, true),
+        ("realm peer, ESP-in-UDP", true, true),
+        ("realm peer, ESP, raw sockets", false, false),
+    ];
+    let mut realm = [(0.0f64, 0u64); 3];
+    let mut cpu_per_gb = [0.0f64; 3];
+    let mut busy = [[0.0f64; 2]; 3];
     let mut sas = String::new();
-    for (k, udp_encap) in [false, true].into_iter().enumerate() {
+    for (k, &(_, udp_encap, af_packet)) in runs.iter().enumerate() {
         let mut peers = Vec::new();
         for side in 0..2 {
             let socket = dir.join(format!("ctl-{k}-{side}.sock"));
             let file = dir.join(format!("peer-{k}-{side}.toml"));
             let log = dir.join(format!("peer-{k}-{side}.log"));
-            std::fs::write(&file, config(side, &socket, udp_encap)).unwrap();
+            std::fs::write(&file, config(side, &socket, udp_encap, af_packet)).unwrap();
             let script = r#"exec "$0" peer --config "$1" 2>"$2""#;
             peers.push(
                 lab.spawn(
@@ -304,10 +326,8 @@ fn main() {
     println!(
         "  kernel routing                    {kernel:7.3} Gbit/s                  {kernel_retransmits} retransmits"
     );
-    for (name, (gbit, retransmits), cpu, [a, b]) in [
-        ("realm peer, ESP", realm[0], cpu_per_gb[0], busy[0]),
-        ("realm peer, ESP-in-UDP", realm[1], cpu_per_gb[1], busy[1]),
-    ] {
+    for (k, &(name, _, _)) in runs.iter().enumerate() {
+        let ((gbit, retransmits), cpu, [a, b]) = (realm[k], cpu_per_gb[k], busy[k]);
         println!(
             "  {name:<33} {gbit:7.3} Gbit/s   ratio {:.3}x   {retransmits} retransmits   daemons' CPU {cpu:.2} s/GB (A {a:.2}, B {b:.2} cores)",
             gbit / kernel

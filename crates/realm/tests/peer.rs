@@ -219,9 +219,18 @@ impl Pair {
         }
     }
 
-    fn start_both(&mut self, s: Suite) {
+    /// [`Pair::config`] with `underlay` (lines) added to `[underlay]`.
+    fn config_with(&self, side: usize, s: Suite, underlay: &str) -> String {
+        self.config(side, s, SPI).replace(
+            "device = \"eth0\"\n",
+            &format!("device = \"eth0\"\n{underlay}"),
+        )
+    }
+
+    /// Starts both peers, `underlay` (lines) added to their `[underlay]`.
+    fn start_both(&mut self, s: Suite, underlay: &str) {
         for side in 0..2 {
-            let c = self.config(side, s, SPI);
+            let c = self.config_with(side, s, underlay);
             self.start(side, &c);
         }
     }
@@ -438,8 +447,13 @@ fn count(sa: &Value, field: &str) -> u64 {
 /// The whole scenario for one suite; returns the TCP client's address as the
 /// server saw it.
 fn carry_tcp(s: Suite) -> (Pair, SocketAddr) {
+    carry_tcp_with(s, "")
+}
+
+/// [`carry_tcp`] with `underlay` lines added to both peers' `[underlay]`.
+fn carry_tcp_with(s: Suite, underlay: &str) -> (Pair, SocketAddr) {
     let mut pair = Pair::new();
-    pair.start_both(s);
+    pair.start_both(s, underlay);
     let capture = Capture::start(&mut pair, 1);
     let server = if s.mode == "transport" {
         UNDERLAY[1]
@@ -563,6 +577,119 @@ fn tcp_over_esp_tunnel_mode() {
     assert_eq!(from.ip(), INNER[0]);
 }
 
+const GCM_TUNNEL: Suite = Suite {
+    protocol: "esp",
+    mode: "tunnel",
+    encryption: "aes-gcm-128",
+    encryption_key_len: 20,
+    integrity: "none",
+    integrity_key_len: 0,
+    udp_encap: false,
+};
+
+/// Plain ESP on an Ethernet underlay with a device: both peers send and
+/// receive it through their AF_PACKET sockets (the raw ESP socket sees none
+/// of it: the nftables ingress rule keeps it from the IP stack), and only the
+/// first packet, sent before the next hop was looked up, takes the raw socket.
+#[test]
+fn plain_esp_goes_through_af_packet() {
+    let (mut pair, from) = carry_tcp(GCM_TUNNEL);
+    assert_eq!(from.ip(), INNER[0]);
+    for side in 0..2 {
+        let status = ctl(&pair.socket(side), "status").unwrap();
+        let sockets = status["config"]["sockets"].to_string();
+        assert!(
+            sockets.contains("af_packet (ESP send)")
+                && sockets.contains("af_packet (ESP receive on eth0, ring)"),
+            "{status}"
+        );
+        let c = &status["counters"];
+        let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{k} in {status}"));
+        assert!(n("af_packet_tx_packets") > 700, "{status}");
+        assert!(n("af_packet_rx_packets") > 700, "{status}");
+        assert_eq!(
+            n("underlay_rx_packets"),
+            n("af_packet_rx_packets"),
+            "{status}"
+        );
+        assert_eq!(
+            n("underlay_tx_packets"),
+            n("af_packet_tx_packets") + n("af_packet_tx_fallbacks"),
+            "{status}"
+        );
+        assert!(n("af_packet_tx_fallbacks") <= 2, "{status}");
+        assert_eq!(n("af_packet_rx_drops"), 0, "{status}");
+        assert!(
+            pair.log(side)
+                .contains("plain ESP to this peer goes through AF_PACKET"),
+            "{}",
+            pair.log(side)
+        );
+        // The ingress rule is there while the daemon runs, and goes with it.
+        let table = format!("realm_peer_esp_{}", u32::from(UNDERLAY[side]));
+        let list = |pair: &Pair| {
+            pair.lab
+                .run(&pair.ns[side], "nft", &["list", "table", "netdev", &table])
+                .unwrap()
+        };
+        assert!(list(&pair).status.success());
+        pair.stop(side);
+        assert!(!list(&pair).status.success(), "{table} left behind");
+    }
+}
+
+/// A peer killed (SIGKILL) leaves its ingress rule, which drops plain ESP
+/// for the IP stack; restarted with `af_packet = false` it removes the rule
+/// and receives ESP on its raw socket again.
+#[test]
+fn restart_removes_a_killed_peers_ingress_rule() {
+    let mut pair = Pair::new();
+    pair.start_both(GCM_TUNNEL, "");
+    let table = format!("realm_peer_esp_{}", u32::from(UNDERLAY[0]));
+    let listed = |pair: &Pair| {
+        pair.lab
+            .run(&pair.ns[0], "nft", &["list", "table", "netdev", &table])
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(listed(&pair));
+    let id = pair.peers[0].take().unwrap();
+    pair.lab.kill(id).unwrap();
+    assert!(listed(&pair), "SIGKILL cannot remove the rule");
+    let c = pair.config_with(0, GCM_TUNNEL, "af_packet = false\n");
+    pair.start(0, &c);
+    assert!(!listed(&pair), "stale {table} still there");
+    let (a, b) = (pair.ns[0].clone(), pair.ns[1].clone());
+    assert_eq!(tcp_echo(&b, INNER[1], &a).ip(), INNER[0]);
+    let status = ctl(&pair.socket(0), "status").unwrap();
+    assert!(
+        status["counters"]["underlay_rx_packets"].as_u64().unwrap() > 700,
+        "{status}"
+    );
+    assert_eq!(status["counters"]["af_packet_rx_packets"], 0, "{status}");
+}
+
+/// `af_packet = false`: plain ESP through the raw sockets only, as before.
+#[test]
+fn plain_esp_through_raw_sockets_when_af_packet_is_off() {
+    let (pair, _) = carry_tcp_with(GCM_TUNNEL, "af_packet = false\n");
+    for side in 0..2 {
+        let status = ctl(&pair.socket(side), "status").unwrap();
+        assert!(
+            !status["config"]["sockets"]
+                .to_string()
+                .contains("af_packet"),
+            "{status}"
+        );
+        let c = &status["counters"];
+        assert_eq!(c["af_packet_tx_packets"], 0, "{status}");
+        assert_eq!(c["af_packet_rx_packets"], 0, "{status}");
+        assert_eq!(c["af_packet_tx_fallbacks"], 0, "{status}");
+        assert!(c["underlay_rx_packets"].as_u64().unwrap() > 700, "{status}");
+    }
+}
+
 #[test]
 fn tcp_over_udp_encapsulated_esp() {
     let s = Suite {
@@ -601,15 +728,7 @@ fn tcp_over_ah_transport_mode() {
 /// check, is counted under `icv_mismatch`, and nothing reaches B's TUN.
 #[test]
 fn wrong_key_is_dropped_and_counted() {
-    let s = Suite {
-        protocol: "esp",
-        mode: "tunnel",
-        encryption: "aes-gcm-128",
-        encryption_key_len: 20,
-        integrity: "none",
-        integrity_key_len: 0,
-        udp_encap: false,
-    };
+    let s = GCM_TUNNEL;
     let mut pair = Pair::new();
     let a = pair.config(0, s, SPI);
     let b = pair.config(1, s, [SPI[0] + 1, SPI[1]]);

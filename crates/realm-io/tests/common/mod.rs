@@ -45,6 +45,24 @@ pub fn two_namespaces(
     (a, b)
 }
 
+/// The two ends of [`pair`].
+pub const A: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
+pub const B: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
+
+/// Namespaces `a` and `b` joined by veth `va`/`vb` with 10.1.0.1/24 ([`A`]) and 10.1.0.2/24
+/// ([`B`]).
+pub fn pair() -> (Lab, String, String) {
+    let mut lab = lab();
+    let a = lab.add_namespace("a").unwrap();
+    let b = lab.add_namespace("b").unwrap();
+    lab.veth((&a, "va"), (&b, "vb")).unwrap();
+    lab.add_address(&a, "va", realm_io::Ipv4Prefix::new(A, 24).unwrap())
+        .unwrap();
+    lab.add_address(&b, "vb", realm_io::Ipv4Prefix::new(B, 24).unwrap())
+        .unwrap();
+    (lab, a, b)
+}
+
 /// The Internet checksum (RFC 1071) of `data`.
 pub fn checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = 0;

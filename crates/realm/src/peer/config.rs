@@ -79,6 +79,10 @@ pub(crate) struct UnderlaySection {
     /// Socket send buffer in bytes.
     #[serde(default = "default_buffer")]
     pub(crate) send_buffer: usize,
+    /// Plain ESP through AF_PACKET sockets on an Ethernet underlay (see
+    /// the daemon's module doc); `false`: through raw IP sockets only.
+    #[serde(default = "default_true")]
+    pub(crate) af_packet: bool,
 }
 
 /// `[nat_t]`.

@@ -15,6 +15,25 @@
 //! through the UDP socket, a flow's consecutive datagrams in one UDP GSO call
 //! (and arrives coalesced by `UDP_GRO`). With TUN offloads, reads and writes
 //! of the TUN carry up to 64 KiB of a TCP flow each.
+//!
+//! Plain ESP on an Ethernet underlay takes a shorter way through the kernel
+//! (`[underlay] af_packet`, on by default):
+//! - out: an AF_PACKET socket straight to the next
+//!   hop's MAC, which [`Netlink::next_hop`] looks up (route, then neighbour
+//!   table) and which is looked up again every [`NEXT_HOP_REFRESH`]. While
+//!   there is none (no route out of an Ethernet device, neighbour not yet
+//!   resolved, a send failed), and once per refresh while the neighbour entry
+//!   is only `STALE`, `DELAY` or `PROBE` (so the kernel's own output path
+//!   confirms it), plain ESP leaves through the raw socket, which resolves
+//!   the neighbour: counted as `af_packet_tx_fallbacks`. An ESP packet whose
+//!   header the raw socket would complete (ID 0 without DF, source 0) always
+//!   takes the raw socket.
+//! - in (needs `[underlay] device` and `nft`): an AF_PACKET socket on that
+//!   device takes unfragmented IPv4 ESP to our address before the IP stack,
+//!   and an nftables `netdev` ingress rule then drops those packets for the
+//!   stack (table `realm_peer_esp_<address>`, removed on exit). Fragments
+//!   still reach the raw ESP socket, reassembled. Without a device or `nft`,
+//!   plain ESP is received through the raw socket only (logged at start).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -23,6 +42,9 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use realm_io::netlink::NextHop;
+use realm_io::nft::NftTable;
+use realm_io::packet::{EspReceiver, PacketSender, esp_ingress_drop_rule};
 use realm_io::raw::{RawIpOptions, proto};
 use realm_io::socket::{
     SocketOptions, UDP_MAX_SEGMENTS, udp_send_segments, udp_set_gro, udp_try_recv_segments,
@@ -50,6 +72,26 @@ const IP_UDP_HEADERS: usize = 28;
 /// fragments) are dropped as truncated; a peer whose TUN MTU matches ours
 /// never sends them.
 const MIN_UNDERLAY_BUFFER: usize = 2048;
+
+/// How long a next hop looked up for the AF_PACKET send path is used before
+/// it is looked up again (a changed MAC or route is noticed this late at most).
+pub(crate) const NEXT_HOP_REFRESH: Duration = Duration::from_secs(1);
+
+/// The AF_PACKET send path's view of one destination.
+#[derive(Debug, Clone, Copy)]
+struct NextHopEntry {
+    dst: Ipv4Addr,
+    hop: Option<NextHop>,
+    looked_up: Instant,
+    /// Send the next packet through the raw socket (the neighbour entry
+    /// wants confirming, or the last AF_PACKET send failed).
+    via_kernel: bool,
+}
+
+/// The size of an underlay receive buffer for a TUN MTU.
+fn underlay_buffer_size(tun_mtu: u16) -> usize {
+    (usize::from(tun_mtu) + 2 * MAX_HEADROOM + TAILROOM).max(MIN_UNDERLAY_BUFFER)
+}
 
 /// Where a run of ESP-in-UDP datagrams goes: which of our UDP sockets, to
 /// whom, with which TOS byte.
@@ -90,6 +132,15 @@ pub(crate) struct Counters {
     pub(crate) ike_ignored: u64,
     pub(crate) keepalives_rx: u64,
     pub(crate) keepalives_tx: u64,
+    /// Plain ESP sent and received through the AF_PACKET sockets, and plain
+    /// ESP that could have been sent that way but went through the raw
+    /// socket (next hop unresolved or unconfirmed, an AF_PACKET send failed).
+    pub(crate) af_packet_tx_packets: u64,
+    pub(crate) af_packet_rx_packets: u64,
+    pub(crate) af_packet_tx_fallbacks: u64,
+    /// Plain ESP the kernel dropped because the AF_PACKET receive ring was
+    /// full (read when `status` is asked for).
+    pub(crate) af_packet_rx_drops: u64,
     /// Socket errors (each loses one packet).
     pub(crate) underlay_send_errors: u64,
     pub(crate) tun_write_errors: u64,
@@ -167,7 +218,15 @@ pub(crate) struct Peer {
     pub(crate) started: Instant,
     pub(crate) config_summary: ConfigSummary,
     tun: Tun,
+    netlink: Netlink,
     send: RawIp,
+    /// The AF_PACKET send path and the destinations it has looked up.
+    packet_tx: Option<PacketSender>,
+    next_hops: Vec<NextHopEntry>,
+    /// The ingress drop rule goes before the socket it feeds (fields drop in
+    /// order): no packet is lost to both.
+    _esp_drop: Option<NftTable>,
+    packet_rx: Option<EspReceiver>,
     esp: Option<RawIp>,
     ah: Option<RawIp>,
     udp: Vec<(u16, UdpSocket)>,
@@ -188,12 +247,15 @@ pub(crate) struct ConfigSummary {
     pub(crate) tun_mtu: u16,
     pub(crate) underlay: Ipv4Addr,
     pub(crate) device: Option<String>,
+    #[serde(skip)]
+    pub(crate) device_ifindex: Option<u32>,
     pub(crate) sockets: Vec<String>,
 }
 
 enum Wake {
     Tun(io::Result<usize>),
     Esp(io::Result<usize>),
+    PacketEsp(io::Result<usize>),
     Ah(io::Result<usize>),
     Udp(usize),
     Timer,
@@ -202,6 +264,13 @@ enum Wake {
 }
 
 async fn recv_raw(socket: Option<&RawIp>, pool: &mut Pool) -> io::Result<usize> {
+    match socket {
+        Some(s) => s.recv_batch(&mut pool.bufs, &mut pool.lens).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_packet(socket: Option<&mut EspReceiver>, pool: &mut Pool) -> io::Result<usize> {
     match socket {
         Some(s) => s.recv_batch(&mut pool.bufs, &mut pool.lens).await,
         None => std::future::pending().await,
@@ -242,7 +311,7 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
     );
 
     let tun_size = usize::from(peer.tun.mtu());
-    let underlay_size = (tun_size + 2 * MAX_HEADROOM + TAILROOM).max(MIN_UNDERLAY_BUFFER);
+    let underlay_size = underlay_buffer_size(peer.tun.mtu());
     // With offloads one TUN read is a superpacket of up to 64 KiB: room for
     // a few of them (and many small packets, one per read) per wake-up.
     let tun_batch = if peer.tun.offload() {
@@ -260,6 +329,7 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
     };
     let mut tun_pool = Pool::new(tun_batch, MAX_HEADROOM, tun_size, 0);
     let mut esp_pool = Pool::new(MAX_BATCH, 0, underlay_size, deliver_capacity);
+    let mut packet_pool = Pool::new(MAX_BATCH, 0, underlay_size, deliver_capacity);
     let mut ah_pool = Pool::new(MAX_BATCH, 0, underlay_size, deliver_capacity);
     let mut udp_pool = Pool::new(
         4 * UDP_MAX_SEGMENTS,
@@ -275,6 +345,7 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
         let wake = tokio::select! {
             r = peer.tun.recv_batch(&mut tun_pool.bufs, &mut tun_pool.lens) => Wake::Tun(r),
             r = recv_raw(peer.esp.as_ref(), &mut esp_pool) => Wake::Esp(r),
+            r = recv_packet(peer.packet_rx.as_mut(), &mut packet_pool) => Wake::PacketEsp(r),
             r = recv_raw(peer.ah.as_ref(), &mut ah_pool) => Wake::Ah(r),
             i = udp_readable(&peer.udp) => Wake::Udp(i),
             () = tokio::time::sleep_until(deadline), if timeout.is_some() => Wake::Timer,
@@ -291,11 +362,20 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
                 peer.handle_underlay_batch(&mut esp_pool, n).await;
                 esp_pool.restore(n);
             }
+            Wake::PacketEsp(Ok(n)) => {
+                peer.counters.af_packet_rx_packets += n as u64;
+                for i in 0..n {
+                    packet_pool.lens[i] =
+                        checked_ipv4_len(&packet_pool.bufs[i].v[..packet_pool.lens[i]]);
+                }
+                peer.handle_underlay_batch(&mut packet_pool, n).await;
+                packet_pool.restore(n);
+            }
             Wake::Ah(Ok(n)) => {
                 peer.handle_underlay_batch(&mut ah_pool, n).await;
                 ah_pool.restore(n);
             }
-            Wake::Tun(Err(e)) | Wake::Esp(Err(e)) | Wake::Ah(Err(e)) => {
+            Wake::Tun(Err(e)) | Wake::Esp(Err(e)) | Wake::PacketEsp(Err(e)) | Wake::Ah(Err(e)) => {
                 // Truncated raw packets (InvalidData) and transient errors:
                 // keep going; a dead device shows up in the counters.
                 tracing::debug!(error = %e, "receive");
@@ -308,7 +388,10 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
                 }
             }
             Wake::Timer => peer.engine.handle_timeout(realm_io::now()),
-            Wake::Control(Some(p)) => crate::ctl::answer(&mut peer, p),
+            Wake::Control(Some(p)) => {
+                peer.read_af_packet_drops();
+                crate::ctl::answer(&mut peer, p);
+            }
             Wake::Control(None) => {}
             Wake::Stop(signal) => {
                 tracing::info!(signal, "realm peer stopping");
@@ -391,6 +474,24 @@ impl Peer {
         } else {
             None
         };
+        let device_ifindex = match &u.device {
+            Some(d) => Some(
+                netlink
+                    .ifindex(d)
+                    .await
+                    .with_context(|| format!("underlay device {d}"))?,
+            ),
+            None => None,
+        };
+        // A daemon killed before it could remove its ingress rule left the
+        // ESP to this address dropped: gone now, whatever this run does.
+        remove_stale_esp_drop(u.address);
+        let (packet_tx, _esp_drop, packet_rx) =
+            if u.af_packet && config.needs_raw(IpsecProtocol::Esp) {
+                open_af_packet(config, &netlink, &mut sockets).await
+            } else {
+                (None, None, None)
+            };
         let mut udp = Vec::new();
         for port in udp_ports {
             let addr = SocketAddr::V4(SocketAddrV4::new(u.address, port));
@@ -419,10 +520,16 @@ impl Peer {
                 tun_mtu: t.mtu,
                 underlay: u.address,
                 device: u.device.clone(),
+                device_ifindex,
                 sockets,
             },
             tun,
+            netlink,
             send,
+            packet_tx,
+            next_hops: Vec::new(),
+            _esp_drop,
+            packet_rx,
             esp,
             ah,
             udp,
@@ -706,7 +813,146 @@ impl Peer {
         }
     }
 
+    /// Sends packets that do not go through a UDP socket: runs of plain ESP
+    /// to a destination with a known next hop through the AF_PACKET socket,
+    /// the rest through the raw socket. Order is kept.
     async fn send_raw(&mut self, packets: &[&[u8]]) {
+        if self.packet_tx.is_none() {
+            return self.send_ip(packets).await;
+        }
+        let now = realm_io::now();
+        let mut lookups = Vec::new();
+        let mut ip_from = 0;
+        let mut i = 0;
+        while i < packets.len() {
+            let Some(dst) = af_packet_destination(packets[i]) else {
+                i += 1;
+                continue;
+            };
+            let Some(hop) = self.fast_next_hop(dst, now, &mut lookups) else {
+                self.counters.af_packet_tx_fallbacks += 1;
+                i += 1;
+                continue;
+            };
+            let mut j = i + 1;
+            while j < packets.len() && af_packet_destination(packets[j]) == Some(dst) {
+                j += 1;
+            }
+            self.send_ip(&packets[ip_from..i]).await;
+            let sent = self.send_packet(&packets[i..j], dst, hop).await;
+            // What the AF_PACKET socket did not take goes the kernel's way.
+            self.counters.af_packet_tx_fallbacks += (j - i - sent) as u64;
+            ip_from = i + sent;
+            i = j;
+        }
+        self.send_ip(&packets[ip_from..]).await;
+        for dst in lookups {
+            self.look_up_next_hop(dst, now).await;
+        }
+    }
+
+    /// The next hop to send plain ESP for `dst` to through the AF_PACKET
+    /// socket, or `None` for this packet (then it goes the kernel's way). A
+    /// destination not looked up for [`NEXT_HOP_REFRESH`] is added to
+    /// `lookups` (done after the batch).
+    fn fast_next_hop(
+        &mut self,
+        dst: Ipv4Addr,
+        now: Instant,
+        lookups: &mut Vec<Ipv4Addr>,
+    ) -> Option<NextHop> {
+        let Some(e) = self.next_hops.iter_mut().find(|e| e.dst == dst) else {
+            if !lookups.contains(&dst) {
+                lookups.push(dst);
+            }
+            return None;
+        };
+        if now.duration_since(e.looked_up) >= NEXT_HOP_REFRESH && !lookups.contains(&dst) {
+            lookups.push(dst);
+        }
+        if e.via_kernel {
+            e.via_kernel = false;
+            return None;
+        }
+        e.hop
+    }
+
+    /// Looks up `dst`'s next hop again, logs a change.
+    async fn look_up_next_hop(&mut self, dst: Ipv4Addr, now: Instant) {
+        let device = self.config_summary.device_ifindex;
+        let hop = match self.netlink.next_hop(dst, device).await {
+            Ok(hop) => hop,
+            Err(e) => {
+                tracing::debug!(%dst, error = %e, "next hop lookup");
+                None
+            }
+        };
+        let hop = hop.filter(|h| {
+            self.config_summary
+                .device_ifindex
+                .is_none_or(|d| d == h.ifindex)
+        });
+        let entry = NextHopEntry {
+            dst,
+            hop,
+            looked_up: now,
+            via_kernel: hop.is_some_and(|h| !h.confirmed),
+        };
+        let Some(e) = self.next_hops.iter_mut().find(|e| e.dst == dst) else {
+            log_next_hop(dst, None, hop);
+            self.next_hops.push(entry);
+            return;
+        };
+        let before = e.hop.map(|h| (h.ifindex, h.mac));
+        if before != hop.map(|h| (h.ifindex, h.mac)) {
+            log_next_hop(dst, e.hop, hop);
+        }
+        // A pending kick (failed send) stays pending.
+        let via_kernel = e.via_kernel || entry.via_kernel;
+        *e = NextHopEntry {
+            via_kernel,
+            ..entry
+        };
+    }
+
+    /// Sends a run of plain ESP packets to `dst` through the AF_PACKET
+    /// socket; returns how many it took. On a failure the rest of the run is
+    /// left to the caller, and the next packet for `dst` goes the kernel's
+    /// way (which reports or resolves the problem) while the next hop is
+    /// looked up again.
+    async fn send_packet(&mut self, run: &[&[u8]], dst: Ipv4Addr, hop: NextHop) -> usize {
+        let Some(socket) = &self.packet_tx else {
+            return 0;
+        };
+        let result = socket.send_batch(run, hop.ifindex, hop.mac).await;
+        let sent = *result.as_ref().unwrap_or(&0);
+        self.counters.af_packet_tx_packets += sent as u64;
+        self.counters.underlay_tx_packets += sent as u64;
+        self.counters.underlay_tx_bytes += run[..sent].iter().map(|p| p.len() as u64).sum::<u64>();
+        if sent < run.len() {
+            if let Some(e) = self.next_hops.iter_mut().find(|e| e.dst == dst) {
+                e.via_kernel = true;
+                e.looked_up = self.started; // look it up after this batch
+            }
+            if sampled(self.counters.af_packet_tx_fallbacks + 1) {
+                tracing::info!(%dst, error = ?result.err(), "AF_PACKET send stopped: the rest goes through the raw socket");
+            }
+        }
+        sent
+    }
+
+    /// Adds what the AF_PACKET receiver dropped since the last look.
+    fn read_af_packet_drops(&mut self) {
+        if let Some(rx) = &self.packet_rx {
+            match rx.take_drops() {
+                Ok(n) => self.counters.af_packet_rx_drops += u64::from(n),
+                Err(e) => tracing::debug!(error = %e, "AF_PACKET statistics"),
+            }
+        }
+    }
+
+    /// Sends through the raw socket, in `sendmmsg` batches.
+    async fn send_ip(&mut self, packets: &[&[u8]]) {
         let mut done = 0;
         while done < packets.len() {
             match self.send.send_batch(&packets[done..]).await {
@@ -794,6 +1040,140 @@ impl Peer {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The destination of a plain ESP packet the AF_PACKET socket may send as
+/// it is: IPv4 without options, protocol 50, source set, and an ID or DF
+/// (the raw socket would fill in those; AF_PACKET sends the header as given).
+fn af_packet_destination(p: &[u8]) -> Option<Ipv4Addr> {
+    let h = p.get(..20)?;
+    let ident = u16::from_be_bytes([h[4], h[5]]);
+    let df = h[6] & 0x40 != 0;
+    (h[0] == 0x45 && h[9] == proto::ESP && h[12..16] != [0; 4] && (ident != 0 || df))
+        .then(|| Ipv4Addr::new(h[16], h[17], h[18], h[19]))
+}
+
+fn log_next_hop(dst: Ipv4Addr, before: Option<NextHop>, after: Option<NextHop>) {
+    match after {
+        Some(h) => tracing::info!(
+            %dst,
+            ifindex = h.ifindex,
+            mac = %format_mac(h.mac),
+            "plain ESP to this peer goes through AF_PACKET"
+        ),
+        None if before.is_some() => {
+            tracing::info!(%dst, "next hop lost: plain ESP to this peer goes through the raw socket")
+        }
+        None => {
+            tracing::info!(%dst, "no Ethernet next hop yet: plain ESP to this peer goes through the raw socket")
+        }
+    }
+}
+
+fn format_mac(m: [u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+/// What the IP stack checks before a raw socket sees a packet, for one
+/// taken off the wire by the AF_PACKET receiver: the header checksum and the
+/// total length, which also drops any Ethernet padding. Returns the length
+/// to keep, 0 (dropped by the engine as malformed) for a bad header.
+fn checked_ipv4_len(p: &[u8]) -> usize {
+    let Ok(ip) = realm_wire::ipv4::Packet::new_checked(p) else {
+        return 0;
+    };
+    let total = usize::from(ip.total_len());
+    if !ip.verify_checksum() || total > p.len() {
+        return 0;
+    }
+    total
+}
+
+/// The nftables table of the ingress rule for ESP to `address`.
+fn esp_drop_table(address: Ipv4Addr) -> String {
+    format!("realm_peer_esp_{}", u32::from(address))
+}
+
+/// Deletes the ingress rule table a killed daemon for `address` may have
+/// left (nothing to do without `nft`, or when there is none).
+fn remove_stale_esp_drop(address: Ipv4Addr) {
+    if !realm_io::nft::available() {
+        return;
+    }
+    let name = esp_drop_table(address);
+    // Declaring the table first makes the delete succeed when it is absent.
+    match realm_io::nft::apply(&format!(
+        "table netdev {name}\ndelete table netdev {name}\n"
+    )) {
+        Ok(()) => tracing::debug!(table = %name, "no stale ESP ingress rule left"),
+        Err(e) => {
+            tracing::warn!(table = %name, error = %e, "could not remove a stale ESP ingress rule")
+        }
+    }
+}
+
+/// Opens the AF_PACKET send path and, with a device and `nft`, the receive
+/// path with its ingress drop rule. Each part that cannot be had is logged
+/// and left out: the raw sockets do its work.
+async fn open_af_packet(
+    config: &PeerConfig,
+    netlink: &Netlink,
+    sockets: &mut Vec<String>,
+) -> (Option<PacketSender>, Option<NftTable>, Option<EspReceiver>) {
+    let u = &config.underlay;
+    let tx = match PacketSender::open(Some(u.send_buffer)) {
+        Ok(s) => {
+            sockets.push("af_packet (ESP send)".into());
+            Some(s)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no AF_PACKET send path: plain ESP leaves through the raw socket");
+            None
+        }
+    };
+    let Some(device) = &u.device else {
+        tracing::info!("no underlay.device: plain ESP is received through the raw socket");
+        return (tx, None, None);
+    };
+    let rx = async {
+        let ifindex = netlink.ifindex(device).await?;
+        // Frames for the device's largest packet; the ring as large as the
+        // socket buffer it replaces (the kernel doubles SO_RCVBUF).
+        let max_packet = netlink.mtu(device).await? as usize;
+        let ring = 2 * u.recv_buffer;
+        let rx = match EspReceiver::open_with_ring(ifindex, u.address, ring, max_packet) {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::info!(error = %e, "no TPACKET receive ring: recvmmsg on the AF_PACKET socket");
+                EspReceiver::open(ifindex, u.address, Some(u.recv_buffer))?
+            }
+        };
+        let name = esp_drop_table(u.address);
+        let body = format!(
+            "chain ingress {{
+type filter hook ingress device \"{device}\" priority 0; policy accept;
+{}
+}}",
+            esp_ingress_drop_rule(u.address)
+        );
+        let table = NftTable::install("netdev", &name, &body)?;
+        anyhow::Ok((table, rx))
+    }
+    .await;
+    match rx {
+        Ok((table, rx)) => {
+            let how = if rx.has_ring() { ", ring" } else { "" };
+            sockets.push(format!("af_packet (ESP receive on {device}{how})"));
+            (tx, Some(table), Some(rx))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no AF_PACKET receive path: plain ESP is received through the raw socket");
+            (tx, None, None)
         }
     }
 }
