@@ -6,9 +6,11 @@
 //! leaves as one IP-in-IP packet that the kernel must cut into ~45 fragments
 //! for a 1500-byte link, and the far side must reassemble: that costs more
 //! than everything else on the path. The kernel can do better on its own: a
-//! GSO packet marked IP-in-IP (`SKB_GSO_IPXIP4`) crosses veths and bridges
-//! whole and is cut into proper tunnel packets, outer header by outer header,
-//! only where a device cannot carry it. Only the kernel can mark a packet so;
+//! GSO packet marked IP-in-IP (`SKB_GSO_IPXIP4`) crosses veths whole (and a
+//! bridge that delivers it to its own stack) and is cut into proper tunnel
+//! packets, outer header by outer header, only where a device cannot carry
+//! it (a bridge transmitting it is one: it has no `hw_enc_features`). Only
+//! the kernel can mark a packet so;
 //! `bpf_skb_adjust_room` with `BPF_F_ADJ_ROOM_ENCAP_L3_IPV4` does.
 //!
 //! So a small tcx egress program on the TUN takes the superpackets whose
