@@ -18,7 +18,7 @@
 //! the TUN, so anything reached by a more specific route (the gateway's and
 //! other local networks, when connected or routed explicitly) stays direct.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 
@@ -161,7 +161,7 @@ pub(super) struct DataPlane {
     /// The kernel's IP-in-IP encapsulation of whole superpackets
     /// (`kernel_offload`), and the (address, port) sources it may take.
     offload: Option<IpipOffload>,
-    offloaded: BTreeSet<(Ipv4Addr, Option<u16>)>,
+    offloaded: BTreeMap<(Ipv4Addr, Option<u16>), Ipv4Addr>,
     out: Vec<u8>,
     /// Encapsulated packets of one batch, per tunnel type (buffers reused).
     out_ipip: Vec<Vec<u8>>,
@@ -228,7 +228,7 @@ impl DataPlane {
             ident: 0,
             counters: Counters::default(),
             offload,
-            offloaded: BTreeSet::new(),
+            offloaded: BTreeMap::new(),
             out: Vec::with_capacity(realm_io::MAX_IPV4_PACKET),
             out_ipip: Vec::new(),
             out_gre: Vec::new(),
@@ -345,16 +345,23 @@ impl DataPlane {
                 }
             }
         }
-        for &(address, port) in self.offloaded.difference(&want.keys().copied().collect()) {
+        // Only what changed: a binding's ports are many map entries.
+        self.offloaded.retain(|&(address, port), _| {
+            if want.contains_key(&(address, port)) {
+                return true;
+            }
             if let Err(e) = offload.revoke(address, port) {
                 warn!(error = %e, %address, ?port, "kernel offload: revoking a source");
             }
-        }
-        self.offloaded.clear();
-        for (&(address, port), &endpoint) in &want {
+            false
+        });
+        for ((address, port), endpoint) in want {
+            if self.offloaded.get(&(address, port)) == Some(&endpoint) {
+                continue;
+            }
             match offload.allow(address, port, self.underlay, endpoint) {
                 Ok(()) => {
-                    self.offloaded.insert((address, port));
+                    self.offloaded.insert((address, port), endpoint);
                 }
                 Err(e) => warn!(error = %e, %address, ?port, "kernel offload: allowing a source"),
             }

@@ -887,11 +887,6 @@ impl Peer {
                 None
             }
         };
-        let hop = hop.filter(|h| {
-            self.config_summary
-                .device_ifindex
-                .is_none_or(|d| d == h.ifindex)
-        });
         let entry = NextHopEntry {
             dst,
             hop,
