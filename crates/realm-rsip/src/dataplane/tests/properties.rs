@@ -1,6 +1,11 @@
-//! Property tests: random binding tables and random traffic; inbound never
+//! Property tests: random binding tables, grants and removals (new bindings
+//! reuse freed slots, ports and SPIs) and random traffic. Safety: inbound never
 //! delivers a packet to a host that does not hold the matching binding (or the
-//! learned claim that stands for one), and nothing panics on arbitrary bytes.
+//! learned claim that stands for one) and whose remote flow policy does not
+//! allow the sender; outbound forwards only under a binding of the sending
+//! host that owns the source. Liveness: what exactly one binding holds is
+//! delivered, and what a host's binding allows is forwarded (a data plane
+//! that drops everything fails). Nothing panics on arbitrary bytes.
 
 use std::collections::HashMap;
 
@@ -64,6 +69,10 @@ fn spi(i: u16) -> u32 {
 }
 
 fn to_binding(index: usize, s: &BindingSpec) -> Binding {
+    with_bind(BindId(index as u32 + 1), s)
+}
+
+fn with_bind(bind: BindId, s: &BindingSpec) -> Binding {
     let ports = PortSet::Range {
         first: 1000 + s.first,
         count: s.count,
@@ -78,7 +87,7 @@ fn to_binding(index: usize, s: &BindingSpec) -> Binding {
         },
     };
     Binding {
-        bind: BindId(index as u32 + 1),
+        bind,
         host: ClientId(s.host),
         tunnel: Tunnel {
             endpoint: endpoint(s.host),
@@ -141,18 +150,23 @@ enum Step {
         remote: usize,
         traffic: Traffic,
     },
-    /// The engine removes binding `index` (if present).
+    /// The engine removes the `index`-th live binding (modulo their number).
     Remove { index: usize },
+    /// The engine grants a new binding (a fresh bind ID; it may reuse the
+    /// table slot, the ports or the SPIs of a removed one, so state learned
+    /// under the old binding must not leak to the new holder).
+    Grant { spec: BindingSpec },
 }
 
-fn step(bindings: usize) -> impl Strategy<Value = Step> {
+fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => (0..HOSTS, 0..ADDRS.len(), 0..REMOTES.len(), traffic(), any::<bool>()).prop_map(
             |(host, addr, remote, traffic, gre)| Step::Out { host, addr, remote, traffic, gre }
         ),
         5 => (0..ADDRS.len(), 0..REMOTES.len(), traffic())
             .prop_map(|(addr, remote, traffic)| Step::In { addr, remote, traffic }),
-        1 => (0..bindings.max(1)).prop_map(|index| Step::Remove { index }),
+        1 => any::<usize>().prop_map(|index| Step::Remove { index }),
+        1 => binding_spec().prop_map(|spec| Step::Grant { spec }),
     ]
 }
 
@@ -309,6 +323,61 @@ fn has_spi(b: &Binding, s: u32) -> bool {
     matches!(&b.resources, Resources::Ipsec { spis, .. } if spis.contains(Spi(s)))
 }
 
+/// RFC 3103 s7.2: a binding with a remote flow policy is used only with that
+/// remote (the specs make macro-flow policies: an address, any port).
+fn remote_ok(b: &Binding, remote: Ipv4Addr) -> bool {
+    match b.remote {
+        RemoteFlow::Any => true,
+        RemoteFlow::Address(a) => a == remote,
+        RemoteFlow::AddressPorts { address, .. } => address == remote,
+    }
+}
+
+fn tunnel_of(gre: bool) -> TunnelType {
+    if gre {
+        TunnelType::Gre
+    } else {
+        TunnelType::IpIp
+    }
+}
+
+/// The local port of TCP or UDP `traffic`, if it has one of its own.
+fn local_port(traffic: &Traffic) -> Option<u16> {
+    match *traffic {
+        Traffic::Udp { port: p, .. } | Traffic::Tcp { port: p, .. } => Some(port(p)),
+        _ => None,
+    }
+}
+
+/// Checks that forwarding `traffic` (outbound, from `local` to `remote`) for
+/// `host` under binding `b` is justified: the binding is the host's, on the
+/// source address, through the tunnel the packet came in, with a remote flow
+/// policy that allows the destination, and for TCP/UDP it holds the source
+/// port (or the whole address, or the shared IKE ports under RSIPSEC).
+fn justified_out(
+    host: ClientId,
+    b: &Binding,
+    traffic: &Traffic,
+    local: Ipv4Addr,
+    remote: Ipv4Addr,
+    gre: bool,
+) -> bool {
+    if b.host != host || b.address != local || b.tunnel.kind != tunnel_of(gre) {
+        return false;
+    }
+    if !remote_ok(b, remote) {
+        return false;
+    }
+    match (traffic, &b.resources) {
+        (_, Resources::WholeAddress) => true,
+        (Traffic::Udp { port: p, .. } | Traffic::Tcp { port: p, .. }, _) => has_port(b, port(*p)),
+        (Traffic::Ike { port500, .. }, r) => {
+            has_port(b, if *port500 { 500 } else { 4500 }) || matches!(r, Resources::Ipsec { .. })
+        }
+        _ => true,
+    }
+}
+
 /// Checks that delivering `traffic` (inbound, to `local` from `remote`) to
 /// `host` through binding `b` is justified.
 fn justified(
@@ -320,6 +389,12 @@ fn justified(
     remote: Ipv4Addr,
 ) -> bool {
     if b.host != host || b.address != local {
+        return false;
+    }
+    // RFC 3103 s7.2, ingress: only from the remote the policy names (for an
+    // ICMP error, the quoted packet's destination, which `build` makes the
+    // same remote).
+    if !remote_ok(b, remote) {
         return false;
     }
     if b.resources == Resources::WholeAddress {
@@ -344,13 +419,58 @@ fn justified(
     }
 }
 
+/// Liveness, inbound: TCP or UDP to a port exactly one live binding holds
+/// on the address (or to an RSA-IP address), from a remote its policy
+/// allows, MUST reach that binding's host. A data plane that drops
+/// everything fails here.
+fn must_deliver<'a>(
+    live: &'a HashMap<BindId, Binding>,
+    traffic: &Traffic,
+    local: Ipv4Addr,
+    remote: Ipv4Addr,
+) -> Option<&'a Binding> {
+    let p = local_port(traffic)?;
+    let holders: Vec<&Binding> = live
+        .values()
+        .filter(|b| b.address == local)
+        .filter(|b| b.resources == Resources::WholeAddress || has_port(b, p))
+        .collect();
+    match holders.as_slice() {
+        [b] if remote_ok(b, remote) => Some(b),
+        _ => None,
+    }
+}
+
+/// Liveness, outbound: TCP or UDP from a port that a binding of this host
+/// holds on the address, through that binding's tunnel type, to a remote
+/// its policy allows, MUST be forwarded.
+fn must_forward(
+    live: &HashMap<BindId, Binding>,
+    host: ClientId,
+    traffic: &Traffic,
+    local: Ipv4Addr,
+    remote: Ipv4Addr,
+    gre: bool,
+) -> bool {
+    let Some(p) = local_port(traffic) else {
+        return false;
+    };
+    live.values().any(|b| {
+        b.host == host
+            && b.address == local
+            && b.tunnel.kind == tunnel_of(gre)
+            && remote_ok(b, remote)
+            && (b.resources == Resources::WholeAddress || has_port(b, p))
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(100_000))]
 
     #[test]
     fn inbound_never_reaches_a_host_without_the_binding(
         specs in prop::collection::vec(binding_spec(), 1..10),
-        steps in prop::collection::vec(step(10), 1..24),
+        steps in prop::collection::vec(step(), 1..32),
     ) {
         let mut dp = DataPlane::new(Config::new(GATEWAY));
         let mut live: HashMap<BindId, Binding> = HashMap::new();
@@ -363,6 +483,7 @@ proptest! {
         let mut model = Model::default();
         let mut buf = PacketBuf::new();
         let now = t(0);
+        let mut next_bind = 1_000;
         for step in &steps {
             match step {
                 Step::Out { host, addr, remote, traffic, gre } => {
@@ -372,32 +493,63 @@ proptest! {
                     } else {
                         tunnel_ipip(endpoint(*host), &inner)
                     };
-                    if let Outbound::Forward { host: h, bind, range } = dp.outbound(now, &packet) {
-                        prop_assert_eq!(h, ClientId(*host));
-                        prop_assert_eq!(&packet[range], &inner[..]);
-                        let b = live.get(&bind).expect("forwarded under a live binding");
-                        prop_assert_eq!(b.host, h);
-                        prop_assert_eq!(b.address, ADDRS[*addr]);
-                        model.learn(h, bind, traffic, ADDRS[*addr], REMOTES[*remote]);
+                    let (local, far) = (ADDRS[*addr], REMOTES[*remote]);
+                    let must = must_forward(&live, ClientId(*host), traffic, local, far, *gre);
+                    match dp.outbound(now, &packet) {
+                        Outbound::Forward { host: h, bind, range } => {
+                            prop_assert_eq!(h, ClientId(*host));
+                            prop_assert_eq!(&packet[range], &inner[..]);
+                            let b = live.get(&bind).expect("forwarded under a live binding");
+                            prop_assert!(
+                                justified_out(h, b, traffic, local, far, *gre),
+                                "{:?} forwarded for {:?} under {:?}", traffic, h, b
+                            );
+                            model.learn(h, bind, traffic, local, far);
+                        }
+                        Outbound::Drop { reason, .. } => prop_assert!(
+                            !must,
+                            "{:?} from host {} dropped ({:?}) though it holds the port", traffic, host, reason
+                        ),
                     }
                 }
                 Step::In { addr, remote, traffic } => {
-                    let packet = build(traffic, ADDRS[*addr], REMOTES[*remote], false);
+                    let (local, far) = (ADDRS[*addr], REMOTES[*remote]);
+                    let packet = build(traffic, local, far, false);
+                    let must = must_deliver(&live, traffic, local, far).map(|b| b.host);
                     buf.set_packet(&packet);
-                    if let Inbound::Tunnel { host, bind, endpoint: ep, .. } = dp.inbound(now, &mut buf) {
-                        let b = live.get(&bind).expect("delivered under a live binding");
-                        prop_assert_eq!(ep, b.tunnel.endpoint);
-                        prop_assert!(
-                            justified(&model, host, b, traffic, ADDRS[*addr], REMOTES[*remote]),
-                            "{:?} delivered to {:?} under {:?}", traffic, host, b
-                        );
+                    match dp.inbound(now, &mut buf) {
+                        Inbound::Tunnel { host, bind, endpoint: ep, .. } => {
+                            let b = live.get(&bind).expect("delivered under a live binding");
+                            prop_assert_eq!(ep, b.tunnel.endpoint);
+                            prop_assert!(
+                                justified(&model, host, b, traffic, local, far),
+                                "{:?} delivered to {:?} under {:?}", traffic, host, b
+                            );
+                            if let Some(m) = must {
+                                prop_assert_eq!(host, m);
+                            }
+                        }
+                        other => prop_assert!(
+                            must.is_none(),
+                            "{:?} to {} not delivered to {:?}: {:?}", traffic, local, must, other
+                        ),
                     }
                 }
                 Step::Remove { index } => {
-                    let bind = BindId(*index as u32 + 1);
-                    if dp.remove(bind).is_some() {
+                    let mut binds: Vec<BindId> = live.keys().copied().collect();
+                    binds.sort();
+                    if !binds.is_empty() {
+                        let bind = binds[index % binds.len()];
+                        prop_assert!(dp.remove(bind).is_some(), "live {:?} not in the table", bind);
                         live.remove(&bind);
                         model.forget(bind);
+                    }
+                }
+                Step::Grant { spec } => {
+                    let b = with_bind(BindId(next_bind), spec);
+                    next_bind += 1;
+                    if dp.insert(b.clone()).is_ok() {
+                        live.insert(b.bind, b);
                     }
                 }
             }
