@@ -17,7 +17,7 @@ use realm_rsip::gateway::{
     PortRange, Prefix,
 };
 use realm_rsip::host::{
-    AuthConfig, BindingConfig, Host, HostConfig, HostEvent, RevokeReason, Transport,
+    AuthConfig, BindingConfig, Host, HostConfig, HostEvent, RequestId, RevokeReason, Transport,
 };
 use realm_wire::rsip::{BindId, ClientId};
 
@@ -88,6 +88,9 @@ struct SimHost {
     addr: SocketAddrV4,
     host: Host,
     events: Vec<HostEvent>,
+    /// The library requests `poke` made (ports and queries), each of which
+    /// must end in exactly one outcome event.
+    issued: Vec<RequestId>,
     /// False: the host is unplugged (its datagrams vanish both ways).
     online: bool,
     /// TCP hosts: the connection, while up.
@@ -177,6 +180,7 @@ impl Network {
                 addr,
                 host,
                 events: Vec::new(),
+                issued: Vec::new(),
                 online: true,
                 conn: None,
             });
@@ -476,7 +480,9 @@ impl Network {
         match roll {
             0..=3 => {
                 let n = 1 + self.rng.below(4) as u8;
-                let _ = h.request_ports(now, n);
+                if let Ok(id) = h.request_ports(now, n) {
+                    self.hosts[i].issued.push(id);
+                }
             }
             4..=6 => {
                 let ids: Vec<BindId> = h.bindings().map(|b| b.bind_id).collect();
@@ -486,7 +492,9 @@ impl Network {
                 }
             }
             _ => {
-                let _ = h.query(now, IpAddr::from([10, 0, 0, 99]));
+                if let Ok(id) = h.query(now, IpAddr::from([10, 0, 0, 99])) {
+                    self.hosts[i].issued.push(id);
+                }
             }
         }
         self.flush();
@@ -571,6 +579,45 @@ fn exactly_once(seed: u64, link: Link, signed: bool) {
         matches!(e, Event::Registered { .. })
     });
     assert_eq!(host_regs, gw_regs, "seed {seed}: registrations");
+    // Progress, not only agreement (zero grants on both sides would agree):
+    // every host registered, and every library request `poke` made ended in
+    // exactly one outcome, most of them grants.
+    assert!(host_regs >= 4, "seed {seed}: every host registered");
+    let mut asked = 0;
+    let mut granted_on_request = 0;
+    for (i, h) in net.hosts.iter().enumerate() {
+        // A host that freed everything lets its registration lapse (RFC 3103
+        // 6; the host engine's doc), so "registered at the end" is not asked.
+        assert!(
+            h.events
+                .iter()
+                .any(|e| matches!(e, HostEvent::Registered(_))),
+            "seed {seed}: host {i} registered"
+        );
+        for id in &h.issued {
+            let outcomes = count(&h.events, |e| match e {
+                HostEvent::BindingGranted(b) => b.request == *id,
+                HostEvent::QueryAnswered { request, .. }
+                | HostEvent::RequestFailed { request, .. } => request == id,
+                _ => false,
+            });
+            assert_eq!(outcomes, 1, "seed {seed}: host {i} request {id:?} outcomes");
+            granted_on_request += count(
+                &h.events,
+                |e| matches!(e, HostEvent::BindingGranted(b) if b.request == *id),
+            );
+        }
+        asked += h.issued.len();
+    }
+    assert!(asked >= 40, "seed {seed}: {asked} library requests made");
+    assert!(
+        granted_on_request >= 10,
+        "seed {seed}: only {granted_on_request} of {asked} requests granted ports"
+    );
+    assert!(
+        net.gateway_grants() >= 4 + granted_on_request,
+        "seed {seed}: the configured blocks and the requested ports were granted"
+    );
     for h in &net.hosts {
         let stats = h.host.stats();
         assert_eq!(stats.resyncs, 0, "seed {seed}");
