@@ -34,9 +34,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 
 use realm_wire::rsip::{
-    Address, BindId, ClientId, ErrorCode, Flow, FlowPolicy, Grant, LocalFlowPolicy, Message,
-    MessageType, Parameter, Ports, QueryTuple, RemoteFlowPolicy, RequestOptions, RsipMethod, Spi,
-    Spis, TunnelType, VendorSpecific,
+    AddrType, Address, BindId, ClientId, ErrorCode, Flow, FlowPolicy, Grant, LocalFlowPolicy,
+    Message, MessageType, Parameter, Ports, QueryTuple, RemoteFlowPolicy, RequestOptions,
+    RsipMethod, Spi, Spis, TunnelType, VendorSpecific,
 };
 
 const PUBLIC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -262,15 +262,21 @@ fn expected_fields(m: &Message) -> Fields {
     let mut f = Fields::new();
     let mut put = |name: &str, value: String| f.entry(name.to_string()).or_default().push(value);
     put("rsip.version", "1".into());
-    put("rsip.message_type", u8::from(m.msg_type()).to_string());
+    put(
+        "rsip.message_type",
+        rfc("message type", MESSAGE_TYPES, m.msg_type().as_str()),
+    );
     put("rsip.message_length", m.buffer_len().to_string());
     for p in m.params() {
-        put("rsip.parameter.type", p.param_type().to_string_code());
+        put(
+            "rsip.parameter.type",
+            rfc("parameter", PARAMETERS, p.param_type().as_str()),
+        );
         match p {
             Parameter::Address(a) => {
                 put(
                     "rsip.parameter.address_type",
-                    a.addr_type().code().to_string(),
+                    rfc("address type", ADDRESS_TYPES, address_kind(a)),
                 );
                 match a {
                     Address::Ipv4(ip) => put("rsip.parameter.address", ip.to_string()),
@@ -297,17 +303,23 @@ fn expected_fields(m: &Message) -> Fields {
             Parameter::LeaseTime(s) => put("rsip.parameter.lease_time", s.to_string()),
             Parameter::ClientId(c) => put("rsip.parameter.client_id", c.0.to_string()),
             Parameter::BindId(b) => put("rsip.parameter.bind_id", b.0.to_string()),
-            Parameter::TunnelType(t) => put("rsip.parameter.tunnel_type", u8::from(*t).to_string()),
-            Parameter::RsipMethod(x) => put("rsip.method_param.method", u8::from(*x).to_string()),
-            Parameter::Error(e) => put("rsip.parameter.error", u16::from(*e).to_string()),
+            Parameter::TunnelType(t) => put(
+                "rsip.parameter.tunnel_type",
+                rfc("tunnel type", TUNNEL_TYPES, t.as_str()),
+            ),
+            Parameter::RsipMethod(x) => put(
+                "rsip.method_param.method",
+                rfc("method", METHODS, x.as_str()),
+            ),
+            Parameter::Error(e) => put("rsip.parameter.error", rfc("error", ERRORS, e.as_str())),
             Parameter::FlowPolicy(fp) => {
                 put(
                     "rsip.parameter.local_flow_policy",
-                    u8::from(fp.local).to_string(),
+                    rfc("local flow policy", LOCAL_POLICIES, fp.local.as_str()),
                 );
                 put(
                     "rsip.parameter.remote_flow_policy",
-                    u8::from(fp.remote).to_string(),
+                    rfc("remote flow policy", REMOTE_POLICIES, fp.remote.as_str()),
                 );
             }
             // tshark shows the indicator in hex (BASE_HEX).
@@ -345,13 +357,123 @@ fn expected_fields(m: &Message) -> Fields {
     f
 }
 
-trait CodeString {
-    fn to_string_code(self) -> String;
+// The code points, written here from the RFCs' own tables (not from
+// realm-wire's enums), so a wrong number in Realm's mapping shows as a
+// difference from what tshark decodes off the wire. Realm supplies only the
+// RFC name of what it encoded.
+
+/// RFC 3103 Appendix B; RFC 3104 Appendix C (22, 23).
+const MESSAGE_TYPES: &[(&str, u32)] = &[
+    ("ERROR_RESPONSE", 1),
+    ("REGISTER_REQUEST", 2),
+    ("REGISTER_RESPONSE", 3),
+    ("DE-REGISTER_REQUEST", 4),
+    ("DE-REGISTER_RESPONSE", 5),
+    ("ASSIGN_REQUEST_RSA-IP", 6),
+    ("ASSIGN_RESPONSE_RSA-IP", 7),
+    ("ASSIGN_REQUEST_RSAP-IP", 8),
+    ("ASSIGN_RESPONSE_RSAP-IP", 9),
+    ("EXTEND_REQUEST", 10),
+    ("EXTEND_RESPONSE", 11),
+    ("FREE_REQUEST", 12),
+    ("FREE_RESPONSE", 13),
+    ("QUERY_REQUEST", 14),
+    ("QUERY_RESPONSE", 15),
+    ("LISTEN_REQUEST", 16),
+    ("LISTEN_RESPONSE", 17),
+    ("ASSIGN_REQUEST_RSIPSEC", 22),
+    ("ASSIGN_RESPONSE_RSIPSEC", 23),
+];
+
+/// RFC 3103 8 (8.1-8.12); RFC 3104 6.2 (SPI, 22).
+const PARAMETERS: &[(&str, u32)] = &[
+    ("Address", 1),
+    ("Ports", 2),
+    ("Lease Time", 3),
+    ("Client ID", 4),
+    ("Bind ID", 5),
+    ("Tunnel Type", 6),
+    ("RSIP Method", 7),
+    ("Error", 8),
+    ("Flow Policy", 9),
+    ("Indicator", 10),
+    ("Message Counter", 11),
+    ("Vendor Specific", 12),
+    ("SPI", 22),
+];
+
+/// RFC 3103 8.1 (0 is reserved; "don't care" is a zero-length value of a type).
+const ADDRESS_TYPES: &[(&str, u32)] = &[("IPv4", 1), ("IPv4 netmask", 2), ("IPv6", 3), ("FQDN", 4)];
+
+/// RFC 3103 8.6.
+const TUNNEL_TYPES: &[(&str, u32)] = &[("IP-IP", 1), ("GRE", 2), ("L2TP", 3)];
+
+/// RFC 3103 8.7; RFC 3104 5 (RSIPSEC, 3).
+const METHODS: &[(&str, u32)] = &[("RSA-IP", 1), ("RSAP-IP", 2), ("RSIPSEC", 3)];
+
+/// RFC 3103 8.9.
+const LOCAL_POLICIES: &[(&str, u32)] = &[("macro", 1), ("micro", 2)];
+const REMOTE_POLICIES: &[(&str, u32)] = &[("macro", 1), ("micro", 2), ("no policy", 3)];
+
+/// RFC 3103 Appendix A; RFC 3104 Appendix B (401-403).
+const ERRORS: &[(&str, u32)] = &[
+    ("UNKNOWN_ERROR", 101),
+    ("USE_TCP", 102),
+    ("FLOW_POLICY_VIOLATION", 103),
+    ("INTERNAL_SERVER_ERROR", 104),
+    ("MESSAGE_COUNTER_REQUIRED", 105),
+    ("UNSUPPORTED_RSIP_VERSION", 106),
+    ("MISSING_PARAM", 201),
+    ("DUPLICATE_PARAM", 202),
+    ("EXTRA_PARAM", 203),
+    ("ILLEGAL_PARAM", 204),
+    ("BAD_PARAM", 205),
+    ("ILLEGAL_MESSAGE", 206),
+    ("BAD_MESSAGE", 207),
+    ("UNSUPPORTED_MESSAGE", 208),
+    ("REGISTER_FIRST", 301),
+    ("ALREADY_REGISTERED", 302),
+    ("ALREADY_UNREGISTERED", 303),
+    ("REGISTRATION_DENIED", 304),
+    ("BAD_CLIENT_ID", 305),
+    ("BAD_BIND_ID", 306),
+    ("BAD_TUNNEL_TYPE", 307),
+    ("LOCAL_ADDR_UNAVAILABLE", 308),
+    ("LOCAL_ADDRPORT_UNAVAILABLE", 309),
+    ("LOCAL_ADDR_INUSE", 310),
+    ("LOCAL_ADDRPORT_INUSE", 311),
+    ("LOCAL_ADDR_UNALLOWED", 312),
+    ("LOCAL_ADDRPORT_UNALLOWED", 313),
+    ("REMOTE_ADDR_UNALLOWED", 314),
+    ("REMOTE_ADDRPORT_UNALLOWED", 315),
+    ("IPSEC_UNALLOWED", 401),
+    ("IPSEC_SPI_UNAVAILABLE", 402),
+    ("IPSEC_SPI_INUSE", 403),
+];
+
+/// The RFC's number for the thing the RFC calls `name`.
+fn rfc(table: &str, codes: &[(&str, u32)], name: &str) -> String {
+    codes
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, code)| code.to_string())
+        .unwrap_or_else(|| panic!("the RFC defines no {table} named {name:?}"))
 }
 
-impl CodeString for realm_wire::rsip::ParamType {
-    fn to_string_code(self) -> String {
-        u8::from(self).to_string()
+/// The RFC's name of an address parameter's type ("don't care" carries the
+/// type it was sent with).
+fn address_kind(a: &Address) -> &'static str {
+    match a {
+        Address::Ipv4(_) => "IPv4",
+        Address::Ipv4Netmask(_) => "IPv4 netmask",
+        Address::Ipv6(_) => "IPv6",
+        Address::Fqdn(_) => "FQDN",
+        Address::DontCare(t) => match t {
+            AddrType::Ipv4 => "IPv4",
+            AddrType::Ipv4Netmask => "IPv4 netmask",
+            AddrType::Ipv6 => "IPv6",
+            AddrType::Fqdn => "FQDN",
+        },
     }
 }
 
