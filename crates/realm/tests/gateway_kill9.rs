@@ -11,7 +11,7 @@ mod gateway_util;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gateway_util::*;
@@ -40,11 +40,15 @@ fn run(durability: &str) {
     let mut g = GatewayProc::start_with(&sections, CONFIG);
 
     let stop = Arc::new(AtomicBool::new(false));
+    // Grants the hosts have received an answer for: the kill waits on this,
+    // the same quantity the test asserts on after it.
+    let answered = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for i in 0..HOSTS {
         let from = g.net.addr(10 + i);
         let to = g.tcp_addr();
         let stop = Arc::clone(&stop);
+        let answered = Arc::clone(&answered);
         workers.push(std::thread::spawn(move || {
             let mut h = TcpHost::connect(from, to);
             let client = h.register();
@@ -70,7 +74,10 @@ fn run(durability: &str) {
                     Some(m) => {
                         outstanding -= 1;
                         match m.view() {
-                            View::AssignResponseRsapIp { bind_id, .. } => acked.push(bind_id),
+                            View::AssignResponseRsapIp { bind_id, .. } => {
+                                acked.push(bind_id);
+                                answered.fetch_add(1, Ordering::Relaxed);
+                            }
                             other => panic!("unexpected answer {other:?}"),
                         }
                     }
@@ -81,8 +88,8 @@ fn run(durability: &str) {
         }));
     }
     // Let grants flow, then kill -9 in the middle of them.
-    wait_until("some grants", Duration::from_secs(20), || {
-        g.alloc_log().matches("event=grant").count() > 200
+    wait_until("200 acknowledged grants", Duration::from_secs(60), || {
+        answered.load(Ordering::Relaxed) > 200
     });
     g.kill9();
     stop.store(true, Ordering::Relaxed);
