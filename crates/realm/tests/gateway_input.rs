@@ -191,9 +191,13 @@ fn registration_flood_from_one_source_is_capped() {
     let flooder = g.net.addr(66);
     let to = g.tcp_addr();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Flood connections the gateway has answered at least once: both are
+    // being served before the third connection tries (no fixed sleep).
+    let serving = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut floods = Vec::new();
     for _ in 0..2 {
         let stop = std::sync::Arc::clone(&stop);
+        let serving = std::sync::Arc::clone(&serving);
         floods.push(std::thread::spawn(move || {
             let mut h = TcpHost::connect(flooder, to);
             let mut writer = h.stream.try_clone().unwrap();
@@ -210,6 +214,9 @@ fn registration_flood_from_one_source_is_capped() {
                         "{:?}",
                         m.view()
                     );
+                    if n == 0 {
+                        serving.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     n += 1;
                 }
                 eprintln!("flood connection: {n} answers");
@@ -231,22 +238,29 @@ fn registration_flood_from_one_source_is_capped() {
         }));
     }
     // A third connection from the flooder is refused.
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until(
+        "both flood connections served",
+        Duration::from_secs(20),
+        || serving.load(std::sync::atomic::Ordering::Relaxed) == 2,
+    );
     let mut third = TcpHost::connect(flooder, to);
     assert!(third.closed_within(Duration::from_secs(5)));
 
-    // Meanwhile another host is served promptly.
+    // Meanwhile another host is served: all its 50 requests are answered
+    // (each `exchange` fails the test if no answer comes) while the flood
+    // is still going on. No latency is asserted (figures belong in benches).
     let mut other = TcpHost::connect(g.net.addr(2), to);
     let c = other.register();
-    let t0 = realm_io::clock::now();
     for _ in 0..50 {
         let r = other.exchange(&assign_ports(c, 1, None));
         bind_of(&r);
     }
-    let took = t0.elapsed();
+    assert!(
+        floods.iter().all(|f| !f.is_finished()),
+        "the flood ended before the other host was served"
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let answered: u64 = floods.into_iter().map(|f| f.join().unwrap()).sum();
-    assert!(took < Duration::from_secs(5), "50 grants took {took:?}");
 
     // One registration per address: the flood got ALREADY_REGISTERED, and
     // the rate limit held it to about 100/s per connection.
@@ -320,8 +334,9 @@ fn tcp_close_keeps_the_registration_by_default() {
     let c = h.register();
     let b = bind_of(&h.exchange(&assign_ports(c, 4, None)));
     drop(h);
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(g.ctl(&["hosts"])[0]["connected"], false);
+    wait_until("the gateway saw the close", Duration::from_secs(10), || {
+        g.ctl(&["hosts"])[0]["connected"] == false
+    });
     // A new connection from the same address adopts it.
     let mut h = TcpHost::connect(g.net.addr(2), g.tcp_addr());
     let r = h.exchange(&Message::extend_request(c, b, None, None));
