@@ -15,7 +15,7 @@ mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use realm_io::Ipv4Prefix;
 use realm_io::netns::{self, Lab, LabStdio};
@@ -36,7 +36,14 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// What the scripted gateway saw: each request's type, and the port count of
 /// RSAP-IP assigns.
-type Seen = Arc<Mutex<Vec<(MessageType, Option<u8>)>>>;
+/// What the scripted gateway received: each request's type, its port count
+/// (ASSIGN), and when it arrived.
+type Seen = Arc<Mutex<Vec<(MessageType, Option<u8>, Instant)>>>;
+
+/// The requests without their arrival times.
+fn kinds(seen: &[(MessageType, Option<u8>, Instant)]) -> Vec<(MessageType, Option<u8>)> {
+    seen.iter().map(|(t, c, _)| (*t, *c)).collect()
+}
 
 fn lab() -> Lab {
     if let Err(e) = netns::require_privileges() {
@@ -52,7 +59,9 @@ fn answer(req: &Message, seen: &Seen) -> Option<Message> {
         (MessageType::AssignRequestRsapIp, Some(Ports::DontCare { count })) => Some(*count),
         _ => None,
     };
-    seen.lock().unwrap().push((req.msg_type(), count));
+    seen.lock()
+        .unwrap()
+        .push((req.msg_type(), count, realm_io::now()));
     let policy = FlowPolicy {
         local: LocalFlowPolicy::Macro,
         remote: RemoteFlowPolicy::None,
@@ -200,7 +209,7 @@ fn register_extend_deregister(udp: bool) {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(t, _)| *t == MessageType::ExtendRequest)
+            .filter(|(t, _, _)| *t == MessageType::ExtendRequest)
             .count();
         if extends >= 2 {
             break;
@@ -242,7 +251,35 @@ fn register_extend_deregister(udp: bool) {
     assert!(stderr.contains("binding extended"), "{stderr}");
 
     gateway.join().unwrap().unwrap();
-    let seen = seen.lock().unwrap().clone();
+    let timeline = seen.lock().unwrap().clone();
+    // "Before expiry", timed: each EXTEND reaches the gateway within the
+    // 2 s lease granted (or extended) by the answer to the request before
+    // it, and not in a hurry either (the host extends at 2/3 of the lease;
+    // timers never fire early, so more than a third has passed).
+    let renewals: Vec<Instant> = timeline
+        .iter()
+        .filter(|(t, _, _)| {
+            matches!(
+                t,
+                MessageType::AssignRequestRsapIp | MessageType::ExtendRequest
+            )
+        })
+        .map(|(_, _, at)| *at)
+        .collect();
+    assert!(renewals.len() >= 3, "{timeline:?}");
+    let lease = Duration::from_secs(u64::from(LEASE_S));
+    for pair in renewals.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap < lease,
+            "an EXTEND came {gap:?} after the lease began: {timeline:?}"
+        );
+        assert!(
+            gap > lease / 3,
+            "an EXTEND came only {gap:?} into the lease: {timeline:?}"
+        );
+    }
+    let seen = kinds(&timeline);
     assert_eq!(
         seen.first(),
         Some(&(MessageType::RegisterRequest, None)),
@@ -468,7 +505,7 @@ fn data_plane_round_trip(udp: bool) {
         seen.lock()
             .unwrap()
             .iter()
-            .any(|(t, _)| *t == MessageType::DeregisterRequest)
+            .any(|(t, _, _)| *t == MessageType::DeregisterRequest)
     );
 }
 
@@ -561,7 +598,7 @@ fn tcp_config_file_and_reconnect() {
         .lock()
         .unwrap()
         .iter()
-        .filter(|(t, _)| *t == MessageType::ExtendRequest)
+        .filter(|(t, _, _)| *t == MessageType::ExtendRequest)
         .count()
         < 2
     {
@@ -597,7 +634,7 @@ fn tcp_config_file_and_reconnect() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("TCP: connected"), "{stderr}");
     gateway.join().unwrap().unwrap();
-    let seen = seen.lock().unwrap().clone();
+    let seen = kinds(&seen.lock().unwrap());
     assert_eq!(
         seen.iter()
             .filter(|(t, _)| *t == MessageType::RegisterRequest)
