@@ -20,7 +20,9 @@ pub enum DropReason {
     /// ICV (HMAC or AEAD tag) did not verify.
     #[error("integrity check failed")]
     IcvMismatch,
-    /// Ciphertext length not a block multiple, or pad bytes not 1, 2, 3, ...
+    /// After the ICV verified: pad length longer than the payload, or pad
+    /// bytes not 1, 2, 3, ... (RFC 4303 s2.4). A ciphertext of a length no
+    /// trailer fits is [`DropReason::Malformed`], found before the ICV.
     #[error("bad padding")]
     BadPadding,
     /// Next header of the ESP trailer not allowed for the SA's mode.

@@ -770,8 +770,13 @@ impl SecurityAssociation {
         let ct_len = esp_len
             .checked_sub(wire::ESP_HEADER + iv_len + icv_len)
             .ok_or(DropReason::Malformed)?;
+        // Framing, checked before the ICV: a ciphertext too short for a
+        // trailer or not cipher-aligned (RFC 4303 s2.4) is a malformed
+        // packet, whoever sent it. It says nothing about padding (which is
+        // examined only once the ICV verified, below), so an unauthenticated
+        // forgery is never counted against the keyed peer as bad padding.
         if ct_len < 4 || ct_len % enc.block_len() != 0 {
-            return Err(DropReason::BadPadding);
+            return Err(DropReason::Malformed);
         }
         let esp = buf.get(esp_off..end).ok_or(DropReason::Malformed)?;
         let seq_low = u32::from_be_bytes([esp[4], esp[5], esp[6], esp[7]]);
@@ -811,8 +816,10 @@ impl SecurityAssociation {
                 self.transform
                     .cbc_decrypt(&iv, &mut buf[data_start..data_end])
                     .map_err(|e| {
+                        // Unreachable after the alignment check above; a
+                        // length error is framing, not padding.
                         if e == CryptoError::BadLength {
-                            DropReason::BadPadding
+                            DropReason::Malformed
                         } else {
                             DropReason::IcvMismatch
                         }

@@ -292,3 +292,40 @@ proptest! {
         }
     }
 }
+
+/// Issue 11, finding 7: a truncated forgery (a real packet cut so its
+/// ciphertext is no longer cipher-aligned) fails before the ICV; it is
+/// counted as malformed, never as bad padding, which would blame the keyed
+/// peer. Only an authenticated trailer can be bad padding.
+#[test]
+fn a_truncated_forgery_is_malformed_not_bad_padding() {
+    let s = Suite {
+        protocol: IpsecProtocol::Esp,
+        encryption: EncryptionAlgorithm::AesCbc128,
+        integrity: IntegrityAlgorithm::HmacSha256_128,
+        mode: Mode::Tunnel,
+        esn: false,
+        encap: false,
+    };
+    let (mut a, out, mut b, inb, now) = pair(s);
+    let sealed = a.seal(now, out, &inner_packet(s, b"forge me")).unwrap();
+    for cut in [1usize, 4, 15, 17] {
+        let mut forged = sealed[..sealed.len() - cut].to_vec();
+        let len = forged.len() as u16;
+        forged[2..4].copy_from_slice(&len.to_be_bytes());
+        forged[10..12].copy_from_slice(&[0, 0]);
+        let c = checksum(&forged[..20], 0);
+        forged[10..12].copy_from_slice(&c.to_be_bytes());
+        let r = b.open(now, &forged);
+        assert!(
+            matches!(r, Err(DropReason::Malformed | DropReason::IcvMismatch)),
+            "cut {cut}: {r:?}"
+        );
+    }
+    let c = b.counters(inb).unwrap();
+    let malformed = c.drops(DropReason::Malformed) + b.drops(DropReason::Malformed);
+    assert_eq!(c.drops(DropReason::BadPadding), 0, "{c:?}");
+    assert!(malformed >= 3, "unaligned cuts counted as malformed: {c:?}");
+    // And the genuine packet still opens.
+    assert!(matches!(b.open(now, &sealed), Ok(Inbound::Packet(_))));
+}
