@@ -510,17 +510,20 @@ fn data_plane_round_trip(udp: bool) {
 }
 
 /// A gateway that drops the TCP connection after granting the binding, then
-/// accepts the host's reconnection and serves it.
-async fn tcp_gateway_dropping_once(seen: Seen, ready: mpsc::Sender<()>) {
+/// accepts the host's reconnection and serves it. Returns the host's address
+/// of each connection.
+async fn tcp_gateway_dropping_once(seen: Seen, ready: mpsc::Sender<()>) -> Vec<SocketAddr> {
+    let mut peers = Vec::new();
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((GATEWAY, 4555)))
         .await
         .unwrap();
     ready.send(()).unwrap();
     for connection in 0..2 {
-        let (mut stream, _) = tokio::time::timeout(WAIT, listener.accept())
+        let (mut stream, peer) = tokio::time::timeout(WAIT, listener.accept())
             .await
             .expect("host did not (re)connect")
             .unwrap();
+        peers.push(peer);
         let mut decoder = StreamDecoder::new(65535);
         let mut buf = vec![0u8; 65536];
         loop {
@@ -543,19 +546,39 @@ async fn tcp_gateway_dropping_once(seen: Seen, ready: mpsc::Sender<()>) {
             }
             stream.write_all(&out).await.unwrap();
             if done {
-                return;
+                return peers;
             }
             if granted && connection == 0 {
                 break; // drop the connection
             }
         }
     }
+    peers
 }
 
 /// `--config FILE`, and a TCP connection lost after the grant: the host
 /// reconnects (without registering again) and goes on extending the binding.
 #[test]
 fn tcp_config_file_and_reconnect() {
+    config_file_and_reconnect(false);
+}
+
+/// The same with the data plane up, so the leased block (40000-40003) is the
+/// namespace's ephemeral range when the host reconnects: its signalling
+/// socket must not take one of those ports, which are its applications'.
+#[test]
+fn tcp_reconnect_takes_no_leased_port() {
+    let peers = config_file_and_reconnect(true);
+    assert_eq!(peers.len(), 2, "{peers:?}");
+    let leased = FIRST_PORT..FIRST_PORT + 4;
+    assert!(
+        !leased.contains(&peers[1].port()),
+        "the reconnection took leased port {}",
+        peers[1].port()
+    );
+}
+
+fn config_file_and_reconnect(data_plane: bool) -> Vec<SocketAddr> {
     let mut lab = lab();
     let host = lab.add_namespace("host").unwrap();
     let gw = lab.add_namespace("gateway").unwrap();
@@ -564,13 +587,13 @@ fn tcp_config_file_and_reconnect() {
         .unwrap();
     lab.add_address(&gw, "eth0", Ipv4Prefix::new(GATEWAY, 24).unwrap())
         .unwrap();
-    let dir = common::scratch_dir("host-config-reconnect");
+    let dir = common::scratch_dir(&format!("host-config-reconnect-{data_plane}"));
     let config = dir.join("host.toml");
     std::fs::write(
         &config,
         format!(
             "[host]\ngateway = \"10.0.0.1:4555\"\n[[host.bindings]]\nports = 4\nlease_time = 2\n\
-             [daemon]\nreconnect_min_ms = 50\ndata_plane = false\ncontrol_socket = \"{}\"\n",
+             [daemon]\nreconnect_min_ms = 50\ndata_plane = {data_plane}\ncontrol_socket = \"{}\"\n",
             dir.join("host.sock").display()
         ),
     )
@@ -580,7 +603,7 @@ fn tcp_config_file_and_reconnect() {
     let (ready_tx, ready_rx) = mpsc::channel();
     let gw_seen = Arc::clone(&seen);
     let gateway = netns::spawn_in(&gw, move || async move {
-        tcp_gateway_dropping_once(gw_seen, ready_tx).await;
+        tcp_gateway_dropping_once(gw_seen, ready_tx).await
     });
     ready_rx.recv_timeout(WAIT).expect("gateway not ready");
     let config = config.to_str().unwrap().to_owned();
@@ -633,7 +656,7 @@ fn tcp_config_file_and_reconnect() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("TCP: connected"), "{stderr}");
-    gateway.join().unwrap().unwrap();
+    let peers = gateway.join().unwrap().unwrap();
     let seen = kinds(&seen.lock().unwrap());
     assert_eq!(
         seen.iter()
@@ -644,4 +667,5 @@ fn tcp_config_file_and_reconnect() {
     );
     assert_eq!(seen[1], (MessageType::AssignRequestRsapIp, Some(4)));
     assert_eq!(seen.last(), Some(&(MessageType::DeregisterRequest, None)));
+    peers
 }

@@ -4,14 +4,15 @@
 //! connection comes up or goes down; it never interprets a message.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use realm_rsip::host::{HostConfig, Transport};
 use realm_wire::rsip::StreamDecoder;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -51,6 +52,12 @@ pub(super) struct TcpLink {
     min_backoff: Duration,
     max_backoff: Duration,
     connect_timeout: Duration,
+    /// The namespace's ephemeral port range as the daemon found it. The data
+    /// plane later sets `ip_local_port_range` to the leased block, which is
+    /// for applications: a reconnection binds a port from this range,
+    /// outside the one in force, so the daemon's own signalling socket never
+    /// takes a leased port.
+    ephemeral: Option<RangeInclusive<u16>>,
     /// The connection attempt in progress. A task, so that `select!`
     /// cancelling `recv` never abandons a half-made connection the gateway
     /// may already have accepted.
@@ -78,8 +85,12 @@ impl Link {
             }
             Transport::Tcp => {
                 let min_backoff = Duration::from_millis(daemon.reconnect_min_ms);
+                // Read before the data plane makes a leased block the
+                // ephemeral range (see `TcpLink::ephemeral`).
+                let ephemeral = realm_io::sysctl::ip_local_port_range().ok();
                 Ok(Link::Tcp(Box::new(TcpLink {
                     gateway: host.gateway,
+                    ephemeral,
                     stream: None,
                     decoder: StreamDecoder::new(daemon.max_message_len),
                     max_message_len: daemon.max_message_len,
@@ -239,8 +250,10 @@ impl TcpLink {
             None => {
                 tokio::time::sleep_until(self.next_attempt).await;
                 let (gateway, limit) = (self.gateway, self.connect_timeout);
+                let avoid = realm_io::sysctl::ip_local_port_range().ok();
+                let ports = signalling_ports(self.ephemeral.clone(), avoid);
                 self.connecting.insert(tokio::spawn(async move {
-                    tokio::time::timeout(limit, TcpStream::connect(gateway))
+                    tokio::time::timeout(limit, connect_from(gateway, ports))
                         .await
                         .unwrap_or_else(|_| {
                             Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
@@ -268,5 +281,93 @@ impl TcpLink {
         self.next_attempt = Instant::now() + self.backoff;
         self.backoff = (self.backoff * 2).min(self.max_backoff);
         Incoming::Nothing
+    }
+}
+
+/// How many ports a reconnection tries before it fails (and backs off).
+const PORT_TRIES: usize = 32;
+
+/// Candidate local ports for the signalling connection: from the original
+/// ephemeral range, starting at a random place, skipping `avoid` (the range
+/// in force, a leased block once the data plane set it). Empty when the
+/// range in force is the original one (the kernel then picks, as usual) or
+/// when either range is unknown.
+fn signalling_ports(
+    original: Option<RangeInclusive<u16>>,
+    avoid: Option<RangeInclusive<u16>>,
+) -> Vec<u16> {
+    let (Some(original), Some(avoid)) = (original, avoid) else {
+        return Vec::new();
+    };
+    if original == avoid || original.is_empty() {
+        return Vec::new();
+    }
+    let (first, last) = (u32::from(*original.start()), u32::from(*original.end()));
+    let span = last - first + 1;
+    let mut seed = [0u8; 4];
+    let start = match getrandom::fill(&mut seed) {
+        Ok(()) => u32::from_be_bytes(seed) % span,
+        Err(_) => 0,
+    };
+    (0..span)
+        .map(|i| first + (start + i) % span)
+        .filter_map(|p| u16::try_from(p).ok())
+        .filter(|p| !avoid.contains(p))
+        .take(PORT_TRIES)
+        .collect()
+}
+
+/// Connects to `gateway` from the first of `ports` that can be bound (any
+/// port when `ports` is empty).
+async fn connect_from(gateway: SocketAddr, ports: Vec<u16>) -> io::Result<TcpStream> {
+    if ports.is_empty() {
+        return TcpStream::connect(gateway).await;
+    }
+    let unspecified: IpAddr = if gateway.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv6Addr::UNSPECIFIED.into()
+    };
+    let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free signalling port");
+    for port in ports {
+        let socket = if gateway.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        match socket.bind(SocketAddr::new(unspecified, port)) {
+            Ok(()) => return socket.connect(gateway).await,
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signalling_ports_stay_out_of_the_leased_block() {
+        let ports = signalling_ports(Some(32768..=60999), Some(40000..=40007));
+        assert_eq!(ports.len(), PORT_TRIES);
+        assert!(ports.iter().all(|p| (32768..=60999).contains(p)));
+        assert!(ports.iter().all(|p| !(40000..=40007).contains(p)));
+        // A block that covers the start of the range: the candidates skip it.
+        let ports = signalling_ports(Some(1000..=1010), Some(1000..=1007));
+        assert_eq!(
+            ports
+                .iter()
+                .copied()
+                .collect::<std::collections::BTreeSet<_>>(),
+            (1008..=1010).collect()
+        );
+    }
+
+    #[test]
+    fn the_kernel_picks_while_the_range_is_untouched() {
+        assert!(signalling_ports(Some(32768..=60999), Some(32768..=60999)).is_empty());
+        assert!(signalling_ports(None, Some(1..=2)).is_empty());
+        assert!(signalling_ports(Some(1..=2), None).is_empty());
     }
 }
