@@ -25,7 +25,9 @@ def sa_for(case):
         kw["auth_key"] = bytes.fromhex(case["auth_key"]) or None
         if case["esn"]:
             kw["esn_en"] = True
-            kw["esn"] = 0
+            # High-order 32 bits of the ESN (RFC 4303 s2.2.1): the AAD of
+            # Realm's packet carries them, and scapy's must match.
+            kw["esn"] = case.get("esn_high", 0)
     else:
         kw["auth_algo"] = case["auth_algo"]
         kw["auth_key"] = bytes.fromhex(case["auth_key"])
