@@ -190,14 +190,19 @@ fn inbound_packets_for_one_host_never_reach_the_other() {
     let p2: BTreeSet<u16> = lab.leased_ports(1).unwrap().into_iter().collect();
     // Each host counts every UDP packet its stack receives (a raw UDP socket
     // sees them all), by destination port.
+    // Each listener says when its socket is open: the public host sends only
+    // then (no fixed sleep).
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let listeners: Vec<_> = (0..2)
         .map(|i| {
-            realm_io::netns::spawn_in(&lab.host_ns[i], || async {
+            let ready = ready_tx.clone();
+            realm_io::netns::spawn_in(&lab.host_ns[i], move || async move {
                 let raw = realm_io::RawIp::open(
                     realm_io::raw::proto::UDP,
                     &realm_io::raw::RawIpOptions::default(),
                 )
                 .unwrap();
+                ready.send(()).unwrap();
                 let mut seen = BTreeSet::new();
                 let mut buf = vec![0u8; 2048];
                 while let Ok(Ok(n)) =
@@ -212,7 +217,11 @@ fn inbound_packets_for_one_host_never_reach_the_other() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..2 {
+        ready_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a listener did not start");
+    }
     // The public host sends to every port of the pool's first 40 and to both leases.
     let targets: Vec<u16> = (20000u16..20040).chain(p1.iter().copied()).collect();
     realm_io::netns::block_on_in(&lab.public_ns, || async {
@@ -428,6 +437,9 @@ fn a_tshark_capture_on_the_private_link_decodes_rsip_and_the_tunnelled_packets()
             realm_io::netns::LabStdio::Null,
         )
         .unwrap();
+    // tshark's "Capturing on" line comes before dumpcap sees packets (a
+    // readiness check on it lost the host's first messages), so this one
+    // wait stays a fixed one.
     std::thread::sleep(Duration::from_millis(1500));
     lab.start_host(0, 1).unwrap();
     assert_ok(&traffic::udp_both_ways(&lab, 0, 9100), &lab);
