@@ -136,8 +136,9 @@ async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     for why in &undecodable {
         tracing::warn!(row = %why, "store row skipped: it does not decode");
     }
-    let (gw, restored) = Gateway::restore(config.gateway.clone(), seed()?, &state, now)
+    let (mut gw, restored) = Gateway::restore(config.gateway.clone(), seed()?, &state, now)
         .context("[gateway] configuration")?;
+    gw.set_on_tcp_close(config.on_tcp_close);
     tracing::info!(
         hosts = restored.hosts,
         bindings = restored.bindings,
