@@ -235,9 +235,10 @@ async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     tasks.spawn(async move {
         while let Some(req) = incoming_rx.recv().await {
             if req.command == "help" {
-                let _ = req
-                    .reply
-                    .send(Response::ok(crate::ctl::help("gateway", control::COMMANDS)));
+                let _ = req.reply.send(
+                    Response::ok(crate::ctl::help("gateway", control::COMMANDS))
+                        .answered_by("gateway"),
+                );
                 continue;
             }
             let (tx, rx) = oneshot::channel();
@@ -257,7 +258,7 @@ async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
                         Err(_) => Response::error("gateway stopping"),
                     },
                 };
-                let _ = reply.send(response);
+                let _ = reply.send(response.answered_by("gateway"));
             });
         }
     });
