@@ -67,9 +67,11 @@ impl AddressConfig {
         self
     }
 
-    /// The leasable ports as sorted, disjoint, inclusive runs: `ports` minus
-    /// `excluded` minus port 0.
-    pub(crate) fn leasable_runs(&self) -> Vec<(u16, u16)> {
+    /// The leasable ports as sorted, disjoint, inclusive `(first, last)`
+    /// runs, adjacent runs merged: `ports` minus `excluded` minus port 0. The
+    /// one computation of what may be leased on an address: the port pool
+    /// and the gateway's packet steering both use it.
+    pub fn leasable_runs(&self) -> Vec<(u16, u16)> {
         let mut bits = vec![false; 1 << 16];
         for r in &self.ports {
             for p in r.clone() {
@@ -248,6 +250,22 @@ mod tests {
             AddressConfig::dedicated(A).leasable_runs(),
             vec![(1024, 65535)]
         );
+    }
+
+    #[test]
+    fn leasable_ranges_take_out_exclusions_and_port_zero() {
+        let addr = |ports: &[(u16, u16)], excl: &[(u16, u16)]| AddressConfig {
+            address: A,
+            whole_lease: false,
+            ports: ports.iter().map(|&(a, b)| a..=b).collect(),
+            excluded: excl.iter().map(|&(a, b)| a..=b).collect(),
+        };
+        let a = addr(&[(0, 100), (90, 200)], &[(4555, 4555), (50, 60)]);
+        assert_eq!(a.leasable_runs(), vec![(1, 49), (61, 200)]);
+        let b = addr(&[(1024, 65535)], &[(4555, 4555), (49152, 65535)]);
+        assert_eq!(b.leasable_runs(), vec![(1024, 4554), (4556, 49151)]);
+        let c = addr(&[(1000, 2000)], &[(0, 65535)]);
+        assert!(c.leasable_runs().is_empty());
     }
 
     #[test]

@@ -135,3 +135,17 @@ fn unkeyed_hosts_pass_unless_keys_are_required() {
         MessageType::RegisterResponse
     );
 }
+
+#[test]
+fn a_framing_error_answer_is_signed_for_a_keyed_host() {
+    let mut h = Harness::new(config(false));
+    let e = FrameError::TooLong {
+        declared: 0xffff,
+        max: 1024,
+    };
+    h.gw.handle_stream_error(h.now, ConnectionId(1), tcp_source(host(2)), &e);
+    let t = h.drain();
+    assert_eq!(t.len(), 1);
+    assert_eq!(error_of(&verified(&t[0].bytes)), ErrorCode::BadMessage);
+    assert_eq!(h.gw.counters().errors.get(&207), Some(&1));
+}

@@ -94,7 +94,7 @@ fn already_registered_carries_the_client_id() {
         ErrorCode::BadClientId,
         "old connection still open"
     );
-    h.gw.handle_connection_closed(h.now, ConnectionId(1));
+    h.gw.handle_connection_closed(h.now, ConnectionId(1), tcp_source(host(2)));
     let ok = h.tcp1(2, host(2), &Message::deregister_request(c, None));
     assert_eq!(ok, Message::deregister_response(c, None));
     let again = h.register_tcp(2, host(2));
@@ -1111,10 +1111,101 @@ fn expiry_over_tcp_without_connection_is_counted_undeliverable() {
         json!({ "pool": [{ "addresses": "192.0.2.1" }], "registration_lease_secs": 5 }),
     ));
     h.register_tcp(1, host(2));
-    h.gw.handle_connection_closed(h.now, ConnectionId(1));
+    h.gw.handle_connection_closed(h.now, ConnectionId(1), tcp_source(host(2)));
     assert!(h.advance(secs(5)).is_empty());
     assert_eq!(h.gw.counters().undeliverable, 1);
     assert_eq!(h.gw.status().hosts, 0);
+}
+
+// ---- TCP connections: framing errors, closes --------------------------------------------
+
+#[test]
+fn a_framing_error_is_answered_and_counted_like_any_error() {
+    let mut h = Harness::new(soho());
+    let c = h.register_tcp(1, host(2));
+    let before = h.gw.counters().clone();
+    // RFC 3103 Appendix A 207: the stream cannot be resynchronised.
+    let e = FrameError::TooLong {
+        declared: 0xffff,
+        max: 1024,
+    };
+    h.gw.handle_stream_error(h.now, ConnectionId(1), tcp_source(host(2)), &e);
+    let t = h.drain();
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert_eq!(t[0].to, Destination::Tcp(ConnectionId(1)));
+    let m = Message::parse(&t[0].bytes).unwrap();
+    assert_eq!(
+        m,
+        Message::error_response(ErrorCode::BadMessage, None, None, None)
+    );
+    assert!(matches!(
+        h.events.last(),
+        Some(Event::ErrorSent {
+            to: Destination::Tcp(ConnectionId(1)),
+            code: ErrorCode::BadMessage,
+            client: None,
+        })
+    ));
+    let after = h.gw.counters();
+    assert_eq!(after.malformed, before.malformed + 1);
+    assert_eq!(after.messages, before.messages + 1);
+    assert_eq!(after.errors.get(&207), Some(&1));
+    // Nothing else changed: the host stays registered (the daemon closes
+    // the connection; what that does is `handle_connection_closed`'s).
+    assert_eq!(h.gw.hosts()[0].record.client.0, c.0);
+    // A length below the header: the same answer.
+    let e = FrameError::LengthTooSmall { declared: 2 };
+    h.gw.handle_stream_error(h.now, ConnectionId(9), tcp_source(host(3)), &e);
+    let t = h.drain();
+    assert_eq!(t[0].to, Destination::Tcp(ConnectionId(9)));
+    assert_eq!(
+        error_of(&Message::parse(&t[0].bytes).unwrap()),
+        ErrorCode::BadMessage
+    );
+    assert_eq!(h.gw.counters().errors.get(&207), Some(&2));
+}
+
+#[test]
+fn a_closed_connection_keeps_its_hosts_by_default() {
+    let mut h = Harness::new(soho());
+    let c = h.register_tcp(1, host(2));
+    let b = bind_of(&h.tcp1(1, host(2), &rsap(c, Ports::DONT_CARE_ONE, None)));
+    h.gw.handle_connection_closed(h.now, ConnectionId(1), tcp_source(host(2)));
+    assert!(h.drain().is_empty());
+    assert_eq!(h.gw.status().hosts, 1);
+    assert_eq!(h.gw.bindings()[0].bind.0, b.0);
+    assert!(!h.gw.hosts()[0].connected);
+    // The next connection naming the client adopts it.
+    bind_of(&h.tcp1(2, host(2), &rsap(c, Ports::DONT_CARE_ONE, None)));
+    assert!(h.gw.hosts()[0].connected);
+}
+
+#[test]
+fn on_tcp_close_deregister_ends_the_orphans_of_that_address_only() {
+    let mut h = Harness::new(soho());
+    h.gw.set_on_tcp_close(OnTcpClose::Deregister);
+    let gone = h.register_tcp(1, host(2));
+    h.tcp1(1, host(2), &rsap(gone, Ports::DONT_CARE_ONE, None));
+    let other = h.register_tcp(2, host(3));
+    let udp = h.register_udp(udp_from(4));
+    assert_eq!(h.gw.status().hosts, 3);
+    h.gw.handle_connection_closed(h.now, ConnectionId(1), tcp_source(host(2)));
+    // DE-REGISTER_RESPONSE has no connection to go on.
+    assert!(h.drain().is_empty());
+    let left: Vec<u32> = h.gw.hosts().iter().map(|x| x.record.client.0).collect();
+    assert!(!left.contains(&gone.0), "{left:?}");
+    assert!(left.contains(&other.0) && left.contains(&udp.0), "{left:?}");
+    assert!(h.gw.bindings().iter().all(|b| b.client.0 != gone.0));
+    assert_eq!(h.gw.counters().deregistrations.get("admin"), Some(&1));
+    assert_eq!(h.gw.counters().undeliverable, 1);
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::Deregistered { host, reason: DeregisterReason::Admin } if host.client.0 == gone.0
+    )));
+    // A close from an address whose host is still connected elsewhere ends
+    // nothing.
+    h.gw.handle_connection_closed(h.now, ConnectionId(7), tcp_source(host(3)));
+    assert_eq!(h.gw.status().hosts, 2);
 }
 
 // ---- TIME_WAIT --------------------------------------------------------------------------

@@ -373,7 +373,11 @@ fn run(ops: Vec<(u8, Op)>) -> Result<(), TestCaseError> {
             (Op::Close, None) => {
                 if let Some(conn) = sim.conns.remove(&who) {
                     let now = sim.h.now;
-                    sim.h.gw.handle_connection_closed(now, ConnectionId(conn));
+                    sim.h.gw.handle_connection_closed(
+                        now,
+                        ConnectionId(conn),
+                        tcp_source(host(2 + who)),
+                    );
                     sim.h.drain();
                 }
             }

@@ -254,7 +254,8 @@ impl Network {
             .collect();
         let (now, ts) = (self.instant(), self.timestamp());
         self.hosts[i].host.handle_disconnected(now);
-        self.gateway.handle_connection_closed(ts, conn);
+        let from = self.hosts[i].addr;
+        self.gateway.handle_connection_closed(ts, conn, from);
         self.flush();
     }
 

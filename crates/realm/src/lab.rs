@@ -233,25 +233,13 @@ fn drive(spec: LabSpec, keep: bool, tag: &mpsc::Sender<(String, PathBuf)>) -> an
     Ok(ok)
 }
 
+/// One table, indented under its title (the renderer `realm ctl` uses).
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    let mut t = crate::ctl::text::Table::new(header);
     for r in rows {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
+        t.row(r.clone());
     }
-    let line = |cells: Vec<String>| {
-        let s: Vec<String> = cells
-            .iter()
-            .zip(&width)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("  {}", s.join("  ").trim_end());
-    };
-    line(header.iter().map(|h| (*h).to_owned()).collect());
-    for r in rows {
-        line(r.clone());
-    }
+    print!("{}", t.render(2));
 }
 
 fn ports_text(v: &Value) -> String {
@@ -261,16 +249,6 @@ fn ports_text(v: &Value) -> String {
         (Some(a), Some(b)) if usize::from(b - a) + 1 == p.len() => format!("{a}-{b}"),
         (Some(_), Some(_)) => format!("{} ports", p.len()),
         _ => "-".into(),
-    }
-}
-
-/// RFC 3103's names for the methods the gateway's JSON spells in Rust.
-fn method_name(m: &str) -> &str {
-    match m {
-        "RsaIp" => "RSA-IP",
-        "RsapIp" => "RSAP-IP",
-        "Rsipsec" => "RSIPSEC",
-        other => other,
     }
 }
 
@@ -290,7 +268,11 @@ fn print_bindings(lab: &RsipLab) -> anyhow::Result<()> {
             vec![
                 s("bind"),
                 s("private_address"),
-                format!("{} {}", method_name(&s("method")), s("kind")),
+                format!(
+                    "{} {}",
+                    crate::ctl::text::rsip_name(&s("method")),
+                    s("kind")
+                ),
                 s("public_address"),
                 ports_text(&b["ports"]),
                 s("tunnel"),

@@ -197,7 +197,10 @@ impl Gateway {
         }
     }
 
-    fn respond(
+    /// Sends the answer to a request (an ERROR_RESPONSE for a refusal,
+    /// counted and announced as [`Event::ErrorSent`]), signed when the host
+    /// has a key, kept in the UDP "last message" buffer when it applies.
+    pub(super) fn respond(
         &mut self,
         now: Timestamp,
         src: Source,

@@ -6,7 +6,9 @@
 //!
 //! The daemon feeds it [`Gateway::handle_datagram`],
 //! [`Gateway::handle_stream_message`] (one message framed by
-//! `StreamDecoder`), [`Gateway::handle_connection_closed`] and
+//! `StreamDecoder`), [`Gateway::handle_stream_error`] (a fatal framing
+//! error: the engine answers, the daemon closes after sending),
+//! [`Gateway::handle_connection_closed`] and
 //! [`Gateway::handle_timeout`] at [`Gateway::poll_timeout`]; after each call it
 //! drains [`Gateway::poll_event`] (persist them: see [`Event`]) and then
 //! [`Gateway::poll_transmit`].
@@ -25,8 +27,8 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use realm_lease::{BindId, ClientId, HostUsage, LeaseManager, PoolUsage, Timestamp};
-use realm_wire::rsip::{ErrorCode, Message, MessageType};
-use serde::Serialize;
+use realm_wire::rsip::{ErrorCode, FrameError, Message, MessageType};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::auth::{self, ReplayCounter, SharedKey};
@@ -52,6 +54,23 @@ pub enum Timer {
     RegistrationLease,
     /// The earliest idle UDP "last message" buffer to drop.
     UdpSessionIdle,
+}
+
+/// What the close of a TCP connection does to the hosts registered over it
+/// (RFC 3103 is silent: `docs/deviations.md`, "TCP connection close"). The
+/// daemon's `on_tcp_close` key; set with [`Gateway::set_on_tcp_close`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTcpClose {
+    /// Keep the registration and its bindings until their leases end; the
+    /// next connection from the same private address that names the client
+    /// ID adopts it (this is what lets hosts ride out a gateway restart).
+    #[default]
+    Keep,
+    /// De-register at once the TCP hosts of the closed connection's address
+    /// that no open connection holds (their bindings end; counted as `admin`
+    /// de-registrations).
+    Deregister,
 }
 
 /// A registered host, live.
@@ -252,6 +271,7 @@ pub struct Gateway {
     events: VecDeque<Event>,
     transmits: VecDeque<Transmit>,
     counters: Counters,
+    on_tcp_close: OnTcpClose,
 }
 
 impl Gateway {
@@ -276,7 +296,14 @@ impl Gateway {
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             counters: Counters::default(),
+            on_tcp_close: OnTcpClose::default(),
         })
+    }
+
+    /// What [`Gateway::handle_connection_closed`] does to the hosts of a
+    /// closed connection (default [`OnTcpClose::Keep`]).
+    pub fn set_on_tcp_close(&mut self, policy: OnTcpClose) {
+        self.on_tcp_close = policy;
     }
 
     /// Rebuilds a gateway from persisted records (the fold of its events).
@@ -474,14 +501,73 @@ impl Gateway {
         self.handle_message(now, src, bytes);
     }
 
-    /// A TCP connection closed. Its hosts stay registered until their leases
-    /// end; the next connection from the same private address that names
-    /// one adopts it (asynchronous messages meanwhile are undeliverable).
-    pub fn handle_connection_closed(&mut self, now: Timestamp, conn: ConnectionId) {
+    /// A fatal framing error on TCP connection `conn` from `from` (its
+    /// `StreamDecoder` failed: the stream cannot be resynchronised). Queues
+    /// the ERROR_RESPONSE like any other answer (RFC 3103 Appendix A: 207
+    /// BAD_MESSAGE; signed when the host at `from` has a key, counted in
+    /// [`Counters::malformed`] and [`Counters::errors`]). The daemon closes
+    /// the connection once it has sent it.
+    pub fn handle_stream_error(
+        &mut self,
+        now: Timestamp,
+        conn: ConnectionId,
+        from: SocketAddrV4,
+        error: &FrameError,
+    ) {
+        self.expire(now);
+        self.counters.messages += 1;
+        self.counters.malformed += 1;
+        let src = Source {
+            from,
+            conn: Some(conn),
+        };
+        let registered = self.by_address.contains_key(&src.ip());
+        // No counter, client or bind ID: nothing of the message was read.
+        self.respond(
+            now,
+            src,
+            &[],
+            None,
+            Err(Refusal::new(error.code())),
+            registered,
+        );
+    }
+
+    /// TCP connection `conn` from `from` closed. By default
+    /// ([`OnTcpClose::Keep`]) its hosts stay registered until their leases
+    /// end; the next connection from the same private address that names one
+    /// adopts it (asynchronous messages meanwhile are undeliverable). With
+    /// [`OnTcpClose::Deregister`], the TCP hosts of `from`'s address that no
+    /// open connection holds are de-registered at once, as by the
+    /// administrator (their bindings end; DE-REGISTER_RESPONSE is
+    /// undeliverable).
+    pub fn handle_connection_closed(
+        &mut self,
+        now: Timestamp,
+        conn: ConnectionId,
+        from: SocketAddrV4,
+    ) {
         self.expire(now);
         for h in self.hosts.values_mut() {
             if h.conn == Some(conn) {
                 h.conn = None;
+            }
+        }
+        if self.on_tcp_close == OnTcpClose::Deregister {
+            let orphans: Vec<ClientId> = self
+                .by_address
+                .get(from.ip())
+                .into_iter()
+                .flatten()
+                .filter(|c| {
+                    self.hosts
+                        .get(c)
+                        .is_some_and(|h| h.record.transport == Transport::Tcp && h.conn.is_none())
+                })
+                .copied()
+                .collect();
+            for client in orphans {
+                self.end_registration(client, now, DeregisterReason::Admin, true);
             }
         }
     }

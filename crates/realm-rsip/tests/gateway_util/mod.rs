@@ -32,6 +32,11 @@ pub fn udp_from(last: u8) -> SocketAddrV4 {
     SocketAddrV4::new(host(last), 40000 + u16::from(last))
 }
 
+/// The source of the harness's TCP connections from `host`.
+pub fn tcp_source(host: Ipv4Addr) -> SocketAddrV4 {
+    SocketAddrV4::new(host, 33000)
+}
+
 pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
@@ -121,7 +126,7 @@ impl Harness {
     }
 
     pub fn tcp_bytes(&mut self, conn: u64, from: Ipv4Addr, bytes: &[u8]) -> Vec<Transmit> {
-        let src = SocketAddrV4::new(from, 33000);
+        let src = tcp_source(from);
         self.gw
             .handle_stream_message(self.now, ConnectionId(conn), src, bytes);
         self.drain()

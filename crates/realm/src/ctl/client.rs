@@ -1,6 +1,6 @@
-//! `realm ctl`: sends one request, prints the answer as a table (lists of
-//! objects), as `key: value` lines (objects), or as JSON (`--json`). It
-//! knows no daemon's commands.
+//! `realm ctl`: sends one request, prints the answer as JSON (`--json`) or
+//! for people: the daemon's view of the command when [`super::views`] has
+//! one, else a table (lists of objects) or `key: value` lines (objects).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::{Map, Value};
 
-use super::{ARG, Request, Response};
+use super::{ARG, Request, Response, text};
 
 /// Longest answer read.
 const MAX_RESPONSE: u64 = 64 << 20;
@@ -90,10 +90,25 @@ pub(crate) fn run(args: &CtlArgs) -> anyhow::Result<bool> {
     let text = if args.json {
         serde_json::to_string_pretty(&result)? + "\n"
     } else {
-        render(&result)
+        let view = response
+            .daemon
+            .as_deref()
+            .and_then(|d| super::views::render(d, &args.command, &result, wall_clock_ms()));
+        view.unwrap_or_else(|| render(&result))
     };
     print!("{text}");
     Ok(true)
+}
+
+/// Now, in milliseconds since the UNIX epoch: what relative times in the
+/// views count from (the gateway's lease times are wall-clock too).
+fn wall_clock_ms() -> u64 {
+    // `realm ctl` is a client, not an engine: it reads the wall clock once
+    // to print "in 9m58s" rather than an epoch.
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Readable text for any result: a table for a list of objects, indented
@@ -113,21 +128,25 @@ pub(crate) fn render(v: &Value) -> String {
 
 fn lines(v: &Value, indent: usize, out: &mut String) {
     let Value::Object(m) = v else { return };
+    let mut pending: Vec<(&str, String)> = Vec::new();
     for (k, x) in m {
-        match x {
-            Value::Object(_) => {
-                out.push_str(&format!("{:indent$}{k}:\n", ""));
-                lines(x, indent + 2, out);
-            }
-            _ => out.push_str(&format!("{:indent$}{k}: {}\n", "", cell(x))),
+        if let Value::Object(_) = x {
+            out.push_str(&text::fields(&pending, indent));
+            pending.clear();
+            out.push_str(&format!("{:indent$}{k}:\n", ""));
+            lines(x, indent + 2, out);
+        } else {
+            pending.push((k, cell(x)));
         }
     }
+    out.push_str(&text::fields(&pending, indent));
 }
 
-/// One table cell: strings bare, objects as `key=value` pairs.
+/// One table cell: strings bare, absent as `-`, objects as `key=value`
+/// pairs.
 fn cell(v: &Value) -> String {
     match v {
-        Value::Null => "-".to_owned(),
+        Value::Null => text::ABSENT.to_owned(),
         Value::String(s) => s.clone(),
         Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(","),
         Value::Object(m) => m
@@ -140,48 +159,26 @@ fn cell(v: &Value) -> String {
 }
 
 fn table(rows: &[Value]) -> String {
-    let mut columns: Vec<String> = Vec::new();
+    let mut columns: Vec<&str> = Vec::new();
     for r in rows {
         if let Value::Object(m) = r {
             for k in m.keys() {
-                if !columns.contains(k) {
-                    columns.push(k.clone());
+                if !columns.contains(&k.as_str()) {
+                    columns.push(k);
                 }
             }
         }
     }
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
+    let mut t = text::Table::new(&columns);
+    for r in rows {
+        t.row(
             columns
                 .iter()
-                .map(|c| r.get(c).map(cell).unwrap_or_default())
-                .collect()
-        })
-        .collect();
-    let widths: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            cells
-                .iter()
-                .map(|row| row.get(i).map_or(0, String::len))
-                .chain([c.len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    let mut line = |items: &mut dyn Iterator<Item = &str>| {
-        let row: Vec<String> = items.zip(&widths).map(|(s, w)| format!("{s:w$}")).collect();
-        out.push_str(row.join("  ").trim_end());
-        out.push('\n');
-    };
-    line(&mut columns.iter().map(String::as_str));
-    for row in &cells {
-        line(&mut row.iter().map(String::as_str));
+                .map(|c| r.get(*c).map(cell).unwrap_or_default())
+                .collect(),
+        );
     }
-    out
+    t.render(0)
 }
 
 #[cfg(test)]

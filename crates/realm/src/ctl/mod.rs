@@ -14,6 +14,8 @@ use serde_json::{Map, Value};
 
 pub(crate) mod client;
 pub(crate) mod server;
+pub(crate) mod text;
+pub(crate) mod views;
 
 /// Version of the control protocol, reported by the built-in `help`.
 pub(crate) const PROTOCOL_VERSION: u32 = 1;
@@ -52,6 +54,10 @@ pub(crate) struct Response {
     /// What went wrong, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<String>,
+    /// Which daemon answered (`"gateway"`, `"host"`, `"peer"`): `realm ctl`
+    /// picks its text view by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) daemon: Option<String>,
 }
 
 impl Response {
@@ -60,7 +66,14 @@ impl Response {
             ok: true,
             result: Some(result),
             error: None,
+            daemon: None,
         }
+    }
+
+    /// The same, naming the daemon that answered.
+    pub(crate) fn answered_by(mut self, daemon: &str) -> Response {
+        self.daemon = Some(daemon.to_owned());
+        self
     }
 
     pub(crate) fn error(message: impl Into<String>) -> Response {
@@ -68,6 +81,7 @@ impl Response {
             ok: false,
             result: None,
             error: Some(message.into()),
+            daemon: None,
         }
     }
 }
@@ -148,5 +162,5 @@ pub(crate) fn answer<H: Handler + ?Sized>(handler: &mut H, incoming: server::Inc
         }
     };
     // The client may have gone: nothing to do then.
-    let _ = incoming.reply.send(response);
+    let _ = incoming.reply.send(response.answered_by(handler.daemon()));
 }

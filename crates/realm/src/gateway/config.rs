@@ -8,14 +8,15 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use realm_rsip::gateway::{Gateway, GatewayConfig};
+use realm_rsip::gateway::{Gateway, GatewayConfig, OnTcpClose};
 use serde::{Deserialize, Serialize};
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct DaemonConfig {
-    /// What happens to a TCP host's registration when its connection closes.
+    /// What happens to a TCP host's registration when its connection closes
+    /// (the engine decides: [`Gateway::handle_connection_closed`]).
     pub(crate) on_tcp_close: OnTcpClose,
     /// Where RSIP is served.
     pub(crate) listen: ListenSettings,
@@ -49,19 +50,6 @@ impl Default for DaemonConfig {
             gateway: GatewayConfig::default(),
         }
     }
-}
-
-/// What a TCP connection's close does to the hosts registered over it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum OnTcpClose {
-    /// Keep the registration and its bindings until their leases end; the
-    /// next connection from the same private address that names the client
-    /// ID adopts it (this is what lets hosts ride out a gateway restart).
-    Keep,
-    /// De-register the host at once (its bindings end, counted as `admin`
-    /// de-registrations in the metrics).
-    Deregister,
 }
 
 /// Where RSIP is served (RFC 3103 5: TCP MUST, UDP SHOULD).

@@ -54,7 +54,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
-use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -310,60 +309,16 @@ impl Drop for Running {
     }
 }
 
-/// The leasable ports of an address (its ranges less the exclusions, port 0
-/// never), merged and ascending.
-pub(crate) fn leasable_ranges(a: &AddressConfig) -> Vec<RangeInclusive<u16>> {
-    let mut out: Vec<RangeInclusive<u16>> = Vec::new();
-    let mut ranges: Vec<_> = a.ports.clone();
-    ranges.sort_by_key(|r| *r.start());
-    for r in ranges {
-        let mut cuts: Vec<RangeInclusive<u16>> = vec![(*r.start()).max(1)..=*r.end()];
-        for x in &a.excluded {
-            cuts = cuts
-                .into_iter()
-                .flat_map(|c| {
-                    let mut v = Vec::new();
-                    if c.is_empty() {
-                        return v;
-                    }
-                    if x.end() < c.start() || x.start() > c.end() {
-                        v.push(c);
-                        return v;
-                    }
-                    if x.start() > c.start() {
-                        v.push(*c.start()..=x.start() - 1);
-                    }
-                    if x.end() < c.end() {
-                        v.push(x.end() + 1..=*c.end());
-                    }
-                    v
-                })
-                .collect();
-        }
-        for c in cuts.into_iter().filter(|c| !c.is_empty()) {
-            match out.last_mut() {
-                Some(last) if u32::from(*c.start()) <= u32::from(*last.end()) + 1 => {
-                    if c.end() > last.end() {
-                        *last = *last.start()..=*c.end();
-                    }
-                }
-                _ => out.push(c),
-            }
-        }
-    }
-    out
-}
-
-fn port_set(ranges: &[RangeInclusive<u16>]) -> String {
+fn port_set(ranges: &[(u16, u16)]) -> String {
     let mut s = String::from("{ ");
-    for (i, r) in ranges.iter().enumerate() {
+    for (i, &(first, last)) in ranges.iter().enumerate() {
         if i > 0 {
             s.push_str(", ");
         }
-        if r.start() == r.end() {
-            let _ = write!(s, "{}", r.start());
+        if first == last {
+            let _ = write!(s, "{first}");
         } else {
-            let _ = write!(s, "{}-{}", r.start(), r.end());
+            let _ = write!(s, "{first}-{last}");
         }
     }
     s.push_str(" }");
@@ -389,10 +344,8 @@ pub(crate) fn ruleset(
     let mut shared: BTreeMap<Vec<(u16, u16)>, Vec<Ipv4Addr>> = BTreeMap::new();
     for a in pool {
         if local.contains(&a.address) {
-            let key = leasable_ranges(a)
-                .into_iter()
-                .map(|r| (*r.start(), *r.end()))
-                .collect();
+            // The leasable ports are realm-lease's to compute.
+            let key = a.leasable_runs();
             shared.entry(key).or_default().push(a.address);
         } else {
             whole.push(a.address);
@@ -422,8 +375,7 @@ pub(crate) fn ruleset(
             "    ip daddr {d} udp dport {{ 500, 4500 }} fwd to \"{tun}\""
         );
         if !ports.is_empty() {
-            let ranges: Vec<_> = ports.iter().map(|&(a, b)| a..=b).collect();
-            let p = port_set(&ranges);
+            let p = port_set(ports);
             let _ = writeln!(s, "    ip daddr {d} tcp dport {p} fwd to \"{tun}\"");
             let _ = writeln!(s, "    ip daddr {d} udp dport {p} fwd to \"{tun}\"");
         }
@@ -1009,26 +961,6 @@ mod tests {
             ports: ports.iter().map(|&(a, b)| a..=b).collect(),
             excluded: excl.iter().map(|&(a, b)| a..=b).collect(),
         }
-    }
-
-    #[test]
-    fn leasable_ranges_take_out_exclusions_and_port_zero() {
-        let a = addr(
-            "192.0.2.1",
-            false,
-            &[(0, 100), (90, 200)],
-            &[(4555, 4555), (50, 60)],
-        );
-        assert_eq!(leasable_ranges(&a), vec![1..=49, 61..=200]);
-        let b = addr(
-            "192.0.2.1",
-            false,
-            &[(1024, 65535)],
-            &[(4555, 4555), (49152, 65535)],
-        );
-        assert_eq!(leasable_ranges(&b), vec![1024..=4554, 4556..=49151]);
-        let c = addr("192.0.2.1", false, &[(1000, 2000)], &[(0, 65535)]);
-        assert!(leasable_ranges(&c).is_empty());
     }
 
     #[test]

@@ -21,13 +21,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use realm_lease::Timestamp;
-use realm_rsip::gateway::{ConnectionId, Destination, Gateway, GatewayStatus, Transmit, Transport};
+use realm_rsip::gateway::{ConnectionId, Destination, Gateway, GatewayStatus, Transmit};
 use realm_store::{Batch, Committed, Pending, StatsSnapshot, Store, SubmitError, Submitter};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use super::clock::Clock;
-use super::config::{DaemonConfig, OnTcpClose};
+use super::config::DaemonConfig;
 use super::control::{self, CtlRequest};
 use super::net::{Input, Outgoing};
 use super::persist::{Effect, Persister};
@@ -98,9 +98,11 @@ pub(crate) struct Engine {
     submitter: Submitter,
     store_stats: Box<dyn Fn() -> (StatsSnapshot, usize) + Send>,
     persister: Persister,
-    on_tcp_close: OnTcpClose,
     batch_limit: usize,
-    conns: HashMap<ConnectionId, (SocketAddrV4, mpsc::Sender<Outgoing>)>,
+    /// Open connections: the peer, and the send queue (dropped, which
+    /// closes the connection, when the peer does not read; the entry stays
+    /// until the connection task reports the close).
+    conns: HashMap<ConnectionId, (SocketAddrV4, Option<mpsc::Sender<Outgoing>>)>,
     udp: Vec<Arc<UdpSocket>>,
     /// The UDP socket each host last spoke on (with several listen addresses).
     udp_route: HashMap<Ipv4Addr, usize>,
@@ -151,7 +153,6 @@ impl Engine {
             submitter: store.submitter(),
             store_stats: Box::new(move || (s.stats(), s.queued())),
             persister,
-            on_tcp_close: config.on_tcp_close,
             batch_limit: config.limits.batch,
             conns: HashMap::new(),
             udp,
@@ -279,23 +280,21 @@ impl Engine {
     fn handle(&mut self, input: Input, now: Timestamp) -> anyhow::Result<()> {
         match input {
             Input::Open { conn, from, tx } => {
-                self.conns.insert(conn, (from, tx));
+                self.conns.insert(conn, (from, Some(tx)));
             }
             Input::Stream { conn, from, bytes } => {
                 self.gw.handle_stream_message(now, conn, from, &bytes);
             }
-            Input::FrameError { conn, reply } => {
-                self.releases.push(Release::Send(Transmit {
-                    to: Destination::Tcp(conn),
-                    bytes: reply,
-                }));
+            Input::FrameError { conn, from, error } => {
+                // The engine answers (Appendix A); the connection closes
+                // once that answer is out.
+                self.gw.handle_stream_error(now, conn, from, &error);
+                self.collect(now)?;
                 self.releases.push(Release::Close(conn));
             }
             Input::Closed { conn } => {
-                let from = self.conns.remove(&conn).map(|(from, _)| from);
-                self.gw.handle_connection_closed(now, conn);
-                if let (OnTcpClose::Deregister, Some(from)) = (self.on_tcp_close, from) {
-                    self.deregister_orphans(*from.ip(), now);
+                if let Some((from, _)) = self.conns.remove(&conn) {
+                    self.gw.handle_connection_closed(now, conn, from);
                 }
             }
             Input::Datagram {
@@ -313,25 +312,6 @@ impl Engine {
             }
         }
         self.collect(now)
-    }
-
-    /// `on_tcp_close = "deregister"`: the TCP hosts of `address` that no
-    /// open connection holds any more.
-    fn deregister_orphans(&mut self, address: Ipv4Addr, now: Timestamp) {
-        let orphans: Vec<_> = self
-            .gw
-            .hosts()
-            .into_iter()
-            .filter(|h| {
-                h.record.private_address == address
-                    && h.record.transport == Transport::Tcp
-                    && !h.connected
-            })
-            .map(|h| h.record.client)
-            .collect();
-        for client in orphans {
-            let _ = self.gw.admin_deregister(now, client);
-        }
     }
 
     /// Drains the engine's events into the current batch, then its transmits
@@ -431,11 +411,13 @@ impl Engine {
             match r {
                 Release::Send(t) => self.send(t),
                 Release::Close(conn) => {
-                    if let Some((_, tx)) = self.conns.get(&conn) {
-                        // Full queue: dropping the sender closes it as well.
-                        if tx.try_send(Outgoing::Close).is_err() {
-                            self.conns.remove(&conn);
-                        }
+                    // Full queue: dropping the sender closes it as well.
+                    if let Some((_, queue)) = self.conns.get_mut(&conn)
+                        && queue
+                            .as_ref()
+                            .is_some_and(|tx| tx.try_send(Outgoing::Close).is_err())
+                    {
+                        *queue = None;
                     }
                 }
                 Release::Reply(tx, v) => {
@@ -448,7 +430,7 @@ impl Engine {
     fn send(&mut self, t: Transmit) {
         match t.to {
             Destination::Tcp(conn) => {
-                let Some((_, tx)) = self.conns.get(&conn) else {
+                let Some((_, Some(tx))) = self.conns.get(&conn) else {
                     self.counters.tcp_undeliverable += 1;
                     return;
                 };
@@ -458,7 +440,9 @@ impl Engine {
                         // A peer that does not read: drop its queue, which
                         // ends its task and closes the connection.
                         self.counters.slow_readers_closed += 1;
-                        self.conns.remove(&conn);
+                        if let Some((_, queue)) = self.conns.get_mut(&conn) {
+                            *queue = None;
+                        }
                         tracing::info!(conn = conn.0, "closing a connection that does not read");
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => {

@@ -136,8 +136,9 @@ async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     for why in &undecodable {
         tracing::warn!(row = %why, "store row skipped: it does not decode");
     }
-    let (gw, restored) = Gateway::restore(config.gateway.clone(), seed()?, &state, now)
+    let (mut gw, restored) = Gateway::restore(config.gateway.clone(), seed()?, &state, now)
         .context("[gateway] configuration")?;
+    gw.set_on_tcp_close(config.on_tcp_close);
     tracing::info!(
         hosts = restored.hosts,
         bindings = restored.bindings,
@@ -234,9 +235,10 @@ async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     tasks.spawn(async move {
         while let Some(req) = incoming_rx.recv().await {
             if req.command == "help" {
-                let _ = req
-                    .reply
-                    .send(Response::ok(crate::ctl::help("gateway", control::COMMANDS)));
+                let _ = req.reply.send(
+                    Response::ok(crate::ctl::help("gateway", control::COMMANDS))
+                        .answered_by("gateway"),
+                );
                 continue;
             }
             let (tx, rx) = oneshot::channel();
@@ -256,7 +258,7 @@ async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
                         Err(_) => Response::error("gateway stopping"),
                     },
                 };
-                let _ = reply.send(response);
+                let _ = reply.send(response.answered_by("gateway"));
             });
         }
     });

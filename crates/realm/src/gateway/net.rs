@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use realm_rsip::gateway::ConnectionId;
-use realm_wire::rsip::{FrameError, Message, StreamDecoder};
+use realm_wire::rsip::{FrameError, StreamDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
@@ -41,9 +41,13 @@ pub(crate) enum Input {
         from: SocketAddrV4,
         bytes: Vec<u8>,
     },
-    /// A fatal framing error: answer `reply` (after everything sent before
-    /// it), then close.
-    FrameError { conn: ConnectionId, reply: Vec<u8> },
+    /// A fatal framing error: the engine answers it (after everything sent
+    /// before), then the connection closes.
+    FrameError {
+        conn: ConnectionId,
+        from: SocketAddrV4,
+        error: FrameError,
+    },
     /// The connection is gone (either side closed it).
     Closed { conn: ConnectionId },
     /// A datagram on UDP socket `socket`.
@@ -290,8 +294,12 @@ async fn read_loop(
                     Ok(None) => break,
                     Err(e) => {
                         counters.frame_errors.fetch_add(1, Relaxed);
-                        let reply = frame_error_reply(&e);
-                        let _ = input.send(Input::FrameError { conn, reply }).await;
+                        let error = Input::FrameError {
+                            conn,
+                            from,
+                            error: e,
+                        };
+                        let _ = input.send(error).await;
                         return FRAME_ERROR;
                     }
                 };
@@ -326,12 +334,6 @@ async fn sleep_until_opt(t: Option<Instant>) {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
-}
-
-/// The ERROR_RESPONSE for a fatal framing error (RFC 3103 Appendix A: 207
-/// BAD_MESSAGE).
-fn frame_error_reply(e: &FrameError) -> Vec<u8> {
-    Message::error_response(e.code(), None, None, None).to_bytes()
 }
 
 /// Receives datagrams on one UDP socket until the task is aborted.
