@@ -432,18 +432,39 @@ fn a_tshark_capture_on_the_private_link_decodes_rsip_and_the_tunnelled_packets()
         .lab()
         .spawn(
             &ns,
-            "tshark",
-            &["-q", "-i", "h1", "-w", &pcap_s, "-a", "duration:6"],
-            realm_io::netns::LabStdio::Null,
+            "dumpcap",
+            &["-i", "h1", "-w", &pcap_s, "-a", "duration:6"],
+            realm_io::netns::LabStdio::Capture,
         )
         .unwrap();
-    // tshark's "Capturing on" line comes before dumpcap sees packets (a
-    // readiness check on it lost the host's first messages), so this one
-    // wait stays a fixed one.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Readiness, not a fixed sleep: dumpcap prints "Capturing on" BEFORE it
+    // opens the device and "File: ..." once the device and the file are open
+    // (tshark's own "Capturing on" came too early under load).
+    let stderr = lab.lab().child_mut(cap).unwrap().stderr.take().unwrap();
+    let (open_tx, open) = std::sync::mpsc::channel();
+    let dumpcap_said = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut said = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.starts_with("File:") {
+                let _ = open_tx.send(());
+            }
+            said.push_str(&line);
+            said.push('\n');
+        }
+        said
+    });
+    if open.recv_timeout(Duration::from_secs(20)).is_err() {
+        let _ = lab.lab().kill(cap);
+        panic!("dumpcap did not start: {}", dumpcap_said.join().unwrap());
+    }
     lab.start_host(0, 1).unwrap();
     assert_ok(&traffic::udp_both_ways(&lab, 0, 9100), &lab);
     lab.lab().wait(cap).unwrap();
+    let _ = dumpcap_said.join();
     let fields = |filter: &str, field: &str| -> Vec<String> {
         let out = std::process::Command::new("tshark")
             .args(["-r", &pcap_s, "-Y", filter, "-T", "fields", "-e", field])
