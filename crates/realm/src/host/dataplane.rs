@@ -2,9 +2,12 @@
 //! address(es), routes sending public destinations through it, the leased
 //! port block as the ephemeral port range, and IP-in-IP (RFC 2003) or GRE
 //! (RFC 2784), per binding as granted, to and from the gateway over raw
-//! protocol-4 and protocol-47 sockets. Packets from the TUN whose source is
-//! not leased are dropped and counted; tunnelled packets whose outer source
-//! is not the gateway's endpoint are dropped and counted.
+//! protocol-4 and protocol-47 sockets. This module is the I/O: every
+//! decision (whether a packet from the TUN may leave and under which
+//! binding, its encapsulation, whether a tunnel packet comes from the
+//! gateway's endpoint, what the leases make of the port range and the kernel
+//! offload's map) is `realm_rsip::host::dataplane::HostDataPlane`'s, whose
+//! drops (not leased, bad outer source, malformed) are counted there.
 //!
 //! Bulk TCP: the TUN has offloads, so a read may be a superpacket (up to 64
 //! KiB of one flow). Under IP-in-IP, one whose segments are full-sized for the
