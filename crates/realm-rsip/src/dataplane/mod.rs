@@ -344,7 +344,7 @@ fn is_query_reply(t: icmp::Message) -> bool {
     )
 }
 
-fn is_shared_ike_port(port: u16) -> bool {
+pub(crate) fn is_shared_ike_port(port: u16) -> bool {
     port == IKE_PORT || port == UDP_ENCAP_PORT
 }
 
@@ -352,7 +352,11 @@ fn is_shared_ike_port(port: u16) -> bool {
 /// UDP's length covers more than is there, so only its header is required;
 /// TCP always needs its whole header (a first fragment too short for it is
 /// the tiny-fragment attack of RFC 1858 s3 and is refused).
-fn transport_ports(protocol: IpProtocol, payload: &[u8], partial: bool) -> Option<(u16, u16)> {
+pub(crate) fn transport_ports(
+    protocol: IpProtocol,
+    payload: &[u8],
+    partial: bool,
+) -> Option<(u16, u16)> {
     match protocol {
         IpProtocol::Tcp => {
             let p = tcp::Packet::new_checked(payload).ok()?;

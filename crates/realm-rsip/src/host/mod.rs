@@ -88,6 +88,7 @@
 //!   `shutdown_timeout_ms` whatever happened.
 
 mod config;
+pub mod dataplane;
 mod timer;
 mod types;
 
