@@ -37,12 +37,16 @@ const WAIT: Duration = Duration::from_secs(20);
 /// What the scripted gateway saw: each request's type, and the port count of
 /// RSAP-IP assigns.
 /// What the scripted gateway received: each request's type, its port count
-/// (ASSIGN), and when it arrived.
-type Seen = Arc<Mutex<Vec<(MessageType, Option<u8>, Instant)>>>;
+/// (ASSIGN), when it first arrived and its message counter (UDP). A UDP
+/// retransmission (the same counter again, RFC 3103 s10.1, which a loaded
+/// machine can cause) is answered again but recorded once.
+type Seen = Arc<Mutex<Vec<(MessageType, Option<u8>, Instant, Option<u32>)>>>;
 
-/// The requests without their arrival times.
-fn kinds(seen: &[(MessageType, Option<u8>, Instant)]) -> Vec<(MessageType, Option<u8>)> {
-    seen.iter().map(|(t, c, _)| (*t, *c)).collect()
+/// The requests without their arrival times and counters.
+fn kinds(
+    seen: &[(MessageType, Option<u8>, Instant, Option<u32>)],
+) -> Vec<(MessageType, Option<u8>)> {
+    seen.iter().map(|(t, c, _, _)| (*t, *c)).collect()
 }
 
 fn lab() -> Lab {
@@ -59,9 +63,13 @@ fn answer(req: &Message, seen: &Seen) -> Option<Message> {
         (MessageType::AssignRequestRsapIp, Some(Ports::DontCare { count })) => Some(*count),
         _ => None,
     };
-    seen.lock()
-        .unwrap()
-        .push((req.msg_type(), count, realm_io::now()));
+    {
+        let mut seen = seen.lock().unwrap();
+        let retransmission = counter.is_some() && seen.last().is_some_and(|last| last.3 == counter);
+        if !retransmission {
+            seen.push((req.msg_type(), count, realm_io::now(), counter));
+        }
+    }
     let policy = FlowPolicy {
         local: LocalFlowPolicy::Macro,
         remote: RemoteFlowPolicy::None,
@@ -209,7 +217,7 @@ fn register_extend_deregister(udp: bool) {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(t, _, _)| *t == MessageType::ExtendRequest)
+            .filter(|(t, _, _, _)| *t == MessageType::ExtendRequest)
             .count();
         if extends >= 2 {
             break;
@@ -258,13 +266,13 @@ fn register_extend_deregister(udp: bool) {
     // timers never fire early, so more than a third has passed).
     let renewals: Vec<Instant> = timeline
         .iter()
-        .filter(|(t, _, _)| {
+        .filter(|(t, _, _, _)| {
             matches!(
                 t,
                 MessageType::AssignRequestRsapIp | MessageType::ExtendRequest
             )
         })
-        .map(|(_, _, at)| *at)
+        .map(|(_, _, at, _)| *at)
         .collect();
     assert!(renewals.len() >= 3, "{timeline:?}");
     let lease = Duration::from_secs(u64::from(LEASE_S));
@@ -505,7 +513,7 @@ fn data_plane_round_trip(udp: bool) {
         seen.lock()
             .unwrap()
             .iter()
-            .any(|(t, _, _)| *t == MessageType::DeregisterRequest)
+            .any(|(t, _, _, _)| *t == MessageType::DeregisterRequest)
     );
 }
 
@@ -621,7 +629,7 @@ fn config_file_and_reconnect(data_plane: bool) -> Vec<SocketAddr> {
         .lock()
         .unwrap()
         .iter()
-        .filter(|(t, _, _)| *t == MessageType::ExtendRequest)
+        .filter(|(t, _, _, _)| *t == MessageType::ExtendRequest)
         .count()
         < 2
     {
