@@ -41,6 +41,13 @@ pub use netlink::{Ipv4Prefix, Netlink, RouteVia};
 pub use raw::RawIp;
 pub use tun::{Gso, Tun, TunConfig, segment_tcp};
 
+/// Hands the heap's free memory back to the system (`malloc_trim`, glibc; nothing elsewhere): a
+/// daemon calls it after releasing many buffers at once (closed connections), so memory a burst
+/// cost is not kept for ever.
+pub fn release_free_heap() {
+    sys::malloc_trim();
+}
+
 /// Largest IPv4 packet; a receive buffer of this size never truncates.
 pub const MAX_IPV4_PACKET: usize = 65_535;
 

@@ -26,7 +26,9 @@ pub struct SocketOptions {
     pub device: Option<String>,
     /// `IP_FREEBIND`: bind an address that is not (yet) configured on any interface.
     pub freebind: bool,
-    /// `SO_RCVBUF` in bytes.
+    /// The receive buffer in bytes: `SO_RCVBUFFORCE` where permitted (root, `CAP_NET_ADMIN`: past
+    /// `net.core.rmem_max`), else `SO_RCVBUF` (the kernel caps it at `rmem_max`). Either way the
+    /// kernel doubles the value for its bookkeeping; [`recv_buffer_size`] reports what it granted.
     pub recv_buffer: Option<usize>,
     /// `SO_SNDBUF` in bytes.
     pub send_buffer: Option<usize>,
@@ -55,7 +57,9 @@ fn socket(addr: SocketAddr, ty: Type, protocol: Protocol, o: &SocketOptions) -> 
         }
         .ctx(|| format!("set IP_FREEBIND on {}", what()))?;
     }
-    if let Some(bytes) = o.recv_buffer {
+    if let Some(bytes) = o.recv_buffer
+        && sys::set_buffer_force(s.as_fd(), true, bytes).is_err()
+    {
         s.set_recv_buffer_size(bytes)
             .ctx(|| format!("set SO_RCVBUF on {}", what()))?;
     }
@@ -85,6 +89,20 @@ pub fn tcp_listen(
     s.bind(&addr.into()).ctx(|| format!("bind TCP {addr}"))?;
     s.listen(backlog).ctx(|| format!("listen on TCP {addr}"))?;
     tokio::net::TcpListener::from_std(s.into()).ctx(|| format!("register TCP {addr} with tokio"))
+}
+
+/// The receive buffer the kernel granted a socket (`SO_RCVBUF` read back: twice what was asked,
+/// within the limits of [`SocketOptions::recv_buffer`]).
+pub fn recv_buffer_size(socket: &impl AsFd) -> io::Result<usize> {
+    socket2::SockRef::from(socket).recv_buffer_size()
+}
+
+/// Datagrams the kernel dropped at a socket since it was opened: its receive queue was full
+/// (or the socket filter refused them). The socket's `sk_drops`, read with `SO_MEMINFO`
+/// (`SK_MEMINFO_DROPS`): the counter `SO_RXQ_OVFL` reports per datagram, read on demand
+/// instead, so the receive path stays a plain `recv_from`.
+pub fn socket_drops(socket: &impl AsFd) -> io::Result<u64> {
+    sys::socket_drops(socket.as_fd()).map(u64::from)
 }
 
 /// Most datagrams one [`udp_send_segments`] call may carry (the kernel's `UDP_MAX_SEGMENTS`
@@ -178,6 +196,30 @@ mod tests {
             assert_eq!(d.len(), if i == 10 { 50 } else { 100 });
             assert!(d.iter().all(|&b| usize::from(b) == i));
         }
+    }
+
+    #[tokio::test]
+    async fn receive_buffer_is_granted_and_drops_are_counted() {
+        let o = SocketOptions {
+            recv_buffer: Some(64 * 1024),
+            ..SocketOptions::default()
+        };
+        let rx = udp_bind("127.0.0.1:0".parse().unwrap(), &o).unwrap();
+        // The kernel doubles what it was asked (SO_RCVBUFFORCE as root; else
+        // at most rmem_max, which is above 64 KiB by default).
+        assert!(recv_buffer_size(&rx).unwrap() >= 64 * 1024);
+        assert_eq!(socket_drops(&rx).unwrap(), 0);
+        let dst = rx.local_addr().unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Nobody reads: once the queue is full the kernel drops the rest.
+        let datagram = [0u8; 1400];
+        let mut sent = 0u64;
+        while socket_drops(&rx).unwrap() == 0 {
+            tx.send_to(&datagram, dst).unwrap();
+            sent += 1;
+            assert!(sent < 100_000, "no drop counted after {sent} datagrams");
+        }
+        assert!(socket_drops(&rx).unwrap() >= 1);
     }
 
     #[tokio::test]

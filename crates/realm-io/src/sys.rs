@@ -56,6 +56,44 @@ pub(crate) fn set_buffer_force(fd: BorrowedFd<'_>, receive: bool, bytes: usize) 
     }
 }
 
+/// `malloc_trim(0)` (glibc): returns the free memory at the top of the heap and in free pages of
+/// every arena to the system.
+pub(crate) fn malloc_trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer and only walks the allocator's own free lists under
+    // its locks; calling it at any time from any thread is allowed.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// The socket's `sk_drops` (`SO_MEMINFO`, `SK_MEMINFO_DROPS`).
+pub(crate) fn socket_drops(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    // SK_MEMINFO_VARS is 9 today; room for more, the kernel copies what it has.
+    let mut info = [0u32; 16];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: `fd` is a live socket borrowed for the call; `optval` points to a `u32` array on our
+    // stack that outlives the call and `optlen` holds its exact size, which the kernel never
+    // exceeds (it copies at most `optlen` bytes and writes back how many); no pointer is kept.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            std::ptr::from_mut(&mut info).cast(),
+            &raw mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let filled = usize::try_from(len).unwrap_or(0) / std::mem::size_of::<u32>();
+    match info.get(libc::SK_MEMINFO_DROPS as usize) {
+        Some(&drops) if (libc::SK_MEMINFO_DROPS as usize) < filled => Ok(drops),
+        _ => Err(io::Error::from(io::ErrorKind::Unsupported)),
+    }
+}
+
 /// One `recvmmsg(2)` call, non-blocking: receives up to `min(bufs.len(), lens.len(),
 /// truncated.len(), MAX_BATCH)` datagrams, one per buffer. Fills `lens[i]` with the bytes stored
 /// in `bufs[i]` and `truncated[i]` with whether the datagram was longer than the buffer.

@@ -107,6 +107,8 @@ fn registration_denied_by_policy_cap_and_capacity() {
         "pool": [{ "addresses": "192.0.2.1" }],
         "clients": ["10.0.0.0/28"],
         "max_hosts": 3,
+        // Capacity itself is under test: no USE_TCP under pressure.
+        "udp": { "use_tcp_above_hosts_percent": 0, "use_tcp_above_registrations_per_sec": 0 },
         "max_registrations_per_address": 2,
     })));
     let outsider = SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 1), 5000);
@@ -399,7 +401,8 @@ fn registration_flood_from_one_source_is_capped_without_hurting_others() {
     let mut h = Harness::new(cfg(json!({
         "pool": [{ "addresses": "192.0.2.1" }],
         "max_hosts": 10,
-        "udp": { "max_sessions": 16 },
+        // Capacity itself is under test: no USE_TCP under pressure.
+        "udp": { "max_sessions": 16, "use_tcp_above_hosts_percent": 0, "use_tcp_above_registrations_per_sec": 0 },
     })));
     let mut denied = 0;
     for port in 1..=500u16 {

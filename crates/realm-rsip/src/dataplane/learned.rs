@@ -200,3 +200,80 @@ impl<K: Copy + Eq + Hash> LearnedMap<K> {
         self.map.get(key).map(|e| e.last_used + self.idle)
     }
 }
+
+/// What an unauthenticated packet can do to learned state (issue 11,
+/// docs/signalling-auth.md): entries are created only by [`LearnedMap::claim`],
+/// which the data plane calls for outbound packets that passed a host's
+/// binding (the tunnel's outer source is the host's endpoint); inbound packets
+/// only [`LearnedMap::lookup`]. A live entry of one host is never displaced by
+/// another host's claim, and a host at its bound evicts nobody.
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::dataplane::Resources;
+    use crate::dataplane::tests::{binding, ports};
+
+    const A: ClientId = ClientId(1);
+    const B: ClientId = ClientId(2);
+
+    fn table() -> (Table, u32, u32) {
+        let public = Ipv4Addr::new(192, 0, 2, 1);
+        let mut t = Table::new(&[], 8, 8);
+        t.insert(binding(
+            1,
+            A,
+            Ipv4Addr::new(10, 0, 0, 2),
+            public,
+            Resources::Ports(ports(2000, 10)),
+        ))
+        .unwrap();
+        t.insert(binding(
+            2,
+            B,
+            Ipv4Addr::new(10, 0, 0, 3),
+            public,
+            Resources::Ports(ports(3000, 10)),
+        ))
+        .unwrap();
+        let (a, b) = (t.host_slots(A)[0], t.host_slots(B)[0]);
+        (t, a, b)
+    }
+
+    #[test]
+    fn another_host_cannot_displace_a_live_entry() {
+        let (t, a, b) = table();
+        let now = Timestamp::from_millis(1_000);
+        let idle = Duration::from_secs(60);
+        for on_collision in [OnCollision::Refuse, OnCollision::MarkAmbiguous] {
+            let mut m: LearnedMap<u64> = LearnedMap::new(idle, 16, 2, on_collision);
+            m.claim(7, A, a, &t, now).unwrap();
+            let second = m.claim(7, B, b, &t, now);
+            let e = m.lookup(&7, &t, now).unwrap();
+            assert_eq!(e.host, A, "{on_collision:?}");
+            match on_collision {
+                OnCollision::Refuse => assert_eq!(second, Err(ClaimError::InUse)),
+                OnCollision::MarkAmbiguous => assert!(e.ambiguous),
+            }
+        }
+    }
+
+    #[test]
+    fn lookups_create_nothing_and_a_full_host_evicts_nobody() {
+        let (t, a, b) = table();
+        let now = Timestamp::from_millis(1_000);
+        let mut m: LearnedMap<u64> =
+            LearnedMap::new(Duration::from_secs(60), 16, 2, OnCollision::Refuse);
+        // Inbound: nothing learned.
+        assert!(m.lookup(&1, &t, now).is_none());
+        assert_eq!(m.len(), 0);
+        m.claim(1, A, a, &t, now).unwrap();
+        m.claim(2, B, b, &t, now).unwrap();
+        m.claim(3, B, b, &t, now).unwrap();
+        // B at its bound: refused, and A's entry stays.
+        assert_eq!(m.claim(4, B, b, &t, now), Err(ClaimError::Full));
+        assert_eq!(m.lookup(&1, &t, now).map(|e| e.host), Some(A));
+        assert_eq!(m.len(), 3);
+    }
+}

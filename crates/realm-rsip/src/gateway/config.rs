@@ -221,6 +221,14 @@ pub struct UdpConfig {
     /// Most "last message" buffers kept at once (the oldest is dropped).
     /// Only endpoints of registered hosts get one. Default 8192.
     pub max_sessions: u32,
+    /// Return routability under pressure: while at least this many
+    /// registrations were granted in the last second, a UDP REGISTER_REQUEST
+    /// from an address with no registration (and no key) is answered
+    /// USE_TCP. 0: never. Default 100.
+    pub use_tcp_above_registrations_per_sec: u32,
+    /// The same while the host table is at least this full, percent of
+    /// `max_hosts`. 0 or over 100: never. Default 50.
+    pub use_tcp_above_hosts_percent: u8,
 }
 
 impl Default for UdpConfig {
@@ -229,6 +237,8 @@ impl Default for UdpConfig {
             enabled: true,
             session_idle_secs: 60,
             max_sessions: 8192,
+            use_tcp_above_registrations_per_sec: 100,
+            use_tcp_above_hosts_percent: 50,
         }
     }
 }

@@ -171,14 +171,8 @@ impl Gateway {
                     client: e.client_id.map(|c| ClientId(c.0)),
                     bind: e.bind_id.map(|b| BindId(b.0)),
                 };
-                self.respond(
-                    now,
-                    src,
-                    bytes,
-                    e.message_counter,
-                    Err(r),
-                    registered_before,
-                );
+                // Refused: answered, and nothing is remembered.
+                self.respond(now, src, bytes, e.message_counter, Err(r), false);
                 return;
             }
         };
@@ -193,13 +187,23 @@ impl Gateway {
             {
                 self.forget_session(src.from);
             }
-            self.respond(now, src, bytes, counter, result, registered_before);
+            // A REGISTER from the endpoint of a registered host is refused
+            // (ALREADY_REGISTERED), so an accepted one never takes over a
+            // live host's buffer.
+            let moves =
+                result.is_ok() && (registered_before || self.by_address.contains_key(&src.ip()));
+            self.respond(now, src, bytes, counter, result, moves);
         }
     }
 
-    /// Sends the answer to a request (an ERROR_RESPONSE for a refusal,
-    /// counted and announced as [`Event::ErrorSent`]), signed when the host
-    /// has a key, kept in the UDP "last message" buffer when it applies.
+    /// Sends the answer to a request. `moves`: the request was accepted (it
+    /// decoded, it is a request, it authenticated where the host has a key,
+    /// and it was granted), so over UDP its answer becomes the endpoint's
+    /// "last message" buffer and its counter the endpoint's (RFC 3103 10.1).
+    /// A refusal is answered and changes nothing: a datagram anyone can
+    /// forge (the source address and port of a registered host, a counter far
+    /// ahead, nothing else valid) must not make the host's own later
+    /// requests look stale (docs/signalling-auth.md).
     pub(super) fn respond(
         &mut self,
         now: Timestamp,
@@ -207,7 +211,7 @@ impl Gateway {
         request: &[u8],
         counter: Option<u32>,
         result: Result<Message, Refusal>,
-        registered_before: bool,
+        moves: bool,
     ) {
         let msg = match result {
             Ok(m) => m,
@@ -228,11 +232,11 @@ impl Gateway {
         };
         let bytes = self.encode(&msg, src.ip(), now);
         // RFC 3103 10.1: the answer goes to the "last message" buffer, kept
-        // for registered hosts' endpoints only (bounded state).
-        let registered = registered_before || self.by_address.contains_key(&src.ip());
+        // for registered hosts' endpoints only (bounded state), and only for
+        // an accepted request (see above).
         if let Some(c) = counter.filter(|&c| c != 0)
             && src.conn.is_none()
-            && registered
+            && moves
         {
             self.remember(src.from, c, request, &bytes, now);
         }
@@ -293,6 +297,22 @@ impl Gateway {
         if let Err(code) = self.authenticate(src, bytes, msg) {
             self.counters.auth_failures += 1;
             return Some(Err(salvage(code)));
+        }
+        // Return routability under pressure (docs/signalling-auth.md): a UDP
+        // REGISTER proves nothing about its source address, so while
+        // registrations pour in or the host table fills up, an address with
+        // no registration (and no key to sign with) is sent to TCP, whose
+        // handshake proves it. RFC 3103 Appendix A, 102 USE_TCP: "A host has
+        // attempted to use UDP on a server that only supports TCP" (for this
+        // request, now). Registered addresses keep being served over UDP.
+        if src.transport() == Transport::Udp
+            && msg.msg_type() == M::RegisterRequest
+            && !self.by_address.contains_key(&src.ip())
+            && !self.keys.contains_key(&src.ip())
+            && self.registration_pressure(now)
+        {
+            self.counters.use_tcp_pressure += 1;
+            return Some(Err(salvage(ErrorCode::UseTcp)));
         }
         let result = match msg.msg_type() {
             M::RegisterRequest => self.register(now, src, msg),
@@ -469,6 +489,7 @@ impl Gateway {
         );
         self.by_address.entry(ip).or_default().push(client);
         self.counters.registrations += 1;
+        self.note_registration_pressure(now);
         self.push_event(Event::Registered { host: record });
         let methods: Vec<RsipMethod> = self
             .config

@@ -18,6 +18,7 @@
 mod config;
 mod event;
 mod handlers;
+mod limiter;
 mod policy;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -41,6 +42,7 @@ pub use event::{
     BindingKind, BindingRecord, ConnectionId, DataPlaneMappingError, DeregisterReason, Destination,
     Event, FreeReason, HostRecord, PersistedState, RestoreReport, Transmit, Transport,
 };
+pub use limiter::{Admission, RateLimit, SourceLimiter};
 pub use policy::{Prefix, RemoteAddress, RemotePorts, RemoteRule, RemoteSpec, RuleAction};
 
 /// The engine's clocks, in one table (STYLE 6). [`Gateway::poll_timeout`] is
@@ -199,6 +201,9 @@ pub struct Counters {
     pub errors: BTreeMap<u16, u64>,
     /// Messages refused by signalling authentication.
     pub auth_failures: u64,
+    /// UDP REGISTER_REQUESTs sent to TCP (USE_TCP) under registration
+    /// pressure.
+    pub use_tcp_pressure: u64,
     /// Asynchronous messages for a TCP host whose connection is closed.
     pub undeliverable: u64,
 }
@@ -268,6 +273,9 @@ pub struct Gateway {
     replay: HashMap<Ipv4Addr, ReplayCounter>,
     /// The last replay counter the gateway signed with.
     sent_counter: u64,
+    /// When the registrations of the last second were granted (at most
+    /// `udp.use_tcp_above_registrations_per_sec`): registration pressure.
+    recent_registrations: VecDeque<Timestamp>,
     events: VecDeque<Event>,
     transmits: VecDeque<Transmit>,
     counters: Counters,
@@ -293,6 +301,7 @@ impl Gateway {
             session_order: BTreeSet::new(),
             replay: HashMap::new(),
             sent_counter: 0,
+            recent_registrations: VecDeque::new(),
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             counters: Counters::default(),
@@ -521,16 +530,9 @@ impl Gateway {
             from,
             conn: Some(conn),
         };
-        let registered = self.by_address.contains_key(&src.ip());
-        // No counter, client or bind ID: nothing of the message was read.
-        self.respond(
-            now,
-            src,
-            &[],
-            None,
-            Err(Refusal::new(error.code())),
-            registered,
-        );
+        // No counter, client or bind ID: nothing of the message was read. A
+        // refusal: it moves no endpoint state (TCP has none to move anyway).
+        self.respond(now, src, &[], None, Err(Refusal::new(error.code())), false);
     }
 
     /// TCP connection `conn` from `from` closed. By default
@@ -993,6 +995,47 @@ impl Gateway {
             self.session_order.remove(&(seen, addr));
             self.sessions.remove(&addr);
         }
+    }
+
+    /// Notes a registration granted at `now` (registration pressure).
+    fn note_registration_pressure(&mut self, now: Timestamp) {
+        let cap = self.config.udp.use_tcp_above_registrations_per_sec as usize;
+        if cap == 0 {
+            return;
+        }
+        self.prune_registrations(now);
+        if self.recent_registrations.len() >= cap {
+            self.recent_registrations.pop_front();
+        }
+        self.recent_registrations.push_back(now);
+    }
+
+    fn prune_registrations(&mut self, now: Timestamp) {
+        while let Some(&t) = self.recent_registrations.front() {
+            if t + Duration::from_secs(1) > now {
+                break;
+            }
+            self.recent_registrations.pop_front();
+        }
+    }
+
+    /// Whether registrations are under pressure: at least
+    /// `udp.use_tcp_above_registrations_per_sec` granted in the last second,
+    /// or the host table at least `udp.use_tcp_above_hosts_percent` full.
+    /// Then a UDP REGISTER_REQUEST from an address without a registration
+    /// must prove its address over TCP (see `handlers::process`).
+    fn registration_pressure(&mut self, now: Timestamp) -> bool {
+        let udp = self.config.udp;
+        let rate = udp.use_tcp_above_registrations_per_sec as usize;
+        if rate > 0 {
+            self.prune_registrations(now);
+            if self.recent_registrations.len() >= rate {
+                return true;
+            }
+        }
+        let percent = u64::from(udp.use_tcp_above_hosts_percent);
+        (1..=100).contains(&percent)
+            && self.hosts.len() as u64 * 100 >= u64::from(self.config.max_hosts) * percent
     }
 
     /// Drops an endpoint's "last message" buffer.

@@ -1153,6 +1153,19 @@ impl Host {
                     self.pause(now);
                 }
             }
+            View::ErrorResponse {
+                error: ErrorCode::UseTcp,
+                ..
+            } if self.config.transport == Transport::Udp => {
+                // RFC 3103 Appendix A, 102 USE_TCP: the gateway serves this
+                // host over TCP only (Realm's gateway says so to UDP
+                // registrations under pressure: TCP proves the address). The
+                // host moves to TCP: its driver connects and calls
+                // `handle_connected`, and the REGISTER goes over the stream.
+                self.config.transport = Transport::Tcp;
+                self.connected = false;
+                self.events.push_back(HostEvent::UseTcp);
+            }
             View::ErrorResponse { error, .. } => {
                 self.events.push_back(HostEvent::RegistrationFailed(error));
                 self.pause(now);

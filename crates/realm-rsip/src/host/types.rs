@@ -300,6 +300,10 @@ pub enum RequestError {
 pub enum HostEvent {
     /// Registered (RFC 3103 9.3).
     Registered(Registration),
+    /// The gateway answered a UDP REGISTER with USE_TCP (RFC 3103 Appendix
+    /// A): the host now uses TCP ([`crate::host::Host::config`] says so).
+    /// Open a TCP connection to the gateway and call `handle_connected`.
+    UseTcp,
     /// The gateway refused to register the host (REGISTRATION_DENIED, ...).
     /// The host tries again after `retry_pause_ms`.
     RegistrationFailed(ErrorCode),

@@ -186,14 +186,43 @@ pub(crate) struct Limits {
     /// A TCP message must complete within this many seconds of its first
     /// byte, or the connection is closed.
     pub(crate) message_timeout_secs: u64,
+    /// A TCP connection must send its first byte within this many seconds
+    /// of being accepted, or it is closed.
+    pub(crate) first_message_timeout_secs: u64,
+    /// A TCP connection silent for this many seconds after its last complete
+    /// message is closed; 0: never.
+    pub(crate) idle_timeout_secs: u64,
     /// Messages per second accepted from one TCP connection (its reads pause
-    /// beyond that) or from one UDP source address (the excess is dropped).
+    /// beyond that) or from one UDP source address, whatever its ports (the
+    /// excess is dropped).
     pub(crate) messages_per_sec: u32,
     /// Messages accepted in a burst above `messages_per_sec`.
     pub(crate) burst: u32,
+    /// What one UDP source port may take of its address's rate and burst,
+    /// percent (1..=100).
+    pub(crate) udp_port_share_percent: u8,
+    /// UDP source ports tracked per address (more share one bucket).
+    pub(crate) udp_ports_per_source: usize,
+    /// UDP source addresses the rate limiter tracks at once.
+    pub(crate) udp_max_sources: usize,
+    /// The UDP signalling socket's receive buffer, bytes.
+    pub(crate) udp_recv_buffer: usize,
     /// Inputs the engine handles per wake-up before it persists their events
     /// and looks at its other inputs again.
     pub(crate) batch: usize,
+}
+
+impl Limits {
+    /// The UDP rate limit (kept by the engine crate's `SourceLimiter`).
+    pub(crate) fn udp_rate(&self) -> realm_rsip::gateway::RateLimit {
+        realm_rsip::gateway::RateLimit {
+            per_sec: self.messages_per_sec,
+            burst: self.burst,
+            port_share_percent: self.udp_port_share_percent,
+            ports_per_source: self.udp_ports_per_source,
+            max_sources: self.udp_max_sources,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -204,8 +233,14 @@ impl Default for Limits {
             max_connections_per_address: 4,
             send_queue: 256,
             message_timeout_secs: 10,
+            first_message_timeout_secs: 10,
+            idle_timeout_secs: 0,
             messages_per_sec: 200,
             burst: 400,
+            udp_port_share_percent: 50,
+            udp_ports_per_source: 16,
+            udp_max_sources: 65536,
+            udp_recv_buffer: 4 * 1024 * 1024,
             batch: 64,
         }
     }
@@ -250,6 +285,9 @@ impl DaemonConfig {
             ),
             ("limits.send_queue", l.send_queue),
             ("limits.batch", l.batch),
+            ("limits.udp_ports_per_source", l.udp_ports_per_source),
+            ("limits.udp_max_sources", l.udp_max_sources),
+            ("limits.udp_recv_buffer", l.udp_recv_buffer),
             ("store.queue_capacity", self.store.queue_capacity),
             ("store.max_group", self.store.max_group),
         ] {
@@ -257,10 +295,18 @@ impl DaemonConfig {
                 bail!("{name} must be at least 1");
             }
         }
-        if l.messages_per_sec == 0 || l.burst == 0 || l.message_timeout_secs == 0 {
+        if l.messages_per_sec == 0
+            || l.burst == 0
+            || l.message_timeout_secs == 0
+            || l.first_message_timeout_secs == 0
+        {
             bail!(
-                "limits.messages_per_sec, limits.burst and limits.message_timeout_secs must be at least 1"
+                "limits.messages_per_sec, limits.burst, limits.message_timeout_secs and \
+                 limits.first_message_timeout_secs must be at least 1"
             );
+        }
+        if !(1..=100).contains(&l.udp_port_share_percent) {
+            bail!("limits.udp_port_share_percent must be 1..=100");
         }
         self.data_plane.validate()?;
         Ok(())

@@ -207,6 +207,11 @@ pub(crate) fn render(s: &Snapshot, net: &NetCounters) -> String {
         counter(c.auth_failures),
     );
     r.register(
+        "registrations_sent_to_tcp",
+        "UDP REGISTER_REQUESTs answered USE_TCP under registration pressure",
+        counter(c.use_tcp_pressure),
+    );
+    r.register(
         "undeliverable",
         "Messages for a host or connection that is gone",
         counter(c.undeliverable + s.engine.tcp_undeliverable),
@@ -312,6 +317,10 @@ pub(crate) fn render(s: &Snapshot, net: &NetCounters) -> String {
                 vec![("reason", "message_timeout".to_owned())],
                 n(&net.message_timeouts),
             ),
+            (
+                vec![("reason", "idle_timeout".to_owned())],
+                n(&net.idle_timeouts),
+            ),
         ]),
     );
     r.register(
@@ -336,7 +345,21 @@ pub(crate) fn render(s: &Snapshot, net: &NetCounters) -> String {
                 vec![("reason", "size".to_owned())],
                 n(&net.udp_dropped_size),
             ),
+            (
+                vec![("reason", "port_share".to_owned())],
+                n(&net.udp_dropped_port),
+            ),
         ]),
+    );
+    r.register(
+        "udp_socket_drops",
+        "UDP datagrams the kernel dropped at the gateway's sockets (receive buffer full)",
+        counter(n(&net.udp_socket_drops)),
+    );
+    r.register(
+        "udp_limiter_evictions",
+        "UDP source addresses the rate limiter evicted to make room",
+        counter(n(&net.udp_limiter_evictions)),
     );
     r.register(
         "udp_send_errors",

@@ -173,11 +173,15 @@ async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
             Arc::clone(&next_conn),
         ));
         if config.listen.udp {
-            let socket =
-                realm_io::socket::udp_bind(at, &realm_io::socket::SocketOptions::default())
-                    .with_context(|| format!("bind UDP {at}"))?;
+            let options = realm_io::socket::SocketOptions {
+                recv_buffer: Some(config.limits.udp_recv_buffer),
+                ..realm_io::socket::SocketOptions::default()
+            };
+            let socket = realm_io::socket::udp_bind(at, &options)
+                .with_context(|| format!("bind UDP {at}"))?;
+            let granted = realm_io::socket::recv_buffer_size(&socket).unwrap_or(0);
             let socket = Arc::new(socket);
-            tracing::info!(%at, "RSIP over UDP");
+            tracing::info!(%at, recv_buffer = granted, "RSIP over UDP");
             tasks.spawn(net::udp_loop(
                 Arc::clone(&socket),
                 udp.len(),

@@ -6,10 +6,14 @@
 //! Limits (STYLE 9, `docs/gateway-config.md` `[limits]`): connections in
 //! total and per source address; a message size cap (a longer overall length
 //! is fatal for the connection: ERROR_RESPONSE BAD_MESSAGE, then close); a
-//! time limit for a message to complete once started; a token bucket per
-//! connection (reads pause) and per UDP source (excess dropped); a bounded
-//! send queue per connection (a peer that does not read is disconnected by
-//! the engine rather than waited for).
+//! time limit for a message to complete once started, for the first byte of
+//! a new connection and (optionally) between messages; a token bucket per
+//! connection (reads pause) and per UDP source address with a per-port share
+//! (`realm_rsip::gateway::SourceLimiter`; excess dropped); a bounded send
+//! queue per connection (a peer that does not read is disconnected by the
+//! engine rather than waited for). A connection's read buffer exists only
+//! once it has sent something, and freed heap is handed back to the system
+//! after connections close in numbers.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
@@ -17,9 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use realm_rsip::gateway::ConnectionId;
+use realm_rsip::gateway::{Admission, ConnectionId, SourceLimiter};
 use realm_wire::rsip::{FrameError, StreamDecoder};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -81,10 +85,21 @@ pub(crate) struct NetCounters {
     pub(crate) connections_refused: AtomicU64,
     pub(crate) frame_errors: AtomicU64,
     pub(crate) message_timeouts: AtomicU64,
+    /// Connections closed for sending nothing (first byte, or between
+    /// messages).
+    pub(crate) idle_timeouts: AtomicU64,
+    /// Connections closed since the heap was last trimmed.
+    closed_since_trim: AtomicU64,
     pub(crate) tcp_throttled: AtomicU64,
     pub(crate) udp_received: AtomicU64,
     pub(crate) udp_dropped_rate: AtomicU64,
     pub(crate) udp_dropped_size: AtomicU64,
+    /// Datagrams over their source port's share of the address's rate.
+    pub(crate) udp_dropped_port: AtomicU64,
+    /// Source addresses the UDP limiter evicted to make room.
+    pub(crate) udp_limiter_evictions: AtomicU64,
+    /// Datagrams the kernel dropped at the UDP sockets (receive buffer full).
+    pub(crate) udp_socket_drops: AtomicU64,
 }
 
 /// A token bucket: `rate` tokens per second, at most `burst`.
@@ -194,6 +209,13 @@ pub(crate) async fn accept_loop(
                 }
             }
             let _ = input.send(Input::Closed { conn }).await;
+            // Buffers of closed connections go back to the system, not only
+            // to the allocator: after many connections close, or the last.
+            let closed = counters.closed_since_trim.fetch_add(1, Relaxed) + 1;
+            if closed >= TRIM_EVERY || counters.connections_open.load(Relaxed) == 0 {
+                counters.closed_since_trim.store(0, Relaxed);
+                realm_io::release_free_heap();
+            }
         });
     }
 }
@@ -233,6 +255,12 @@ async fn serve(
 
 const FRAME_ERROR: &str = "framing error";
 
+/// Connections closed between two trims of the heap.
+const TRIM_EVERY: u64 = 1024;
+
+/// Bytes read from a connection at once.
+const READ_BUFFER: usize = 16 * 1024;
+
 /// Writes what the engine queues until Close, a write error, or the engine
 /// dropping the queue (slow reader, or the gateway stopping).
 async fn write_loop(
@@ -266,24 +294,46 @@ async fn read_loop(
     counters: &NetCounters,
 ) -> &'static str {
     let mut decoder = StreamDecoder::new(limits.max_message_size);
-    let mut buf = vec![0u8; 16 * 1024];
+    // Allocated when the first bytes arrive: a connection that never sends
+    // costs no buffer while it waits for its first-message timeout.
+    let mut buf: Vec<u8> = Vec::new();
     let mut bucket = Bucket::new(limits.burst, Instant::now());
     let message_timeout = Duration::from_secs(limits.message_timeout_secs);
+    let idle_timeout =
+        (limits.idle_timeout_secs > 0).then(|| Duration::from_secs(limits.idle_timeout_secs));
     // When the oldest incomplete message started.
     let mut partial_since: Option<Instant> = None;
+    // Until the first byte: the first-message deadline; then the idle one.
+    let mut quiet_until =
+        Some(Instant::now() + Duration::from_secs(limits.first_message_timeout_secs));
     loop {
-        let timeout = partial_since.map(|t| t + message_timeout);
-        let n = tokio::select! {
-            read = r.read(&mut buf) => match read {
-                Ok(0) => return "end of stream",
-                Ok(n) => n,
-                Err(_) => return "read failed",
+        let (timeout, partial) = match partial_since {
+            Some(t) => (Some(t + message_timeout), true),
+            None => (quiet_until, false),
+        };
+        tokio::select! {
+            ready = r.readable() => if ready.is_err() {
+                return "read failed";
             },
             _ = sleep_until_opt(timeout) => {
-                counters.message_timeouts.fetch_add(1, Relaxed);
-                return "message timeout";
+                if partial {
+                    counters.message_timeouts.fetch_add(1, Relaxed);
+                    return "message timeout";
+                }
+                counters.idle_timeouts.fetch_add(1, Relaxed);
+                return "idle timeout";
             }
+        }
+        if buf.is_empty() {
+            buf = vec![0u8; READ_BUFFER];
+        }
+        let n = match r.try_read(&mut buf) {
+            Ok(0) => return "end of stream",
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return "read failed",
         };
+        quiet_until = idle_timeout.map(|d| Instant::now() + d);
         let mut data = buf.get(..n).unwrap_or(&[]);
         while !data.is_empty() {
             let took = decoder.push(data);
@@ -336,7 +386,10 @@ async fn sleep_until_opt(t: Option<Instant>) {
     }
 }
 
-/// Receives datagrams on one UDP socket until the task is aborted.
+/// Receives datagrams on one UDP socket until the task is aborted. The rate
+/// limit is the engine crate's (per source address, a share per port, a
+/// bounded table); once a second the kernel's drop count of the socket is
+/// read into the counters.
 pub(crate) async fn udp_loop(
     socket: Arc<UdpSocket>,
     index: usize,
@@ -344,15 +397,26 @@ pub(crate) async fn udp_loop(
     limits: Limits,
     counters: Arc<NetCounters>,
 ) {
-    // One bucket per source address, bounded: when full, idle ones go.
-    const MAX_SOURCES: usize = 65536;
-    let mut buckets: HashMap<SocketAddrV4, Bucket> = HashMap::new();
+    let mut limiter = SourceLimiter::new(limits.udp_rate());
+    let mut evicted = 0;
+    let mut drops = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut buf = vec![0u8; 65536];
     loop {
-        let (n, peer) = match socket.recv_from(&mut buf).await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::debug!(error = %e, "UDP receive failed");
+        let (n, peer) = tokio::select! {
+            got = socket.recv_from(&mut buf) => match got {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "UDP receive failed");
+                    continue;
+                }
+            },
+            _ = tick.tick() => {
+                if let Ok(now) = realm_io::socket::socket_drops(&*socket) {
+                    counters.udp_socket_drops.fetch_add(now.saturating_sub(drops), Relaxed);
+                    drops = now;
+                }
                 continue;
             }
         };
@@ -362,21 +426,21 @@ pub(crate) async fn udp_loop(
             counters.udp_dropped_size.fetch_add(1, Relaxed);
             continue;
         }
-        let now = Instant::now();
-        if buckets.len() >= MAX_SOURCES && !buckets.contains_key(&from) {
-            let idle = Duration::from_secs(u64::from(limits.burst / limits.messages_per_sec) + 1);
-            buckets.retain(|_, b| now.saturating_duration_since(b.last) < idle);
-            if buckets.len() >= MAX_SOURCES {
+        let admission = limiter.admit(realm_io::clock::now(), from);
+        counters
+            .udp_limiter_evictions
+            .fetch_add(limiter.evicted() - evicted, Relaxed);
+        evicted = limiter.evicted();
+        match admission {
+            Admission::Pass => {}
+            Admission::AddressLimit => {
                 counters.udp_dropped_rate.fetch_add(1, Relaxed);
                 continue;
             }
-        }
-        let bucket = buckets
-            .entry(from)
-            .or_insert_with(|| Bucket::new(limits.burst, now));
-        if !bucket.take(limits.messages_per_sec, limits.burst, now) {
-            counters.udp_dropped_rate.fetch_add(1, Relaxed);
-            continue;
+            Admission::PortLimit => {
+                counters.udp_dropped_port.fetch_add(1, Relaxed);
+                continue;
+            }
         }
         let bytes = buf.get(..n).unwrap_or(&[]).to_vec();
         let msg = Input::Datagram {

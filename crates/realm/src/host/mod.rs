@@ -155,6 +155,10 @@ async fn daemon(config: DaemonConfig) -> anyhow::Result<bool> {
                 info!("realm host stopped");
                 return Ok(true);
             }
+            if let HostEvent::UseTcp = event {
+                // The engine now says TCP: a TCP link, connected as usual.
+                link = Link::open(host.config(), &config.daemon).await?;
+            }
             if let HostEvent::GatewayUnreachable { .. } = event
                 && link.reset()
             {
@@ -326,6 +330,7 @@ fn log_event(event: &HostEvent) -> bool {
             tunnel_types = ?r.tunnel_types,
             "registered"
         ),
+        HostEvent::UseTcp => warn!("the gateway answered USE_TCP: moving to TCP"),
         HostEvent::RegistrationFailed(code) => warn!(?code, "registration refused"),
         HostEvent::Unregistered { client_id, reason } => {
             info!(client_id = client_id.0, ?reason, "unregistered");
