@@ -15,8 +15,8 @@ use crate::sa::{
     IpsecProtocol, Mode, SaConfig, SaCounters, SaId, SadKey, SecurityAssociation, Spi, UdpEncap,
 };
 use crate::spd::{Direction, PacketSelector, PolicyAction, PolicyId, SaTemplate, Spd};
-use crate::wire::{self, Ipv4, Ipv4Header};
-use realm_wire::udp_encap;
+use crate::wire;
+use realm_wire::{ah, esp, ipv4, udp, udp_encap};
 
 /// Most nested IPsec headers processed for one inbound packet (bounded work).
 pub const MAX_LAYERS: usize = 4;
@@ -587,38 +587,44 @@ impl Ipsec {
         now: Instant,
         buf: &mut Vec<u8>,
     ) -> Result<Inbound, DropReason> {
-        let Some(ip) = Ipv4::parse(buf) else {
+        let Some(ip) = wire::parse_ipv4(buf) else {
             return Err(self.count(None, DropReason::Malformed));
         };
+        self.open_parsed(now, buf, ip)
+    }
+
+    /// [`Ipsec::open_in_place`] on `buf` whose IPv4 header has been parsed
+    /// into `ip` (by [`wire::parse_ipv4`]): the one parse of that header.
+    fn open_parsed(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+        mut ip: ipv4::Repr,
+    ) -> Result<Inbound, DropReason> {
         // RFC 4303 s3.4.1: reassemble before IPsec processing.
         if ip.is_fragment() {
             return Err(self.count(None, DropReason::Fragment));
         }
-        let (protocol, off, encap) = match ip.protocol {
-            wire::PROTO_ESP => (IpsecProtocol::Esp, ip.header_len, None),
-            wire::PROTO_AH => (IpsecProtocol::Ah, ip.header_len, None),
+        let header_len = ip.buffer_len();
+        let (protocol, off, encap) = match u8::from(ip.protocol) {
+            wire::PROTO_ESP => (IpsecProtocol::Esp, header_len, None),
+            wire::PROTO_AH => (IpsecProtocol::Ah, header_len, None),
             wire::PROTO_UDP => {
-                let u = &buf[ip.header_len..ip.total_len];
-                if u.len() < wire::UDP_HEADER {
+                let datagram = buf.get(header_len..ip.total_len()).unwrap_or_default();
+                let Ok(u) = udp::Packet::new_checked(datagram) else {
                     return Err(self.count(None, DropReason::Malformed));
-                }
-                let sport = u16::from_be_bytes([u[0], u[1]]);
-                let dport = u16::from_be_bytes([u[2], u[3]]);
-                let ulen = usize::from(u16::from_be_bytes([u[4], u[5]]));
+                };
+                let (sport, dport) = (u.src_port(), u.dst_port());
                 if !self.encap_ports.contains(&dport) {
                     return Err(self.count(None, DropReason::Malformed));
                 }
-                if ulen < wire::UDP_HEADER || ulen > u.len() {
-                    return Err(self.count(None, DropReason::Malformed));
-                }
-                let payload = &u[wire::UDP_HEADER..ulen];
                 // RFC 3948 s2.2, s2.3: keepalive, non-ESP marker + IKE, or ESP.
-                match udp_encap::classify(payload) {
+                match udp_encap::classify(u.payload()) {
                     Ok(udp_encap::Classified::Keepalive) => return Ok(Inbound::NatKeepalive),
                     Ok(udp_encap::Classified::Ike(ike)) => {
                         return Ok(Inbound::Ike(IkeDatagram {
-                            src: ip.src,
-                            dst: ip.dst,
+                            src: ip.src_addr,
+                            dst: ip.dst_addr,
                             src_port: sport,
                             dst_port: dport,
                             payload: ike.to_vec(),
@@ -628,39 +634,32 @@ impl Ipsec {
                     Err(_) => return Err(self.count(None, DropReason::Malformed)),
                 }
                 // Trim to the UDP length so the ESP ends where UDP says.
-                let esp_end = ip.header_len + ulen;
-                if esp_end < ip.total_len {
-                    buf.truncate(esp_end);
-                    buf[2..4].copy_from_slice(&(esp_end as u16).to_be_bytes());
+                let udp_len = usize::from(u.len());
+                if header_len + udp_len < ip.total_len() {
+                    ip.payload_len = udp_len;
+                    buf.truncate(header_len + udp_len);
+                    ipv4::Packet::new_unchecked(&mut buf[..]).set_total_len(ip.total_len() as u16);
                 }
                 (
                     IpsecProtocol::Esp,
-                    ip.header_len + wire::UDP_HEADER,
-                    Some((ip.src, sport)),
+                    header_len + wire::UDP_HEADER,
+                    Some((ip.src_addr, sport)),
                 )
             }
             _ => return Err(self.count(None, DropReason::Malformed)),
         };
-        let ip = Ipv4::parse(buf).ok_or(DropReason::Malformed)?;
         let hdr = buf.get(off..off + 8).ok_or(DropReason::Malformed);
         let hdr = match hdr {
             Ok(h) => h,
             Err(e) => return Err(self.count(None, e)),
         };
-        let spi_bytes = if protocol == IpsecProtocol::Ah {
-            &hdr[4..8]
-        } else {
-            &hdr[..4]
-        };
-        let spi = Spi(u32::from_be_bytes([
-            spi_bytes[0],
-            spi_bytes[1],
-            spi_bytes[2],
-            spi_bytes[3],
-        ]));
+        let spi = Spi(match protocol {
+            IpsecProtocol::Esp => esp::Packet::new_unchecked(hdr).spi(),
+            IpsecProtocol::Ah => ah::Packet::new_unchecked(hdr).spi(),
+        });
         let key = SadKey {
             spi,
-            dst: ip.dst,
+            dst: ip.dst_addr,
             protocol,
         };
         // RFC 2401 s5.2.1 step 2: (SPI, destination, protocol); behind a NAT the
@@ -728,10 +727,10 @@ impl Ipsec {
         let mut sas = Vec::new();
         let mut encap_source = None;
         for _ in 0..=MAX_LAYERS {
-            let Some(ip) = Ipv4::parse(buf) else {
+            let Some(ip) = wire::parse_ipv4(buf) else {
                 return Err(self.count(None, DropReason::Malformed));
             };
-            let is_ipsec = match ip.protocol {
+            let is_ipsec = match u8::from(ip.protocol) {
                 wire::PROTO_ESP | wire::PROTO_AH => true,
                 wire::PROTO_UDP => {
                     wire::ports(&ip, buf).is_some_and(|(_, d)| self.encap_ports.contains(&d))
@@ -744,7 +743,7 @@ impl Ipsec {
             if sas.len() == MAX_LAYERS {
                 return Err(self.count(None, DropReason::TooDeep));
             }
-            match self.open_in_place(now, buf)? {
+            match self.open_parsed(now, buf, ip)? {
                 Inbound::Packet(p) => {
                     sas.extend(p.sas);
                     encap_source = encap_source.or(p.encap_source);
@@ -815,19 +814,11 @@ impl Ipsec {
         ike: &[u8],
     ) -> Vec<u8> {
         let udp_payload = 4 + ike.len();
-        let total = wire::IPV4_MIN_HEADER + wire::UDP_HEADER + udp_payload;
-        let mut out = Vec::with_capacity(total);
-        Ipv4Header {
-            tos: 0,
-            ident: 0,
-            df: false,
-            ttl: 64,
-            protocol: wire::PROTO_UDP,
-            src,
-            dst,
-        }
-        .emit(total as u16, &mut out);
-        wire::emit_udp(src_port, dst_port, udp_payload, &mut out);
+        let udp = udp::Repr::without_checksum(src_port, dst_port, udp_payload);
+        let ip = ipv4::Repr::new(src, dst, ipv4::IpProtocol::Udp, udp.buffer_len());
+        let mut out = Vec::with_capacity(ip.total_len());
+        ip.push_header(&mut out);
+        udp.push_header(&mut out);
         // Infallible for a non-empty message; an empty one gets the bare marker.
         if udp_encap::emit_ike(ike, &mut out).is_err() {
             out.extend_from_slice(&udp_encap::NON_ESP_MARKER);
@@ -934,19 +925,17 @@ impl Ipsec {
                     }
                     // RFC 3948 s2.3: a one-octet 0xFF UDP payload.
                     let ka = udp_encap::keepalive();
-                    let total = wire::IPV4_MIN_HEADER + wire::UDP_HEADER + 1;
-                    let mut p = Vec::with_capacity(total);
-                    Ipv4Header {
-                        tos: 0,
-                        ident: 0,
-                        df: false,
-                        ttl: sa.config.ttl,
-                        protocol: wire::PROTO_UDP,
-                        src: sa.config.src,
-                        dst: sa.config.dst,
-                    }
-                    .emit(total as u16, &mut p);
-                    wire::emit_udp(u.src_port, u.dst_port, ka.len(), &mut p);
+                    let udp = udp::Repr::without_checksum(u.src_port, u.dst_port, ka.len());
+                    let ip = ipv4::Repr::new(
+                        sa.config.src,
+                        sa.config.dst,
+                        ipv4::IpProtocol::Udp,
+                        udp.buffer_len(),
+                    )
+                    .with_ttl(sa.config.ttl);
+                    let mut p = Vec::with_capacity(ip.total_len());
+                    ip.push_header(&mut p);
+                    udp.push_header(&mut p);
                     p.extend_from_slice(&ka);
                     sa.last_sent = now;
                     self.transmits.push_back(Transmit { packet: p });

@@ -14,8 +14,8 @@ use crate::crypto::{EncryptionAlgorithm, IntegrityAlgorithm, RandomSource, Secre
 use crate::error::{ConfigError, CryptoError, DropReason, SealError};
 use crate::replay::{MAX_WINDOW, MIN_WINDOW, ReplayWindow};
 use crate::spd::{Direction, Selector};
-use crate::wire::{self, Ipv4, Ipv4Header};
-use realm_wire::ah;
+use crate::wire;
+use realm_wire::{ah, ipv4, udp};
 
 /// Security Parameters Index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -497,12 +497,13 @@ impl SecurityAssociation {
         out: &mut Vec<u8>,
         rng: &mut dyn RandomSource,
     ) -> Result<usize, SealError> {
-        let ip = Ipv4::parse(packet).ok_or(SealError::Malformed)?;
+        let ip = wire::parse_ipv4(packet).ok_or(SealError::Malformed)?;
+        let total_len = ip.total_len();
         let head = self.headroom_for();
         out.clear();
-        out.reserve(head + ip.total_len + 2 + 15 + 16 + wire::UDP_HEADER);
+        out.reserve(head + total_len + 2 + 15 + 16 + wire::UDP_HEADER);
         out.resize(head, 0);
-        out.extend_from_slice(&packet[..ip.total_len]);
+        out.extend_from_slice(&packet[..total_len]);
         let (start, bytes) = self.seal_in_place(out, head, rng)?;
         debug_assert_eq!(start, 0);
         Ok(bytes)
@@ -522,9 +523,10 @@ impl SecurityAssociation {
         if self.config.direction != Direction::Outbound {
             return Err(SealError::NotOutbound);
         }
-        let ip = Ipv4::parse(buf.get(offset..).ok_or(SealError::Malformed)?)
+        let ip = wire::parse_ipv4(buf.get(offset..).ok_or(SealError::Malformed)?)
             .ok_or(SealError::Malformed)?;
-        buf.truncate(offset + ip.total_len);
+        let ip_total = ip.total_len();
+        buf.truncate(offset + ip_total);
         let transport = self.config.mode == Mode::Transport;
         // RFC 4303 s3.3.1 / RFC 4302 s3.3.1: transport mode applies to whole
         // datagrams only.
@@ -538,19 +540,19 @@ impl SecurityAssociation {
         };
         // Protected region: the payload (transport) or whole packet (tunnel).
         let (hdr_len, next_header) = if transport {
-            (ip.header_len, ip.protocol)
+            (ip.buffer_len(), u8::from(ip.protocol))
         } else {
             (0, wire::PROTO_IPIP)
         };
-        let payload_len = ip.total_len - hdr_len;
+        let payload_len = ip_total - hdr_len;
         let b = self.config.encryption.block_len();
         let total = match self.config.protocol {
             IpsecProtocol::Esp => {
                 head + hdr_len + (payload_len + 2).div_ceil(b) * b + self.transform.icv_len()
             }
-            IpsecProtocol::Ah => head + ip.total_len,
+            IpsecProtocol::Ah => head + ip_total,
         };
-        if total > usize::from(self.config.path_mtu) && ip.df {
+        if total > usize::from(self.config.path_mtu) && ip.dont_frag {
             // RFC 2401 s6.1.2.1: DF set, too big after IPsec: the source must
             // be told the effective MTU.
             let mtu = self.effective_mtu().max(68);
@@ -579,20 +581,22 @@ impl SecurityAssociation {
             // RFC 6040 normal mode), DF per SA, TTL constructed, new ID,
             // no options copied.
             let df = match self.config.df {
-                DfPolicy::Copy => ip.df,
+                DfPolicy::Copy => ip.dont_frag,
                 DfPolicy::Set => true,
                 DfPolicy::Clear => false,
             };
-            Ipv4Header {
-                tos: ip.tos,
-                ident: seq as u16,
-                df,
-                ttl: self.config.ttl,
-                protocol: proto_on_wire,
-                src: self.config.src,
-                dst: self.config.dst,
-            }
-            .write(total as u16, &mut buf[at..at + wire::IPV4_MIN_HEADER]);
+            ipv4::Repr::new(
+                self.config.src,
+                self.config.dst,
+                ipv4::IpProtocol::from(proto_on_wire),
+                total - wire::IPV4_MIN_HEADER,
+            )
+            .with_tos(ip.tos())
+            .with_ident(seq as u16)
+            .with_dont_frag(df)
+            .with_ttl(self.config.ttl)
+            .emit_header(&mut buf[at..at + wire::IPV4_MIN_HEADER])
+            .map_err(|_| SealError::Malformed)?;
             at += wire::IPV4_MIN_HEADER;
         }
         match self.config.protocol {
@@ -603,7 +607,7 @@ impl SecurityAssociation {
         }
         debug_assert_eq!(buf.len() - new_start, total);
         self.seq = seq;
-        Ok((new_start, ip.total_len))
+        Ok((new_start, ip_total))
     }
 
     /// Writes UDP (NAT-T), ESP header and IV at `buf[at..]`, appends the
@@ -622,12 +626,9 @@ impl SecurityAssociation {
         let enc = self.config.encryption;
         if let Some(u) = self.config.udp_encap {
             let esp_len = total - (at - packet_start) - wire::UDP_HEADER;
-            wire::write_udp(
-                u.src_port,
-                u.dst_port,
-                esp_len,
-                &mut buf[at..at + wire::UDP_HEADER],
-            );
+            udp::Repr::without_checksum(u.src_port, u.dst_port, esp_len)
+                .emit_header(&mut buf[at..at + wire::UDP_HEADER])
+                .map_err(|_| SealError::Malformed)?;
             at += wire::UDP_HEADER;
         }
         let esp_start = at;
@@ -759,13 +760,13 @@ impl SecurityAssociation {
     pub(crate) fn esp_open(
         &mut self,
         buf: &mut Vec<u8>,
-        outer: &Ipv4,
+        outer: &ipv4::Repr,
         esp_off: usize,
     ) -> Result<Opened, DropReason> {
         let enc = self.config.encryption;
         let iv_len = enc.iv_len();
         let icv_len = self.transform.icv_len();
-        let end = outer.total_len;
+        let end = outer.total_len();
         let esp_len = end.checked_sub(esp_off).ok_or(DropReason::Malformed)?;
         let ct_len = esp_len
             .checked_sub(wire::ESP_HEADER + iv_len + icv_len)
@@ -844,10 +845,10 @@ impl SecurityAssociation {
     pub(crate) fn ah_open(
         &mut self,
         buf: &mut Vec<u8>,
-        outer: &Ipv4,
+        outer: &ipv4::Repr,
     ) -> Result<Opened, DropReason> {
-        let hl = outer.header_len;
-        let end = outer.total_len;
+        let hl = outer.buffer_len();
+        let end = outer.total_len();
         let icv_len = self.transform.icv_len();
         let ah_bytes = buf.get(hl..end).ok_or(DropReason::Malformed)?;
         let ah_pkt = ah::Packet::new_checked(ah_bytes).map_err(|_| DropReason::Malformed)?;
@@ -883,7 +884,7 @@ impl SecurityAssociation {
     fn rebuild(
         &self,
         buf: &mut Vec<u8>,
-        outer: &Ipv4,
+        outer: &ipv4::Repr,
         payload_start: usize,
         payload_len: usize,
         next_header: u8,
@@ -896,18 +897,23 @@ impl SecurityAssociation {
                 let inner = buf
                     .get(payload_start..payload_start + payload_len)
                     .ok_or(DropReason::Malformed)?;
-                let ip = Ipv4::parse(inner).ok_or(DropReason::Malformed)?;
-                buf.copy_within(payload_start..payload_start + ip.total_len, 0);
-                buf.truncate(ip.total_len);
+                let inner_len = ipv4::Packet::new_checked(inner)
+                    .map_err(|_| DropReason::Malformed)?
+                    .total_len();
+                let inner_len = usize::from(inner_len);
+                buf.copy_within(payload_start..payload_start + inner_len, 0);
+                buf.truncate(inner_len);
+                // The checked inner packet, now at the start of `buf`.
+                let mut inner = ipv4::Packet::new_unchecked(&mut buf[..]);
                 // RFC 6040 s4.2 (normal mode): outer CE marks an ECN-capable inner packet CE.
-                if outer.tos & 3 == 3 && matches!(buf[1] & 3, 1 | 2) {
-                    buf[1] |= 3;
-                    wire::set_ipv4_checksum(buf);
+                if outer.ecn == 3 && matches!(inner.ecn(), 1 | 2) {
+                    inner.set_ecn(3);
+                    inner.fill_checksum();
                 }
-                Ok(ip.total_len)
+                Ok(inner_len)
             }
             Mode::Transport => {
-                let hl = outer.header_len;
+                let hl = outer.buffer_len();
                 let total = hl + payload_len;
                 if total > usize::from(u16::MAX) {
                     return Err(DropReason::Malformed);
@@ -918,7 +924,13 @@ impl SecurityAssociation {
                 if self.config.udp_encap.is_some() {
                     // RFC 3948 s3.1.2: NAT changed the addresses the transport
                     // checksum covers; recompute it.
-                    wire::fix_transport_checksum(buf);
+                    wire::fix_transport_checksum(
+                        buf,
+                        hl,
+                        next_header,
+                        outer.src_addr,
+                        outer.dst_addr,
+                    );
                 }
                 Ok(total)
             }

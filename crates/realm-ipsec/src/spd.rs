@@ -237,12 +237,12 @@ pub struct PacketSelector {
 impl PacketSelector {
     /// Reads the selector fields of an IPv4 packet.
     pub fn from_packet(packet: &[u8]) -> Option<Self> {
-        let ip = wire::Ipv4::parse(packet)?;
+        let ip = wire::parse_ipv4(packet)?;
         let ports = wire::ports(&ip, packet);
         Some(Self {
-            src: ip.src,
-            dst: ip.dst,
-            protocol: ip.protocol,
+            src: ip.src_addr,
+            dst: ip.dst_addr,
+            protocol: u8::from(ip.protocol),
             src_port: ports.map(|p| p.0),
             dst_port: ports.map(|p| p.1),
         })

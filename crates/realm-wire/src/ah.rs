@@ -1,6 +1,7 @@
 //! AH framing (RFC 4302): the header view and `Repr`, and the IPv4 ICV input, that is the packet
 //! image with every mutable field zeroed, over which `realm-ipsec` computes or checks the ICV.
-//! Owns byte layout only (no keys, no MAC, no replay window); must never panic on any input.
+//! Owns byte layout only (no keys, no MAC, no replay window), under the crate's no-panic
+//! contract ([crate docs](crate)).
 //!
 //! ```text
 //!  0                   1                   2                   3
@@ -27,6 +28,7 @@
 use serde::Serialize;
 
 use crate::Error;
+use crate::codec::{check_header, get_u16, get_u32, set_bytes, set_u16, set_u32};
 
 mod field {
     use core::ops::Range;
@@ -54,26 +56,6 @@ pub fn icv_field_len(icv_len: usize) -> Option<usize> {
     icv_len.checked_next_multiple_of(4)
 }
 
-fn read_u16(buf: &[u8], range: core::ops::Range<usize>) -> u16 {
-    buf.get(range)
-        .and_then(|b| <[u8; 2]>::try_from(b).ok())
-        .map_or(0, u16::from_be_bytes)
-}
-
-fn read_u32(buf: &[u8], range: core::ops::Range<usize>) -> u32 {
-    buf.get(range)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map_or(0, u32::from_be_bytes)
-}
-
-fn write_bytes(buf: &mut [u8], range: core::ops::Range<usize>, value: &[u8]) {
-    if let Some(b) = buf.get_mut(range)
-        && b.len() == value.len()
-    {
-        b.copy_from_slice(value);
-    }
-}
-
 /// A zero-copy view of an Authentication Header and what follows it.
 ///
 /// After [`Packet::new_checked`] every accessor is meaningful. On a buffer that did not pass
@@ -99,24 +81,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks that the fixed part is there, that Payload Len is at least 1 (the fixed part alone
     /// is 3 words) and that the whole AH it announces fits in the buffer.
     pub fn check_len(&self) -> Result<(), Error> {
-        self.check_len_at(0)
-    }
-
-    /// [`Packet::check_len`] with error offsets shifted by `base`.
-    fn check_len_at(&self, base: usize) -> Result<(), Error> {
+        check_header(self.buffer.as_ref(), HEADER_LEN, "AH header")?;
         let have = self.buffer.as_ref().len();
-        if have < HEADER_LEN {
-            return Err(Error::Truncated {
-                what: "AH header",
-                offset: base,
-                need: HEADER_LEN,
-                have,
-            });
-        }
         if self.payload_len() == 0 {
             return Err(Error::Malformed {
                 what: "AH payload length",
-                offset: base + field::PAYLOAD_LEN,
+                offset: field::PAYLOAD_LEN,
                 reason: "must be at least 1: the fixed part alone is 3 words (RFC 4302 2.2)",
             });
         }
@@ -124,7 +94,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if have < header_len {
             return Err(Error::Truncated {
                 what: "AH ICV",
-                offset: base + HEADER_LEN,
+                offset: HEADER_LEN,
                 need: header_len - HEADER_LEN,
                 have: have - HEADER_LEN,
             });
@@ -163,17 +133,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The reserved field. Senders set it to 0; receivers ignore it, but it is covered by the
     /// ICV (RFC 4302 s2.3).
     pub fn reserved(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), field::RESERVED)
+        get_u16(self.buffer.as_ref(), field::RESERVED.start)
     }
 
     /// The Security Parameters Index.
     pub fn spi(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), field::SPI)
+        get_u32(self.buffer.as_ref(), field::SPI.start)
     }
 
     /// The 32-bit sequence number as sent.
     pub fn sequence_number(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), field::SEQUENCE_NUMBER)
+        get_u32(self.buffer.as_ref(), field::SEQUENCE_NUMBER.start)
     }
 
     /// The whole ICV field (ICV and any alignment padding).
@@ -192,7 +162,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     fn check_icv_len(&self, icv_len: usize, base: usize) -> Result<(), Error> {
-        self.check_len_at(base)?;
+        self.check_len().map_err(|e| e.shifted(base))?;
         if icv_field_len(icv_len) != Some(self.icv().len()) {
             return Err(Error::Malformed {
                 what: "AH payload length",
@@ -227,21 +197,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Sets the reserved field (0 for anything Realm sends).
     pub fn set_reserved(&mut self, value: u16) {
-        write_bytes(self.buffer.as_mut(), field::RESERVED, &value.to_be_bytes());
+        set_u16(self.buffer.as_mut(), field::RESERVED.start, value);
     }
 
     /// Sets the SPI.
     pub fn set_spi(&mut self, value: u32) {
-        write_bytes(self.buffer.as_mut(), field::SPI, &value.to_be_bytes());
+        set_u32(self.buffer.as_mut(), field::SPI.start, value);
     }
 
     /// Sets the sequence number.
     pub fn set_sequence_number(&mut self, value: u32) {
-        write_bytes(
-            self.buffer.as_mut(),
-            field::SEQUENCE_NUMBER,
-            &value.to_be_bytes(),
-        );
+        set_u32(self.buffer.as_mut(), field::SEQUENCE_NUMBER.start, value);
     }
 
     /// The ICV field, writable (where a sender stores the computed ICV).
@@ -645,7 +611,7 @@ fn apply_ipv4_icv_plan(plan: &Ipv4IcvPlan, image: &mut [u8]) {
         zero(image, start, len);
     }
     if let Some(destination) = plan.final_destination {
-        write_bytes(image, 16..20, &destination);
+        set_bytes(image, 16, &destination);
     }
     // RFC 4302 3.3.3.1: the ICV itself is zeroed; its padding is not (3.4.4).
     zero(image, plan.input.icv_offset, plan.input.icv_len);

@@ -5,6 +5,11 @@
 //! construction (no index can go out of bounds, and leftover bytes are an
 //! error the caller chooses how to report). Writing appends to a `Vec<u8>`
 //! through [`Writer`].
+//!
+//! The zero-copy views (`ipv4::Packet`, `udp::Packet`, ...) read and write
+//! their fixed-offset fields in place through this module's field helpers:
+//! out of the buffer they read 0 and write nothing, so a view's accessor
+//! never panics whatever its buffer (the crate contract, see the crate docs).
 
 use crate::Error;
 
@@ -156,6 +161,60 @@ impl Writer for Vec<u8> {
     }
 }
 
+/// The big-endian `u16` at `at`, or 0 if the buffer ends before it.
+#[inline]
+pub(crate) fn get_u16(buf: &[u8], at: usize) -> u16 {
+    buf.get(at..)
+        .and_then(<[u8]>::first_chunk)
+        .map_or(0, |b| u16::from_be_bytes(*b))
+}
+
+/// The big-endian `u32` at `at`, or 0 if the buffer ends before it.
+#[inline]
+pub(crate) fn get_u32(buf: &[u8], at: usize) -> u32 {
+    buf.get(at..)
+        .and_then(<[u8]>::first_chunk)
+        .map_or(0, |b| u32::from_be_bytes(*b))
+}
+
+/// Writes `value` big-endian at `at`; does nothing if the buffer ends before it.
+#[inline]
+pub(crate) fn set_u16(buf: &mut [u8], at: usize, value: u16) {
+    set_bytes(buf, at, &value.to_be_bytes());
+}
+
+/// Writes `value` big-endian at `at`; does nothing if the buffer ends before it.
+#[inline]
+pub(crate) fn set_u32(buf: &mut [u8], at: usize, value: u32) {
+    set_bytes(buf, at, &value.to_be_bytes());
+}
+
+/// Copies `value` to `at`; does nothing if the buffer ends before its end.
+#[inline]
+pub(crate) fn set_bytes(buf: &mut [u8], at: usize, value: &[u8]) {
+    if let Some(b) = at
+        .checked_add(value.len())
+        .and_then(|end| buf.get_mut(at..end))
+    {
+        b.copy_from_slice(value);
+    }
+}
+
+/// Fails with [`Error::Truncated`] (at offset 0) unless `buf` holds at least
+/// the `len` bytes of a fixed header: the first check of every view's `check_len`.
+#[inline]
+pub(crate) fn check_header(buf: &[u8], len: usize, what: &'static str) -> Result<(), Error> {
+    if buf.len() < len {
+        return Err(Error::Truncated {
+            what,
+            offset: 0,
+            need: len,
+            have: buf.len(),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +267,32 @@ mod tests {
         assert!(r.take(usize::MAX, "big").is_err());
         assert!(r.sub(usize::MAX, "big").is_err());
         assert_eq!(r.remaining(), 2);
+    }
+
+    #[test]
+    fn field_helpers_are_big_endian_and_never_panic() {
+        let mut buf = [0u8; 6];
+        set_u16(&mut buf, 0, 0x0102);
+        set_u32(&mut buf, 2, 0x0304_0506);
+        assert_eq!(buf, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(get_u16(&buf, 4), 0x0506);
+        assert_eq!(get_u32(&buf, 1), 0x0203_0405);
+        // Out of the buffer: read 0, write nothing.
+        assert_eq!(get_u16(&buf, 5), 0);
+        assert_eq!(get_u32(&buf, usize::MAX), 0);
+        set_u32(&mut buf, 4, 0xffff_ffff);
+        set_bytes(&mut buf, usize::MAX, &[9]);
+        assert_eq!(buf, [1, 2, 3, 4, 5, 6]);
+        assert!(check_header(&buf, 6, "h").is_ok());
+        assert_eq!(
+            check_header(&buf[..5], 6, "h"),
+            Err(Error::Truncated {
+                what: "h",
+                offset: 0,
+                need: 6,
+                have: 5
+            })
+        );
     }
 
     #[test]

@@ -47,4 +47,42 @@ impl Error {
             Error::Checksum { .. } => None,
         }
     }
+
+    /// Moves the offset by `base`: for a structure parsed from a buffer that
+    /// starts inside another (a tunnel's inner packet, an ICMP error's
+    /// invoking packet, an ISAKMP payload body), so offsets stay absolute.
+    pub(crate) fn shifted(self, base: usize) -> Error {
+        match self {
+            Error::Truncated {
+                what,
+                offset,
+                need,
+                have,
+            } => Error::Truncated {
+                what,
+                offset: offset + base,
+                need,
+                have,
+            },
+            Error::Trailing {
+                what,
+                offset,
+                count,
+            } => Error::Trailing {
+                what,
+                offset: offset + base,
+                count,
+            },
+            Error::Malformed {
+                what,
+                offset,
+                reason,
+            } => Error::Malformed {
+                what,
+                offset: offset + base,
+                reason,
+            },
+            Error::Checksum { what } => Error::Checksum { what },
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! ESP framing (RFC 4303): the SPI / sequence-number header, the split of what follows into
 //! IV | ciphertext | ICV for a given SA, and the plaintext trailer seen after decryption.
-//! Owns byte layout only (no keys, no cipher, no replay window); must never panic on any input,
-//! including the IV, ICV and block-size lengths a caller passes in, which are checked like wire data.
+//! Owns byte layout only (no keys, no cipher, no replay window), under the crate's no-panic
+//! contract ([crate docs](crate)).
 //!
 //! ```text
 //!  0                   1                   2                   3
@@ -37,6 +37,7 @@
 use serde::Serialize;
 
 use crate::Error;
+use crate::codec::{check_header, get_u32, set_u32};
 
 mod field {
     use core::ops::{Range, RangeFrom};
@@ -67,23 +68,10 @@ pub fn is_reserved_spi(spi: u32) -> bool {
     spi <= 255
 }
 
-fn read_u32(buf: &[u8], range: core::ops::Range<usize>) -> u32 {
-    buf.get(range)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map_or(0, u32::from_be_bytes)
-}
-
-fn write_u32(buf: &mut [u8], range: core::ops::Range<usize>, value: u32) {
-    if let Some(b) = buf.get_mut(range) {
-        b.copy_from_slice(&value.to_be_bytes());
-    }
-}
-
 /// A zero-copy view of an ESP packet (header and everything after it).
 ///
 /// After [`Packet::new_checked`] every accessor is meaningful. On a buffer that did not pass
-/// [`Packet::check_len`], accessors return 0 or an empty slice and setters do nothing: nothing
-/// here panics.
+/// [`Packet::check_len`], accessors return 0 or an empty slice and setters do nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
@@ -104,15 +92,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Fails with [`Error::Truncated`] if the buffer is shorter than the header.
     pub fn check_len(&self) -> Result<(), Error> {
-        let have = self.buffer.as_ref().len();
-        if have < HEADER_LEN {
-            return Err(Error::Truncated {
-                what: "ESP header",
-                offset: 0,
-                need: HEADER_LEN,
-                have,
-            });
-        }
+        check_header(self.buffer.as_ref(), HEADER_LEN, "ESP header")?;
         Ok(())
     }
 
@@ -123,12 +103,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The Security Parameters Index.
     pub fn spi(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), field::SPI)
+        get_u32(self.buffer.as_ref(), field::SPI.start)
     }
 
     /// The 32-bit sequence number as sent (the low half of an ESN; RFC 4303 s2.2.1).
     pub fn sequence_number(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), field::SEQUENCE_NUMBER)
+        get_u32(self.buffer.as_ref(), field::SEQUENCE_NUMBER.start)
     }
 
     /// Everything after the header: IV, ciphertext and ICV, not yet told apart.
@@ -197,12 +177,12 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the SPI.
     pub fn set_spi(&mut self, value: u32) {
-        write_u32(self.buffer.as_mut(), field::SPI, value);
+        set_u32(self.buffer.as_mut(), field::SPI.start, value);
     }
 
     /// Sets the 32-bit sequence number.
     pub fn set_sequence_number(&mut self, value: u32) {
-        write_u32(self.buffer.as_mut(), field::SEQUENCE_NUMBER, value);
+        set_u32(self.buffer.as_mut(), field::SEQUENCE_NUMBER.start, value);
     }
 
     /// Everything after the header, writable (IV, ciphertext and ICV go here).

@@ -130,20 +130,7 @@ pub fn frag_needed(from: Ipv4Addr, original: &[u8], next_hop_mtu: u16) -> Option
         invoking,
     };
     let icmp_len = repr.buffer_len();
-    let header = ipv4::Repr {
-        src_addr: from,
-        dst_addr: ip.src_addr(),
-        protocol: ipv4::IpProtocol::Icmp,
-        payload_len: icmp_len,
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
-        ident: 0,
-        dont_frag: false,
-        more_frags: false,
-        frag_offset: 0,
-        options: Vec::new(),
-    };
+    let header = ipv4::Repr::new(from, ip.src_addr(), ipv4::IpProtocol::Icmp, icmp_len);
     let mut out = vec![0u8; HEADER_LEN + icmp_len];
     header.emit(&mut Packet::new_unchecked(&mut out[..]));
     repr.emit(&mut icmp::Packet::new_unchecked(&mut out[HEADER_LEN..]));

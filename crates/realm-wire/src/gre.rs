@@ -2,14 +2,12 @@
 //! the checked view [`Packet`], the owned header [`Repr`], and IPv4-over-GRE
 //! [`encapsulate`] / [`decapsulate`].
 //!
-//! Owns the GRE header format; it must never panic on input, and it keeps no
-//! tunnel state (RFC 2890 s2.2 sequence-number processing is the data plane's).
+//! Owns the GRE header format, under the crate's no-panic contract
+//! ([crate docs](crate)), and keeps no tunnel state (RFC 2890 s2.2
+//! sequence-number processing is the data plane's).
 //!
-//! **No-panic contract (smoltcp's).** [`Packet::new_checked`] checks that the
-//! buffer holds the whole header the C, K and S bits call for, so every
-//! accessor of a checked view indexes safely. Setters and [`Repr::emit`] on
-//! a buffer shorter than the header may panic: that is a caller bug, never
-//! an input one. The buffer must be exactly the GRE packet (the IPv4
+//! [`Packet::new_checked`] checks that the buffer holds the whole header the
+//! C, K and S bits call for. The buffer must be exactly the GRE packet (the IPv4
 //! payload): the checksum covers all of it.
 //!
 //! **Reserved bits** (RFC 2784 s2.5.1, bits numbered from 0 at the top):
@@ -22,6 +20,7 @@
 
 use crate::Error;
 use crate::checksum::{self, Verification};
+use crate::codec::{check_header, get_u16, get_u32, set_u16, set_u32};
 use crate::ipip::{self, Tunnel};
 use crate::ipv4::{self, IpProtocol};
 use serde::Serialize;
@@ -52,22 +51,6 @@ const FLAG_RECUR_TOP: u16 = 0x0400;
 const UNSUPPORTED: u16 = FLAG_R | FLAG_STRICT | FLAG_RECUR_TOP;
 /// Version (bits 13–15).
 const VERSION_MASK: u16 = 0x0007;
-
-fn be16(data: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([data[at], data[at + 1]])
-}
-
-fn be32(data: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]])
-}
-
-fn put16(data: &mut [u8], at: usize, value: u16) {
-    data[at..at + 2].copy_from_slice(&value.to_be_bytes());
-}
-
-fn put32(data: &mut [u8], at: usize, value: u32) {
-    data[at..at + 4].copy_from_slice(&value.to_be_bytes());
-}
 
 /// The GRE Protocol Type: an EtherType (RFC 2784 s2.4). Values Realm does
 /// not name are kept.
@@ -119,15 +102,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks that the base header and the optional fields that the C, K
     /// and S bits announce are in the buffer.
     pub fn check_len(&self) -> Result<(), Error> {
+        check_header(self.buffer.as_ref(), BASE_HEADER_LEN, "GRE header")?;
         let have = self.buffer.as_ref().len();
-        if have < BASE_HEADER_LEN {
-            return Err(Error::Truncated {
-                what: "GRE header",
-                offset: 0,
-                need: BASE_HEADER_LEN,
-                have,
-            });
-        }
         let header_len = self.header_len();
         if header_len > have {
             return Err(Error::Truncated {
@@ -147,7 +123,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The first 16 bits: flags, reserved bits and version.
     pub fn flags_version(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::FLAGS_VERSION.start)
+        get_u16(self.buffer.as_ref(), field::FLAGS_VERSION.start)
     }
 
     /// C: Checksum and Reserved1 present.
@@ -172,7 +148,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Protocol Type of the payload.
     pub fn protocol_type(&self) -> EtherType {
-        EtherType::from(be16(self.buffer.as_ref(), field::PROTOCOL.start))
+        EtherType::from(get_u16(self.buffer.as_ref(), field::PROTOCOL.start))
     }
 
     fn key_offset(&self) -> usize {
@@ -191,25 +167,25 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Checksum field, if C is set.
     pub fn checksum(&self) -> Option<u16> {
         self.checksum_present()
-            .then(|| be16(self.buffer.as_ref(), BASE_HEADER_LEN))
+            .then(|| get_u16(self.buffer.as_ref(), BASE_HEADER_LEN))
     }
 
     /// Reserved1 field, if C is set.
     pub fn reserved1(&self) -> Option<u16> {
         self.checksum_present()
-            .then(|| be16(self.buffer.as_ref(), BASE_HEADER_LEN + 2))
+            .then(|| get_u16(self.buffer.as_ref(), BASE_HEADER_LEN + 2))
     }
 
     /// Key, if K is set (RFC 2890 s2.1).
     pub fn key(&self) -> Option<u32> {
         self.key_present()
-            .then(|| be32(self.buffer.as_ref(), self.key_offset()))
+            .then(|| get_u32(self.buffer.as_ref(), self.key_offset()))
     }
 
     /// Sequence Number, if S is set (RFC 2890 s2.2).
     pub fn sequence_number(&self) -> Option<u32> {
         self.seq_present()
-            .then(|| be32(self.buffer.as_ref(), self.seq_offset()))
+            .then(|| get_u32(self.buffer.as_ref(), self.seq_offset()))
     }
 
     /// The payload after the header.
@@ -228,25 +204,25 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the first 16 bits (flags, reserved bits and version) at once.
     /// The header length follows C, K and S.
     pub fn set_flags_version(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::FLAGS_VERSION.start, value);
+        set_u16(self.buffer.as_mut(), field::FLAGS_VERSION.start, value);
     }
 
     /// Sets the Protocol Type.
     pub fn set_protocol_type(&mut self, value: EtherType) {
-        put16(self.buffer.as_mut(), field::PROTOCOL.start, value.into());
+        set_u16(self.buffer.as_mut(), field::PROTOCOL.start, value.into());
     }
 
     /// Sets the checksum field; does nothing if C is clear.
     pub fn set_checksum(&mut self, value: u16) {
         if self.checksum_present() {
-            put16(self.buffer.as_mut(), BASE_HEADER_LEN, value);
+            set_u16(self.buffer.as_mut(), BASE_HEADER_LEN, value);
         }
     }
 
     /// Sets Reserved1; does nothing if C is clear.
     pub fn set_reserved1(&mut self, value: u16) {
         if self.checksum_present() {
-            put16(self.buffer.as_mut(), BASE_HEADER_LEN + 2, value);
+            set_u16(self.buffer.as_mut(), BASE_HEADER_LEN + 2, value);
         }
     }
 
@@ -254,7 +230,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_key(&mut self, value: u32) {
         if self.key_present() {
             let at = self.key_offset();
-            put32(self.buffer.as_mut(), at, value);
+            set_u32(self.buffer.as_mut(), at, value);
         }
     }
 
@@ -262,7 +238,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_sequence_number(&mut self, value: u32) {
         if self.seq_present() {
             let at = self.seq_offset();
-            put32(self.buffer.as_mut(), at, value);
+            set_u32(self.buffer.as_mut(), at, value);
         }
     }
 
@@ -455,8 +431,8 @@ pub struct Decapsulated<'a> {
 /// from the start of `packet`.
 pub fn decapsulate(packet: &[u8]) -> Result<Decapsulated<'_>, Error> {
     let (outer, payload, base) = ipip::check_outer(packet, IpProtocol::Gre)?;
-    let gre_packet = Packet::new_checked(payload).map_err(|e| ipv4::offset_by(e, base))?;
-    let gre = Repr::parse(&gre_packet).map_err(|e| ipv4::offset_by(e, base))?;
+    let gre_packet = Packet::new_checked(payload).map_err(|e| e.shifted(base))?;
+    let gre = Repr::parse(&gre_packet).map_err(|e| e.shifted(base))?;
     if gre.protocol_type != EtherType::Ipv4 {
         return Err(Error::Malformed {
             what: "GRE protocol type",

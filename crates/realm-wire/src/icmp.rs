@@ -1,15 +1,12 @@
 //! ICMP for IPv4 (RFC 792, RFC 1191 next-hop MTU): the checked view
 //! [`Packet`], the owned message [`Repr`] and the quoted invoking packet [`Invoking`].
 //!
-//! Owns the ICMPv4 message formats; it must never panic on input. It parses
-//! the quoted packet of an error leniently but never acts on it: deciding
-//! whom an error belongs to (RFC 3102 s6.2) is the data plane's job.
+//! Owns the ICMPv4 message formats, under the crate's no-panic contract
+//! ([crate docs](crate)). It parses the quoted packet of an error leniently
+//! but never acts on it: deciding whom an error belongs to (RFC 3102 s6.2) is
+//! the data plane's job.
 //!
-//! **No-panic contract (smoltcp's).** [`Packet::new_checked`] checks that the
-//! 8-byte header is there, so every accessor of a checked view indexes
-//! safely. Setters and [`Repr::emit`] on a buffer shorter than
-//! [`Repr::buffer_len`] may panic: that is a caller bug, never an input one.
-//! The buffer must be exactly the ICMP message (the IPv4 payload): the
+//! [`Packet::new_checked`] checks that the 8-byte header is there. The buffer must be exactly the ICMP message (the IPv4 payload): the
 //! checksum covers all of it.
 //!
 //! **Unused fields.** The bytes 4–7 that RFC 792 marks unused (and the
@@ -21,7 +18,8 @@
 
 use crate::Error;
 use crate::checksum::{self, Verification};
-use crate::ipv4::{self, IpProtocol, offset_by};
+use crate::codec::{check_header, get_u16, set_u16};
+use crate::ipv4::{self, IpProtocol};
 use serde::Serialize;
 use std::net::Ipv4Addr;
 
@@ -45,50 +43,6 @@ mod field {
     pub(super) const POINTER: usize = 4;
     pub(super) const GATEWAY: Range<usize> = 4..8;
     pub(super) const NEXT_HOP_MTU: Range<usize> = 6..8;
-}
-
-fn be16(data: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([data[at], data[at + 1]])
-}
-
-fn put16(data: &mut [u8], at: usize, value: u16) {
-    data[at..at + 2].copy_from_slice(&value.to_be_bytes());
-}
-
-/// Defines a code enum that keeps values it does not name (STYLE.md s3).
-macro_rules! enum_with_unknown {
-    (
-        $(#[$meta:meta])*
-        pub enum $name:ident($ty:ty) {
-            $( $(#[$vmeta:meta])* $variant:ident = $value:expr ),+ $(,)?
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        pub enum $name {
-            $( $(#[$vmeta])* $variant, )+
-            #[doc = "A value not named here, kept as it was."]
-            Unknown($ty),
-        }
-
-        impl From<$ty> for $name {
-            fn from(value: $ty) -> Self {
-                match value {
-                    $( $value => $name::$variant, )+
-                    other => $name::Unknown(other),
-                }
-            }
-        }
-
-        impl From<$name> for $ty {
-            fn from(value: $name) -> Self {
-                match value {
-                    $( $name::$variant => $value, )+
-                    $name::Unknown(other) => other,
-                }
-            }
-        }
-    };
 }
 
 enum_with_unknown! {
@@ -234,15 +188,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checks that the 8-byte header is there.
     pub fn check_len(&self) -> Result<(), Error> {
-        let have = self.buffer.as_ref().len();
-        if have < HEADER_LEN {
-            return Err(Error::Truncated {
-                what: "ICMP header",
-                offset: 0,
-                need: HEADER_LEN,
-                have,
-            });
-        }
+        check_header(self.buffer.as_ref(), HEADER_LEN, "ICMP header")?;
         Ok(())
     }
 
@@ -263,7 +209,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checksum field.
     pub fn checksum(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::CHECKSUM.start)
+        get_u16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// Bytes 4–7 as one number, whatever the type makes of them.
@@ -274,18 +220,18 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Echo identifier (echo request and reply).
     pub fn echo_ident(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::ECHO_IDENT.start)
+        get_u16(self.buffer.as_ref(), field::ECHO_IDENT.start)
     }
 
     /// Echo sequence number (echo request and reply).
     pub fn echo_seq_no(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::ECHO_SEQ_NO.start)
+        get_u16(self.buffer.as_ref(), field::ECHO_SEQ_NO.start)
     }
 
     /// Next-hop MTU of "fragmentation needed" (RFC 1191 s4: the low 16 bits
     /// of bytes 4–7; zero from routers that predate RFC 1191).
     pub fn next_hop_mtu(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::NEXT_HOP_MTU.start)
+        get_u16(self.buffer.as_ref(), field::NEXT_HOP_MTU.start)
     }
 
     /// Parameter Problem pointer: the octet of the invoking header in error.
@@ -308,7 +254,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// ([`ipv4::Packet::new_checked_partial`]: whole header, truncated payload).
     /// Error offsets count from the start of the ICMP message.
     pub fn invoking_packet(&self) -> Result<ipv4::Packet<&[u8]>, Error> {
-        ipv4::Packet::new_checked_partial(self.data()).map_err(|e| offset_by(e, HEADER_LEN))
+        ipv4::Packet::new_checked_partial(self.data()).map_err(|e| e.shifted(HEADER_LEN))
     }
 
     /// True when the checksum verifies over the whole message (RFC 792).
@@ -330,7 +276,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Sets the checksum field.
     pub fn set_checksum(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::CHECKSUM.start, value);
+        set_u16(self.buffer.as_mut(), field::CHECKSUM.start, value);
     }
 
     /// Sets bytes 4–7.
@@ -340,17 +286,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Sets the echo identifier.
     pub fn set_echo_ident(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::ECHO_IDENT.start, value);
+        set_u16(self.buffer.as_mut(), field::ECHO_IDENT.start, value);
     }
 
     /// Sets the echo sequence number.
     pub fn set_echo_seq_no(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::ECHO_SEQ_NO.start, value);
+        set_u16(self.buffer.as_mut(), field::ECHO_SEQ_NO.start, value);
     }
 
     /// Sets the next-hop MTU (low 16 bits of bytes 4–7).
     pub fn set_next_hop_mtu(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::NEXT_HOP_MTU.start, value);
+        set_u16(self.buffer.as_mut(), field::NEXT_HOP_MTU.start, value);
     }
 
     /// Sets the Parameter Problem pointer.
@@ -592,7 +538,7 @@ impl Repr {
                 what: "ICMP message",
             });
         }
-        let invoking = || Invoking::parse(packet.data()).map_err(|e| offset_by(e, HEADER_LEN));
+        let invoking = || Invoking::parse(packet.data()).map_err(|e| e.shifted(HEADER_LEN));
         let code = packet.msg_code();
         Ok(match (packet.msg_type(), code) {
             (Message::EchoRequest, 0) => Repr::EchoRequest {

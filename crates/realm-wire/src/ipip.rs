@@ -1,7 +1,7 @@
 //! IP in IP encapsulation (RFC 2003): building the outer IPv4 header around
 //! an inner IPv4 packet, and taking it off again.
 //!
-//! Owns the RFC 2003 header rules only; it must never panic on input, and
+//! Owns the RFC 2003 header rules only (no-panic contract: [crate docs](crate));
 //! it does no routing, no tunnel state (RFC 2003 s5 soft state) and no ICMP
 //! relaying (RFC 2003 s4): those are the data plane's.
 //!
@@ -34,7 +34,7 @@
 //!   the forwarder's to verify).
 
 use crate::Error;
-use crate::ipv4::{self, IpProtocol, offset_by};
+use crate::ipv4::{self, IpProtocol};
 use serde::Serialize;
 use std::net::Ipv4Addr;
 
@@ -76,22 +76,13 @@ impl Tunnel {
         protocol: IpProtocol,
         payload_len: usize,
     ) -> ipv4::Repr {
-        ipv4::Repr {
-            src_addr: self.src_addr,
-            dst_addr: self.dst_addr,
-            protocol,
-            payload_len,
-            ttl: self.ttl,
+        ipv4::Repr::new(self.src_addr, self.dst_addr, protocol, payload_len)
+            .with_ttl(self.ttl)
             // RFC 2003 s3.1: Type of Service copied from the inner header.
-            dscp: inner.dscp(),
-            ecn: inner.ecn(),
-            ident,
+            .with_tos(inner.tos())
+            .with_ident(ident)
             // RFC 2003 s3.1: inner DF set => outer DF MUST be set.
-            dont_frag: inner.dont_frag() || self.dont_frag == DontFragment::Set,
-            more_frags: false,
-            frag_offset: 0,
-            options: Vec::new(),
-        }
+            .with_dont_frag(inner.dont_frag() || self.dont_frag == DontFragment::Set)
     }
 
     /// Checks an inner packet before encapsulation (RFC 2003 s3.1 TTL, s3.2
@@ -165,7 +156,7 @@ pub struct Decapsulated<'a> {
 /// Checks a decapsulated inner packet that starts at `base` in the outer
 /// buffer: a whole IPv4 packet that fills `bytes` exactly, with TTL above 0.
 pub(crate) fn check_decapsulated(bytes: &[u8], base: usize) -> Result<ipv4::Packet<&[u8]>, Error> {
-    let inner = ipv4::Packet::new_checked(bytes).map_err(|e| offset_by(e, base))?;
+    let inner = ipv4::Packet::new_checked(bytes).map_err(|e| e.shifted(base))?;
     let total = usize::from(inner.total_len());
     if total < bytes.len() {
         return Err(Error::Trailing {

@@ -1,17 +1,15 @@
 //! IPv4 headers (RFC 791): the checked view [`Packet`], the owned header
 //! [`Repr`], the protocol number [`IpProtocol`] and the option walker [`TlvOptions`].
 //!
-//! Owns the IPv4 header format only; it must never panic on input, and never
-//! rewrites a packet unless a caller asks through a setter.
+//! Owns the IPv4 header format only, under the crate's no-panic contract
+//! ([crate docs](crate)), and never rewrites a packet unless a caller asks
+//! through a setter.
 //!
-//! **No-panic contract (smoltcp's).** [`Packet::new_checked`] checks that
-//! the buffer holds the whole header (options included) and the
-//! total-length part, so every accessor of a checked view indexes safely.
+//! [`Packet::new_checked`] checks that the buffer holds the whole header
+//! (options included) and the total-length part.
 //! [`Packet::new_checked_partial`] checks only the header, for the invoking
 //! packet quoted in an ICMP error; on such a view [`Packet::payload`] returns
-//! what is there. Accessors of a view made with [`Packet::new_unchecked`], and
-//! setters and [`Repr::emit`] on a buffer shorter than the header, may panic:
-//! that is a caller bug, never an input one.
+//! what is there.
 //!
 //! **Reserved bits.** The reserved flag (bit 0 of the flags, RFC 791 s3.1
 //! "must be zero") is ignored on parse and emitted as zero, like the unused
@@ -20,7 +18,7 @@
 
 use crate::Error;
 use crate::checksum::{self, Verification};
-use crate::codec::Reader;
+use crate::codec::{Reader, check_header, get_u16, set_u16};
 use serde::Serialize;
 use std::net::Ipv4Addr;
 
@@ -110,52 +108,6 @@ const FLAG_DF: u16 = 0x4000;
 const FLAG_MF: u16 = 0x2000;
 const OFFSET_MASK: u16 = 0x1fff;
 
-fn be16(data: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([data[at], data[at + 1]])
-}
-
-fn put16(data: &mut [u8], at: usize, value: u16) {
-    data[at..at + 2].copy_from_slice(&value.to_be_bytes());
-}
-
-/// Moves an error's offset by `base`: for a structure parsed inside another
-/// (the inner packet of a tunnel, the invoking packet of an ICMP error), so
-/// offsets stay absolute as [`Error`] promises.
-pub(crate) fn offset_by(err: Error, base: usize) -> Error {
-    match err {
-        Error::Truncated {
-            what,
-            offset,
-            need,
-            have,
-        } => Error::Truncated {
-            what,
-            offset: offset + base,
-            need,
-            have,
-        },
-        Error::Trailing {
-            what,
-            offset,
-            count,
-        } => Error::Trailing {
-            what,
-            offset: offset + base,
-            count,
-        },
-        Error::Malformed {
-            what,
-            offset,
-            reason,
-        } => Error::Malformed {
-            what,
-            offset: offset + base,
-            reason,
-        },
-        Error::Checksum { what } => Error::Checksum { what },
-    }
-}
-
 /// A zero-copy view of an IPv4 packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet<T: AsRef<[u8]>> {
@@ -213,15 +165,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     fn check_header_len(&self) -> Result<(), Error> {
+        check_header(self.buffer.as_ref(), HEADER_LEN, "IPv4 header")?;
         let have = self.buffer.as_ref().len();
-        if have < HEADER_LEN {
-            return Err(Error::Truncated {
-                what: "IPv4 header",
-                offset: 0,
-                need: HEADER_LEN,
-                have,
-            });
-        }
         let header_len = usize::from(self.header_len());
         // RFC 791 s3.1: "the minimum value for a correct header is 5".
         if header_len < HEADER_LEN {
@@ -286,16 +231,16 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Total length of the datagram (header and data) in bytes.
     pub fn total_len(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::LENGTH.start)
+        get_u16(self.buffer.as_ref(), field::LENGTH.start)
     }
 
     /// Identification.
     pub fn ident(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::IDENT.start)
+        get_u16(self.buffer.as_ref(), field::IDENT.start)
     }
 
     fn flags_offset(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::FLG_OFF.start)
+        get_u16(self.buffer.as_ref(), field::FLG_OFF.start)
     }
 
     /// Don't Fragment flag.
@@ -336,7 +281,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Header checksum field.
     pub fn checksum(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::CHECKSUM.start)
+        get_u16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// Source address.
@@ -424,16 +369,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Sets the total length.
     pub fn set_total_len(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::LENGTH.start, value);
+        set_u16(self.buffer.as_mut(), field::LENGTH.start, value);
     }
 
     /// Sets the identification.
     pub fn set_ident(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::IDENT.start, value);
+        set_u16(self.buffer.as_mut(), field::IDENT.start, value);
     }
 
     fn set_flags_offset(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::FLG_OFF.start, value);
+        set_u16(self.buffer.as_mut(), field::FLG_OFF.start, value);
     }
 
     /// Clears all three flags.
@@ -473,7 +418,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Sets the header checksum field.
     pub fn set_checksum(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::CHECKSUM.start, value);
+        set_u16(self.buffer.as_mut(), field::CHECKSUM.start, value);
     }
 
     /// Sets the source address.
@@ -510,9 +455,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the TTL and updates the header checksum incrementally (RFC 1624
     /// eqn. 3), as a forwarder does when it decrements the TTL.
     pub fn rewrite_ttl(&mut self, value: u8) {
-        let old = be16(self.buffer.as_ref(), field::TTL);
+        let old = get_u16(self.buffer.as_ref(), field::TTL);
         self.set_ttl(value);
-        let new = be16(self.buffer.as_ref(), field::TTL);
+        let new = get_u16(self.buffer.as_ref(), field::TTL);
         self.set_checksum(checksum::update_u16(self.checksum(), old, new));
     }
 
@@ -635,8 +580,28 @@ impl<'a> Iterator for TlvOptions<'a> {
     }
 }
 
+/// TTL of a header built with [`Repr::new`]: RFC 1700's recommended default,
+/// Linux's `net.ipv4.ip_default_ttl`.
+pub const DEFAULT_TTL: u8 = 64;
+
 /// An owned IPv4 header. The payload is not owned: [`Repr::emit`] writes the
 /// header only, and `payload_len` sets the total length.
+///
+/// A new header is built with [`Repr::new`] and the `with_*` methods:
+///
+/// ```
+/// use realm_wire::ipv4::{IpProtocol, Repr};
+/// use std::net::Ipv4Addr;
+///
+/// let header = Repr::new(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), IpProtocol::Udp, 8)
+///     .with_ttl(32)
+///     .with_dont_frag(true);
+/// let mut out = Vec::new();
+/// header.push_header(&mut out);
+/// assert_eq!(out.len(), 20);
+/// assert_eq!(Repr::parse(&realm_wire::ipv4::Packet::new_checked_partial(&out[..])?)?, header);
+/// # Ok::<(), realm_wire::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Repr {
     /// Source address.
@@ -668,6 +633,74 @@ pub struct Repr {
 }
 
 impl Repr {
+    /// The header of a new datagram carrying `payload_len` bytes of
+    /// `protocol`: no options, TTL [`DEFAULT_TTL`], TOS 0, Identification 0,
+    /// DF clear, not a fragment.
+    pub fn new(
+        src_addr: Ipv4Addr,
+        dst_addr: Ipv4Addr,
+        protocol: IpProtocol,
+        payload_len: usize,
+    ) -> Repr {
+        Repr {
+            src_addr,
+            dst_addr,
+            protocol,
+            payload_len,
+            ttl: DEFAULT_TTL,
+            dscp: 0,
+            ecn: 0,
+            ident: 0,
+            dont_frag: false,
+            more_frags: false,
+            frag_offset: 0,
+            options: Vec::new(),
+        }
+    }
+
+    /// This header with Time to Live `ttl`.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: u8) -> Repr {
+        self.ttl = ttl;
+        self
+    }
+
+    /// This header with the whole former Type of Service byte (DSCP and ECN).
+    #[must_use]
+    pub fn with_tos(mut self, tos: u8) -> Repr {
+        self.dscp = tos >> 2;
+        self.ecn = tos & 0x03;
+        self
+    }
+
+    /// This header with Identification `ident`.
+    #[must_use]
+    pub fn with_ident(mut self, ident: u16) -> Repr {
+        self.ident = ident;
+        self
+    }
+
+    /// This header with Don't Fragment set or clear.
+    #[must_use]
+    pub fn with_dont_frag(mut self, dont_frag: bool) -> Repr {
+        self.dont_frag = dont_frag;
+        self
+    }
+
+    /// The whole former Type of Service byte (DSCP and ECN).
+    pub fn tos(&self) -> u8 {
+        (self.dscp << 2) | (self.ecn & 0x03)
+    }
+
+    /// Checks `bytes` as a whole IPv4 packet ([`Packet::new_checked`]: trailing
+    /// link padding allowed) and parses its header without looking at the
+    /// checksum: for packets the kernel has already checked, or is about to
+    /// fill. The header is at `bytes[..buffer_len()]`, the packet at
+    /// `bytes[..total_len()]`.
+    pub fn parse_packet(bytes: &[u8]) -> Result<Repr, Error> {
+        Self::parse_with(&Packet::new_checked(bytes)?, Verification::Skip)
+    }
+
     /// Parses a header, verifying its checksum, version and option layout.
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&T>) -> Result<Repr, Error> {
         Self::parse_with(packet, Verification::Verify)
@@ -751,6 +784,25 @@ impl Repr {
         options[..n].copy_from_slice(&self.options[..n]);
         options[n..].fill(0);
         packet.fill_checksum();
+    }
+
+    /// Writes the header into `buf[..buffer_len()]` (headroom before a payload,
+    /// say) like [`Repr::emit`], or fails with [`Error::Truncated`] if `buf`
+    /// is shorter.
+    pub fn emit_header(&self, buf: &mut [u8]) -> Result<(), Error> {
+        let len = self.buffer_len();
+        check_header(buf, len, "IPv4 header buffer")?;
+        let header = buf.get_mut(..len).unwrap_or_default();
+        self.emit(&mut Packet::new_unchecked(header));
+        Ok(())
+    }
+
+    /// Appends the header to `out` (the payload is to follow).
+    pub fn push_header(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.resize(start + self.buffer_len(), 0);
+        let header = out.get_mut(start..).unwrap_or_default();
+        self.emit(&mut Packet::new_unchecked(header));
     }
 }
 

@@ -5,11 +5,25 @@
 //! `Repr` with symmetric `parse` / `emit`. RSIP messages (RFC 3103, RFC 3104)
 //! are TLV chains read through [`codec::Reader`].
 //!
-//! **Contract:** no function in this crate panics on any input. Unknown codes
-//! are kept (`Unknown(u8)`) so that parse-then-emit loses nothing, and every
-//! failure is a typed error naming what was wrong and where.
+//! **No-panic contract** (the one statement of it; module docs only say what
+//! their checks cover). No function in this crate panics on any input: bytes
+//! from the wire, and lengths a caller passes in that come from the wire or
+//! an SA (IV, ICV, block sizes), are checked like wire data. A view's
+//! `new_checked` checks that the buffer holds everything its accessors read,
+//! so every accessor of a checked view is safe; fixed fields are read and
+//! written through [`codec`]'s field helpers, which read 0 and write nothing
+//! past the end of the buffer. Accessors of a view made with `new_unchecked`
+//! over a buffer too short for it, and `emit` into a buffer shorter than the
+//! `Repr`'s `buffer_len`, may panic: that is a caller bug, never an input one.
+//!
+//! Unknown codes are kept (`Unknown(u8)`) so that parse-then-emit loses
+//! nothing, and every failure is a typed error naming what was wrong and where.
 //! This crate does no I/O and allocates only in `Repr`s that own variable data.
 #![forbid(unsafe_code)]
+
+// First, so that every module below can use its macro.
+#[macro_use]
+mod macros;
 
 pub mod codec;
 mod error;

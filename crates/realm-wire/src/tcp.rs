@@ -1,14 +1,12 @@
 //! TCP over IPv4 (RFC 9293): the checked view [`Packet`], the owned header
 //! [`Repr`] and the control bits [`Flags`].
 //!
-//! Owns the TCP header and its pseudo-header checksum; it must never panic on
-//! input. It does no TCP processing (no state, no sequence arithmetic).
+//! Owns the TCP header and its pseudo-header checksum, under the crate's
+//! no-panic contract ([crate docs](crate)). It does no TCP processing (no
+//! state, no sequence arithmetic).
 //!
-//! **No-panic contract (smoltcp's).** [`Packet::new_checked`] checks that the
-//! buffer holds the whole header, options included, so every accessor of a
-//! checked view indexes safely. Setters and [`Repr::emit`] on a buffer shorter
-//! than the header may panic: that is a caller bug, never an input one.
-//! TCP has no length field: the buffer must be exactly the segment (the IPv4
+//! [`Packet::new_checked`] checks that the buffer holds the whole header,
+//! options included. TCP has no length field: the buffer must be exactly the segment (the IPv4
 //! payload), because the checksum covers all of it.
 //!
 //! **Reserved bits.** RFC 9293 s3.1: the reserved bits "must be zero in
@@ -18,6 +16,7 @@
 
 use crate::Error;
 use crate::checksum::{self, Verification};
+use crate::codec::{check_header, get_u16, get_u32, set_u16, set_u32};
 use crate::ipv4::IpProtocol;
 /// TCP options share the RFC 791 layout (RFC 9293 s3.1); the walker lives in [`crate::ipv4`].
 pub use crate::ipv4::{TlvOption, TlvOptions};
@@ -48,22 +47,6 @@ mod field {
 }
 
 const FLAGS_MASK: u16 = 0x01ff;
-
-fn be16(data: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([data[at], data[at + 1]])
-}
-
-fn be32(data: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]])
-}
-
-fn put16(data: &mut [u8], at: usize, value: u16) {
-    data[at..at + 2].copy_from_slice(&value.to_be_bytes());
-}
-
-fn put32(data: &mut [u8], at: usize, value: u32) {
-    data[at..at + 4].copy_from_slice(&value.to_be_bytes());
-}
 
 /// The nine TCP control bits (RFC 9293 s3.1, RFC 3168 for ECE and CWR,
 /// RFC 3540 for NS), as the low nine bits of header bytes 12–13.
@@ -186,15 +169,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks that the fixed header is there, that Data Offset is at least 5
     /// (RFC 9293 s3.1) and that the options fit in the buffer.
     pub fn check_len(&self) -> Result<(), Error> {
+        check_header(self.buffer.as_ref(), HEADER_LEN, "TCP header")?;
         let have = self.buffer.as_ref().len();
-        if have < HEADER_LEN {
-            return Err(Error::Truncated {
-                what: "TCP header",
-                offset: 0,
-                need: HEADER_LEN,
-                have,
-            });
-        }
         let header_len = usize::from(self.header_len());
         if header_len < HEADER_LEN {
             return Err(Error::Malformed {
@@ -221,22 +197,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Source port.
     pub fn src_port(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::SRC_PORT.start)
+        get_u16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
 
     /// Destination port.
     pub fn dst_port(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::DST_PORT.start)
+        get_u16(self.buffer.as_ref(), field::DST_PORT.start)
     }
 
     /// Sequence number.
     pub fn seq_number(&self) -> u32 {
-        be32(self.buffer.as_ref(), field::SEQ_NUM.start)
+        get_u32(self.buffer.as_ref(), field::SEQ_NUM.start)
     }
 
     /// Acknowledgment number (meaningful when ACK is set; kept either way).
     pub fn ack_number(&self) -> u32 {
-        be32(self.buffer.as_ref(), field::ACK_NUM.start)
+        get_u32(self.buffer.as_ref(), field::ACK_NUM.start)
     }
 
     /// Header length in bytes (Data Offset × 4).
@@ -246,7 +222,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The nine control bits.
     pub fn flags(&self) -> Flags {
-        Flags::from_bits_truncate(be16(self.buffer.as_ref(), field::OFF_FLAGS.start))
+        Flags::from_bits_truncate(get_u16(self.buffer.as_ref(), field::OFF_FLAGS.start))
     }
 
     /// The three reserved bits between Data Offset and NS.
@@ -256,17 +232,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Window.
     pub fn window_len(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::WINDOW.start)
+        get_u16(self.buffer.as_ref(), field::WINDOW.start)
     }
 
     /// Checksum field.
     pub fn checksum(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::CHECKSUM.start)
+        get_u16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// Urgent pointer (meaningful when URG is set; kept either way).
     pub fn urgent_pointer(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::URGENT.start)
+        get_u16(self.buffer.as_ref(), field::URGENT.start)
     }
 
     /// The options bytes as on the wire (padding included).
@@ -308,22 +284,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the source port (checksum untouched).
     pub fn set_src_port(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::SRC_PORT.start, value);
+        set_u16(self.buffer.as_mut(), field::SRC_PORT.start, value);
     }
 
     /// Sets the destination port (checksum untouched).
     pub fn set_dst_port(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::DST_PORT.start, value);
+        set_u16(self.buffer.as_mut(), field::DST_PORT.start, value);
     }
 
     /// Sets the sequence number.
     pub fn set_seq_number(&mut self, value: u32) {
-        put32(self.buffer.as_mut(), field::SEQ_NUM.start, value);
+        set_u32(self.buffer.as_mut(), field::SEQ_NUM.start, value);
     }
 
     /// Sets the acknowledgment number.
     pub fn set_ack_number(&mut self, value: u32) {
-        put32(self.buffer.as_mut(), field::ACK_NUM.start, value);
+        set_u32(self.buffer.as_mut(), field::ACK_NUM.start, value);
     }
 
     /// Sets the header length in bytes (rounded down to 4-byte words).
@@ -336,22 +312,22 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_flags(&mut self, flags: Flags) {
         let d = self.buffer.as_mut();
         let offset = u16::from(d[field::OFF_FLAGS.start] & 0xf0) << 8;
-        put16(d, field::OFF_FLAGS.start, offset | flags.bits());
+        set_u16(d, field::OFF_FLAGS.start, offset | flags.bits());
     }
 
     /// Sets the window.
     pub fn set_window_len(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::WINDOW.start, value);
+        set_u16(self.buffer.as_mut(), field::WINDOW.start, value);
     }
 
     /// Sets the checksum field.
     pub fn set_checksum(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::CHECKSUM.start, value);
+        set_u16(self.buffer.as_mut(), field::CHECKSUM.start, value);
     }
 
     /// Sets the urgent pointer.
     pub fn set_urgent_pointer(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::URGENT.start, value);
+        set_u16(self.buffer.as_mut(), field::URGENT.start, value);
     }
 
     /// Computes and writes the checksum over the pseudo-header and the whole

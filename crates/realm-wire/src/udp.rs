@@ -1,19 +1,17 @@
 //! UDP over IPv4 (RFC 768): the checked view [`Packet`] and the owned header [`Repr`].
 //!
-//! Owns the UDP header and its pseudo-header checksum; it must never panic on input.
-//!
-//! **No-panic contract (smoltcp's).** [`Packet::new_checked`] checks that the
-//! buffer holds the 8-byte header and the whole Length-field part, so every
-//! accessor of a checked view indexes safely. Setters and [`Repr::emit`] on a
-//! buffer shorter than the header may panic: that is a caller bug, never an
-//! input one. A buffer longer than the Length field is accepted; the datagram
-//! is the Length-field part (what the checksum covers).
+//! Owns the UDP header and its pseudo-header checksum, under the crate's
+//! no-panic contract ([crate docs](crate)). [`Packet::new_checked`] checks that
+//! the buffer holds the 8-byte header and the whole Length-field part. A
+//! buffer longer than the Length field is accepted; the datagram is the
+//! Length-field part (what the checksum covers).
 //!
 //! **Checksum zero.** RFC 768: a transmitted checksum of zero means the sender
 //! computed none (allowed over IPv4 only); a computed zero is sent as `0xffff`.
 
 use crate::Error;
 use crate::checksum::{self, Verification};
+use crate::codec::{check_header, get_u16, set_u16};
 use crate::ipv4::IpProtocol;
 use serde::Serialize;
 use std::net::Ipv4Addr;
@@ -28,14 +26,6 @@ mod field {
     pub(super) const DST_PORT: Range<usize> = 2..4;
     pub(super) const LENGTH: Range<usize> = 4..6;
     pub(super) const CHECKSUM: Range<usize> = 6..8;
-}
-
-fn be16(data: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([data[at], data[at + 1]])
-}
-
-fn put16(data: &mut [u8], at: usize, value: u16) {
-    data[at..at + 2].copy_from_slice(&value.to_be_bytes());
 }
 
 /// A zero-copy view of a UDP datagram (header and data).
@@ -61,15 +51,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// the header (RFC 768: "the minimum value of the length is eight") and
     /// that the buffer holds that many bytes.
     pub fn check_len(&self) -> Result<(), Error> {
+        check_header(self.buffer.as_ref(), HEADER_LEN, "UDP header")?;
         let have = self.buffer.as_ref().len();
-        if have < HEADER_LEN {
-            return Err(Error::Truncated {
-                what: "UDP header",
-                offset: 0,
-                need: HEADER_LEN,
-                have,
-            });
-        }
         let len = usize::from(self.len());
         if len < HEADER_LEN {
             return Err(Error::Malformed {
@@ -96,23 +79,23 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Source port.
     pub fn src_port(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::SRC_PORT.start)
+        get_u16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
 
     /// Destination port.
     pub fn dst_port(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::DST_PORT.start)
+        get_u16(self.buffer.as_ref(), field::DST_PORT.start)
     }
 
     /// Length field: header and data, in bytes.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::LENGTH.start)
+        get_u16(self.buffer.as_ref(), field::LENGTH.start)
     }
 
     /// Checksum field (0: none was computed).
     pub fn checksum(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::CHECKSUM.start)
+        get_u16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// The datagram as the Length field bounds it (clamped to the buffer).
@@ -146,22 +129,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the source port (checksum untouched).
     pub fn set_src_port(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::SRC_PORT.start, value);
+        set_u16(self.buffer.as_mut(), field::SRC_PORT.start, value);
     }
 
     /// Sets the destination port (checksum untouched).
     pub fn set_dst_port(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::DST_PORT.start, value);
+        set_u16(self.buffer.as_mut(), field::DST_PORT.start, value);
     }
 
     /// Sets the Length field.
     pub fn set_len(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::LENGTH.start, value);
+        set_u16(self.buffer.as_mut(), field::LENGTH.start, value);
     }
 
     /// Sets the checksum field.
     pub fn set_checksum(&mut self, value: u16) {
-        put16(self.buffer.as_mut(), field::CHECKSUM.start, value);
+        set_u16(self.buffer.as_mut(), field::CHECKSUM.start, value);
     }
 
     /// Computes and writes the checksum; a computed zero is written as
@@ -263,9 +246,43 @@ impl Repr {
         })
     }
 
+    /// The header of a datagram of `payload_len` data bytes sent without a
+    /// checksum (zero), as ESP in UDP is (RFC 3948 s2.1): the only kind of
+    /// header [`Repr::emit_header`] can complete before the data is in place.
+    pub fn without_checksum(src_port: u16, dst_port: u16, payload_len: usize) -> Repr {
+        Repr {
+            src_port,
+            dst_port,
+            has_checksum: false,
+            payload_len,
+        }
+    }
+
     /// Length of the header alone.
     pub fn header_len(&self) -> usize {
         HEADER_LEN
+    }
+
+    /// Writes the 8-byte header into `buf[..8]` with a zero checksum, or fails
+    /// with [`Error::Truncated`] if `buf` is shorter. The data need not be
+    /// there yet; a caller whose `has_checksum` is set fills the checksum with
+    /// [`Packet::fill_checksum`] once it is. A length above 65535 is written
+    /// as 65535.
+    pub fn emit_header(&self, buf: &mut [u8]) -> Result<(), Error> {
+        check_header(buf, HEADER_LEN, "UDP header buffer")?;
+        let mut packet = Packet::new_unchecked(buf);
+        packet.set_src_port(self.src_port);
+        packet.set_dst_port(self.dst_port);
+        packet.set_len(u16::try_from(self.buffer_len()).unwrap_or(u16::MAX));
+        packet.set_checksum(0);
+        Ok(())
+    }
+
+    /// Appends the header with a zero checksum to `out` ([`Repr::emit_header`]).
+    pub fn push_header(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.resize(start + HEADER_LEN, 0);
+        let _ = self.emit_header(out.get_mut(start..).unwrap_or_default());
     }
 
     /// Length of the whole datagram: header and data (the Length field).

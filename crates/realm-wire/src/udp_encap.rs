@@ -1,6 +1,6 @@
 //! UDP encapsulation of ESP (RFC 3948): telling apart the three kinds of UDP payload that arrive
 //! on port 4500 (NAT-keepalive, IKE behind a non-ESP marker, ESP), and building each of them.
-//! Owns only that first-bytes demultiplexing; must never panic on any input, and never looks
+//! Owns only that first-bytes demultiplexing (no-panic contract: [crate docs](crate)); never looks
 //! inside the IKE message or the ESP packet it hands on.
 //!
 //! ```text

@@ -11,7 +11,7 @@
 //! ([`Body::Encrypted`]), and the IKE engine parses the decrypted plaintext
 //! with [`PayloadChain::parse`].
 //!
-//! **Contract:** no function here panics on any input. Every code this module
+//! Under the crate's no-panic contract ([crate docs](crate)), every code this module
 //! does not name is kept (`Unknown(..)`), reserved fields are kept as received
 //! and reported through [`Payload::has_nonzero_reserved`], so parse-then-emit
 //! reproduces the input byte for byte. Emitting computes every next-payload,
@@ -47,44 +47,6 @@
 //! assert_eq!(parsed.payloads()[1].payload_type(), PayloadType::VendorId);
 //! # Ok::<(), realm_wire::Error>(())
 //! ```
-
-// Enums over wire codes that keep the codes they do not name (STYLE.md 3).
-macro_rules! enum_with_unknown {
-    (
-        $(#[$enum_attr:meta])*
-        pub enum $name:ident($ty:ty) {
-            $( $(#[$variant_attr:meta])* $variant:ident = $value:expr ),+ $(,)?
-        }
-    ) => {
-        $(#[$enum_attr])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-        pub enum $name {
-            $( $(#[$variant_attr])* $variant, )+
-            /// A code this module does not name, kept so that parse-then-emit
-            /// loses nothing. Build values with `From`, which never puts a
-            /// named code here.
-            Unknown($ty),
-        }
-
-        impl ::core::convert::From<$ty> for $name {
-            fn from(value: $ty) -> Self {
-                match value {
-                    $( $value => $name::$variant, )+
-                    other => $name::Unknown(other),
-                }
-            }
-        }
-
-        impl ::core::convert::From<$name> for $ty {
-            fn from(value: $name) -> Self {
-                match value {
-                    $( $name::$variant => $value, )+
-                    $name::Unknown(other) => other,
-                }
-            }
-        }
-    };
-}
 
 mod attribute;
 mod bodies;

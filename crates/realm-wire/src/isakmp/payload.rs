@@ -430,7 +430,7 @@ impl Payload {
     pub fn from_raw(raw: &RawPayload<'_>) -> Result<Payload, Error> {
         // The body parser counts from 0; shift its errors to absolute offsets.
         let body = PayloadBody::read(raw.payload_type, &mut Reader::new(raw.body))
-            .map_err(|e| shift(e, raw.offset + GENERIC_HEADER_LEN))?;
+            .map_err(|e| e.shifted(raw.offset + GENERIC_HEADER_LEN))?;
         Ok(Payload {
             reserved: raw.reserved,
             body,
@@ -449,42 +449,6 @@ impl Payload {
         emit_with_header(out, next.into(), self.reserved, what, |out| {
             self.body.emit(out)
         })
-    }
-}
-
-/// Moves the offset of an error from a reader that started at 0 to `base`.
-fn shift(e: Error, base: usize) -> Error {
-    match e {
-        Error::Truncated {
-            what,
-            offset,
-            need,
-            have,
-        } => Error::Truncated {
-            what,
-            offset: offset + base,
-            need,
-            have,
-        },
-        Error::Trailing {
-            what,
-            offset,
-            count,
-        } => Error::Trailing {
-            what,
-            offset: offset + base,
-            count,
-        },
-        Error::Malformed {
-            what,
-            offset,
-            reason,
-        } => Error::Malformed {
-            what,
-            offset: offset + base,
-            reason,
-        },
-        other => other,
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! This module owns the bytes only: it never decides whether a host may
 //! register or which address it gets (that is the gateway/host engines'
-//! business), and it never panics on input.
+//! business); the crate's no-panic contract ([crate docs](crate)) holds.
 //!
 //! - [`Message`] holds a message type and its parameters in wire order;
 //!   [`Message::parse`] / [`Message::emit`] are exact mirrors (emit(parse(x))

@@ -10,69 +10,6 @@ use core::fmt;
 
 use serde::Serialize;
 
-/// Declares a `u8`/`u16` code enum with an `Unknown` variant, `From` both ways,
-/// and the RFC spelling of each code (`as_str`), after smoltcp's `enum_with_unknown!`.
-macro_rules! enum_with_unknown {
-    (
-        $(#[$enum_attr:meta])*
-        pub enum $name:ident($ty:ty), unknown = $unknown_name:literal {
-            $( $(#[$variant_attr:meta])* $variant:ident = $value:literal => $rfc:literal, )+
-        }
-    ) => {
-        $(#[$enum_attr])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        pub enum $name {
-            $( $(#[$variant_attr])* $variant, )+
-            /// A code this crate does not know, kept so that parse-then-emit loses nothing.
-            Unknown($ty),
-        }
-
-        impl From<$ty> for $name {
-            fn from(value: $ty) -> Self {
-                match value {
-                    $( $value => $name::$variant, )+
-                    other => $name::Unknown(other),
-                }
-            }
-        }
-
-        impl From<$name> for $ty {
-            fn from(value: $name) -> Self {
-                match value {
-                    $( $name::$variant => $value, )+
-                    $name::Unknown(other) => other,
-                }
-            }
-        }
-
-        impl $name {
-            /// The name the RFC gives this code.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $( $name::$variant => $rfc, )+
-                    $name::Unknown(_) => $unknown_name,
-                }
-            }
-
-            /// False only for an `Unknown` that spells a known code (it would
-            /// come back from the wire as the named variant).
-            #[allow(dead_code)] // not every code enum needs it
-            pub(crate) fn is_canonical(self) -> bool {
-                $name::from(<$ty>::from(self)) == self
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $name::Unknown(v) => write!(f, "{} ({})", $unknown_name, v),
-                    known => f.write_str(known.as_str()),
-                }
-            }
-        }
-    };
-}
-
 enum_with_unknown! {
     /// RSIP message type (RFC 3103 Appendix B; RFC 3104 Appendix C adds 22 and 23).
     pub enum MessageType(u8), unknown = "unknown message type" {

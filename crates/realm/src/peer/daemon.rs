@@ -54,6 +54,7 @@ use realm_io::{MAX_BATCH, Netlink, RawIp, RouteVia, Tun, TunConfig};
 use realm_ipsec::{
     EngineConfig, Event, Inbound, Ipsec, IpsecProtocol, MAX_HEADROOM, OutboundInPlace, SealError,
 };
+use realm_wire::{ipv4, udp};
 use serde::Serialize;
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
@@ -1173,39 +1174,16 @@ type filter hook ingress device \"{device}\" priority 0; policy accept;
     }
 }
 
-/// The IPv4 and UDP headers of a datagram that arrived on a UDP socket.
+/// The IPv4 and UDP headers of a datagram that arrived on a UDP socket,
+/// into `h` (`IP_UDP_HEADERS` bytes). No UDP checksum: the ICV protects the
+/// payload (RFC 3948 s2.1).
 fn write_ip_udp_headers(h: &mut [u8], from: SocketAddrV4, to: Ipv4Addr, port: u16, payload: usize) {
-    let total = (IP_UDP_HEADERS + payload).min(usize::from(u16::MAX)) as u16;
-    h[..20].copy_from_slice(&[
-        0x45,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        64,
-        proto::UDP,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-    ]);
-    h[2..4].copy_from_slice(&total.to_be_bytes());
-    h[12..16].copy_from_slice(&from.ip().octets());
-    h[16..20].copy_from_slice(&to.octets());
-    realm_wire::ipv4::Packet::new_unchecked(&mut h[..20]).fill_checksum();
-    h[20..22].copy_from_slice(&from.port().to_be_bytes());
-    h[22..24].copy_from_slice(&port.to_be_bytes());
-    h[24..26].copy_from_slice(&(total - 20).to_be_bytes());
-    h[26..28].copy_from_slice(&[0, 0]); // no checksum: the ICV protects the payload
+    let udp = udp::Repr::without_checksum(from.port(), port, payload);
+    let ip = ipv4::Repr::new(*from.ip(), to, ipv4::IpProtocol::Udp, udp.buffer_len());
+    let (ip_header, udp_header) = h.split_at_mut(ip.buffer_len().min(h.len()));
+    // Both fit in IP_UDP_HEADERS bytes; a shorter `h` is left as it is.
+    let _ = ip.emit_header(ip_header);
+    let _ = udp.emit_header(udp_header);
 }
 
 /// Writes a file only root can read (it holds keys).
