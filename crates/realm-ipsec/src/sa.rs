@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 use crate::crypto::{EncryptionAlgorithm, IntegrityAlgorithm, RandomSource, SecretKey, Transform};
 use crate::error::{ConfigError, CryptoError, DropReason, SealError};
 use crate::replay::{MAX_WINDOW, MIN_WINDOW, ReplayWindow};
-use crate::spd::{Direction, Selector};
+use crate::selector::{Direction, Selector};
 use crate::wire::{self, Ipv4, Ipv4Header};
 use realm_wire::ah;
 

@@ -9,42 +9,8 @@ use realm_lease::{
 };
 use serde::Serialize;
 
-use crate::StoreError;
 use crate::alloclog::AllocEvent;
-
-/// A table of the store: rows of one kind share an ID space. Kinds are numbers
-/// so that a new kind needs no schema change; the three the gateway uses are
-/// constants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Kind(pub u16);
-
-impl Kind {
-    /// [`RegistrationRecord`]s, keyed by client ID.
-    pub const REGISTRATION: Kind = Kind(1);
-    /// Live [`BindingRecord`]s, keyed by bind ID.
-    pub const BINDING: Kind = Kind(2);
-    /// [`QuarantineRecord`]s, keyed by the ended binding's bind ID.
-    pub const QUARANTINE: Kind = Kind(3);
-
-    /// The kind's name in logs and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::REGISTRATION => "registration",
-            Kind::BINDING => "binding",
-            Kind::QUARANTINE => "quarantine",
-            _ => "other",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            "other" => write!(f, "kind {}", self.0),
-            name => f.write_str(name),
-        }
-    }
-}
+use crate::{Kind, StoreError};
 
 /// One change.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -86,6 +86,7 @@
 mod batch;
 mod clock;
 mod error;
+mod kind;
 mod open;
 mod stats;
 mod store;
@@ -94,12 +95,13 @@ mod writer;
 pub mod alloclog;
 
 pub use alloclog::{AllocEvent, AllocEventKind, AllocLog};
-pub use batch::{Batch, Kind, Op};
-pub use error::{CommitError, StoreError, SubmitError};
+pub use batch::{Batch, Op};
+pub use error::{CommitError, StoreError};
+pub use kind::Kind;
 pub use open::{
-    APPLICATION_ID, CorruptReason, KindCount, OpenReport, OpenStatus, PAGE_CACHE_KIB,
+    APPLICATION_ID, CorruptReason, Durability, KindCount, OpenReport, OpenStatus, PAGE_CACHE_KIB,
     PreviousShutdown, SCHEMA_VERSION,
 };
 pub use stats::{LATENCY_BUCKETS_US, StatsSnapshot};
-pub use store::{Durability, Options, Pending, Store, Submitter};
+pub use store::{Options, Pending, Store, SubmitError, Submitter};
 pub use writer::Committed;

@@ -10,49 +10,8 @@ use realm_lease::{AddressConfig, Config as LeaseConfig, Quota, RSIP_PORT};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::policy::{Prefix, RemoteRule, RuleAction};
+use super::policy::{PortRange, Prefix, RemoteRule, RuleAction};
 use crate::auth::SharedKey;
-
-/// An inclusive port range, written `"1024-65535"` or `"4555"` in TOML.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct PortRange {
-    /// First port.
-    pub first: u16,
-    /// Last port (>= first).
-    pub last: u16,
-}
-
-impl PortRange {
-    /// `first..=last`.
-    pub const fn new(first: u16, last: u16) -> PortRange {
-        PortRange { first, last }
-    }
-}
-
-impl TryFrom<String> for PortRange {
-    type Error = String;
-    fn try_from(s: String) -> Result<PortRange, String> {
-        let bad = || format!("bad port range {s:?}: expected \"P\" or \"FIRST-LAST\"");
-        let (a, b) = s.split_once('-').unwrap_or((&s, &s));
-        let first: u16 = a.trim().parse().map_err(|_| bad())?;
-        let last: u16 = b.trim().parse().map_err(|_| bad())?;
-        if first > last {
-            return Err(bad());
-        }
-        Ok(PortRange { first, last })
-    }
-}
-
-impl From<PortRange> for String {
-    fn from(r: PortRange) -> String {
-        if r.first == r.last {
-            r.first.to_string()
-        } else {
-            format!("{}-{}", r.first, r.last)
-        }
-    }
-}
 
 /// An RSIP method the gateway may offer (RFC 3103 8.7, RFC 3104).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

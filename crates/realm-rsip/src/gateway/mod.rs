@@ -33,13 +33,15 @@ use crate::auth::{self, ReplayCounter, SharedKey};
 
 pub use config::{
     AuthConfig, ConfigError, GatewayConfig, HostKey, ListenConfig, LocalPolicy, MethodName,
-    PoolEntry, PortRange, QuotaConfig, RemotePolicy, TunnelKind, UdpConfig,
+    PoolEntry, QuotaConfig, RemotePolicy, TunnelKind, UdpConfig,
 };
 pub use event::{
     BindingKind, BindingRecord, ConnectionId, DataPlaneMappingError, DeregisterReason, Destination,
     Event, FreeReason, HostRecord, PersistedState, RestoreReport, Transmit, Transport,
 };
-pub use policy::{Prefix, RemoteAddress, RemotePorts, RemoteRule, RemoteSpec, RuleAction};
+pub use policy::{
+    PortRange, Prefix, RemoteAddress, RemotePorts, RemoteRule, RemoteSpec, RuleAction,
+};
 
 /// The engine's clocks, in one table (STYLE 6). [`Gateway::poll_timeout`] is
 /// the earliest; [`Gateway::handle_timeout`] serves every one that is due.
@@ -495,6 +497,7 @@ impl Gateway {
 
     /// The next message to send. Nothing while an event is pending: persist
     /// the events first (the durability contract of [`Event`]).
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         if !self.events.is_empty() {
             return None;
@@ -503,11 +506,13 @@ impl Gateway {
     }
 
     /// The next event to persist, log or count.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// When [`Gateway::handle_timeout`] next has work.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.timers().iter().filter_map(|&(_, t)| t).min()
     }

@@ -112,7 +112,7 @@ impl Default for DaemonSettings {
 }
 
 fn default_control_socket() -> PathBuf {
-    PathBuf::from(super::DEFAULT_CONTROL_SOCKET)
+    PathBuf::from(crate::ctl::default_socket(crate::ctl::Role::Host))
 }
 fn default_true() -> bool {
     true

@@ -25,9 +25,6 @@ use tokio::sync::oneshot;
 use crate::ctl::server::Incoming;
 use crate::ctl::{ARG, CommandInfo, CtlError, Handler, Response, expect_args};
 
-/// The host's default control socket (`daemon.control_socket`).
-pub(crate) const DEFAULT_CONTROL_SOCKET: &str = "/run/realm/host.sock";
-
 const COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "status",
