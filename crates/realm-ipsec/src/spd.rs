@@ -5,9 +5,6 @@
 //! Limit: lookups are a linear scan, bounded by [`MAX_POLICIES`] per direction.
 
 use std::net::Ipv4Addr;
-use std::str::FromStr;
-
-use serde::{Deserialize, Deserializer};
 
 use crate::crypto::{EncryptionAlgorithm, IntegrityAlgorithm};
 use crate::error::ConfigError;

@@ -2,11 +2,7 @@
 //! deletes of opaque values keyed by ([`Kind`], `u64` ID), plus the
 //! allocation log lines that go with them.
 
-use std::fmt;
-
-use realm_lease::{
-    BindId, BindingRecord, ClientId, QuarantineRecord, RegistrationRecord, Timestamp,
-};
+use realm_lease::{BindId, ClientId, QuarantineRecord, Timestamp};
 use serde::Serialize;
 
 use crate::alloclog::AllocEvent;
@@ -40,9 +36,9 @@ pub enum Op {
 /// op on the same key wins. Batches are applied in the order they were
 /// queued.
 ///
-/// A grant is `put_binding` + `put_registration` (+ a log line); a free is
-/// `delete_binding` + `put_quarantine`; the end of quarantine is
-/// `delete_quarantine`.
+/// A grant is [`Batch::put_json`] of the binding and the registration (+ a
+/// log line); a free is `delete_binding` + `put_quarantine`; the end of
+/// quarantine is `delete_quarantine`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Batch {
     /// The changes, applied in order.
@@ -107,24 +103,9 @@ impl Batch {
         self
     }
 
-    /// Puts a registration (keyed by client ID, expiring at its lapse).
-    pub fn put_registration(&mut self, r: &RegistrationRecord) -> Result<&mut Batch, StoreError> {
-        self.put_json(
-            Kind::REGISTRATION,
-            u64::from(r.client.0),
-            r,
-            Some(r.expires_at),
-        )
-    }
-
     /// Deletes a registration.
     pub fn delete_registration(&mut self, client: ClientId) -> &mut Batch {
         self.delete(Kind::REGISTRATION, u64::from(client.0))
-    }
-
-    /// Puts a live binding (keyed by bind ID, expiring at its lease's end).
-    pub fn put_binding(&mut self, b: &BindingRecord) -> Result<&mut Batch, StoreError> {
-        self.put_json(Kind::BINDING, u64::from(b.bind.0), b, Some(b.expires_at))
     }
 
     /// Deletes a binding.

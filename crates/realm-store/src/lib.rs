@@ -26,11 +26,11 @@
 //! # Data model
 //!
 //! One table of rows keyed by ([`Kind`], `u64` ID) holding an opaque value
-//! (the `realm-lease` records as JSON, so they can gain fields) and an
-//! optional expiry, and a meta table: schema version, gateway instance ID,
-//! open generation, last clean shutdown. [`Batch`] has typed helpers for the
-//! three record kinds and [`Store::load_records`] returns them ready for
-//! `LeaseManager::restore`.
+//! (the engine's records as JSON, so they can gain fields) and an optional
+//! expiry, and a meta table: schema version, gateway instance ID, open
+//! generation, last clean shutdown. [`Batch::put_json`] and
+//! [`Store::load_json`] write and read the records; [`Batch`] has typed
+//! deletes and a typed put for `realm_lease::QuarantineRecord`.
 //!
 //! # Group commit and backpressure
 //!

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use realm_lease::{BindingRecord, QuarantineRecord, Records, RegistrationRecord, Timestamp};
+use realm_lease::Timestamp;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
@@ -336,32 +336,6 @@ impl Store {
                     .map_err(|source| StoreError::Decode { kind, id, source })
             })
             .collect()
-    }
-
-    /// The lease records, in the order `realm_lease::LeaseManager::restore`
-    /// takes them (by ID; quarantine by `until`).
-    pub fn load_records(&self) -> Result<Records, StoreError> {
-        let registrations = self
-            .load_json::<RegistrationRecord>(Kind::REGISTRATION)?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect();
-        let bindings = self
-            .load_json::<BindingRecord>(Kind::BINDING)?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect();
-        let mut quarantine: Vec<QuarantineRecord> = self
-            .load_json::<QuarantineRecord>(Kind::QUARANTINE)?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect();
-        quarantine.sort_by_key(|q| (q.until, q.bind));
-        Ok(Records {
-            registrations,
-            bindings,
-            quarantine,
-        })
     }
 
     /// Starts a new allocation log file at the same path (after a log rotator

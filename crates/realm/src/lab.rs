@@ -264,13 +264,11 @@ fn ports_text(v: &Value) -> String {
     }
 }
 
-/// RFC 3103's names for the methods the gateway's JSON spells in Rust.
-fn method_name(m: &str) -> &str {
-    match m {
-        "RsaIp" => "RSA-IP",
-        "RsapIp" => "RSAP-IP",
-        "Rsipsec" => "RSIPSEC",
-        other => other,
+/// RFC 3103's names for the methods the gateway's JSON spells.
+fn method_name(m: &str) -> String {
+    match realm_wire::rsip::Method::from_name(m) {
+        Some(m) => realm_wire::rsip::RsipMethod::from(m).to_string(),
+        None => m.to_string(),
     }
 }
 

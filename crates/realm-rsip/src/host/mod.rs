@@ -101,10 +101,9 @@ use std::time::Instant;
 
 use realm_wire::rsip::{BindId, ClientId, Message, MessageType, QueryTuple, RsipMethod, Spi};
 
-pub use config::{
-    AuthConfig, BindingConfig, BindingKind, ConfigError, HostConfig, MethodConfig,
-    RetransmitConfig, Transport, TunnelTypeConfig,
-};
+pub use config::{AuthConfig, BindingConfig, ConfigError, HostConfig, RetransmitConfig};
+// The RSIP vocabulary the configuration uses.
+pub use realm_wire::rsip::{BindingKind, Method, Transport, TunnelKind};
 pub use types::{
     Binding, BindingRequest, HostError, HostEvent, HostStats, ListenRequest, QueryAnswer,
     Registration, RequestError, RequestId, Resources, RevokeReason, UnregisterReason,
