@@ -26,7 +26,8 @@ use serde::Deserialize;
 use crate::engine::Ipsec;
 use crate::error::ConfigError;
 use crate::sa::{SaConfig, SaId, SadKey, Spi};
-use crate::spd::{ApplySpec, Direction, PolicyAction, PolicyId, SaTemplate, Selector, SpdEntry};
+use crate::selector::{Direction, Selector};
+use crate::spd::{ApplySpec, PolicyAction, PolicyId, SaTemplate, SpdEntry};
 
 /// A whole manual-keying configuration.
 #[derive(Debug, Clone, Default, Deserialize)]

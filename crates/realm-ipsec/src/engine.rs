@@ -14,7 +14,8 @@ use crate::error::{ConfigError, DropReason, SealError};
 use crate::sa::{
     IpsecProtocol, Mode, SaConfig, SaCounters, SaId, SadKey, SecurityAssociation, Spi, UdpEncap,
 };
-use crate::spd::{Direction, PacketSelector, PolicyAction, PolicyId, SaTemplate, Spd};
+use crate::selector::{Direction, PacketSelector};
+use crate::spd::{PolicyAction, PolicyId, SaTemplate, Spd};
 use crate::wire;
 use realm_wire::{ah, esp, ipv4, udp, udp_encap};
 
@@ -878,6 +879,7 @@ impl Ipsec {
     }
 
     /// When [`Ipsec::handle_timeout`] should next be called.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
     }
@@ -946,11 +948,13 @@ impl Ipsec {
     }
 
     /// Next event, if any.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// Next datagram to send (NAT keepalives), if any.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }

@@ -18,6 +18,7 @@ mod engine;
 pub mod error;
 pub mod replay;
 pub mod sa;
+pub mod selector;
 pub mod spd;
 mod wire;
 pub mod wireshark;
@@ -34,7 +35,7 @@ pub use sa::{
     DfPolicy, IpsecProtocol, Lifetime, LifetimeLimits, MAX_HEADROOM, Mode, SaConfig, SaCounters,
     SaId, SadKey, SecurityAssociation, Spi, UdpEncap,
 };
-pub use spd::{
-    AddressSelector, ApplySpec, Direction, PacketSelector, PolicyAction, PolicyId, PortSelector,
-    ProtocolSelector, SaTemplate, Selector, Spd, SpdEntry,
+pub use selector::{
+    AddressSelector, Direction, PacketSelector, PortSelector, ProtocolSelector, Selector,
 };
+pub use spd::{ApplySpec, PolicyAction, PolicyId, SaTemplate, Spd, SpdEntry};

@@ -13,36 +13,13 @@ use serde::{Deserialize, Deserializer};
 use crate::crypto::{EncryptionAlgorithm, IntegrityAlgorithm, RandomSource, SecretKey, Transform};
 use crate::error::{ConfigError, CryptoError, DropReason, SealError};
 use crate::replay::{MAX_WINDOW, MIN_WINDOW, ReplayWindow};
-use crate::spd::{Direction, Selector};
+use crate::selector::{Direction, Selector};
 use crate::wire;
 use realm_wire::{ah, ipv4, udp};
 
-/// Security Parameters Index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Spi(pub u32);
-
-impl<'de> Deserialize<'de> for Spi {
-    /// A number, or a string in decimal or `0x` hex.
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Text {
-            N(u32),
-            S(String),
-        }
-        match Text::deserialize(d)? {
-            Text::N(n) => Ok(Spi(n)),
-            Text::S(s) => {
-                let s = s.trim();
-                let v = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-                    Some(h) => u32::from_str_radix(h, 16),
-                    None => s.parse(),
-                };
-                v.map(Spi).map_err(serde::de::Error::custom)
-            }
-        }
-    }
-}
+/// Security Parameters Index: the one type the RSIP lease pool, the SPI
+/// parameter and the SAD share.
+pub use realm_wire::rsip::Spi;
 
 /// ESP or AH.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Default)]

@@ -27,14 +27,8 @@ pub fn host_private(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 0, u8::try_from(11 + i).unwrap_or(250))
 }
 
-/// How a host signals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// TCP (RFC 3103 5: every gateway serves it).
-    Tcp,
-    /// UDP with message counters.
-    Udp,
-}
+/// How a host signals: the RSIP vocabulary's transport.
+pub use realm_wire::rsip::Transport;
 
 /// One RSIP host of the lab.
 #[derive(Debug, Clone)]

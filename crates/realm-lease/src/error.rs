@@ -155,7 +155,7 @@ pub enum AssignError {
     },
     /// IPSEC_SPI_INUSE (403, RFC 3104): a suggested (address, SPI) is leased
     /// or in quarantine.
-    #[error("{spi} in use (IPSEC_SPI_INUSE)")]
+    #[error("SPI {:#010x} in use (IPSEC_SPI_INUSE)", .spi.0)]
     IpsecSpiInUse {
         /// The first suggested SPI found in use.
         spi: Spi,
@@ -205,10 +205,10 @@ impl AssignError {
 #[non_exhaustive]
 pub enum RestoreError {
     /// A registration for this client ID is already restored.
-    #[error("{0} restored twice")]
+    #[error("client {:#010x} restored twice", .0.0)]
     DuplicateClient(ClientId),
     /// A binding names a client with no restored registration.
-    #[error("{bind} belongs to unknown {client}")]
+    #[error("bind {bind} belongs to unknown client {:#010x}", .client.0)]
     UnknownClient {
         /// The binding.
         bind: BindId,
@@ -216,10 +216,10 @@ pub enum RestoreError {
         client: ClientId,
     },
     /// This bind ID is already live or quarantined (or is 0).
-    #[error("{0} restored twice or invalid")]
+    #[error("bind {0} restored twice or invalid")]
     DuplicateBind(BindId),
     /// The record is malformed or inconsistent with its method.
-    #[error("{bind}: bad record: {what}")]
+    #[error("bind {bind}: bad record: {what}")]
     BadRecord {
         /// The binding.
         bind: BindId,
@@ -228,10 +228,10 @@ pub enum RestoreError {
     },
     /// The record holds an address, port or SPI the current config does not
     /// allow (the config changed across the restart).
-    #[error("{0}: resource not allowed by the current configuration")]
+    #[error("bind {0}: resource not allowed by the current configuration")]
     Unallowed(BindId),
     /// The record's resources overlap a restored binding or quarantine.
-    #[error("{0}: resource already held")]
+    #[error("bind {0}: resource already held")]
     Conflict(BindId),
 }
 

@@ -67,7 +67,6 @@
 mod config;
 mod error;
 mod hash;
-mod ids;
 mod manager;
 mod ports;
 mod record;
@@ -78,12 +77,12 @@ mod time;
 
 pub use config::{AddressConfig, Config, ConfigError, DEFAULT_SPIS, MIN_LEASE, Quota, RSIP_PORT};
 pub use error::{AssignError, BindingError, RegisterError, RestoreError, Shortage};
-pub use ids::{BindId, ClientId, Spi};
 pub use manager::LeaseManager;
+pub use realm_wire::rsip::{BindId, ClientId, Method, Spi};
 pub use record::{
     BindingRecord, Deregistered, Expired, Extended, Grant, Holder, HostUsage, PoolUsage,
     QuarantineRecord, Records, RegistrationRecord, Released,
 };
-pub use request::{AddressRequest, Method, PortRequest, SpiRequest};
+pub use request::{AddressRequest, PortRequest, SpiRequest};
 pub use set::{PortSet, SpiSet};
 pub use time::Timestamp;

@@ -2,21 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use serde::{Deserialize, Serialize};
-
 use crate::Spi;
-
-/// The RSIP method of a binding (RFC 3103 8.7, RFC 3104 6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Method {
-    /// A whole public address, exclusively one host's (ASSIGN_REQUEST_RSA-IP).
-    RsaIp,
-    /// A shared public address and a set of its ports (ASSIGN_REQUEST_RSAP-IP).
-    RsapIp,
-    /// A shared public address, SPIs on it and optionally ports
-    /// (ASSIGN_REQUEST_RSIPSEC, RFC 3104).
-    Rsipsec,
-}
 
 /// The local address parameter of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

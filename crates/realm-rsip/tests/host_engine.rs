@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use host_util::*;
 use realm_rsip::host::{
-    BindingConfig, BindingKind, BindingRequest, HostConfig, HostError, HostEvent, MethodConfig,
+    BindingConfig, BindingKind, BindingRequest, HostConfig, HostError, HostEvent, Method,
     RequestError, RequestId, RevokeReason, Transport, UnregisterReason,
 };
 use realm_wire::rsip::{
@@ -205,7 +205,7 @@ fn configured_listen_binding_is_held_and_reacquired() {
     assert!(ok.check().is_ok());
     assert!(ok.to_request().is_err(), "not an assign binding");
     let rsa = BindingConfig {
-        method: MethodConfig::RsaIp,
+        method: Method::RsaIp,
         ..BindingConfig::listen(8080)
     };
     assert!(rsa.check().is_err());
@@ -986,7 +986,7 @@ fn configured_binding_refused_is_asked_again_after_a_pause() {
     let mut c = config(Transport::Tcp);
     c.bindings = vec![BindingConfig {
         kind: BindingKind::Assign,
-        method: MethodConfig::RsapIp,
+        method: Method::RsapIp,
         ports: Some(8),
         spis: None,
         local_address: None,
@@ -1220,7 +1220,7 @@ fn config_defaults_and_unknown_fields() {
     assert!(bad.validate().is_err());
     bad.extend_at = 0.5;
     bad.bindings = vec![BindingConfig {
-        method: MethodConfig::RsaIp,
+        method: Method::RsaIp,
         ports: Some(2),
         ..BindingConfig::rsap_ip(1)
     }];

@@ -20,8 +20,29 @@ use realm_lease::{
     BindId, BindingRecord, ClientId, Method, PortSet, RegistrationRecord, SpiSet, Timestamp,
 };
 use realm_store::{
-    AllocEvent, AllocEventKind, Batch, Durability, Options, Pending, Store, Submitter,
+    AllocEvent, AllocEventKind, Batch, Durability, Kind, Options, Pending, Store, Submitter,
 };
+
+/// The allocation log line of `binding`.
+fn alloc_event(
+    time: Timestamp,
+    event: AllocEventKind,
+    binding: &BindingRecord,
+    lease: Option<Duration>,
+) -> AllocEvent {
+    AllocEvent {
+        time,
+        event,
+        client: binding.client,
+        private: Some(Ipv4Addr::new(10, 0, 0, 2)),
+        public: binding.address,
+        ports: binding.ports.clone(),
+        spis: binding.spis.clone(),
+        lease,
+        bind: binding.bind,
+        method: binding.method,
+    }
+}
 
 fn grant(host: u32, bind: u32, with_log: bool) -> Batch {
     let expires_at = Timestamp::from_secs(1_800_000_000);
@@ -38,19 +59,23 @@ fn grant(host: u32, bind: u32, with_log: bool) -> Batch {
         expires_at,
     };
     let mut b = Batch::new();
-    b.put_binding(&binding)
+    b.put_json(Kind::BINDING, u64::from(bind), &binding, Some(expires_at))
         .unwrap()
-        .put_registration(&RegistrationRecord {
-            client: ClientId(host),
-            expires_at,
-        })
+        .put_json(
+            Kind::REGISTRATION,
+            u64::from(host),
+            &RegistrationRecord {
+                client: ClientId(host),
+                expires_at,
+            },
+            Some(expires_at),
+        )
         .unwrap();
     if with_log {
-        b.log(AllocEvent::for_binding(
+        b.log(alloc_event(
             expires_at,
             AllocEventKind::Grant,
             &binding,
-            Some(Ipv4Addr::new(10, 0, 0, 2)),
             Some(Duration::from_secs(3600)),
         ));
     }

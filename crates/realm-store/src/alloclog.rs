@@ -54,7 +54,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use realm_lease::{BindId, BindingRecord, ClientId, Method, PortSet, SpiSet, Timestamp};
+use realm_lease::{BindId, ClientId, Method, PortSet, SpiSet, Timestamp};
 
 use crate::StoreError;
 
@@ -108,31 +108,6 @@ pub struct AllocEvent {
     pub method: Method,
 }
 
-impl AllocEvent {
-    /// The event for `binding` (its client, public address, ports, SPIs, bind
-    /// ID and method).
-    pub fn for_binding(
-        time: Timestamp,
-        event: AllocEventKind,
-        binding: &BindingRecord,
-        private: Option<Ipv4Addr>,
-        lease: Option<Duration>,
-    ) -> AllocEvent {
-        AllocEvent {
-            time,
-            event,
-            client: binding.client,
-            private,
-            public: binding.address,
-            ports: binding.ports.clone(),
-            spis: binding.spis.clone(),
-            lease,
-            bind: binding.bind,
-            method: binding.method,
-        }
-    }
-}
-
 impl fmt::Display for AllocEvent {
     /// The log line, without its newline.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -155,12 +130,7 @@ impl fmt::Display for AllocEvent {
             let secs = lease.as_secs() + u64::from(lease.subsec_nanos() > 0);
             write!(f, "{secs}")?;
         }
-        let method = match self.method {
-            Method::RsaIp => "rsa-ip",
-            Method::RsapIp => "rsap-ip",
-            Method::Rsipsec => "rsipsec",
-        };
-        write!(f, " bind={} method={method}", self.bind.0)
+        write!(f, " bind={} method={}", self.bind.0, self.method.name())
     }
 }
 

@@ -2,49 +2,11 @@
 //! deletes of opaque values keyed by ([`Kind`], `u64` ID), plus the
 //! allocation log lines that go with them.
 
-use std::fmt;
-
-use realm_lease::{
-    BindId, BindingRecord, ClientId, QuarantineRecord, RegistrationRecord, Timestamp,
-};
+use realm_lease::{BindId, ClientId, QuarantineRecord, Timestamp};
 use serde::Serialize;
 
-use crate::StoreError;
 use crate::alloclog::AllocEvent;
-
-/// A table of the store: rows of one kind share an ID space. Kinds are numbers
-/// so that a new kind needs no schema change; the three the gateway uses are
-/// constants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Kind(pub u16);
-
-impl Kind {
-    /// [`RegistrationRecord`]s, keyed by client ID.
-    pub const REGISTRATION: Kind = Kind(1);
-    /// Live [`BindingRecord`]s, keyed by bind ID.
-    pub const BINDING: Kind = Kind(2);
-    /// [`QuarantineRecord`]s, keyed by the ended binding's bind ID.
-    pub const QUARANTINE: Kind = Kind(3);
-
-    /// The kind's name in logs and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::REGISTRATION => "registration",
-            Kind::BINDING => "binding",
-            Kind::QUARANTINE => "quarantine",
-            _ => "other",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            "other" => write!(f, "kind {}", self.0),
-            name => f.write_str(name),
-        }
-    }
-}
+use crate::{Kind, StoreError};
 
 /// One change.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,9 +36,9 @@ pub enum Op {
 /// op on the same key wins. Batches are applied in the order they were
 /// queued.
 ///
-/// A grant is `put_binding` + `put_registration` (+ a log line); a free is
-/// `delete_binding` + `put_quarantine`; the end of quarantine is
-/// `delete_quarantine`.
+/// A grant is [`Batch::put_json`] of the binding and the registration (+ a
+/// log line); a free is `delete_binding` + `put_quarantine`; the end of
+/// quarantine is `delete_quarantine`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Batch {
     /// The changes, applied in order.
@@ -141,24 +103,9 @@ impl Batch {
         self
     }
 
-    /// Puts a registration (keyed by client ID, expiring at its lapse).
-    pub fn put_registration(&mut self, r: &RegistrationRecord) -> Result<&mut Batch, StoreError> {
-        self.put_json(
-            Kind::REGISTRATION,
-            u64::from(r.client.0),
-            r,
-            Some(r.expires_at),
-        )
-    }
-
     /// Deletes a registration.
     pub fn delete_registration(&mut self, client: ClientId) -> &mut Batch {
         self.delete(Kind::REGISTRATION, u64::from(client.0))
-    }
-
-    /// Puts a live binding (keyed by bind ID, expiring at its lease's end).
-    pub fn put_binding(&mut self, b: &BindingRecord) -> Result<&mut Batch, StoreError> {
-        self.put_json(Kind::BINDING, u64::from(b.bind.0), b, Some(b.expires_at))
     }
 
     /// Deletes a binding.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::{Batch, Kind};
+use crate::Kind;
 
 /// A store operation failed. Opening never panics and never deletes a
 /// readable store: every case it cannot recover from safely is one of these.
@@ -98,27 +98,6 @@ impl StoreError {
             context,
             path,
             source,
-        }
-    }
-}
-
-/// A batch could not be queued. The batch comes back to the caller.
-#[derive(Debug, Error)]
-pub enum SubmitError {
-    /// The queue is full ([`crate::Options::queue_capacity`] batches wait
-    /// already): back off, or use the waiting `submit`.
-    #[error("store queue is full")]
-    Full(Batch),
-    /// The writer has stopped: nothing more can be made durable.
-    #[error("store writer has stopped")]
-    Closed(Batch),
-}
-
-impl SubmitError {
-    /// The batch that was not queued.
-    pub fn into_batch(self) -> Batch {
-        match self {
-            SubmitError::Full(b) | SubmitError::Closed(b) => b,
         }
     }
 }

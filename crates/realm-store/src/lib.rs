@@ -26,11 +26,11 @@
 //! # Data model
 //!
 //! One table of rows keyed by ([`Kind`], `u64` ID) holding an opaque value
-//! (the `realm-lease` records as JSON, so they can gain fields) and an
-//! optional expiry, and a meta table: schema version, gateway instance ID,
-//! open generation, last clean shutdown. [`Batch`] has typed helpers for the
-//! three record kinds and [`Store::load_records`] returns them ready for
-//! `LeaseManager::restore`.
+//! (the engine's records as JSON, so they can gain fields) and an optional
+//! expiry, and a meta table: schema version, gateway instance ID, open
+//! generation, last clean shutdown. [`Batch::put_json`] and
+//! [`Store::load_json`] write and read the records; [`Batch`] has typed
+//! deletes and a typed put for `realm_lease::QuarantineRecord`.
 //!
 //! # Group commit and backpressure
 //!
@@ -86,6 +86,7 @@
 mod batch;
 mod clock;
 mod error;
+mod kind;
 mod open;
 mod stats;
 mod store;
@@ -94,12 +95,13 @@ mod writer;
 pub mod alloclog;
 
 pub use alloclog::{AllocEvent, AllocEventKind, AllocLog};
-pub use batch::{Batch, Kind, Op};
-pub use error::{CommitError, StoreError, SubmitError};
+pub use batch::{Batch, Op};
+pub use error::{CommitError, StoreError};
+pub use kind::Kind;
 pub use open::{
-    APPLICATION_ID, CorruptReason, KindCount, OpenReport, OpenStatus, PAGE_CACHE_KIB,
+    APPLICATION_ID, CorruptReason, Durability, KindCount, OpenReport, OpenStatus, PAGE_CACHE_KIB,
     PreviousShutdown, SCHEMA_VERSION,
 };
 pub use stats::{LATENCY_BUCKETS_US, StatsSnapshot};
-pub use store::{Durability, Options, Pending, Store, Submitter};
+pub use store::{Options, Pending, Store, SubmitError, Submitter};
 pub use writer::Committed;

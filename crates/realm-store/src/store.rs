@@ -9,42 +9,35 @@ use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use realm_lease::{BindingRecord, QuarantineRecord, Records, RegistrationRecord, Timestamp};
+use realm_lease::Timestamp;
 use serde::de::DeserializeOwned;
+use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::alloclog::AllocLog;
 use crate::stats::Stats;
 use crate::writer::{Control, Msg, Writer};
 use crate::{
-    Batch, CommitError, Committed, Kind, OpenReport, StatsSnapshot, StoreError, SubmitError,
+    Batch, CommitError, Committed, Durability, Kind, OpenReport, StatsSnapshot, StoreError,
 };
 
-/// What an acknowledged commit survives. Both modes use SQLite's WAL journal:
-/// a crash at any moment leaves the store consistent (a transaction is in it
-/// whole or not at all), and an acknowledged batch is never partly applied.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Durability {
-    /// WAL with `synchronous=NORMAL`: a commit is written to the WAL file
-    /// (handed to the OS) before it is acknowledged, but not fsynced; the WAL
-    /// is fsynced only at checkpoints. An acknowledged batch survives a crash
-    /// or `kill -9` of the gateway process, not an OS crash or power loss
-    /// (which can roll back the most recent acknowledged commits, never
-    /// corrupt the store). Several times faster than `Full` per commit.
-    #[default]
-    Normal,
-    /// WAL with `synchronous=FULL`: the WAL file is fsynced before each
-    /// commit is acknowledged (and the allocation log with it). An
-    /// acknowledged batch also survives an OS crash or power loss, provided
-    /// the disk honours flushes (no volatile write cache that lies).
-    Full,
+/// A batch could not be queued. The batch comes back to the caller.
+#[derive(Debug, Error)]
+pub enum SubmitError {
+    /// The queue is full ([`crate::Options::queue_capacity`] batches wait
+    /// already): back off, or use the waiting `submit`.
+    #[error("store queue is full")]
+    Full(Batch),
+    /// The writer has stopped: nothing more can be made durable.
+    #[error("store writer has stopped")]
+    Closed(Batch),
 }
 
-impl Durability {
-    pub(crate) fn synchronous(self) -> &'static str {
+impl SubmitError {
+    /// The batch that was not queued.
+    pub fn into_batch(self) -> Batch {
         match self {
-            Durability::Normal => "NORMAL",
-            Durability::Full => "FULL",
+            SubmitError::Full(b) | SubmitError::Closed(b) => b,
         }
     }
 }
@@ -343,32 +336,6 @@ impl Store {
                     .map_err(|source| StoreError::Decode { kind, id, source })
             })
             .collect()
-    }
-
-    /// The lease records, in the order `realm_lease::LeaseManager::restore`
-    /// takes them (by ID; quarantine by `until`).
-    pub fn load_records(&self) -> Result<Records, StoreError> {
-        let registrations = self
-            .load_json::<RegistrationRecord>(Kind::REGISTRATION)?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect();
-        let bindings = self
-            .load_json::<BindingRecord>(Kind::BINDING)?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect();
-        let mut quarantine: Vec<QuarantineRecord> = self
-            .load_json::<QuarantineRecord>(Kind::QUARANTINE)?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect();
-        quarantine.sort_by_key(|q| (q.until, q.bind));
-        Ok(Records {
-            registrations,
-            bindings,
-            quarantine,
-        })
     }
 
     /// Starts a new allocation log file at the same path (after a log rotator

@@ -454,18 +454,25 @@ fn binding(bind: u32, client: u32) -> BindingRecord {
 }
 
 #[test]
-fn lease_records_round_trip() {
+fn lease_records_round_trip_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(db(&dir), Durability::Normal).unwrap();
     let mut grant = Batch::new();
     for (bind, client) in [(7, 0x5eed), (3, 0x1234)] {
+        let b = binding(bind, client);
+        let r = RegistrationRecord {
+            client: ClientId(client),
+            expires_at: Timestamp::from_secs(1_800_000_000),
+        };
         grant
-            .put_binding(&binding(bind, client))
+            .put_json(Kind::BINDING, u64::from(bind), &b, Some(b.expires_at))
             .unwrap()
-            .put_registration(&RegistrationRecord {
-                client: ClientId(client),
-                expires_at: Timestamp::from_secs(1_800_000_000),
-            })
+            .put_json(
+                Kind::REGISTRATION,
+                u64::from(client),
+                &r,
+                Some(r.expires_at),
+            )
             .unwrap();
     }
     store.commit_blocking(grant).unwrap();
@@ -490,18 +497,32 @@ fn lease_records_round_trip() {
     store.close().unwrap();
 
     let (store, _) = Store::open(db(&dir), Durability::Normal).unwrap();
-    let records = store.load_records().unwrap();
-    assert_eq!(records.bindings, vec![binding(7, 0x5eed)]);
-    let clients: Vec<u32> = records.registrations.iter().map(|r| r.client.0).collect();
+    let bindings: Vec<BindingRecord> = store
+        .load_json(Kind::BINDING)
+        .unwrap()
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(bindings, vec![binding(7, 0x5eed)]);
+    let registrations = store
+        .load_json::<RegistrationRecord>(Kind::REGISTRATION)
+        .unwrap();
+    let clients: Vec<u32> = registrations.iter().map(|(_, r)| r.client.0).collect();
     assert_eq!(clients, vec![0x1234, 0x5eed]);
-    let held: Vec<u32> = records.quarantine.iter().map(|q| q.bind.0).collect();
-    assert_eq!(held, vec![2, 3, 1]);
+    let held = store
+        .load_json::<QuarantineRecord>(Kind::QUARANTINE)
+        .unwrap();
+    let held: Vec<(u64, u64)> = held
+        .iter()
+        .map(|(id, q)| (*id, q.until.as_millis() / 1000))
+        .collect();
+    assert_eq!(held, vec![(1, 900), (2, 100), (3, 500)]);
 
     // A row that does not decode is named, not dropped.
     store
         .commit_blocking(put(Kind::BINDING, 9, b"not json", None))
         .unwrap();
-    match store.load_records() {
+    match store.load_json::<BindingRecord>(Kind::BINDING) {
         Err(StoreError::Decode { kind, id, .. }) => assert_eq!((kind, id), (Kind::BINDING, 9)),
         other => panic!("{other:?}"),
     }
@@ -526,20 +547,26 @@ fn allocation_log(sync: Duration) {
     };
     let (store, _) = Store::open_with(db(&dir), &options).unwrap();
     let b = binding(7, 0x5eed_1234);
-    let event = |kind, lease| {
-        AllocEvent::for_binding(
-            Timestamp::from_millis(1_795_359_663_250),
-            kind,
-            &b,
-            Some(Ipv4Addr::new(10, 0, 0, 2)),
-            lease,
-        )
+    let event = |event, lease| AllocEvent {
+        time: Timestamp::from_millis(1_795_359_663_250),
+        event,
+        client: b.client,
+        private: Some(Ipv4Addr::new(10, 0, 0, 2)),
+        public: b.address,
+        ports: b.ports.clone(),
+        spis: b.spis.clone(),
+        lease,
+        bind: b.bind,
+        method: b.method,
     };
     let mut grant = Batch::new();
-    grant.put_binding(&b).unwrap().log(event(
-        AllocEventKind::Grant,
-        Some(Duration::from_secs(3600)),
-    ));
+    grant
+        .put_json(Kind::BINDING, u64::from(b.bind.0), &b, Some(b.expires_at))
+        .unwrap()
+        .log(event(
+            AllocEventKind::Grant,
+            Some(Duration::from_secs(3600)),
+        ));
     store.commit_blocking(grant).unwrap();
     assert_eq!(
         fs::read_to_string(&log).unwrap(),

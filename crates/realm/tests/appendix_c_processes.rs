@@ -262,7 +262,7 @@ fn run_16_1(udp: bool) {
         assert_eq!(r["client"], reg["client"], "{r:#}");
         assert_eq!(r["private_address"], HOST_ADDR);
         assert_eq!(r["public_address"], "149.112.240.156");
-        assert_eq!(r["method"], "RsapIp");
+        assert_eq!(r["method"], "rsap-ip");
         assert_eq!(r["kind"], "assign");
         assert_eq!(r["ports"]["Range"]["first"], first, "{r:#}");
         assert_eq!(r["ports"]["Range"]["count"], count, "{r:#}");
@@ -422,7 +422,7 @@ fn run_16_3(udp: bool) {
     assert_eq!(b["remote_address"], "www.bar.com");
     assert_eq!(b["lease_secs"], 3600);
     let r = gw_binding(&g, 1);
-    assert_eq!(r["method"], "RsaIp", "{r:#}");
+    assert_eq!(r["method"], "rsa-ip", "{r:#}");
     assert_eq!(r["public_address"], "149.112.240.17");
     assert_eq!(r["client"], reg["client"]);
 

@@ -182,7 +182,7 @@ fn run_16_3(udp: bool) {
     s.exchange(&fx(C3_ASSIGN_REQUEST_FOO, c), &fx(C3_ERROR_RESPONSE, c));
     s.exchange(&fx(C3_ASSIGN_REQUEST_BAR, c), &fx(C3_ASSIGN_RESPONSE, c));
     let b = &g.ctl(&["bindings"])[0];
-    assert_eq!(b["method"], "RsaIp");
+    assert_eq!(b["method"], "rsa-ip");
     assert_eq!(b["public_address"], "149.112.240.17");
     s.exchange(
         &fx(C3_DEREGISTER_REQUEST, c),

@@ -148,7 +148,7 @@ fn register_extend_deregister(udp: bool) {
         "{first:#}"
     );
     assert_eq!(first["client"], record["client"], "owned by the host");
-    assert_eq!(first["method"], "RsapIp");
+    assert_eq!(first["method"], "rsap-ip");
     assert_eq!(
         first["ports"]["Range"]["count"].as_u64(),
         Some(PORTS),

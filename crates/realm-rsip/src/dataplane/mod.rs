@@ -502,6 +502,7 @@ impl DataPlane {
 
     /// When [`DataPlane::handle_timeout`] next has work: reassembly deadlines
     /// and learned-state expiry.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         [
             self.reassembly.next_deadline(),

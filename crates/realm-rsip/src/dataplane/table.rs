@@ -110,7 +110,7 @@ pub enum TableError {
         port: u16,
     },
     /// An SPI is already leased on the address.
-    #[error("{spi} on {address} is already leased")]
+    #[error("SPI {:#010x} on {address} is already leased", .spi.0)]
     SpiInUse {
         /// The address.
         address: Ipv4Addr,
@@ -124,7 +124,7 @@ pub enum TableError {
     #[error("{0} SPIs: above the per-binding limit")]
     TooManySpis(u32),
     /// The host already has [`super::Config::max_bindings_per_host`] bindings.
-    #[error("{0} has too many bindings")]
+    #[error("client {:#010x} has too many bindings", .0.0)]
     HostFull(ClientId),
 }
 

@@ -7,80 +7,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use realm_lease::{AddressConfig, Config as LeaseConfig, Quota, RSIP_PORT};
+use realm_wire::rsip::{Method, TunnelKind};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::policy::{Prefix, RemoteRule, RuleAction};
+use super::policy::{PortRange, Prefix, RemoteRule, RuleAction};
 use crate::auth::SharedKey;
-
-/// An inclusive port range, written `"1024-65535"` or `"4555"` in TOML.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct PortRange {
-    /// First port.
-    pub first: u16,
-    /// Last port (>= first).
-    pub last: u16,
-}
-
-impl PortRange {
-    /// `first..=last`.
-    pub const fn new(first: u16, last: u16) -> PortRange {
-        PortRange { first, last }
-    }
-}
-
-impl TryFrom<String> for PortRange {
-    type Error = String;
-    fn try_from(s: String) -> Result<PortRange, String> {
-        let bad = || format!("bad port range {s:?}: expected \"P\" or \"FIRST-LAST\"");
-        let (a, b) = s.split_once('-').unwrap_or((&s, &s));
-        let first: u16 = a.trim().parse().map_err(|_| bad())?;
-        let last: u16 = b.trim().parse().map_err(|_| bad())?;
-        if first > last {
-            return Err(bad());
-        }
-        Ok(PortRange { first, last })
-    }
-}
-
-impl From<PortRange> for String {
-    fn from(r: PortRange) -> String {
-        if r.first == r.last {
-            r.first.to_string()
-        } else {
-            format!("{}-{}", r.first, r.last)
-        }
-    }
-}
-
-/// An RSIP method the gateway may offer (RFC 3103 8.7, RFC 3104).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum MethodName {
-    /// RSAP-IP: an address and ports (ASSIGN_REQUEST_RSAP-IP, LISTEN_REQUEST).
-    #[serde(rename = "rsap-ip")]
-    RsapIp,
-    /// RSA-IP: a whole address (ASSIGN_REQUEST_RSA-IP).
-    #[serde(rename = "rsa-ip")]
-    RsaIp,
-    /// RSIPSEC: an address, SPIs and optionally ports (RFC 3104).
-    #[serde(rename = "rsipsec")]
-    Rsipsec,
-}
-
-/// A tunnel type the gateway may offer (RFC 3103 8.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum TunnelKind {
-    /// IP-in-IP (RFC 2003), the default.
-    #[serde(rename = "ip-ip")]
-    IpIp,
-    /// GRE (RFC 2784).
-    #[serde(rename = "gre")]
-    Gre,
-    /// L2TP (listed in RFC 3103 8.6; Realm's data plane does not carry it).
-    #[serde(rename = "l2tp")]
-    L2tp,
-}
 
 /// Local flow policy (RFC 3103 7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,7 +187,7 @@ pub struct GatewayConfig {
     pub ephemeral_ports: PortRange,
     /// The RSIP methods offered, in the order REGISTER_RESPONSE lists them.
     /// Default `["rsap-ip", "rsa-ip", "rsipsec"]`.
-    pub methods: Vec<MethodName>,
+    pub methods: Vec<Method>,
     /// The tunnel types offered, in the order REGISTER_RESPONSE lists them;
     /// a request naming none gets IP-IP if offered, else the first.
     /// Default `["ip-ip"]`.
@@ -325,7 +257,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             pool: Vec::new(),
             ephemeral_ports: PortRange::new(49152, u16::MAX),
-            methods: vec![MethodName::RsapIp, MethodName::RsaIp, MethodName::Rsipsec],
+            methods: vec![Method::RsapIp, Method::RsaIp, Method::Rsipsec],
             tunnel_types: vec![TunnelKind::IpIp],
             local_flow_policy: LocalPolicy::Macro,
             remote_flow_policy: RemotePolicy::None,

@@ -4,10 +4,9 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use realm_lease::{BindId, ClientId, Method, QuarantineRecord, Timestamp};
-use realm_wire::rsip::ErrorCode;
+use realm_wire::rsip::{BindingKind, ErrorCode, Transport, TunnelKind};
 use serde::{Deserialize, Serialize};
 
-use super::config::TunnelKind;
 use super::policy::RemoteSpec;
 
 /// The daemon's name for one accepted TCP connection.
@@ -32,16 +31,6 @@ pub struct Transmit {
     pub bytes: Vec<u8>,
 }
 
-/// The transport a host registered over (RFC 3103 5: it may not switch).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// TCP.
-    Tcp,
-    /// UDP (message counters required).
-    Udp,
-}
-
 /// A registered host, as persisted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HostRecord {
@@ -60,17 +49,6 @@ pub struct HostRecord {
     /// The last signalling-authentication replay counter accepted from it
     /// (0 when it signs nothing).
     pub auth_counter: u64,
-}
-
-/// What a binding was made by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BindingKind {
-    /// An ASSIGN_REQUEST (RSA-IP, RSAP-IP or RSIPSEC).
-    Assign,
-    /// A LISTEN_REQUEST (RFC 3103 9.16): inbound from the remote side is
-    /// forwarded even if the host never sent to it.
-    Listen,
 }
 
 /// A live binding with everything the data plane and the store need.

@@ -5,16 +5,17 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use realm_lease::{
-    AddressRequest, BindId, ClientId, Grant as LeaseGrant, PortRequest, PortSet, Spi, SpiRequest,
-    SpiSet, Timestamp,
+    AddressRequest, ClientId, Grant as LeaseGrant, PortRequest, PortSet, Spi, SpiRequest, SpiSet,
+    Timestamp,
 };
 use realm_wire::rsip::{
-    self, Address, ErrorCode, Flow as WireFlow, FlowPolicy, Grant, LocalFlowPolicy, Message,
-    MessageType, Ports, QueryTuple, RemoteFlowPolicy, RsipMethod, Spis, TunnelType, View,
+    self, Address, BindingKind, ErrorCode, Flow as WireFlow, FlowPolicy, Grant, LocalFlowPolicy,
+    Message, MessageType, Method, Ports, QueryTuple, RemoteFlowPolicy, RsipMethod, Spis, Transport,
+    TunnelKind, TunnelType, View,
 };
 
-use super::config::{LocalPolicy, MethodName, RemotePolicy, TunnelKind};
-use super::event::{BindingKind, Event, FreeReason, HostRecord, Transmit, Transport};
+use super::config::{LocalPolicy, RemotePolicy};
+use super::event::{Event, FreeReason, HostRecord, Transmit};
 use super::policy::{self, Prefix, RemoteAddress, RemotePorts, RemoteSpec};
 use super::{DeregisterReason, Flow, Gateway, Host, Refusal, Source};
 use crate::auth;
@@ -40,37 +41,12 @@ struct Request<'a> {
     tunnels: Vec<TunnelType>,
 }
 
-fn wire_client(c: ClientId) -> rsip::ClientId {
-    rsip::ClientId(c.0)
-}
-
-fn wire_bind(b: BindId) -> rsip::BindId {
-    rsip::BindId(b.0)
-}
-
 fn secs(s: u32) -> Duration {
     Duration::from_secs(u64::from(s))
 }
 
 fn lease_secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
-}
-
-fn tunnel_code(t: TunnelKind) -> TunnelType {
-    match t {
-        TunnelKind::IpIp => TunnelType::IpIp,
-        TunnelKind::Gre => TunnelType::Gre,
-        TunnelKind::L2tp => TunnelType::L2tp,
-    }
-}
-
-fn tunnel_kind(t: TunnelType) -> Option<TunnelKind> {
-    match t {
-        TunnelType::IpIp => Some(TunnelKind::IpIp),
-        TunnelType::Gre => Some(TunnelKind::Gre),
-        TunnelType::L2tp => Some(TunnelKind::L2tp),
-        TunnelType::Unknown(_) => None,
-    }
 }
 
 /// A leased port set as a Ports parameter (RSIPSEC "don't need": none).
@@ -90,11 +66,11 @@ fn wire_spis(s: &SpiSet) -> Spis {
     match s {
         SpiSet::None => Spis::DontCare { count: 1 },
         SpiSet::Range { first, count } => Spis::Range {
-            first: rsip::Spi(first.0),
+            first: *first,
             count: u16::try_from(*count).unwrap_or(u16::MAX),
         },
-        SpiSet::List(l) if l.len() >= 2 => Spis::List(l.iter().map(|s| rsip::Spi(s.0)).collect()),
-        SpiSet::List(l) => Spis::single(rsip::Spi(l.first().map_or(0, |s| s.0))),
+        SpiSet::List(l) if l.len() >= 2 => Spis::List(l.clone()),
+        SpiSet::List(l) => Spis::single(l.first().copied().unwrap_or(Spi(0))),
     }
 }
 
@@ -121,10 +97,10 @@ fn spi_request(s: &Spis) -> SpiRequest {
     match s {
         Spis::DontCare { count } => SpiRequest::DontCare { count: *count },
         Spis::Range { first, count } => SpiRequest::Range {
-            first: Spi(first.0),
+            first: *first,
             count: *count,
         },
-        Spis::List(l) => SpiRequest::List(l.iter().map(|s| Spi(s.0)).collect()),
+        Spis::List(l) => SpiRequest::List(l.clone()),
     }
 }
 
@@ -168,8 +144,8 @@ impl Gateway {
                 // RFC 3103 9.1.1: the IDs the faulty message names go back.
                 let r = Refusal {
                     code: e.code(),
-                    client: e.client_id.map(|c| ClientId(c.0)),
-                    bind: e.bind_id.map(|b| BindId(b.0)),
+                    client: e.client_id,
+                    bind: e.bind_id,
                 };
                 // Refused: answered, and nothing is remembered.
                 self.respond(now, src, bytes, e.message_counter, Err(r), false);
@@ -222,12 +198,7 @@ impl Gateway {
                     code: r.code,
                     client: r.client,
                 });
-                Message::error_response(
-                    r.code,
-                    counter,
-                    r.client.map(wire_client),
-                    r.bind.map(wire_bind),
-                )
+                Message::error_response(r.code, counter, r.client, r.bind)
             }
         };
         let bytes = self.encode(&msg, src.ip(), now);
@@ -257,8 +228,8 @@ impl Gateway {
         use MessageType as M;
         let salvage = |code| Refusal {
             code,
-            client: msg.client_id().map(|c| ClientId(c.0)),
-            bind: msg.bind_id().map(|b| BindId(b.0)),
+            client: msg.client_id(),
+            bind: msg.bind_id(),
         };
         if msg.msg_type() == M::ErrorResponse {
             self.counters.error_responses_ignored += 1;
@@ -375,8 +346,7 @@ impl Gateway {
 
     /// The host a request names, checked against where it came from: its
     /// private address, transport and (TCP) connection.
-    fn resolve(&mut self, src: Source, id: rsip::ClientId) -> Result<ClientId, Refusal> {
-        let client = ClientId(id.0);
+    fn resolve(&mut self, src: Source, client: ClientId) -> Result<ClientId, Refusal> {
         let ip = src.ip();
         let bad = Refusal::client(ErrorCode::BadClientId, client);
         let Some(h) = self.hosts.get_mut(&client) else {
@@ -495,17 +465,13 @@ impl Gateway {
             .config
             .methods
             .iter()
-            .map(|m| match m {
-                MethodName::RsapIp => RsipMethod::RsapIp,
-                MethodName::RsaIp => RsipMethod::RsaIp,
-                MethodName::Rsipsec => RsipMethod::Rsipsec,
-            })
+            .map(|&m| RsipMethod::from(m))
             .collect();
         let tunnels: Vec<TunnelType> = self
             .config
             .tunnel_types
             .iter()
-            .map(|&t| tunnel_code(t))
+            .map(|&t| TunnelType::from(t))
             .collect();
         // RFC 3103 9.3.3: "If an RSIP method is not specified, RSAP-IP MUST be
         // assumed. If a tunnel type is not specified, IP-IP MUST be assumed."
@@ -522,7 +488,7 @@ impl Gateway {
             tunnels
         };
         Message::register_response(
-            wire_client(client),
+            client,
             self.config.registration_lease_secs,
             self.flow_policy(),
             msg.message_counter(),
@@ -639,7 +605,7 @@ impl Gateway {
         }
         asked
             .iter()
-            .filter_map(|&t| tunnel_kind(t))
+            .filter_map(|&t| TunnelKind::try_from(t).ok())
             .find(|t| offered.contains(t))
     }
 
@@ -661,20 +627,20 @@ impl Gateway {
         // IPSEC_UNALLOWED); the others are optional messages the gateway does
         // not support (UNSUPPORTED_MESSAGE; docs/deviations.md).
         match ask {
-            Ask::RsaIp if !offered(MethodName::RsaIp) => {
+            Ask::RsaIp if !offered(Method::RsaIp) => {
                 return Err(refuse(ErrorCode::UnsupportedMessage));
             }
-            Ask::RsapIp if !offered(MethodName::RsapIp) => {
+            Ask::RsapIp if !offered(Method::RsapIp) => {
                 return Err(refuse(ErrorCode::UnsupportedMessage));
             }
-            Ask::Listen if !self.config.listen.enabled || !offered(MethodName::RsapIp) => {
+            Ask::Listen if !self.config.listen.enabled || !offered(Method::RsapIp) => {
                 return Err(refuse(ErrorCode::UnsupportedMessage));
             }
             Ask::Rsipsec => {
                 // RFC 3104 6.2: "If the client is not allowed to use IPsec
                 // through the server, the server MUST respond with an
                 // ERROR_RESPONSE containing the IPSEC_UNALLOWED parameter."
-                let allowed = offered(MethodName::Rsipsec)
+                let allowed = offered(Method::Rsipsec)
                     && (self.config.ipsec_clients.is_empty()
                         || self
                             .config
@@ -774,7 +740,7 @@ impl Gateway {
         let (remote_address, remote_ports) = remote.to_wire();
         let answer = Grant {
             lease_time: lease_secs,
-            tunnel_type: tunnel_code(tunnel),
+            tunnel_type: TunnelType::from(tunnel),
             tunnel_endpoint: self.config.tunnel_endpoint.map(Address::Ipv4),
             message_counter: msg.message_counter(),
         };
@@ -785,7 +751,7 @@ impl Gateway {
             remote_address: remote_address.clone(),
             remote_ports: remote_ports.clone(),
         };
-        let (c, b) = (wire_client(client), wire_bind(bind));
+        let (c, b) = (client, bind);
         let built = match ask {
             Ask::RsaIp => Message::assign_response_rsa_ip(
                 c,
@@ -891,7 +857,7 @@ impl Gateway {
             return Err(Refusal::new(ErrorCode::BadMessage));
         };
         let client = self.resolve(src, client_id)?;
-        let bind = BindId(bind_id.0);
+        let bind = bind_id;
         // RFC 3103 9.10.3: REGISTER_FIRST, BAD_CLIENT_ID, BAD_BIND_ID; the
         // lease is the gateway's policy (9.11.3), at most max_binding_lease.
         let ext = self
@@ -929,7 +895,7 @@ impl Gateway {
             return Err(Refusal::new(ErrorCode::BadMessage));
         };
         let client = self.resolve(src, client_id)?;
-        let bind = BindId(bind_id.0);
+        let bind = bind_id;
         let released = self.leases.free(client, bind, now).map_err(|e| Refusal {
             code: ErrorCode::from(e.code()),
             client: Some(client),
@@ -998,6 +964,6 @@ impl Gateway {
             }
         }
         Message::query_response(client_id, msg.message_counter(), &tuples)
-            .map_err(|_| Refusal::client(ErrorCode::InternalServerError, ClientId(client_id.0)))
+            .map_err(|_| Refusal::client(ErrorCode::InternalServerError, client_id))
     }
 }

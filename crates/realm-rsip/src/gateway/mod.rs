@@ -35,15 +35,19 @@ use thiserror::Error;
 use crate::auth::{self, ReplayCounter, SharedKey};
 
 pub use config::{
-    AuthConfig, ConfigError, GatewayConfig, HostKey, ListenConfig, LocalPolicy, MethodName,
-    PoolEntry, PortRange, QuotaConfig, RemotePolicy, TunnelKind, UdpConfig,
+    AuthConfig, ConfigError, GatewayConfig, HostKey, ListenConfig, LocalPolicy, PoolEntry,
+    QuotaConfig, RemotePolicy, UdpConfig,
 };
 pub use event::{
-    BindingKind, BindingRecord, ConnectionId, DataPlaneMappingError, DeregisterReason, Destination,
-    Event, FreeReason, HostRecord, PersistedState, RestoreReport, Transmit, Transport,
+    BindingRecord, ConnectionId, DataPlaneMappingError, DeregisterReason, Destination, Event,
+    FreeReason, HostRecord, PersistedState, RestoreReport, Transmit,
 };
 pub use limiter::{Admission, RateLimit, SourceLimiter};
-pub use policy::{Prefix, RemoteAddress, RemotePorts, RemoteRule, RemoteSpec, RuleAction};
+// The RSIP vocabulary the configuration and the records use.
+pub use policy::{
+    PortRange, Prefix, RemoteAddress, RemotePorts, RemoteRule, RemoteSpec, RuleAction,
+};
+pub use realm_wire::rsip::{BindingKind, Method, Transport, TunnelKind};
 
 /// The engine's clocks, in one table (STYLE 6). [`Gateway::poll_timeout`] is
 /// the earliest; [`Gateway::handle_timeout`] serves every one that is due.
@@ -242,10 +246,10 @@ pub struct HostSnapshot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum AdminError {
     /// No live binding with this ID.
-    #[error("no such binding: {0}")]
+    #[error("no such binding: bind {0}")]
     UnknownBinding(BindId),
     /// No registered host with this client ID.
-    #[error("no such host: {0}")]
+    #[error("no such host: client {:#010x}", .0.0)]
     UnknownClient(ClientId),
 }
 
@@ -382,7 +386,7 @@ impl Gateway {
                     .restore_binding(&b.lease_record())
                     .map_err(|e| e.to_string())
             } else {
-                Err(format!("{}: no such host", b.client))
+                Err(format!("client {:#010x}: no such host", b.client.0))
             };
             match result {
                 Ok(()) => {
@@ -583,6 +587,7 @@ impl Gateway {
 
     /// The next message to send. Nothing while an event is pending: persist
     /// the events first (the durability contract of [`Event`]).
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         if !self.events.is_empty() {
             return None;
@@ -591,11 +596,13 @@ impl Gateway {
     }
 
     /// The next event to persist, log or count.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// When [`Gateway::handle_timeout`] next has work.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.timers().iter().filter_map(|&(_, t)| t).min()
     }
@@ -680,11 +687,10 @@ impl Gateway {
             code,
             client: Some(client),
         });
-        let wire_client = realm_wire::rsip::ClientId(client.0);
         self.send_async(
             &h.record,
             h.conn,
-            |c| Message::error_response(code, c, Some(wire_client), None),
+            |c| Message::error_response(code, c, Some(client), None),
             now,
         );
         true
@@ -894,8 +900,8 @@ impl Gateway {
             held_until: released.held_until,
         });
         if notify && let Some(h) = self.hosts.get(&released.binding.client).cloned() {
-            let client = realm_wire::rsip::ClientId(h.record.client.0);
-            let b = realm_wire::rsip::BindId(bind.0);
+            let client = h.record.client;
+            let b = bind;
             self.send_async(
                 &h.record,
                 h.conn,
@@ -948,7 +954,7 @@ impl Gateway {
             reason,
         });
         if notify {
-            let id = realm_wire::rsip::ClientId(client.0);
+            let id = client;
             self.send_async(
                 &h.record,
                 h.conn,

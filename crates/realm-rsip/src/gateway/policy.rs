@@ -7,7 +7,46 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use realm_wire::rsip::{AddrType, Address, Ports};
 use serde::{Deserialize, Serialize};
 
-use super::config::PortRange;
+/// An inclusive port range, written `"1024-65535"` or `"4555"` in TOML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PortRange {
+    /// First port.
+    pub first: u16,
+    /// Last port (>= first).
+    pub last: u16,
+}
+
+impl PortRange {
+    /// `first..=last`.
+    pub const fn new(first: u16, last: u16) -> PortRange {
+        PortRange { first, last }
+    }
+}
+
+impl TryFrom<String> for PortRange {
+    type Error = String;
+    fn try_from(s: String) -> Result<PortRange, String> {
+        let bad = || format!("bad port range {s:?}: expected \"P\" or \"FIRST-LAST\"");
+        let (a, b) = s.split_once('-').unwrap_or((&s, &s));
+        let first: u16 = a.trim().parse().map_err(|_| bad())?;
+        let last: u16 = b.trim().parse().map_err(|_| bad())?;
+        if first > last {
+            return Err(bad());
+        }
+        Ok(PortRange { first, last })
+    }
+}
+
+impl From<PortRange> for String {
+    fn from(r: PortRange) -> String {
+        if r.first == r.last {
+            r.first.to_string()
+        } else {
+            format!("{}-{}", r.first, r.last)
+        }
+    }
+}
 
 /// An address prefix, written `"10.0.0.0/8"`, `"2001:db8::/32"` or a bare
 /// address (a /32 or /128) in TOML.

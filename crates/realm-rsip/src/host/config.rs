@@ -7,7 +7,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use realm_wire::rsip::{Address, Ports, RsipMethod, Spis, TunnelType};
+use realm_wire::rsip::{
+    Address, BindingKind, Method, Ports, RsipMethod, Spis, Transport, TunnelKind, TunnelType,
+};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -113,17 +115,6 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The signalling transport (RFC 3103 5).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// TCP: reliable; one stream, framed by the overall length field.
-    #[default]
-    Tcp,
-    /// UDP: message counters and retransmissions (RFC 3103 5, 10.1).
-    Udp,
-}
-
 /// UDP retransmission parameters (RFC 3103 5: "binary exponential backoff
 /// scheme with an initial duration of 12.5 ms, and a maximum of six retries
 /// (seven total attempts before failure)").
@@ -149,31 +140,6 @@ impl Default for RetransmitConfig {
     }
 }
 
-/// The RSIP method of a configured binding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MethodConfig {
-    /// RSAP-IP: an address and a block of ports (RFC 3103 9.8).
-    RsapIp,
-    /// RSA-IP: a whole address (RFC 3103 9.6).
-    RsaIp,
-    /// RSIPSEC: an address and SPIs, optionally ports (RFC 3104 6.2).
-    Rsipsec,
-}
-
-/// Which request a configured binding is acquired with.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BindingKind {
-    /// ASSIGN_REQUEST_RSA-IP, _RSAP-IP or _RSIPSEC (RFC 3103 9.6, 9.8; RFC
-    /// 3104 6.2), per `method`.
-    #[default]
-    Assign,
-    /// LISTEN_REQUEST (RFC 3103 9.16): the gateway forwards connections from
-    /// the remote side to the leased public address and port.
-    Listen,
-}
-
 /// A binding the host acquires and holds.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,7 +151,7 @@ pub struct BindingConfig {
     pub kind: BindingKind,
     /// `"rsap-ip"`, `"rsa-ip"` or `"rsipsec"`. Default `"rsap-ip"`.
     #[serde(default = "default_method")]
-    pub method: MethodConfig,
+    pub method: Method,
     /// Ports wanted, 1-255 ("don't care" which ones). RSAP-IP: default 1.
     /// RSIPSEC: default 0, the "don't need" value (RFC 3104 6.2). Not allowed
     /// for RSA-IP.
@@ -216,29 +182,7 @@ pub struct BindingConfig {
     /// The tunnel type to ask for, `"ip-ip"`, `"gre"` or `"l2tp"`. Default:
     /// none (IP-IP is assumed, RFC 3103 9.3.3).
     #[serde(default)]
-    pub tunnel_type: Option<TunnelTypeConfig>,
-}
-
-/// A tunnel type (RFC 3103 8.6), as written in the config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TunnelTypeConfig {
-    /// IP-in-IP.
-    IpIp,
-    /// GRE.
-    Gre,
-    /// L2TP.
-    L2tp,
-}
-
-impl From<TunnelTypeConfig> for TunnelType {
-    fn from(t: TunnelTypeConfig) -> TunnelType {
-        match t {
-            TunnelTypeConfig::IpIp => TunnelType::IpIp,
-            TunnelTypeConfig::Gre => TunnelType::Gre,
-            TunnelTypeConfig::L2tp => TunnelType::L2tp,
-        }
-    }
+    pub tunnel_type: Option<TunnelKind>,
 }
 
 /// A configuration the engine refuses.
@@ -338,7 +282,7 @@ impl BindingConfig {
     pub fn rsap_ip(ports: u8) -> BindingConfig {
         BindingConfig {
             kind: BindingKind::Assign,
-            method: MethodConfig::RsapIp,
+            method: Method::RsapIp,
             ports: Some(ports),
             spis: None,
             local_address: None,
@@ -400,7 +344,7 @@ impl BindingConfig {
         if self.kind != BindingKind::Listen {
             return Err("not a listen binding");
         }
-        if self.method != MethodConfig::RsapIp || self.spis.is_some() {
+        if self.method != Method::RsapIp || self.spis.is_some() {
             return Err("a listen binding is rsap-ip: no method or spis");
         }
         let (remote_address, remote_ports) = self.remote()?;
@@ -420,19 +364,19 @@ impl BindingConfig {
             return Err("not an assign binding");
         }
         let resources = match self.method {
-            MethodConfig::RsapIp => {
+            Method::RsapIp => {
                 if self.spis.is_some() {
                     return Err("spis is for rsipsec only");
                 }
                 Resources::Ports(self.local_ports(1)?)
             }
-            MethodConfig::RsaIp => {
+            Method::RsaIp => {
                 if self.spis.is_some() || self.ports.is_some() || self.local_port.is_some() {
                     return Err("rsa-ip leases a whole address: no ports or spis");
                 }
                 Resources::Address
             }
-            MethodConfig::Rsipsec => {
+            Method::Rsipsec => {
                 if self.local_port.is_some() {
                     return Err("local_port is for rsap-ip and listen bindings");
                 }
@@ -462,11 +406,7 @@ impl BindingConfig {
 
     /// The RSIP method of this binding.
     pub fn rsip_method(&self) -> RsipMethod {
-        match self.method {
-            MethodConfig::RsapIp => RsipMethod::RsapIp,
-            MethodConfig::RsaIp => RsipMethod::RsaIp,
-            MethodConfig::Rsipsec => RsipMethod::Rsipsec,
-        }
+        RsipMethod::from(self.method)
     }
 }
 
@@ -499,6 +439,6 @@ fn default_initial_timeout_us() -> u64 {
 fn default_max_attempts() -> u32 {
     7
 }
-fn default_method() -> MethodConfig {
-    MethodConfig::RsapIp
+fn default_method() -> Method {
+    Method::RsapIp
 }

@@ -29,6 +29,7 @@ mod message;
 mod param;
 mod stream;
 mod types;
+mod vocab;
 
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,7 @@ pub use types::{
     AddrType, BindId, ClientId, ErrorCode, LocalFlowPolicy, MessageType, ParamType,
     RemoteFlowPolicy, RsipMethod, Spi, TunnelType,
 };
+pub use vocab::{BindingKind, Method, Transport, TunnelKind};
 
 /// The RSIP version this crate speaks (RFC 3103 9).
 pub const VERSION: u8 = 1;

@@ -8,7 +8,7 @@
 
 use core::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 enum_with_unknown! {
     /// RSIP message type (RFC 3103 Appendix B; RFC 3104 Appendix C adds 22 and 23).
@@ -275,15 +275,21 @@ macro_rules! id_newtype {
 
 id_newtype! {
     /// An RSIP client ID (RFC 3103 8.4): the gateway's name for a registered host.
+    #[derive(Deserialize)]
+    #[serde(transparent)]
     ClientId
 }
 
 id_newtype! {
     /// An RSIP bind ID (RFC 3103 8.5): a host's name for one of its bindings.
+    #[derive(Deserialize)]
+    #[serde(transparent)]
     BindId
 }
 
 id_newtype! {
-    /// An IPsec Security Parameters Index carried in an SPI parameter (RFC 3104 6.2).
+    /// An IPsec Security Parameters Index (RFC 4303 2.1), as an SPI parameter
+    /// carries it (RFC 3104 6.2) and as the SAD and the lease pool hold it.
+    /// Read from a number, or a decimal or `0x` hex string.
     Spi
 }

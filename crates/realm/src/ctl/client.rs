@@ -22,7 +22,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, clap::Args)]
 pub(crate) struct CtlArgs {
     /// The daemon's control socket (the gateway's `control.socket`).
-    #[arg(long, short = 's', default_value = crate::gateway::DEFAULT_CONTROL_SOCKET)]
+    #[arg(long, short = 's', default_value = super::default_socket(super::Role::Gateway))]
     socket: PathBuf,
     /// Print the result as JSON.
     #[arg(long)]

@@ -17,6 +17,28 @@ pub(crate) mod server;
 pub(crate) mod text;
 pub(crate) mod views;
 
+/// The daemons that answer on a control socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// `realm gateway`.
+    Gateway,
+    /// `realm host`.
+    Host,
+    /// `realm peer`.
+    Peer,
+}
+
+/// Where a daemon's control socket is when its configuration names none
+/// (the gateway's `control.socket`, the host's and peer's
+/// `daemon.control_socket`).
+pub(crate) const fn default_socket(role: Role) -> &'static str {
+    match role {
+        Role::Gateway => "/run/realm/gateway.sock",
+        Role::Host => "/run/realm/host.sock",
+        Role::Peer => "/run/realm/peer.sock",
+    }
+}
+
 /// Version of the control protocol, reported by the built-in `help`.
 pub(crate) const PROTOCOL_VERSION: u32 = 1;
 

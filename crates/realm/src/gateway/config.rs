@@ -146,7 +146,7 @@ pub(crate) struct ControlSettings {
 impl Default for ControlSettings {
     fn default() -> ControlSettings {
         ControlSettings {
-            socket: PathBuf::from(super::DEFAULT_CONTROL_SOCKET),
+            socket: PathBuf::from(crate::ctl::default_socket(crate::ctl::Role::Gateway)),
         }
     }
 }

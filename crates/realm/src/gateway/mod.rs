@@ -40,9 +40,6 @@ use control::CtlRequest;
 use engine::{Engine, Inputs, Stop};
 use net::NetCounters;
 
-/// The default control socket (`control.socket`).
-pub(crate) const DEFAULT_CONTROL_SOCKET: &str = "/run/realm/gateway.sock";
-
 /// `realm gateway`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct GatewayArgs {

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
-use realm_rsip::host::{BindingConfig, HostConfig, MethodConfig, Transport};
+use realm_rsip::host::{BindingConfig, HostConfig, Method, Transport};
 use serde::Deserialize;
 
 use super::HostArgs;
@@ -112,7 +112,7 @@ impl Default for DaemonSettings {
 }
 
 fn default_control_socket() -> PathBuf {
-    PathBuf::from(super::DEFAULT_CONTROL_SOCKET)
+    PathBuf::from(crate::ctl::default_socket(crate::ctl::Role::Host))
 }
 fn default_true() -> bool {
     true
@@ -184,7 +184,7 @@ impl DaemonConfig {
         }
         if let Some(spis) = args.spis {
             let mut b = BindingConfig::rsap_ip(0);
-            b.method = MethodConfig::Rsipsec;
+            b.method = Method::Rsipsec;
             b.ports = None;
             b.spis = Some(spis);
             config.host.bindings.push(b);

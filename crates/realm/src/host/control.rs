@@ -18,15 +18,14 @@ use realm_rsip::host::{
     Binding, BindingRequest, Host, HostError, HostEvent, ListenRequest, QueryAnswer, RequestError,
     RequestId, RevokeReason,
 };
-use realm_wire::rsip::{Address, BindId, Ports, QueryTuple, RsipMethod, Spis, TunnelType};
+use realm_wire::rsip::{
+    Address, BindId, Method, Ports, QueryTuple, RsipMethod, Spis, TunnelKind, TunnelType,
+};
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
 use crate::ctl::server::Incoming;
 use crate::ctl::{ARG, CommandInfo, CtlError, Handler, Response, expect_args};
-
-/// The host's default control socket (`daemon.control_socket`).
-pub(crate) const DEFAULT_CONTROL_SOCKET: &str = "/run/realm/host.sock";
 
 const COMMANDS: &[CommandInfo] = &[
     CommandInfo {
@@ -324,10 +323,7 @@ fn status_json(s: &Snapshot<'_>) -> Value {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": s.now.saturating_duration_since(s.started).as_secs(),
         "gateway": config.gateway.to_string(),
-        "transport": match config.transport {
-            realm_rsip::host::Transport::Tcp => "tcp",
-            realm_rsip::host::Transport::Udp => "udp",
-        },
+        "transport": config.transport,
         "registration": registration,
         "bindings": host.bindings().count(),
         "queued_requests": host.queued_requests(),
@@ -393,16 +389,10 @@ fn assign(host: &mut Host, now: Instant, args: &Map<String, Value>) -> Result<Re
             "tunnel",
         ],
     )?;
-    let method = match opt_str(args, "method")?.unwrap_or("rsap-ip") {
-        "rsap-ip" => RsipMethod::RsapIp,
-        "rsa-ip" => RsipMethod::RsaIp,
-        "rsipsec" => RsipMethod::Rsipsec,
-        other => {
-            return Err(CtlError::BadArgs(format!(
-                "method {other:?}: rsap-ip, rsa-ip or rsipsec"
-            )));
-        }
-    };
+    let name = opt_str(args, "method")?.unwrap_or("rsap-ip");
+    let method = Method::from_name(name)
+        .map(RsipMethod::from)
+        .ok_or_else(|| CtlError::BadArgs(format!("method {name:?}: rsap-ip, rsa-ip or rsipsec")))?;
     let local_ports = local_ports(args, method == RsipMethod::RsapIp)?;
     let mut request = match method {
         RsipMethod::RsaIp => {
@@ -618,17 +608,15 @@ fn remote(args: &Map<String, Value>) -> Result<(Address, Ports), CtlError> {
 }
 
 fn tunnel(args: &Map<String, Value>) -> Result<Option<TunnelType>, CtlError> {
-    Ok(match opt_str(args, "tunnel")? {
-        None => None,
-        Some("ip-ip") => Some(TunnelType::IpIp),
-        Some("gre") => Some(TunnelType::Gre),
-        Some("l2tp") => Some(TunnelType::L2tp),
-        Some(other) => {
-            return Err(CtlError::BadArgs(format!(
-                "tunnel {other:?}: ip-ip, gre or l2tp"
-            )));
-        }
-    })
+    let Some(name) = opt_str(args, "tunnel")? else {
+        return Ok(None);
+    };
+    match TunnelKind::from_name(name) {
+        Some(t) => Ok(Some(TunnelType::from(t))),
+        None => Err(CtlError::BadArgs(format!(
+            "tunnel {name:?}: ip-ip, gre or l2tp"
+        ))),
+    }
 }
 
 fn parse_ip(s: &str) -> Result<IpAddr, CtlError> {
@@ -681,21 +669,11 @@ fn lease_secs(expires: Instant, now: Instant) -> u64 {
 }
 
 fn method_name(m: RsipMethod) -> String {
-    match m {
-        RsipMethod::RsaIp => "rsa-ip".into(),
-        RsipMethod::RsapIp => "rsap-ip".into(),
-        RsipMethod::Rsipsec => "rsipsec".into(),
-        other => other.to_string(),
-    }
+    Method::try_from(m).map_or_else(|other| other.to_string(), |m| m.name().into())
 }
 
 fn tunnel_name(t: TunnelType) -> String {
-    match t {
-        TunnelType::IpIp => "ip-ip".into(),
-        TunnelType::Gre => "gre".into(),
-        TunnelType::L2tp => "l2tp".into(),
-        other => other.to_string(),
-    }
+    TunnelKind::try_from(t).map_or_else(|other| other.to_string(), |t| t.name().into())
 }
 
 /// An address as text; null for "don't care".

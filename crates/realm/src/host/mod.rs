@@ -28,7 +28,6 @@ use crate::ctl::server::{self, CtlServer};
 
 pub(crate) use config::DaemonConfig;
 use control::Control;
-pub(crate) use control::DEFAULT_CONTROL_SOCKET;
 use dataplane::DataPlane;
 use link::{Incoming, Link};
 

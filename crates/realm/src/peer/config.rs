@@ -112,7 +112,7 @@ fn default_log_level() -> String {
     "info".to_string()
 }
 fn default_control_socket() -> PathBuf {
-    PathBuf::from("/run/realm/peer.sock")
+    PathBuf::from(crate::ctl::default_socket(crate::ctl::Role::Peer))
 }
 fn default_tun_name() -> String {
     "realm0".to_string()

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use realm_ipsec::spd::{AddressSelector, PortSelector, ProtocolSelector};
+use realm_ipsec::{AddressSelector, PortSelector, ProtocolSelector};
 use realm_ipsec::{
     Direction, DropReason, IpsecProtocol, LifetimeLimits, Mode, PolicyAction, SecurityAssociation,
     Selector,
