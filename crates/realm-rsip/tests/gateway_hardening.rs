@@ -72,8 +72,7 @@ fn lockout(config: GatewayConfig, sign: bool) {
             .bind_id()
             .is_some()
     );
-    let mut next = 3;
-    for forged in forgeries(c) {
+    for (next, forged) in (3..).zip(forgeries(c)) {
         let t = h.udp_bytes(from, &forged);
         assert_eq!(t.len(), 1, "a refusal is answered");
         assert_eq!(
@@ -84,7 +83,6 @@ fn lockout(config: GatewayConfig, sign: bool) {
         let a = send(&mut h, &rsap(c, Ports::DONT_CARE_ONE, Some(next)));
         assert_eq!(a.message_counter(), Some(next));
         assert!(a.bind_id().is_some(), "{:?}", a.view());
-        next += 1;
     }
     assert_eq!(h.gw.counters().stale_dropped, 0);
 }

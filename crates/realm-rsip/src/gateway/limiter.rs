@@ -200,6 +200,8 @@ impl SourceLimiter {
 }
 
 #[cfg(test)]
+// `Instant::now` only starts the fake clock the tests hand the limiter.
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 
