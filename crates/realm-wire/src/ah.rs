@@ -56,28 +56,15 @@ pub fn icv_field_len(icv_len: usize) -> Option<usize> {
     icv_len.checked_next_multiple_of(4)
 }
 
-/// A zero-copy view of an Authentication Header and what follows it.
-///
-/// After [`Packet::new_checked`] every accessor is meaningful. On a buffer that did not pass
-/// [`Packet::check_len`], accessors return 0 or an empty slice and setters do nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+packet_view! {
+    /// A zero-copy view of an Authentication Header and what follows it.
+    ///
+    /// After [`Packet::new_checked`] every accessor is meaningful. On a buffer that did not pass
+    /// [`Packet::check_len`], accessors return 0 or an empty slice and setters do nothing.
+    checks: [check_len],
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking it.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer after [`Packet::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Checks that the fixed part is there, that Payload Len is at least 1 (the fixed part alone
     /// is 3 words) and that the whole AH it announces fits in the buffer.
     pub fn check_len(&self) -> Result<(), Error> {
@@ -100,11 +87,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             });
         }
         Ok(())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// The protocol of what follows the AH.

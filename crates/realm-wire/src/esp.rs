@@ -68,37 +68,19 @@ pub fn is_reserved_spi(spi: u32) -> bool {
     spi <= 255
 }
 
-/// A zero-copy view of an ESP packet (header and everything after it).
-///
-/// After [`Packet::new_checked`] every accessor is meaningful. On a buffer that did not pass
-/// [`Packet::check_len`], accessors return 0 or an empty slice and setters do nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+packet_view! {
+    /// A zero-copy view of an ESP packet (header and everything after it).
+    ///
+    /// After [`Packet::new_checked`] every accessor is meaningful. On a buffer that did not pass
+    /// [`Packet::check_len`], accessors return 0 or an empty slice and setters do nothing.
+    checks: [check_len],
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking it.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer after checking that it holds the 8-byte header.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Fails with [`Error::Truncated`] if the buffer is shorter than the header.
     pub fn check_len(&self) -> Result<(), Error> {
         check_header(self.buffer.as_ref(), HEADER_LEN, "ESP header")?;
         Ok(())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// The Security Parameters Index.

@@ -80,25 +80,12 @@ impl From<EtherType> for u16 {
     }
 }
 
-/// A zero-copy view of a GRE packet (header and payload).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+packet_view! {
+    /// A zero-copy view of a GRE packet (header and payload).
+    checks: [check_len],
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking anything (see the module doc).
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer after [`Packet::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Checks that the base header and the optional fields that the C, K
     /// and S bits announce are in the buffer.
     pub fn check_len(&self) -> Result<(), Error> {
@@ -114,11 +101,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             });
         }
         Ok(())
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// The first 16 bits: flags, reserved bits and version.

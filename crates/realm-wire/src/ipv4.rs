@@ -108,28 +108,15 @@ const FLAG_DF: u16 = 0x4000;
 const FLAG_MF: u16 = 0x2000;
 const OFFSET_MASK: u16 = 0x1fff;
 
-/// A zero-copy view of an IPv4 packet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+packet_view! {
+    /// A zero-copy view of an IPv4 packet. `new_checked` takes a buffer
+    /// holding a whole IPv4 packet: [`Packet::check_len`], then version 4. A
+    /// buffer longer than the total length (link-layer padding) is accepted;
+    /// the packet is the total-length part.
+    checks: [check_len, check_version],
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking anything (see the module doc).
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer holding a whole IPv4 packet: [`Packet::check_len`],
-    /// then version 4. A buffer longer than the total length (link-layer
-    /// padding) is accepted; the packet is the total-length part.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        packet.check_version()?;
-        Ok(packet)
-    }
-
     /// Wraps a buffer that holds a whole IPv4 header but possibly only the
     /// start of its payload: the invoking packet quoted in an ICMP error
     /// (RFC 792, RFC 1812 s4.3.2.3), whose total length says more than is there.
@@ -196,11 +183,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             });
         }
         Ok(())
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Version field (4 for IPv4).

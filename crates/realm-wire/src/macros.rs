@@ -1,6 +1,7 @@
-//! The crate's one macro for code enums that keep the codes they do not name
-//! (STYLE.md s3), after smoltcp's `enum_with_unknown!`. Declared before every
-//! other module in `lib.rs`, so each format module uses it without an import.
+//! The crate's macros: code enums that keep the codes they do not name
+//! (STYLE.md s3, after smoltcp's `enum_with_unknown!`) and the zero-copy view
+//! every header format has (`packet_view!`). Declared before every other
+//! module in `lib.rs`, so each format module uses them without an import.
 
 /// Declares a `u8`/`u16` code enum with an `Unknown` variant and `From` both
 /// ways, so that parse-then-emit loses nothing (`From` never puts a named code
@@ -80,6 +81,43 @@ macro_rules! enum_with_unknown {
                     $name::Unknown(v) => write!(f, "{} ({})", $unknown_name, v),
                     known => f.write_str(known.as_str()),
                 }
+            }
+        }
+    };
+}
+
+/// Declares a format's zero-copy view, `Packet<T: AsRef<[u8]>>`, in
+/// smoltcp's shape (STYLE.md s1): the struct, `new_unchecked`, `into_inner`,
+/// and `new_checked`, which runs the format's own checks in the order given
+/// (each a `fn(&self) -> Result<(), Error>` the format module writes: its
+/// length checks, version, ...). After `new_checked` no accessor can panic.
+macro_rules! packet_view {
+    (
+        $(#[$attr:meta])*
+        checks: [$($check:ident),+ $(,)?] $(,)?
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Packet<T: AsRef<[u8]>> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> Packet<T> {
+            /// Wraps a buffer without checking anything (see the module doc).
+            pub const fn new_unchecked(buffer: T) -> Packet<T> {
+                Packet { buffer }
+            }
+
+            /// Wraps a buffer after the format's checks (see `check_len`).
+            pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
+                let packet = Self::new_unchecked(buffer);
+                $( packet.$check()?; )+
+                Ok(packet)
+            }
+
+            /// The buffer, given back.
+            pub fn into_inner(self) -> T {
+                self.buffer
             }
         }
     };

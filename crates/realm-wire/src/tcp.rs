@@ -147,25 +147,12 @@ impl Serialize for Flags {
     }
 }
 
-/// A zero-copy view of a TCP segment (header and data).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+packet_view! {
+    /// A zero-copy view of a TCP segment (header and data).
+    checks: [check_len],
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking anything (see the module doc).
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer after [`Packet::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Checks that the fixed header is there, that Data Offset is at least 5
     /// (RFC 9293 s3.1) and that the options fit in the buffer.
     pub fn check_len(&self) -> Result<(), Error> {
@@ -188,11 +175,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             });
         }
         Ok(())
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Source port.

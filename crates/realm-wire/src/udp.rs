@@ -28,25 +28,12 @@ mod field {
     pub(super) const CHECKSUM: Range<usize> = 6..8;
 }
 
-/// A zero-copy view of a UDP datagram (header and data).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+packet_view! {
+    /// A zero-copy view of a UDP datagram (header and data).
+    checks: [check_len],
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking anything (see the module doc).
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer after [`Packet::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Checks that the header is there, that the Length field counts at least
     /// the header (RFC 768: "the minimum value of the length is eight") and
     /// that the buffer holds that many bytes.
@@ -70,11 +57,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             });
         }
         Ok(())
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Source port.
