@@ -123,6 +123,10 @@ impl Host {
                 self.requeue(op);
                 self.resync(now);
             }
+            // Only the connection was the point (`Op::Reattach`): any other
+            // answer changes nothing and raises no event.
+            Op::Reattach if lost_us => self.resync(now),
+            Op::Reattach => {}
             Op::Query { request, .. } => {
                 let ev = match error {
                     Some(code) => HostEvent::RequestFailed {
