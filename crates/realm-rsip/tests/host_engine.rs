@@ -1202,6 +1202,31 @@ fn tcp_reattach_lost_with_the_connection_is_sent_once_again() {
 }
 
 #[test]
+fn tcp_reattach_taking_an_error_for_its_answer_still_reports_it() {
+    let mut s = tcp_holding_a_binding();
+    s.host.handle_disconnected(s.now);
+    s.host.handle_connected(s.now);
+    s.expect_sent(&reattach_query(7));
+    // An asynchronous violation report with no bind ID, indistinguishable
+    // over TCP from a refusal of the query (RFC 3103 10.4).
+    s.deliver(&Message::error_response(
+        ErrorCode::LocalAddrUnallowed,
+        None,
+        Some(ClientId(7)),
+        None,
+    ));
+    assert_eq!(
+        s.events(),
+        vec![HostEvent::GatewayError {
+            code: ErrorCode::LocalAddrUnallowed,
+            bind_id: None,
+        }]
+    );
+    assert_eq!(s.host.bindings().count(), 1);
+    s.expect_silent();
+}
+
+#[test]
 fn tcp_reattach_answered_register_first_resyncs_at_once() {
     let mut s = tcp_holding_a_binding();
     s.host.handle_disconnected(s.now);
