@@ -1120,6 +1120,15 @@ fn tcp_holding_a_binding() -> Script {
     s
 }
 
+/// [`tcp_holding_a_binding`], reconnected: its re-attach query just sent.
+fn tcp_reattaching() -> Script {
+    let mut s = tcp_holding_a_binding();
+    s.host.handle_disconnected(s.now);
+    s.host.handle_connected(s.now);
+    s.expect_sent(&reattach_query(7));
+    s
+}
+
 #[test]
 fn tcp_reconnect_reattaches_at_once_and_absorbs_the_answer() {
     let mut s = tcp_holding_a_binding();
@@ -1189,10 +1198,7 @@ fn tcp_reconnect_when_unregistered_registers_without_a_query() {
 
 #[test]
 fn tcp_reattach_lost_with_the_connection_is_sent_once_again() {
-    let mut s = tcp_holding_a_binding();
-    s.host.handle_disconnected(s.now);
-    s.host.handle_connected(s.now);
-    s.expect_sent(&reattach_query(7));
+    let mut s = tcp_reattaching();
     s.host.handle_disconnected(s.now);
     s.host.handle_connected(s.now);
     s.expect_sent(&reattach_query(7));
@@ -1203,10 +1209,7 @@ fn tcp_reattach_lost_with_the_connection_is_sent_once_again() {
 
 #[test]
 fn tcp_reattach_taking_an_error_for_its_answer_still_reports_it() {
-    let mut s = tcp_holding_a_binding();
-    s.host.handle_disconnected(s.now);
-    s.host.handle_connected(s.now);
-    s.expect_sent(&reattach_query(7));
+    let mut s = tcp_reattaching();
     // An asynchronous violation report with no bind ID, indistinguishable
     // over TCP from a refusal of the query (RFC 3103 10.4).
     s.deliver(&Message::error_response(
@@ -1228,10 +1231,7 @@ fn tcp_reattach_taking_an_error_for_its_answer_still_reports_it() {
 
 #[test]
 fn tcp_reattach_answered_register_first_resyncs_at_once() {
-    let mut s = tcp_holding_a_binding();
-    s.host.handle_disconnected(s.now);
-    s.host.handle_connected(s.now);
-    s.expect_sent(&reattach_query(7));
+    let mut s = tcp_reattaching();
     // The restarted gateway lost the host.
     s.deliver(&Message::error_response(
         ErrorCode::RegisterFirst,
