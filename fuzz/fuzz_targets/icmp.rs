@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
             let mut copy = vec![0; repr.buffer_len()];
             repr.emit(&mut Packet::new_unchecked(&mut copy[..]));
             let again = Packet::new_checked(&copy[..]).expect("an emitted message checks");
-            assert_eq!(Repr::parse(&again).expect("an emitted message parses"), repr);
+            assert_eq!(
+                Repr::parse(&again).expect("an emitted message parses"),
+                repr
+            );
         }
     }
     if let Ok(inv) = Invoking::parse(data) {

@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
             let mut copy = data.to_vec();
             repr.emit(&mut Packet::new_unchecked(&mut copy[..]), SRC, DST);
             let again = Packet::new_checked(&copy[..]).expect("an emitted segment checks");
-            assert_eq!(Repr::parse(&again, SRC, DST).expect("an emitted segment parses"), repr);
+            assert_eq!(
+                Repr::parse(&again, SRC, DST).expect("an emitted segment parses"),
+                repr
+            );
         }
     }
 });

@@ -1104,6 +1104,161 @@ fn tcp_reconnect_resends_the_outstanding_request() {
     s.expect_sent(&assign_any(7, 2, None));
 }
 
+/// The re-attach request: a QUERY_REQUEST about the gateway's own address.
+fn reattach_query(client: u32) -> Message {
+    let gateway = QueryTuple::address(Address::Ipv4(Ipv4Addr::new(10, 0, 0, 1)));
+    Message::query_request(ClientId(client), None, &[gateway]).unwrap()
+}
+
+/// A TCP host registered as client 7 holding binding 1 (lease 600 s).
+fn tcp_holding_a_binding() -> Script {
+    let mut s = tcp_registered(config(Transport::Tcp));
+    s.host.request_ports(s.now, 1).unwrap();
+    s.expect_sent(&assign_any(7, 1, None));
+    s.deliver(&ports_grant(7, 1, 5000, 1, 600, None));
+    s.events();
+    s
+}
+
+/// [`tcp_holding_a_binding`], reconnected: its re-attach query just sent.
+fn tcp_reattaching() -> Script {
+    let mut s = tcp_holding_a_binding();
+    s.host.handle_disconnected(s.now);
+    s.host.handle_connected(s.now);
+    s.expect_sent(&reattach_query(7));
+    s
+}
+
+#[test]
+fn tcp_reconnect_reattaches_at_once_and_absorbs_the_answer() {
+    let mut s = tcp_holding_a_binding();
+    s.advance(Duration::from_secs(5));
+    s.host.handle_disconnected(s.now);
+    s.expect_silent();
+    s.advance(Duration::from_secs(1));
+    s.host.handle_connected(s.now);
+    // At once, naming the client ID (not 400 s later with the extension).
+    s.expect_sent(&reattach_query(7));
+    let answer = Message::query_response(ClientId(7), None, &[]).unwrap();
+    let before = s.host.stats();
+    s.deliver(&answer);
+    assert_eq!(s.events(), vec![], "the answer raises no event");
+    assert_eq!(s.host.stats(), before, "nor counts as ignored");
+    s.expect_silent();
+    assert_eq!(s.host.bindings().count(), 1);
+    assert!(s.host.registration().is_some());
+    assert_eq!(s.host.queued_requests(), 0);
+    // Once: nothing more goes out before the extension (at 400 s).
+    s.advance(Duration::from_secs(300));
+    s.expect_silent();
+    // An asynchronous FREE_RESPONSE now reaches a host that knows it.
+    s.deliver(&Message::free_response(ClientId(7), BindId(1), None));
+    assert!(matches!(
+        s.events().as_slice(),
+        [HostEvent::BindingRevoked {
+            reason: RevokeReason::RevokedByGateway,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn tcp_first_connection_sends_only_the_register() {
+    let mut s = Script::new(config(Transport::Tcp));
+    s.host.handle_connected(s.now);
+    s.expect_sent(&Message::register_request(None));
+    s.deliver(&register_response(7, 600, None));
+    s.events();
+    // Registered on this connection: nothing to re-attach.
+    s.expect_silent();
+}
+
+#[test]
+fn tcp_reconnect_with_a_request_waiting_sends_that_request_instead() {
+    let mut s = tcp_holding_a_binding();
+    s.host.handle_disconnected(s.now);
+    s.host.request_ports(s.now, 2).unwrap();
+    s.expect_silent();
+    s.host.handle_connected(s.now);
+    // It names the client ID already.
+    s.expect_sent(&assign_any(7, 2, None));
+}
+
+#[test]
+fn tcp_reconnect_when_unregistered_registers_without_a_query() {
+    let mut s = tcp_registered(config(Transport::Tcp));
+    s.host.handle_disconnected(s.now);
+    // The idle registration lapses while the connection is down.
+    s.advance(Duration::from_secs(601));
+    assert!(s.host.registration().is_none());
+    s.events();
+    s.host.handle_connected(s.now);
+    s.expect_silent();
+}
+
+#[test]
+fn tcp_reattach_lost_with_the_connection_is_sent_once_again() {
+    let mut s = tcp_reattaching();
+    s.host.handle_disconnected(s.now);
+    s.host.handle_connected(s.now);
+    s.expect_sent(&reattach_query(7));
+    s.deliver(&Message::query_response(ClientId(7), None, &[]).unwrap());
+    assert_eq!(s.events(), vec![]);
+    s.expect_silent();
+}
+
+#[test]
+fn tcp_reattach_taking_an_error_for_its_answer_still_reports_it() {
+    let mut s = tcp_reattaching();
+    // An asynchronous violation report with no bind ID, indistinguishable
+    // over TCP from a refusal of the query (RFC 3103 10.4).
+    s.deliver(&Message::error_response(
+        ErrorCode::LocalAddrUnallowed,
+        None,
+        Some(ClientId(7)),
+        None,
+    ));
+    assert_eq!(
+        s.events(),
+        vec![HostEvent::GatewayError {
+            code: ErrorCode::LocalAddrUnallowed,
+            bind_id: None,
+        }]
+    );
+    assert_eq!(s.host.bindings().count(), 1);
+    s.expect_silent();
+}
+
+#[test]
+fn tcp_reattach_answered_register_first_resyncs_at_once() {
+    let mut s = tcp_reattaching();
+    // The restarted gateway lost the host.
+    s.deliver(&Message::error_response(
+        ErrorCode::RegisterFirst,
+        None,
+        Some(ClientId(7)),
+        None,
+    ));
+    let events = s.events();
+    assert!(
+        matches!(
+            events.as_slice(),
+            [
+                HostEvent::BindingRevoked {
+                    reason: RevokeReason::Resync,
+                    ..
+                },
+                HostEvent::Unregistered {
+                    reason: UnregisterReason::Resync,
+                    ..
+                },
+            ]
+        ),
+        "{events:?}"
+    );
+    s.expect_sent(&Message::deregister_request(ClientId(7), None));
+}
+
 #[test]
 fn tcp_async_error_about_a_binding_does_not_answer_an_assign() {
     let mut s = tcp_registered(config(Transport::Tcp));

@@ -105,6 +105,8 @@ fn answer(req: &Message, seen: &Seen) -> Option<Message> {
         MessageType::ExtendRequest => Message::extend_response(CLIENT, BIND, LEASE_S, counter),
         MessageType::FreeRequest => Message::free_response(CLIENT, BIND, counter),
         MessageType::DeregisterRequest => Message::deregister_response(CLIENT, counter),
+        // The host's re-attach after a reconnection (nothing is local here).
+        MessageType::QueryRequest => Message::query_response(CLIENT, counter, &[]).ok()?,
         _ => return None,
     })
 }
@@ -674,6 +676,9 @@ fn config_file_and_reconnect(data_plane: bool) -> Vec<SocketAddr> {
         "registered again after a reconnection: {seen:?}"
     );
     assert_eq!(seen[1], (MessageType::AssignRequestRsapIp, Some(4)));
+    // Re-attached on the new connection at once: the query comes right
+    // after the grant (the last message of the first connection).
+    assert_eq!(seen[2], (MessageType::QueryRequest, None), "{seen:?}");
     assert_eq!(seen.last(), Some(&(MessageType::DeregisterRequest, None)));
     peers
 }

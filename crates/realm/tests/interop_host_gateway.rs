@@ -42,9 +42,14 @@ struct HostProc {
 
 impl HostProc {
     fn start(g: &GatewayProc, udp: bool) -> HostProc {
+        HostProc::start_leased(g, udp, LEASE_S)
+    }
+
+    /// [`HostProc::start`] asking for `lease_s` seconds.
+    fn start_leased(g: &GatewayProc, udp: bool, lease_s: u64) -> HostProc {
         let log = g.dir.path().join("host.log");
         let gateway = g.tcp_addr().to_string();
-        let (ports, lease) = (PORTS.to_string(), LEASE_S.to_string());
+        let (ports, lease) = (PORTS.to_string(), lease_s.to_string());
         let socket = g.dir.path().join("host.sock");
         let socket = socket.to_str().unwrap();
         let mut args = vec![
@@ -79,6 +84,29 @@ impl HostProc {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The bind IDs the host holds, per its `realm ctl --json bindings`.
+    fn bind_ids(&self) -> Vec<u64> {
+        let socket = self.log.with_file_name("host.sock");
+        let out = Command::new(BIN)
+            .arg("ctl")
+            .arg("--socket")
+            .arg(&socket)
+            .args(["--json", "bindings"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "realm ctl bindings (host): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["bind"].as_u64().unwrap())
+            .collect()
     }
 
     fn assert_running(&mut self) {
@@ -197,4 +225,128 @@ fn host_registers_extends_deregisters_over_tcp() {
 #[test]
 fn host_registers_extends_deregisters_over_udp() {
     register_extend_deregister(true);
+}
+
+/// Polls `done` every 50 ms for up to [`WAIT`] while the host runs,
+/// failing with `what` and `ctx`.
+fn wait_until(
+    what: &str,
+    h: &mut HostProc,
+    ctx: impl Fn(&HostProc) -> String,
+    mut done: impl FnMut(&HostProc) -> bool,
+) {
+    let deadline = realm_io::clock::now() + WAIT;
+    while !done(h) {
+        h.assert_running();
+        assert!(
+            realm_io::clock::now() < deadline,
+            "{what}: not within {WAIT:?}\n{}",
+            ctx(h)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 11, finding 6: after a gateway restart, a TCP host that reconnects
+/// is tied to its registration at once, not by its next extension (2/3 of a
+/// 600 s lease, 400 s later): the gateway's asynchronous FREE_RESPONSE for
+/// `realm ctl free` reaches it within seconds and it drops the binding.
+fn restarted_gateway_reaches_the_reconnected_host(kill: bool) {
+    const LONG_LEASE_S: u64 = 600;
+    // The keys belong to [gateway], before the pool's table.
+    let config = CONFIG.replacen(
+        "[[gateway.pool]]",
+        &format!(
+            "registration_lease_secs = {LONG_LEASE_S}\n\
+             default_binding_lease_secs = {LONG_LEASE_S}\n\
+             max_binding_lease_secs = {LONG_LEASE_S}\n[[gateway.pool]]"
+        ),
+        1,
+    );
+    let mut g = GatewayProc::start(&config);
+    let mut h = HostProc::start_leased(&g, false, LONG_LEASE_S);
+    let ctx =
+        |g: &GatewayProc, h: &HostProc| format!("--- gateway\n{}\n--- host\n{}", g.log(), h.log());
+
+    wait_until(
+        "the gateway grants the binding",
+        &mut h,
+        |h| ctx(&g, h),
+        |_| bindings(&g).len() == 1,
+    );
+    let bind = bindings(&g)[0]["bind"].as_u64().unwrap();
+    wait_until(
+        "the host holds it",
+        &mut h,
+        |h| ctx(&g, h),
+        |h| h.bind_ids() == vec![bind],
+    );
+
+    if kill {
+        g.kill9();
+    } else {
+        assert!(g.terminate().success(), "{}", g.log());
+    }
+    g.spawn();
+    assert_eq!(g.bind_ids(), vec![bind as u32], "restored from the store");
+
+    // The reconnected host's connection is tied to its registration...
+    wait_until(
+        "the gateway sees the host attached",
+        &mut h,
+        |h| ctx(&g, h),
+        |_| hosts(&g).first().is_some_and(|r| r["connected"] == true),
+    );
+    // ... so an asynchronous message reaches it.
+    let freed = g.ctl(&["free", &bind.to_string()]);
+    assert_eq!(freed["freed"].as_u64(), Some(bind), "{freed}");
+    wait_until(
+        "the host drops the freed binding",
+        &mut h,
+        |h| ctx(&g, h),
+        |h| !h.bind_ids().contains(&bind),
+    );
+    let log = without_colours(&h.log());
+    assert!(
+        log.lines().any(|l| l.contains("binding revoked")
+            && l.contains(&format!("bind_id={bind}"))
+            && l.contains("RevokedByGateway")),
+        "{}",
+        ctx(&g, &h)
+    );
+    // Long before the extension the old behaviour waited for: none yet.
+    assert_eq!(
+        g.metric("realm_gateway_extensions_total"),
+        0.0,
+        "{}",
+        ctx(&g, &h)
+    );
+}
+
+/// `text` without its ANSI colour sequences (ESC [ ... m).
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn restarted_gateway_reaches_the_reconnected_host_sigterm() {
+    restarted_gateway_reaches_the_reconnected_host(false);
+}
+
+#[test]
+fn restarted_gateway_reaches_the_reconnected_host_sigkill() {
+    restarted_gateway_reaches_the_reconnected_host(true);
 }

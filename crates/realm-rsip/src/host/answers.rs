@@ -123,6 +123,19 @@ impl Host {
                 self.requeue(op);
                 self.resync(now);
             }
+            // Only the connection was the point (`Op::Reattach`): its
+            // QUERY_RESPONSE raises no event. Another error is reported as
+            // asynchronous ones are: over TCP it may be one (a violation
+            // report, RFC 3103 10.4) taken for the answer by type.
+            Op::Reattach if lost_us => self.resync(now),
+            Op::Reattach => {
+                if let Some(code) = error {
+                    self.events.push_back(HostEvent::GatewayError {
+                        code,
+                        bind_id: None,
+                    });
+                }
+            }
             Op::Query { request, .. } => {
                 let ev = match error {
                     Some(code) => HostEvent::RequestFailed {

@@ -50,6 +50,11 @@
 //!   outstanding request is sent again; an ASSIGN whose answer was lost in
 //!   the broken connection may leave a binding the host never learnt of at
 //!   the gateway, until its lease ends (TCP RSIP has no transaction IDs).
+//!   When nothing else goes out after a reconnection, a registered host
+//!   sends a QUERY_REQUEST about the gateway's own address: a request naming
+//!   the client ID, so that the gateway (restarted, or having closed its end
+//!   of the old connection) ties the new connection to the registration at
+//!   once rather than at the next extension; its answer raises no event.
 //! - Gateway messages that fail to decode, or that only a host sends, are
 //!   discarded silently and counted (RFC 3103 9.1.3).
 //! - Bindings are extended at `extend_at` (2/3) of each lease; a binding whose
@@ -253,6 +258,25 @@ enum Op {
         request: RequestId,
         tuples: Vec<QueryTuple>,
     },
+    /// TCP: a QUERY_REQUEST (RFC 3103 9.14) sent right after a reconnection
+    /// while registered with nothing else to send, so that the gateway ties
+    /// the new connection to the registration at once (its client ID is the
+    /// only thing that does: a restarted gateway, or one whose end of the
+    /// old connection closed, adopts the connection on the first request
+    /// naming the client ID from the same private address). Until then
+    /// every asynchronous message the gateway has for the host (FREE_RESPONSE,
+    /// DE-REGISTER_RESPONSE, an ERROR_RESPONSE reporting a violation,
+    /// RFC 3103 10.4) is undeliverable, possibly for 2/3 of a lease.
+    ///
+    /// Why a QUERY: it is the one request that names a client ID and changes
+    /// nothing at the gateway ("whether an address or network is local or
+    /// remote", 9.14.1), and it needs nothing the host may lack (an EXTEND
+    /// needs a binding, and would move its lease). It asks about one address
+    /// the engine always knows, the gateway's own. The answer is absorbed
+    /// without an event; REGISTER_FIRST or BAD_CLIENT_ID to it mean the
+    /// gateway lost the host, which resynchronises as after any request
+    /// (RFC 3103 10.2.2), now rather than at its next extension.
+    Reattach,
 }
 
 impl Op {
@@ -294,7 +318,7 @@ impl Op {
             // ... by sending an appropriate FREE_RESPONSE".
             Op::Extend { .. } => &[M::ExtendResponse, M::FreeResponse],
             Op::Free { .. } => &[M::FreeResponse],
-            Op::Query { .. } => &[M::QueryResponse],
+            Op::Query { .. } | Op::Reattach => &[M::QueryResponse],
         }
     }
 }
@@ -404,7 +428,10 @@ impl Host {
     }
 
     /// TCP: the connection to the gateway is up. The outstanding request, if
-    /// any, is sent again; the queue resumes. Ignored over UDP.
+    /// any, is sent again; the queue resumes. A registered host with nothing
+    /// else to send sends a QUERY_REQUEST, so that the gateway ties the
+    /// connection to its registration at once (see `Op::Reattach`). Ignored
+    /// over UDP.
     pub fn handle_connected(&mut self, now: Instant) {
         if self.config.transport != Transport::Tcp || self.lifecycle == Lifecycle::Closed {
             return;
@@ -425,6 +452,7 @@ impl Host {
             self.arm_answer_timer(now);
         }
         self.pump(now);
+        self.reattach(now);
     }
 
     /// TCP: the connection is down. Nothing is sent until

@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use realm_wire::rsip::{ClientId, Message};
+use realm_wire::rsip::{ClientId, Message, QueryTuple};
 
+use super::config::ip_address;
 use super::requests::build_acquire;
 use super::timer::Timer;
 use super::{
@@ -144,6 +145,10 @@ impl Host {
             (Op::Query { tuples, .. }, Some(c)) => {
                 Message::query_request(c, counter, tuples).ok()?
             }
+            (Op::Reattach, Some(c)) => {
+                let gateway = QueryTuple::address(ip_address(self.config.gateway.ip()));
+                Message::query_request(c, counter, &[gateway]).ok()?
+            }
             (_, None) => return None,
         };
         Some(msg)
@@ -263,6 +268,21 @@ impl Host {
             self.stats.retransmissions += 1;
             self.arm_answer_timer(now);
         }
+    }
+
+    /// TCP, after a reconnection: if registered and nothing went out, a
+    /// request naming the client ID (`Op::Reattach`), once.
+    pub(super) fn reattach(&mut self, now: Instant) {
+        let busy = self.outstanding.is_some()
+            || self.stale_client.is_some()
+            || self.queue.iter().any(|op| matches!(op, Op::Reattach));
+        if busy || self.registration.is_none() || self.lifecycle != Lifecycle::Running {
+            return;
+        }
+        // Ahead of anything a retry pause holds back: the connection is the
+        // point. Whatever else is queued then follows under the same client ID.
+        self.queue.push_front(Op::Reattach);
+        self.pump(now);
     }
 
     pub(super) fn pause(&mut self, now: Instant) {

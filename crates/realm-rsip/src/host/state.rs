@@ -63,6 +63,7 @@ impl Host {
                 op,
                 Op::Extend { .. }
                     | Op::Free { .. }
+                    | Op::Reattach
                     | Op::Acquire {
                         origin: Origin::Config(_),
                         ..
@@ -120,7 +121,7 @@ impl Host {
             });
         }
         self.queue
-            .retain(|op| !matches!(op, Op::Extend { .. } | Op::Free { .. }));
+            .retain(|op| !matches!(op, Op::Extend { .. } | Op::Free { .. } | Op::Reattach));
         for op in reacquire.into_iter().rev() {
             self.queue.push_front(op);
         }
