@@ -47,16 +47,19 @@ impl RateLimit {
     }
 }
 
-/// A token bucket: `rate` tokens per second, at most `burst`.
+/// A token bucket: `rate` tokens per second, at most `burst`. The one
+/// bucket of the gateway's limits: per source address and port here, per
+/// TCP connection in the daemon.
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
+pub struct TokenBucket {
     tokens: f64,
     last: Instant,
 }
 
-impl Bucket {
-    fn new(burst: u32, now: Instant) -> Bucket {
-        Bucket {
+impl TokenBucket {
+    /// A full bucket at `now`.
+    pub fn new(burst: u32, now: Instant) -> TokenBucket {
+        TokenBucket {
             tokens: f64::from(burst),
             last: now,
         }
@@ -67,14 +70,30 @@ impl Bucket {
         self.tokens = (self.tokens + dt * f64::from(rate)).min(f64::from(burst));
         self.last = self.last.max(now);
     }
+
+    /// Takes a token if there is one at `now`.
+    pub fn take(&mut self, rate: u32, burst: u32, now: Instant) -> bool {
+        self.refill(rate, burst, now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How long until a token is there (at `rate` tokens a second).
+    pub fn wait(&self, rate: u32) -> Duration {
+        Duration::from_secs_f64(((1.0 - self.tokens) / f64::from(rate)).max(0.0))
+    }
 }
 
 #[derive(Debug)]
 struct Source {
-    bucket: Bucket,
-    ports: Vec<(u16, Bucket)>,
+    bucket: TokenBucket,
+    ports: Vec<(u16, TokenBucket)>,
     /// The ports past `ports_per_source`.
-    overflow: Bucket,
+    overflow: TokenBucket,
     last_seen: Instant,
 }
 
@@ -134,9 +153,9 @@ impl SourceLimiter {
             self.sources.insert(
                 ip,
                 Source {
-                    bucket: Bucket::new(l.burst, now),
+                    bucket: TokenBucket::new(l.burst, now),
                     ports: Vec::new(),
-                    overflow: Bucket::new(port_burst, now),
+                    overflow: TokenBucket::new(port_burst, now),
                     last_seen: now,
                 },
             );
@@ -155,7 +174,7 @@ impl SourceLimiter {
         let at = match s.ports.iter().position(|&(p, _)| p == port) {
             Some(i) => Some(i),
             None if s.ports.len() < l.ports_per_source => {
-                s.ports.push((port, Bucket::new(port_burst, now)));
+                s.ports.push((port, TokenBucket::new(port_burst, now)));
                 Some(s.ports.len() - 1)
             }
             None => None,
@@ -204,6 +223,18 @@ impl SourceLimiter {
 #[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_refills_at_its_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(2, t0);
+        assert!(b.take(10, 2, t0));
+        assert!(b.take(10, 2, t0));
+        assert!(!b.take(10, 2, t0));
+        assert!(b.wait(10) <= Duration::from_millis(100));
+        assert!(b.take(10, 2, t0 + Duration::from_millis(100)));
+        assert!(!b.take(10, 2, t0 + Duration::from_millis(100)));
+    }
 
     fn limit() -> RateLimit {
         RateLimit {

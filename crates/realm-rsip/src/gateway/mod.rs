@@ -42,7 +42,7 @@ pub use event::{
     BindingRecord, ConnectionId, DataPlaneMappingError, DeregisterReason, Destination, Event,
     FreeReason, HostRecord, PersistedState, RestoreReport, Transmit,
 };
-pub use limiter::{Admission, RateLimit, SourceLimiter};
+pub use limiter::{Admission, RateLimit, SourceLimiter, TokenBucket};
 // The RSIP vocabulary the configuration and the records use.
 pub use policy::{
     PortRange, Prefix, RemoteAddress, RemotePorts, RemoteRule, RemoteSpec, RuleAction,

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use realm_rsip::gateway::{Admission, ConnectionId, SourceLimiter};
+use realm_rsip::gateway::{Admission, ConnectionId, SourceLimiter, TokenBucket};
 use realm_wire::rsip::{FrameError, StreamDecoder};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -100,44 +100,6 @@ pub(crate) struct NetCounters {
     pub(crate) udp_limiter_evictions: AtomicU64,
     /// Datagrams the kernel dropped at the UDP sockets (receive buffer full).
     pub(crate) udp_socket_drops: AtomicU64,
-}
-
-/// A token bucket: `rate` tokens per second, at most `burst`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    pub(crate) fn new(burst: u32, now: Instant) -> Bucket {
-        Bucket {
-            tokens: f64::from(burst),
-            last: now,
-        }
-    }
-
-    fn refill(&mut self, rate: u32, burst: u32, now: Instant) {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + dt * f64::from(rate)).min(f64::from(burst));
-        self.last = now;
-    }
-
-    /// Takes a token if there is one.
-    pub(crate) fn take(&mut self, rate: u32, burst: u32, now: Instant) -> bool {
-        self.refill(rate, burst, now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// How long until a token is there.
-    pub(crate) fn wait(&self, rate: u32) -> Duration {
-        Duration::from_secs_f64(((1.0 - self.tokens) / f64::from(rate)).max(0.0))
-    }
 }
 
 /// Open connections per source address, shared by the accept loop and the
@@ -297,7 +259,7 @@ async fn read_loop(
     // Allocated when the first bytes arrive: a connection that never sends
     // costs no buffer while it waits for its first-message timeout.
     let mut buf: Vec<u8> = Vec::new();
-    let mut bucket = Bucket::new(limits.burst, Instant::now());
+    let mut bucket = TokenBucket::new(limits.burst, Instant::now().into_std());
     let message_timeout = Duration::from_secs(limits.message_timeout_secs);
     let idle_timeout =
         (limits.idle_timeout_secs > 0).then(|| Duration::from_secs(limits.idle_timeout_secs));
@@ -353,10 +315,18 @@ async fn read_loop(
                         return FRAME_ERROR;
                     }
                 };
-                if !bucket.take(limits.messages_per_sec, limits.burst, Instant::now()) {
+                if !bucket.take(
+                    limits.messages_per_sec,
+                    limits.burst,
+                    Instant::now().into_std(),
+                ) {
                     counters.tcp_throttled.fetch_add(1, Relaxed);
                     tokio::time::sleep(bucket.wait(limits.messages_per_sec)).await;
-                    let _ = bucket.take(limits.messages_per_sec, limits.burst, Instant::now());
+                    let _ = bucket.take(
+                        limits.messages_per_sec,
+                        limits.burst,
+                        Instant::now().into_std(),
+                    );
                 }
                 if input
                     .send(Input::Stream {
@@ -451,22 +421,5 @@ pub(crate) async fn udp_loop(
         if input.send(msg).await.is_err() {
             return;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bucket_refills_at_its_rate() {
-        let t0 = Instant::now();
-        let mut b = Bucket::new(2, t0);
-        assert!(b.take(10, 2, t0));
-        assert!(b.take(10, 2, t0));
-        assert!(!b.take(10, 2, t0));
-        assert!(b.wait(10) <= Duration::from_millis(100));
-        assert!(b.take(10, 2, t0 + Duration::from_millis(100)));
-        assert!(!b.take(10, 2, t0 + Duration::from_millis(100)));
     }
 }
