@@ -22,7 +22,13 @@ impl Host {
     /// binding carries the returned `RequestId`, or a
     /// [`HostEvent::RequestFailed`].
     pub fn request(&mut self, now: Instant, req: BindingRequest) -> Result<RequestId, HostError> {
-        let spec = Box::new(Spec::Assign(req));
+        self.acquire(now, Spec::Assign(req))
+    }
+
+    /// Queues an application's ASSIGN or LISTEN, checked against the grammar
+    /// first so a bad request fails here, not at the gateway.
+    fn acquire(&mut self, now: Instant, spec: Spec) -> Result<RequestId, HostError> {
+        let spec = Box::new(spec);
         check(&build_acquire(&spec, ClientId(0), Some(1)))?;
         let request = self.admit()?;
         self.queue.push_back(Op::Acquire {
@@ -58,17 +64,7 @@ impl Host {
     /// LISTEN_REQUEST (RFC 3103 9.16): the answer is a `BindingGranted` with
     /// `listen: true`, or `RequestFailed`.
     pub fn listen(&mut self, now: Instant, req: ListenRequest) -> Result<RequestId, HostError> {
-        let spec = Box::new(Spec::Listen(req));
-        check(&build_acquire(&spec, ClientId(0), Some(1)))?;
-        let request = self.admit()?;
-        self.queue.push_back(Op::Acquire {
-            request,
-            origin: Origin::App,
-            spec,
-            fallback: None,
-        });
-        self.pump(now);
-        Ok(request)
+        self.acquire(now, Spec::Listen(req))
     }
 
     /// Is `ip` local (reach it directly) or remote (through RSIP)? The answer
