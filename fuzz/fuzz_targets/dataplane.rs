@@ -15,12 +15,14 @@
 //! addressed to the binding's address; what is forwarded outbound names a
 //! binding of the sending host and is an IPv4 packet from its address.
 #![no_main]
+mod common;
+
+use common::fix_ipv4;
 use libfuzzer_sys::fuzz_target;
 use realm_lease::{BindId, ClientId, PortSet, Spi, SpiSet, Timestamp};
 use realm_rsip::dataplane::{
     Binding, Config, DataPlane, Inbound, Outbound, PacketBuf, RemoteFlow, Resources, Tunnel,
 };
-use realm_wire::checksum;
 use realm_wire::rsip::TunnelType;
 use realm_wire::{fragment, gre, ipip, ipv4};
 use std::net::Ipv4Addr;
@@ -70,22 +72,6 @@ fn bindings() -> [Binding; 4] {
             RemoteFlow::Address(PEER),
         ),
     ]
-}
-
-/// Makes an IPv4 header's total length the buffer's and its checksum right.
-fn fix_ipv4(buf: &mut [u8]) {
-    if buf.len() < 20 || buf.len() > 65535 {
-        return;
-    }
-    let hl = usize::from(buf[0] & 0x0f) * 4;
-    if hl < 20 || hl > buf.len() {
-        return;
-    }
-    let total = u16::try_from(buf.len()).unwrap_or(u16::MAX);
-    buf[2..4].copy_from_slice(&total.to_be_bytes());
-    buf[10..12].fill(0);
-    let sum = checksum::checksum(&buf[..hl]);
-    buf[10..12].copy_from_slice(&sum.to_be_bytes());
 }
 
 /// An IPv4 header (20 bytes) from `src` to `dst` carrying `protocol`,

@@ -11,27 +11,14 @@
 //! Fragmentation Needed message is a checked IPv4 packet to the original's
 //! source carrying ICMP type 3 code 4 with a verified checksum.
 #![no_main]
+mod common;
+
+use common::fix_ipv4;
 use libfuzzer_sys::fuzz_target;
-use realm_wire::checksum;
 use realm_wire::fragment::{frag_needed, fragment};
 use realm_wire::icmp;
 use realm_wire::ipv4::{IpProtocol, Packet};
 use std::net::Ipv4Addr;
-
-fn fix_ipv4(buf: &mut [u8]) {
-    if buf.len() < 20 || buf.len() > usize::from(u16::MAX) {
-        return;
-    }
-    let hl = usize::from(buf[0] & 0x0f) * 4;
-    if hl < 20 || hl > buf.len() {
-        return;
-    }
-    let total = u16::try_from(buf.len()).unwrap_or(u16::MAX);
-    buf[2..4].copy_from_slice(&total.to_be_bytes());
-    buf[10..12].fill(0);
-    let sum = checksum::checksum(&buf[..hl]);
-    buf[10..12].copy_from_slice(&sum.to_be_bytes());
-}
 
 fuzz_target!(|input: &[u8]| {
     let Some((head, rest)) = input.split_first_chunk::<3>() else {

@@ -10,25 +10,12 @@
 //! checksum when the C bit is set. A decapsulation that succeeds must return
 //! an inner packet that fills the rest of the outer datagram exactly.
 #![no_main]
+mod common;
+
+use common::fix_ipv4;
 use libfuzzer_sys::fuzz_target;
 use realm_wire::checksum::{self, Verification};
 use realm_wire::{gre, ipip};
-
-/// Makes an IPv4 header's total length the buffer's and its checksum right.
-fn fix_ipv4(buf: &mut [u8]) {
-    if buf.len() < 20 || buf.len() > usize::from(u16::MAX) {
-        return;
-    }
-    let hl = usize::from(buf[0] & 0x0f) * 4;
-    if hl < 20 || hl > buf.len() {
-        return;
-    }
-    let total = u16::try_from(buf.len()).unwrap_or(u16::MAX);
-    buf[2..4].copy_from_slice(&total.to_be_bytes());
-    buf[10..12].fill(0);
-    let sum = checksum::checksum(&buf[..hl]);
-    buf[10..12].copy_from_slice(&sum.to_be_bytes());
-}
 
 /// The GRE header length its flags announce (RFC 2784/2890).
 fn gre_len(first: u8) -> usize {
