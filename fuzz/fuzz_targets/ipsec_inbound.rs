@@ -18,112 +18,14 @@
 //! plaintext with a non-zero sequence number is delivered; a delivered
 //! packet opened again is a replay; a changed byte is never delivered.
 #![no_main]
-use aws_lc_rs::{aead, hmac};
 use libfuzzer_sys::fuzz_target;
-use realm_ipsec::{
-    Direction, DropReason, EncryptionAlgorithm, Inbound, IntegrityAlgorithm, Ipsec, IpsecProtocol,
-    Mode,
-};
+use realm_ipsec::{Direction, DropReason, Inbound, Ipsec};
 use std::time::Instant;
 
 #[allow(dead_code, unreachable_pub, unused_imports)]
 #[path = "../../crates/realm-ipsec/tests/common/mod.rs"]
 mod common;
-use common::{GW_A, GW_B, HOST_A, HOST_B, Suite, checksum, engine, inner_packet, sa_config};
-
-const SPI: u32 = 0x1000_0001;
-
-fn suite(gcm: bool, tunnel: bool) -> Suite {
-    Suite {
-        protocol: IpsecProtocol::Esp,
-        encryption: if gcm {
-            EncryptionAlgorithm::AesGcm128
-        } else {
-            EncryptionAlgorithm::Null
-        },
-        integrity: if gcm {
-            IntegrityAlgorithm::None
-        } else {
-            IntegrityAlgorithm::HmacSha256_128
-        },
-        mode: if tunnel {
-            Mode::Tunnel
-        } else {
-            Mode::Transport
-        },
-        esn: false,
-        encap: false,
-    }
-}
-
-/// An IPv4 header (protocol 50, checksum filled) for `payload`.
-fn outer(s: Suite, payload: &[u8]) -> Vec<u8> {
-    let (src, dst) = match s.mode {
-        Mode::Tunnel => (GW_A, GW_B),
-        Mode::Transport => (HOST_A, HOST_B),
-    };
-    let len = u16::try_from(20 + payload.len()).unwrap_or(u16::MAX);
-    let mut p = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 50, 0, 0];
-    p[2..4].copy_from_slice(&len.to_be_bytes());
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    let c = checksum(&p, 0);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
-}
-
-/// An ESP packet around `plaintext` (its trailer included), sealed with the
-/// keys of `sa_config(s, ..)`.
-fn seal(s: Suite, seq: u32, plaintext: &[u8]) -> Vec<u8> {
-    let cfg = sa_config(s, Direction::Inbound);
-    let mut esp = Vec::new();
-    esp.extend_from_slice(&SPI.to_be_bytes());
-    esp.extend_from_slice(&seq.to_be_bytes());
-    if s.encryption == EncryptionAlgorithm::AesGcm128 {
-        let material = cfg.encryption_key.expose();
-        let (k, salt) = material.split_at(16);
-        let iv = u64::from(seq).to_be_bytes();
-        let mut nonce = [0u8; 12];
-        nonce[..4].copy_from_slice(salt);
-        nonce[4..].copy_from_slice(&iv);
-        let key = aead::LessSafeKey::new(
-            aead::UnboundKey::new(&aead::AES_128_GCM, k).expect("a 16-byte key"),
-        );
-        let mut in_out = plaintext.to_vec();
-        let aad = esp[..8].to_vec();
-        key.seal_in_place_append_tag(
-            aead::Nonce::assume_unique_for_key(nonce),
-            aead::Aad::from(aad),
-            &mut in_out,
-        )
-        .expect("GCM seals");
-        esp.extend_from_slice(&iv);
-        esp.extend_from_slice(&in_out);
-    } else {
-        esp.extend_from_slice(plaintext);
-        let key = hmac::Key::new(hmac::HMAC_SHA256, cfg.integrity_key.expose());
-        let tag = hmac::sign(&key, &esp);
-        esp.extend_from_slice(&tag.as_ref()[..16]);
-    }
-    outer(s, &esp)
-}
-
-/// Whether a trailer is self-consistent: a pad length no larger than what
-/// precedes it, padding 1, 2, 3, ... (RFC 4303 s2.4).
-fn trailer_consistent(p: &[u8]) -> bool {
-    if p.len() < 2 {
-        return false;
-    }
-    let n = usize::from(p[p.len() - 2]);
-    let Some(start) = (p.len() - 2).checked_sub(n) else {
-        return false;
-    };
-    p[start..p.len() - 2]
-        .iter()
-        .enumerate()
-        .all(|(i, b)| usize::from(*b) == i + 1)
-}
+use common::{Suite, engine, hand_seal, hand_suite, inner_packet, sa_config, trailer_consistent};
 
 fn receiver(s: Suite, now: Instant) -> Ipsec {
     let mut b = engine();
@@ -139,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     let mode = head[0];
     let (gcm, tunnel, raw, twice) = (mode & 1 != 0, mode & 2 != 0, mode & 4 != 0, mode & 8 != 0);
     let seq = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
-    let s = suite(gcm, tunnel);
+    let s = hand_suite(gcm, tunnel);
     let right_next = if tunnel { 4 } else { 17 };
     let edits = usize::from(head[7] % 8);
     let Some((edit_bytes, body)) = rest.split_at_checked(edits * 3) else {
@@ -179,7 +81,7 @@ fuzz_target!(|data: &[u8]| {
     #[allow(clippy::disallowed_methods)]
     let now = Instant::now();
     let mut b = receiver(s, now);
-    let packet = seal(s, seq, &plaintext);
+    let packet = hand_seal(s, seq, &plaintext);
     let first = b.open(now, &packet);
     match &first {
         Err(DropReason::IcvMismatch) => panic!("{s:?}: the hand-sealed ICV did not verify"),

@@ -21,115 +21,9 @@
 
 mod common;
 
-use aws_lc_rs::{aead, hmac};
 use common::*;
 use proptest::prelude::*;
 use realm_ipsec::*;
-
-const SPI: u32 = 0x1000_0001;
-
-/// The two sealings the test can do by hand: ESP-NULL with HMAC-SHA-256-128
-/// (the plaintext visible) and AES-GCM-128 (an AEAD).
-fn suite(gcm: bool, tunnel: bool) -> Suite {
-    Suite {
-        protocol: IpsecProtocol::Esp,
-        encryption: if gcm {
-            EncryptionAlgorithm::AesGcm128
-        } else {
-            EncryptionAlgorithm::Null
-        },
-        integrity: if gcm {
-            IntegrityAlgorithm::None
-        } else {
-            IntegrityAlgorithm::HmacSha256_128
-        },
-        mode: if tunnel {
-            Mode::Tunnel
-        } else {
-            Mode::Transport
-        },
-        esn: false,
-        encap: false,
-    }
-}
-
-/// An IPv4 header (no options) for `payload`, protocol 50, checksum filled.
-fn outer(s: Suite, payload: &[u8]) -> Vec<u8> {
-    let (src, dst) = match s.mode {
-        Mode::Tunnel => (GW_A, GW_B),
-        Mode::Transport => (HOST_A, HOST_B),
-    };
-    let len = (20 + payload.len()) as u16;
-    let mut p = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 50, 0, 0];
-    p[2..4].copy_from_slice(&len.to_be_bytes());
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    let c = checksum(&p, 0);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
-}
-
-/// An ESP packet around `plaintext` (which carries its own trailer), sealed
-/// with the keys of `sa_config(s, ..)`.
-fn seal(s: Suite, seq: u32, plaintext: &[u8]) -> Vec<u8> {
-    let cfg = sa_config(s, Direction::Inbound);
-    let mut esp = Vec::new();
-    esp.extend_from_slice(&SPI.to_be_bytes());
-    esp.extend_from_slice(&seq.to_be_bytes());
-    if s.encryption == EncryptionAlgorithm::AesGcm128 {
-        let material = cfg.encryption_key.expose();
-        let (k, salt) = material.split_at(16);
-        let iv = u64::from(seq).to_be_bytes();
-        let mut nonce = [0u8; 12];
-        nonce[..4].copy_from_slice(salt);
-        nonce[4..].copy_from_slice(&iv);
-        let key = aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_128_GCM, k).unwrap());
-        let mut in_out = plaintext.to_vec();
-        let aad = esp[..8].to_vec();
-        key.seal_in_place_append_tag(
-            aead::Nonce::assume_unique_for_key(nonce),
-            aead::Aad::from(aad),
-            &mut in_out,
-        )
-        .unwrap();
-        esp.extend_from_slice(&iv);
-        esp.extend_from_slice(&in_out);
-    } else {
-        esp.extend_from_slice(plaintext);
-        let key = hmac::Key::new(hmac::HMAC_SHA256, cfg.integrity_key.expose());
-        let tag = hmac::sign(&key, &esp);
-        esp.extend_from_slice(&tag.as_ref()[..16]);
-    }
-    outer(s, &esp)
-}
-
-/// A well-formed plaintext: `inner`, padding 1, 2, 3, ... to a 4-byte
-/// boundary (RFC 4303 s2.4), pad length and next header.
-fn valid_plaintext(inner: &[u8], next_header: u8) -> Vec<u8> {
-    let mut p = inner.to_vec();
-    let pad = (4 - (inner.len() + 2) % 4) % 4;
-    p.extend((1..=pad).map(|i| i as u8));
-    p.push(pad as u8);
-    p.push(next_header);
-    p
-}
-
-/// Whether a plaintext's trailer is self-consistent: a pad length no larger
-/// than what precedes it, and padding bytes 1, 2, 3, ... (RFC 4303 s2.4).
-fn trailer_consistent(p: &[u8]) -> bool {
-    if p.len() < 2 {
-        return false;
-    }
-    let n = usize::from(p[p.len() - 2]);
-    let Some(start) = (p.len() - 2).checked_sub(n) else {
-        return false;
-    };
-    p[start..p.len() - 2]
-        .iter()
-        .enumerate()
-        .all(|(i, b)| usize::from(*b) == i + 1)
-}
 
 fn receiver(s: Suite) -> Ipsec {
     let mut b = engine();
@@ -145,7 +39,7 @@ fn receiver(s: Suite) -> Ipsec {
 fn hand_sealed_packets_open() {
     for gcm in [false, true] {
         for tunnel in [false, true] {
-            let s = suite(gcm, tunnel);
+            let s = hand_suite(gcm, tunnel);
             let inner = inner_packet(s, b"after the ICV");
             let next = if tunnel { 4 } else { 17 };
             let plaintext = if tunnel {
@@ -154,7 +48,7 @@ fn hand_sealed_packets_open() {
                 valid_plaintext(&inner[20..], next)
             };
             let mut b = receiver(s);
-            match b.open(std::time::Instant::now(), &seal(s, 1, &plaintext)) {
+            match b.open(std::time::Instant::now(), &hand_seal(s, 1, &plaintext)) {
                 Ok(Inbound::Packet(p)) => assert_eq!(&p.packet[20..], &inner[20..], "{s:?}"),
                 other => panic!("{s:?}: {other:?}"),
             }
@@ -206,7 +100,7 @@ proptest! {
         body in proptest::collection::vec(any::<u8>(), 0..40),
         how in spoil(),
     ) {
-        let s = suite(gcm, tunnel);
+        let s = hand_suite(gcm, tunnel);
         let inner = inner_packet(s, &body);
         let carried: &[u8] = if tunnel { &inner } else { &inner[20..] };
         let next = if tunnel { 4 } else { 17 };
@@ -255,7 +149,7 @@ proptest! {
         };
         let mut b = receiver(s);
         let now = std::time::Instant::now();
-        match b.open(now, &seal(s, 1, &plaintext)) {
+        match b.open(now, &hand_seal(s, 1, &plaintext)) {
             Err(DropReason::IcvMismatch) => {
                 prop_assert!(false, "{:?} {:?}: the hand-sealed ICV did not verify", s, how)
             }

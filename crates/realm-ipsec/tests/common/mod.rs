@@ -8,6 +8,8 @@
 )]
 
 use std::net::Ipv4Addr;
+
+use aws_lc_rs::{aead, hmac};
 use std::time::Instant;
 
 use realm_ipsec::{
@@ -191,4 +193,115 @@ pub fn inner_packet(s: Suite, payload: &[u8]) -> Vec<u8> {
         Mode::Tunnel => udp_packet(HOST_A, HOST_B, 1234, 5678, payload, false),
         Mode::Transport => udp_packet(HOST_A, HOST_B, 1234, 5678, payload, false),
     }
+}
+
+// ESP sealed by hand (tests/after_icv.rs and the ipsec_inbound fuzz target):
+// RFC 4303 s2/s3.3.2, RFC 4868 (HMAC-SHA-256-128), RFC 4106 (AES-GCM: nonce =
+// salt | explicit IV, AAD = SPI | sequence number), with the keys of
+// `sa_config`, around any plaintext (its trailer included), so every packet
+// passes the ICV and reaches the checks after it.
+
+pub const ESP_SPI: u32 = 0x1000_0001;
+
+/// The two sealings the test can do by hand: ESP-NULL with HMAC-SHA-256-128
+/// (the plaintext visible) and AES-GCM-128 (an AEAD).
+pub fn hand_suite(gcm: bool, tunnel: bool) -> Suite {
+    Suite {
+        protocol: IpsecProtocol::Esp,
+        encryption: if gcm {
+            EncryptionAlgorithm::AesGcm128
+        } else {
+            EncryptionAlgorithm::Null
+        },
+        integrity: if gcm {
+            IntegrityAlgorithm::None
+        } else {
+            IntegrityAlgorithm::HmacSha256_128
+        },
+        mode: if tunnel {
+            Mode::Tunnel
+        } else {
+            Mode::Transport
+        },
+        esn: false,
+        encap: false,
+    }
+}
+
+/// An IPv4 header (no options) for `payload`, protocol 50, checksum filled.
+pub fn hand_outer(s: Suite, payload: &[u8]) -> Vec<u8> {
+    let (src, dst) = match s.mode {
+        Mode::Tunnel => (GW_A, GW_B),
+        Mode::Transport => (HOST_A, HOST_B),
+    };
+    let len = (20 + payload.len()) as u16;
+    let mut p = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 50, 0, 0];
+    p[2..4].copy_from_slice(&len.to_be_bytes());
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    let c = checksum(&p, 0);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// An ESP packet around `plaintext` (which carries its own trailer), sealed
+/// with the keys of `sa_config(s, ..)`.
+pub fn hand_seal(s: Suite, seq: u32, plaintext: &[u8]) -> Vec<u8> {
+    let cfg = sa_config(s, Direction::Inbound);
+    let mut esp = Vec::new();
+    esp.extend_from_slice(&ESP_SPI.to_be_bytes());
+    esp.extend_from_slice(&seq.to_be_bytes());
+    if s.encryption == EncryptionAlgorithm::AesGcm128 {
+        let material = cfg.encryption_key.expose();
+        let (k, salt) = material.split_at(16);
+        let iv = u64::from(seq).to_be_bytes();
+        let mut nonce = [0u8; 12];
+        nonce[..4].copy_from_slice(salt);
+        nonce[4..].copy_from_slice(&iv);
+        let key = aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_128_GCM, k).unwrap());
+        let mut in_out = plaintext.to_vec();
+        let aad = esp[..8].to_vec();
+        key.seal_in_place_append_tag(
+            aead::Nonce::assume_unique_for_key(nonce),
+            aead::Aad::from(aad),
+            &mut in_out,
+        )
+        .unwrap();
+        esp.extend_from_slice(&iv);
+        esp.extend_from_slice(&in_out);
+    } else {
+        esp.extend_from_slice(plaintext);
+        let key = hmac::Key::new(hmac::HMAC_SHA256, cfg.integrity_key.expose());
+        let tag = hmac::sign(&key, &esp);
+        esp.extend_from_slice(&tag.as_ref()[..16]);
+    }
+    hand_outer(s, &esp)
+}
+
+/// A well-formed plaintext: `inner`, padding 1, 2, 3, ... to a 4-byte
+/// boundary (RFC 4303 s2.4), pad length and next header.
+pub fn valid_plaintext(inner: &[u8], next_header: u8) -> Vec<u8> {
+    let mut p = inner.to_vec();
+    let pad = (4 - (inner.len() + 2) % 4) % 4;
+    p.extend((1..=pad).map(|i| i as u8));
+    p.push(pad as u8);
+    p.push(next_header);
+    p
+}
+
+/// Whether a plaintext's trailer is self-consistent: a pad length no larger
+/// than what precedes it, and padding bytes 1, 2, 3, ... (RFC 4303 s2.4).
+pub fn trailer_consistent(p: &[u8]) -> bool {
+    if p.len() < 2 {
+        return false;
+    }
+    let n = usize::from(p[p.len() - 2]);
+    let Some(start) = (p.len() - 2).checked_sub(n) else {
+        return false;
+    };
+    p[start..p.len() - 2]
+        .iter()
+        .enumerate()
+        .all(|(i, b)| usize::from(*b) == i + 1)
 }
