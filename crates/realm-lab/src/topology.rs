@@ -321,6 +321,26 @@ ports = ["{first}-{last}"]
         })
     }
 
+    /// Stops the gateway (SIGKILL when `kill`, as a crash; otherwise SIGTERM)
+    /// and starts it again on the same configuration and store; waits until
+    /// its data plane answers. Hosts keep running and reconnect on their own.
+    pub fn restart_gateway(&mut self, kill: bool) -> anyhow::Result<()> {
+        if let Some(id) = self.gateway.take() {
+            if let Some(child) = self.lab.child_mut(id) {
+                let signal = if kill { "-KILL" } else { "-TERM" };
+                let status = Command::new("kill")
+                    .args([signal, &child.id().to_string()])
+                    .status()
+                    .context("run kill")?;
+                if !status.success() {
+                    bail!("kill {signal} the gateway: {status}");
+                }
+            }
+            self.lab.wait(id)?;
+        }
+        self.start_gateway()
+    }
+
     /// Starts `realm host` number `i` (0-based) and waits until the gateway
     /// holds `bindings` bindings for it and its TUN carries the leased address.
     pub fn start_host(&mut self, i: usize, bindings: usize) -> anyhow::Result<()> {
