@@ -71,31 +71,49 @@ impl AddressConfig {
     /// runs, adjacent runs merged: `ports` minus `excluded` minus port 0. The
     /// one computation of what may be leased on an address: the port pool
     /// and the gateway's packet steering both use it.
+    ///
+    /// Computed on the ranges, not port by port: a gateway with a large pool
+    /// calls it for every address at start and on every reload.
     pub fn leasable_runs(&self) -> Vec<(u16, u16)> {
-        let mut bits = vec![false; 1 << 16];
-        for r in &self.ports {
-            for p in r.clone() {
-                bits[usize::from(p)] = true;
+        let holes = merged(self.excluded.iter().chain(std::iter::once(&(0..=0))));
+        let mut runs = Vec::new();
+        for (first, last) in merged(self.ports.iter()) {
+            let mut from = first;
+            for &(hole_first, hole_last) in &holes {
+                if hole_last < from || hole_first > last {
+                    continue;
+                }
+                if hole_first > from {
+                    runs.push((from, hole_first - 1));
+                }
+                from = hole_last + 1;
+            }
+            if from <= last {
+                runs.push((from, last));
             }
         }
-        for r in &self.excluded {
-            for p in r.clone() {
-                bits[usize::from(p)] = false;
-            }
-        }
-        bits[0] = false;
-        let mut runs: Vec<(u16, u16)> = Vec::new();
-        for p in 1..=u16::MAX {
-            if !bits[usize::from(p)] {
-                continue;
-            }
-            match runs.last_mut() {
-                Some((_, last)) if u32::from(*last) + 1 == u32::from(p) => *last = p,
-                _ => runs.push((p, p)),
-            }
-        }
-        runs
+        runs.into_iter()
+            .filter_map(|(f, l)| Some((u16::try_from(f).ok()?, u16::try_from(l).ok()?)))
+            .collect()
     }
+}
+
+/// `ranges` as sorted, disjoint runs with adjacent ones merged (empty ranges
+/// dropped); `u32` so `last + 1` cannot overflow.
+fn merged<'a>(ranges: impl Iterator<Item = &'a RangeInclusive<u16>>) -> Vec<(u32, u32)> {
+    let mut v: Vec<(u32, u32)> = ranges
+        .filter(|r| r.start() <= r.end())
+        .map(|r| (u32::from(*r.start()), u32::from(*r.end())))
+        .collect();
+    v.sort_unstable();
+    let mut out: Vec<(u32, u32)> = Vec::with_capacity(v.len());
+    for (first, last) in v {
+        match out.last_mut() {
+            Some((_, end)) if first <= *end + 1 => *end = (*end).max(last),
+            _ => out.push((first, last)),
+        }
+    }
+    out
 }
 
 /// What one host may hold at once. Requests past a quota are refused with the
@@ -266,6 +284,58 @@ mod tests {
         assert_eq!(b.leasable_runs(), vec![(1024, 4554), (4556, 49151)]);
         let c = addr(&[(1000, 2000)], &[(0, 65535)]);
         assert!(c.leasable_runs().is_empty());
+    }
+
+    /// The port-by-port definition: `ports` minus `excluded` minus 0.
+    fn leasable_by_port(a: &AddressConfig) -> Vec<(u16, u16)> {
+        let mut bits = vec![false; 1 << 16];
+        for r in &a.ports {
+            for p in r.clone() {
+                bits[usize::from(p)] = true;
+            }
+        }
+        for r in &a.excluded {
+            for p in r.clone() {
+                bits[usize::from(p)] = false;
+            }
+        }
+        bits[0] = false;
+        let mut runs: Vec<(u16, u16)> = Vec::new();
+        for p in 1..=u16::MAX {
+            if !bits[usize::from(p)] {
+                continue;
+            }
+            match runs.last_mut() {
+                Some((_, last)) if u32::from(*last) + 1 == u32::from(p) => *last = p,
+                _ => runs.push((p, p)),
+            }
+        }
+        runs
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// The range arithmetic agrees with the port-by-port definition,
+        /// including overlapping, adjacent, empty (start > end) and edge
+        /// (0, 65535) ranges.
+        #[test]
+        fn leasable_runs_agree_with_the_port_by_port_definition(
+            ports in proptest::collection::vec((0u16..=u16::MAX, 0u16..=u16::MAX), 0..6),
+            excluded in proptest::collection::vec((0u16..=u16::MAX, 0u16..=u16::MAX), 0..6),
+            near in proptest::collection::vec((0u16..64, 0u16..64), 0..6),
+        ) {
+            let a = AddressConfig {
+                address: A,
+                whole_lease: false,
+                ports: ports.iter().chain(&near).map(|&(f, l)| f..=l).collect(),
+                excluded: excluded
+                    .iter()
+                    .map(|&(f, l)| f..=l)
+                    .chain(near.iter().map(|&(f, l)| f / 2..=l / 2))
+                    .collect(),
+            };
+            proptest::prop_assert_eq!(a.leasable_runs(), leasable_by_port(&a));
+        }
     }
 
     #[test]
