@@ -177,7 +177,9 @@ fn a_host_sending_from_a_port_it_did_not_lease_is_dropped_and_told_also_after_a_
     // Told once: the gateway counted the drop and the report before the
     // host's log shows it, and the forged packet never left.
     let wait_told = |lab: &RsipLab, times: usize, what: &str| {
-        wait_until(lab, what, Duration::from_secs(10), |l| told_times(l) >= times);
+        wait_until(lab, what, Duration::from_secs(10), |l| {
+            told_times(l) >= times
+        });
     };
 
     send_forged(&lab);

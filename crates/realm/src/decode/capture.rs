@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use pcap_file::DataLink;
-use pcap_file::pcap::PcapReader;
-use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::pcap::PcapParser;
+use pcap_file::pcapng::{Block, PcapNgParser};
 
 /// One captured frame.
 #[derive(Debug, Clone)]
@@ -35,12 +35,18 @@ pub(crate) fn read_frames(mut input: impl Read) -> Result<Vec<Frame>> {
     }
 }
 
+// The file is in memory already: pcap-file's slice parsers read it in place
+// (its readers would first allocate a 10 MB buffer per file).
+
 fn read_pcap(bytes: &[u8]) -> Result<Vec<Frame>> {
-    let mut reader = PcapReader::new(bytes).context("not a pcap or pcapng file")?;
-    let link = reader.header().datalink;
+    let (mut rest, parser) = PcapParser::new(bytes).context("not a pcap or pcapng file")?;
+    let link = parser.header().datalink;
     let mut frames = Vec::new();
-    while let Some(packet) = reader.next_packet() {
-        let packet = packet.with_context(|| format!("pcap frame {}", frames.len() + 1))?;
+    while !rest.is_empty() {
+        let (tail, packet) = parser
+            .next_packet(rest)
+            .with_context(|| format!("pcap frame {}", frames.len() + 1))?;
+        rest = tail;
         frames.push(Frame {
             number: frames.len() + 1,
             timestamp: packet.timestamp,
@@ -52,12 +58,15 @@ fn read_pcap(bytes: &[u8]) -> Result<Vec<Frame>> {
 }
 
 fn read_pcapng(bytes: &[u8]) -> Result<Vec<Frame>> {
-    let mut reader = PcapNgReader::new(bytes).context("not a pcapng file")?;
+    let (mut rest, mut parser) = PcapNgParser::new(bytes).context("not a pcapng file")?;
     let mut frames = Vec::new();
     // Link types by interface ID, in the order the interface blocks come.
     let mut links: Vec<DataLink> = Vec::new();
-    while let Some(block) = reader.next_block() {
-        let block = block.with_context(|| format!("pcapng block after frame {}", frames.len()))?;
+    while !rest.is_empty() {
+        let (tail, block) = parser
+            .next_block(rest)
+            .with_context(|| format!("pcapng block after frame {}", frames.len()))?;
+        rest = tail;
         let (link, timestamp, data) = match block {
             Block::SectionHeader(_) => {
                 links.clear();
