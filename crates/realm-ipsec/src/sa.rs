@@ -382,6 +382,16 @@ impl SecurityAssociation {
         self.replay.as_ref()
     }
 
+    /// Records `seq` in the inbound window as if a packet with that number
+    /// had been authenticated (RFC 4303 s3.4.3). For tests and SA migration
+    /// only, like [`Self::set_sequence`]: with ESN the receiver infers the
+    /// high 32 bits of a sequence number from its window (RFC 4303 Appendix
+    /// A2.2), and traffic moves a window at most into the next 2^32
+    /// subspace. False without anti-replay, or if `seq` is a replay.
+    pub fn mark_received(&mut self, seq: u64) -> bool {
+        self.replay.as_mut().is_some_and(|w| w.update(seq))
+    }
+
     /// Updates the path MTU (RFC 2401 s6.1.2: from ICMP), floor 68.
     pub fn set_path_mtu(&mut self, mtu: u16) {
         self.config.path_mtu = mtu.max(68);
