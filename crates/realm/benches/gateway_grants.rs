@@ -61,6 +61,11 @@ impl Drop for Gw {
 }
 
 fn start_gateway(b: u8, durability: &str) -> Gw {
+    start_gateway_with(b, durability, "")
+}
+
+/// [`start_gateway`] with more `[limits]` keys.
+fn start_gateway_with(b: u8, durability: &str, limits: &str) -> Gw {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
     std::fs::create_dir_all(root).unwrap();
     let dir = tempfile::tempdir_in(root).unwrap();
@@ -83,6 +88,7 @@ level = "warn"
 [limits]
 messages_per_sec = 1000000
 burst = 1000000
+{limits}
 [gateway]
 methods = ["rsap-ip"]
 max_hosts = 64
@@ -331,6 +337,62 @@ async fn memory_per_binding() -> (u64, u64, f64, f64) {
     (before, after, per, lease)
 }
 
+const STALLED_ADDRESSES: u16 = 1000;
+const STALLED_PER_ADDRESS: u16 = 4;
+
+/// 3. Memory of connections that stall in the middle of a message: VmRSS of
+///    a fresh gateway (the baseline), with 1,000 addresses x 4 connections
+///    that each sent the first two bytes of a message (so each holds a read
+///    buffer) and then nothing, and after `message_timeout_secs` closed them
+///    all (the buffers go back to the system: `realm_io::release_free_heap`).
+async fn memory_of_stalled_connections() -> (u64, u64, u64) {
+    use tokio::io::AsyncWriteExt;
+    let gw = start_gateway_with(
+        100,
+        "normal",
+        "message_timeout_secs = 2\nfirst_message_timeout_secs = 30\nmax_connections = 8192",
+    );
+    let open = |gw: &Gw| metric(gw.at, "realm_gateway_connections");
+    while open(&gw) > 0.0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = rss_kib(gw.child.id());
+    let mut conns = Vec::new();
+    for a in 0..STALLED_ADDRESSES {
+        let from = addr(101 + (a / 250) as u8, (a % 250) as u8 + 1);
+        for _ in 0..STALLED_PER_ADDRESS {
+            let sock = TcpSocket::new_v4().unwrap();
+            sock.bind(SocketAddr::V4(SocketAddrV4::new(from, 0)))
+                .unwrap();
+            let mut s = sock.connect(SocketAddr::V4(gw.at)).await.unwrap();
+            // RSIP version 1, REGISTER_REQUEST: the length never comes.
+            s.write_all(&[1, 2]).await.unwrap();
+            conns.push(s);
+        }
+    }
+    let all = f64::from(STALLED_ADDRESSES * STALLED_PER_ADDRESS);
+    let deadline = realm_io::clock::now() + Duration::from_secs(30);
+    while open(&gw) < all {
+        assert!(
+            realm_io::clock::now() < deadline,
+            "not all connections were accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let with = rss_kib(gw.child.id());
+    while open(&gw) > 0.0 {
+        assert!(
+            realm_io::clock::now() < deadline + Duration::from_secs(30),
+            "the stalled connections stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(gw.child.id());
+    drop(conns);
+    (before, with, after)
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would pass
     // nothing: run only as a benchmark.
@@ -370,6 +432,12 @@ fn main() {
         );
         println!(
             "        of which the lease manager's own estimate: {lease:.0} bytes per binding"
+        );
+        let (before, with, after) = memory_of_stalled_connections().await;
+        let n = STALLED_ADDRESSES * STALLED_PER_ADDRESS;
+        println!(
+            "memory: VmRSS {before} KiB fresh (baseline) -> {with} KiB with {n} connections stalled mid-message -> {after} KiB after the message timeout closed them ({:.2}x the baseline)",
+            after as f64 / before as f64
         );
     });
 }

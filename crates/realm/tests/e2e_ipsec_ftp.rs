@@ -133,7 +133,8 @@ fn counter(v: &Value, path: &str) -> u64 {
 }
 
 /// A raw IPv4 socket for `protocol` opened inside namespace `ns` (it keeps
-/// receiving there), with a short read timeout.
+/// receiving there), with a read timeout long enough for a loaded machine
+/// (readers stop at an end marker, never at a quiet spell).
 fn raw_socket_in(ns: &str, protocol: u8) -> Socket {
     let s = netns::block_on_in(ns, || async move {
         Socket::new(
@@ -144,20 +145,28 @@ fn raw_socket_in(ns: &str, protocol: u8) -> Socket {
     })
     .expect("entering the namespace")
     .expect("raw socket");
-    s.set_read_timeout(Some(Duration::from_millis(200)))
+    s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("read timeout");
     s
 }
 
-/// Reads what `socket` receives until it has been quiet for the read
-/// timeout; returns the SPI (bytes 4-7 of the ESP header, RFC 4303 s2; of
-/// the AH header, RFC 4302 s2) of each packet that carries `marker`.
-fn spis_received(socket: &Socket, protocol: u8, marker: &[u8]) -> Vec<u32> {
+/// Reads what `socket` receives up to the first packet carrying `end`
+/// (sent after everything else on the same path, so whatever the gateway
+/// delivered before it has arrived); returns the SPI (bytes 4-7 of the ESP
+/// header, RFC 4303 s2; of the AH header, RFC 4302 s2) of each packet that
+/// carries `marker`. Fails if the end packet does not come.
+fn spis_received(socket: &Socket, protocol: u8, marker: &[u8], end: &[u8]) -> Vec<u32> {
     let mut spis = Vec::new();
     let mut buf = [0u8; 2048];
     let mut reader = socket;
-    while let Ok(n) = reader.read(&mut buf) {
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("protocol {protocol}: no end packet: {e}; got {spis:x?}"));
         let bytes = &buf[..n];
+        if bytes.windows(end.len()).any(|w| w == end) {
+            return spis;
+        }
         let ihl = usize::from(bytes[0] & 0x0f) * 4;
         assert_eq!(bytes[9], protocol, "raw socket {protocol} got {bytes:02x?}");
         let spi_at = if protocol == ESP { ihl } else { ihl + 4 };
@@ -167,7 +176,6 @@ fn spis_received(socket: &Socket, protocol: u8, marker: &[u8]) -> Vec<u32> {
             ));
         }
     }
-    spis
 }
 
 const ESP: u8 = 50;
@@ -178,16 +186,22 @@ const AH: u8 = 51;
 /// marker. AH: 12-byte ICV, so Payload Len (RFC 4302 s2.2) is
 /// (12 + 12) / 4 - 2 = 4; next header 59 (none). Contents are not
 /// authentic: the gateway does not verify IPsec, it demultiplexes by SPI.
+/// Then the same pair carrying the end marker to each SPI of the fourth
+/// argument: the receivers read up to it.
 const SEND_ESP_AH: &str = r#"
 import sys
 from scapy.all import IP, Raw, send, conf
 from scapy.layers.ipsec import ESP, AH
 conf.verb = 0
-dst, marker = sys.argv[1], sys.argv[2].encode()
-for spi in (int(s, 16) for s in sys.argv[3:]):
-    send(IP(dst=dst) / ESP(spi=spi, seq=1, data=marker + b"-esp-" + b"\0" * 16))
+dst, marker, end = sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode()
+def pair(spi, tag):
+    send(IP(dst=dst) / ESP(spi=spi, seq=1, data=tag + b"-esp-" + b"\0" * 16))
     send(IP(dst=dst) / AH(spi=spi, seq=1, nh=59, payloadlen=4, icv=b"\0" * 12)
-         / Raw(marker + b"-ah"))
+         / Raw(tag + b"-ah"))
+for spi in (int(s, 16) for s in sys.argv[4].split(",")):
+    pair(spi, marker)
+for spi in (int(s, 16) for s in sys.argv[5].split(",")):
+    pair(spi, end)
 "#;
 
 #[test]
@@ -210,9 +224,21 @@ fn esp_and_ah_reach_the_spi_holder_and_unknown_spis_reach_nobody() {
     let kernel_before = gateway_kernel_discards(&lab);
 
     let marker = "realm-e2e-ipsec";
+    let end = "realm-e2e-done";
     let targets = [spis[0][0], spis[1][0], unknown];
-    let mut args = vec![GATEWAY_PUBLIC.to_string(), marker.to_owned()];
-    args.extend(targets.iter().map(|s| format!("{s:x}")));
+    let hex = |spis: &[u32]| {
+        spis.iter()
+            .map(|s| format!("{s:x}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let args = vec![
+        GATEWAY_PUBLIC.to_string(),
+        marker.to_owned(),
+        end.to_owned(),
+        hex(&targets),
+        hex(&[spis[0][0], spis[1][0]]),
+    ];
     let mut argv = vec!["-c".to_owned(), SEND_ESP_AH.to_owned()];
     argv.extend(args);
     lab.run_ok(
@@ -223,8 +249,8 @@ fn esp_and_ah_reach_the_spi_holder_and_unknown_spis_reach_nobody() {
     .expect("scapy in the public namespace");
 
     for (i, [esp, ah]) in sockets.iter().enumerate() {
-        let got_esp = spis_received(esp, ESP, marker.as_bytes());
-        let got_ah = spis_received(ah, AH, marker.as_bytes());
+        let got_esp = spis_received(esp, ESP, marker.as_bytes(), end.as_bytes());
+        let got_ah = spis_received(ah, AH, marker.as_bytes(), end.as_bytes());
         assert_eq!(
             got_esp,
             vec![spis[i][0]],
@@ -243,8 +269,9 @@ fn esp_and_ah_reach_the_spi_holder_and_unknown_spis_reach_nobody() {
     let after = inbound_counters(&lab);
     let delta = |path: &str| counter(&after, path) - counter(&before, path);
     println!("inbound counters after: {after:#}");
-    // Two per host tunnelled; the unknown SPI's two matched no binding.
-    assert_eq!(delta("/passed"), 4, "before {before:#}\nafter {after:#}");
+    // Two per host tunnelled, and the two end packets per host; the unknown
+    // SPI's two matched no binding.
+    assert_eq!(delta("/passed"), 8, "before {before:#}\nafter {after:#}");
     // The unknown SPI's two matched no binding. 192.0.2.1 is also the
     // gateway's own address, so the data plane hands them to the gateway's
     // stack (`local`; `realm_rsip::dataplane` inbound step 6: an unmatched
@@ -327,6 +354,9 @@ fn hosts_sharing_udp_500_get_their_own_ike_replies_by_initiator_cookie() {
     // The public host's IKE responder: answers each message to where it came
     // from, same initiator cookie, its own responder cookie.
     let responder = udp_in(&lab.public_ns, PUBLIC_HOST, IKE, step);
+    // After both replies it sends each initiator an end message (responder
+    // cookie "endofrun"): a host reads up to it, so whatever the gateway
+    // delivered to it before has arrived.
     let server = std::thread::spawn(move || -> std::io::Result<Vec<(SocketAddrV4, [u8; 8])>> {
         let mut seen = Vec::new();
         let mut buf = [0u8; 512];
@@ -339,6 +369,9 @@ fn hosts_sharing_udp_500_get_their_own_ike_replies_by_initiator_cookie() {
             assert_eq!(n, 28, "an ISAKMP header");
             responder.send_to(&isakmp_header(cookie, *b"respondr"), from)?;
             seen.push((from, cookie));
+        }
+        for (from, cookie) in &seen {
+            responder.send_to(&isakmp_header(*cookie, *b"endofrun"), from)?;
         }
         Ok(seen)
     });
@@ -386,14 +419,16 @@ fn hosts_sharing_udp_500_get_their_own_ike_replies_by_initiator_cookie() {
             i + 1
         );
         assert_eq!(&buf[8..16], b"respondr");
-        // And nothing else: the other host's reply did not come here.
-        s.set_read_timeout(Some(Duration::from_millis(500)))
-            .expect("timeout");
-        assert!(
-            s.recv_from(&mut buf).is_err(),
-            "host{} got a second datagram {:02x?}",
-            i + 1,
-            &buf[..28]
+        // And nothing else: the next datagram is this host's end message,
+        // so the other host's reply (sent before it) did not come here.
+        let (n, _) = s.recv_from(&mut buf).unwrap_or_else(|e| {
+            panic!("host{}: no end message: {e}\n{}", i + 1, lab.log_tails(20))
+        });
+        assert_eq!(
+            (&buf[..8], &buf[8..16], n),
+            (&cookies[i][..], &b"endofrun"[..], 28),
+            "host{} got another datagram before its end message",
+            i + 1
         );
     }
     let d = lab
@@ -661,7 +696,7 @@ fn esp_in_udp_on_4500_is_demultiplexed_by_spi_for_two_hosts() {
     let sockets: Vec<std::net::UdpSocket> = lab
         .host_ns
         .iter()
-        .map(|ns| udp_in(ns, Ipv4Addr::UNSPECIFIED, NAT_T, Duration::from_millis(500)))
+        .map(|ns| udp_in(ns, Ipv4Addr::UNSPECIFIED, NAT_T, step))
         .collect();
 
     // Outbound: each host sends ESP-in-UDP from the shared port 4500 (its
@@ -683,13 +718,31 @@ fn esp_in_udp_on_4500_is_demultiplexed_by_spi_for_two_hosts() {
     // Inbound: the peer answers under each host's leased SPI, and under one
     // nobody holds, all to 192.0.2.1:4500.
     let to = SocketAddrV4::new(GATEWAY_PUBLIC, NAT_T);
-    for (spi, tag) in [(spis[0], &b"in1"[..]), (spis[1], b"in2"), (unknown, b"in?")] {
+    // Then an end packet under each host's SPI: a host reads up to it.
+    for (spi, tag) in [
+        (spis[0], &b"in1"[..]),
+        (spis[1], b"in2"),
+        (unknown, b"in?"),
+        (spis[0], b"end"),
+        (spis[1], b"end"),
+    ] {
         peer.send_to(&esp_in_udp(spi, tag), to).expect("send");
     }
     for (i, s) in sockets.iter().enumerate() {
         let mut got = Vec::new();
-        while let Ok((n, from)) = s.recv_from(&mut buf) {
+        loop {
+            let (n, from) = s.recv_from(&mut buf).unwrap_or_else(|e| {
+                panic!(
+                    "host{}: no end packet: {e}; got {got:x?}\n{}",
+                    i + 1,
+                    lab.log_tails(20)
+                )
+            });
             assert_eq!(from, SocketAddrV4::new(PUBLIC_HOST, NAT_T).into());
+            if &buf[8..n.min(11)] == b"end" {
+                assert_eq!(u32::from_be_bytes(buf[..4].try_into().unwrap()), spis[i]);
+                break;
+            }
             got.push((
                 u32::from_be_bytes(buf[..4].try_into().unwrap()),
                 buf[8..n.min(11)].to_vec(),
@@ -706,7 +759,8 @@ fn esp_in_udp_on_4500_is_demultiplexed_by_spi_for_two_hosts() {
     }
     let d = lab.gateway_ctl("dataplane", &[]).expect("dataplane");
     println!("gateway data plane after ESP-in-UDP: {d:#}");
-    assert_eq!(counter(&d, "/counters/inbound/passed"), 2, "{d:#}");
+    // Two, and the two end packets.
+    assert_eq!(counter(&d, "/counters/inbound/passed"), 4, "{d:#}");
     assert_eq!(counter(&d, "/counters/outbound/passed"), 2, "{d:#}");
     // The unknown SPI matched no binding: handed to the gateway's own stack
     // (192.0.2.1 is its address too), never to a host.

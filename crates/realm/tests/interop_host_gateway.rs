@@ -350,3 +350,55 @@ fn restarted_gateway_reaches_the_reconnected_host_sigterm() {
 fn restarted_gateway_reaches_the_reconnected_host_sigkill() {
     restarted_gateway_reaches_the_reconnected_host(true);
 }
+
+/// Issue 11, finding 4, through the real daemon: a gateway whose host table
+/// is past its USE_TCP threshold answers a new UDP REGISTER_REQUEST with
+/// USE_TCP (RFC 3103 Appendix A, 305); `realm host --udp` then registers over
+/// TCP and gets its ports.
+#[test]
+fn a_udp_host_told_use_tcp_registers_over_tcp() {
+    // Threshold: 50 % of 2 hosts, so one registered host is pressure.
+    let config = CONFIG.replacen(
+        "[[gateway.pool]]",
+        "max_hosts = 2\nudp = { use_tcp_above_hosts_percent = 50 }\n[[gateway.pool]]",
+        1,
+    );
+    let g = GatewayProc::start(&config);
+    let mut first = TcpHost::connect(g.net.addr(2), g.tcp_addr());
+    first.register();
+    let mut h = HostProc::start(&g, true);
+    let ctx = |h: &HostProc| format!("--- gateway\n{}\n--- host\n{}", g.log(), h.log());
+    wait_until(
+        "the host registers over TCP and gets its ports",
+        &mut h,
+        ctx,
+        |_| bindings(&g).len() == 1,
+    );
+    let bind = bindings(&g)[0]["bind"].as_u64().unwrap();
+    wait_until("the host holds them", &mut h, ctx, |h| {
+        h.bind_ids() == vec![bind]
+    });
+    let me = hosts(&g)
+        .into_iter()
+        .find(|r| r["record"]["private_address"] == HOST_ADDR.to_string())
+        .unwrap_or_else(|| panic!("the host is not registered\n{}", ctx(&h)));
+    assert_eq!(me["record"]["transport"], "tcp", "{me}");
+    assert_eq!(
+        g.metric("realm_gateway_registrations_sent_to_tcp_total"),
+        1.0,
+        "{}",
+        ctx(&h)
+    );
+    assert!(h.log().contains("USE_TCP"), "{}", ctx(&h));
+    let b = bindings(&g);
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!(
+        b[0]["private_address"].as_str(),
+        Some(HOST_ADDR.to_string().as_str())
+    );
+    assert_eq!(
+        b[0]["ports"]["Range"]["count"].as_u64(),
+        Some(PORTS),
+        "{b:?}"
+    );
+}
