@@ -82,16 +82,33 @@ impl PortPool {
     }
 
     fn set_range(&mut self, first: u32, last: u32) {
-        for p in first..=last {
-            let (w, m) = bit(p);
-            self.busy[w] |= m;
-        }
+        self.fill_range(first, last, true);
     }
 
     fn clear_range(&mut self, first: u32, last: u32) {
-        for p in first..=last {
-            let (w, m) = bit(p);
-            self.busy[w] &= !m;
+        self.fill_range(first, last, false);
+    }
+
+    /// Sets (`busy`) or clears the bits of `first..=last`, a word at a time:
+    /// a fresh address's pool clears up to 65,535 bits, a large block sets
+    /// thousands.
+    fn fill_range(&mut self, first: u32, last: u32, busy: bool) {
+        let mut p = first;
+        while p <= last {
+            let (w, low) = bit(p);
+            let n = (64 - (p & 63)).min(last - p + 1);
+            // `n` bits from `low` up: all ones above `low`, cut to `n`.
+            let mask = if n == 64 {
+                u64::MAX
+            } else {
+                low.wrapping_mul((1u64 << n) - 1)
+            };
+            if busy {
+                self.busy[w] |= mask;
+            } else {
+                self.busy[w] &= !mask;
+            }
+            p += n;
         }
     }
 
@@ -329,6 +346,29 @@ impl PortPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Word-at-a-time filling sets exactly the bits a port-by-port loop
+        /// would, whatever the range's alignment.
+        #[test]
+        fn fill_range_matches_bit_by_bit(
+            first in 0u32..=65535,
+            len in 0u32..300,
+            busy: bool,
+            start_busy: bool,
+        ) {
+            let last = (first + len).min(65535);
+            let leasable: &[(u16, u16)] = if start_busy { &[] } else { &[(1, 65535)] };
+            let mut pool = PortPool::new(leasable);
+            let mut expect = pool.busy.clone();
+            for p in first..=last {
+                let (w, m) = bit(p);
+                if busy { expect[w] |= m } else { expect[w] &= !m }
+            }
+            pool.fill_range(first, last, busy);
+            proptest::prop_assert!(pool.busy == expect);
+        }
+    }
 
     const B: BindId = BindId(7);
 
