@@ -1,0 +1,33 @@
+//! Realm's IKE: ISAKMP (RFC 2408) and IKEv1 (RFC 2409), sans-IO, for `realm peer` and later
+//! `realm host` to negotiate their own IPsec SAs (issue 12).
+//!
+//! **What exists so far: the foundation only.**
+//! - [`crypto`]: the [`Crypto`] trait behind which every IKE primitive sits (random bytes,
+//!   Diffie-Hellman for groups 2, 14, 19 and 20, PRF, hash, AES-CBC without padding), so the
+//!   engine can be tested with any provider and the provider swapped; and its one implementation,
+//!   [`AwsLcCrypto`] (aws-lc-rs, plus crypto-bigint's constant-time Montgomery exponentiation for
+//!   the MODP groups, which aws-lc-rs lacks). No cipher, hash, MAC or DH arithmetic is written
+//!   here. Invalid peer public values are refused with a typed [`DhError`], never a panic.
+//! - [`ikev1::keys`]: the RFC 2409 key schedule: SKEYID for pre-shared keys and for signatures,
+//!   SKEYID_d/_a/_e (section 5), the Appendix B encryption key expansion and IVs, and Quick Mode
+//!   KEYMAT (section 5.5), as typed key material zeroized on drop.
+//!
+//! **Not yet here (planned, issue 12):** the ISAKMP message and payload processing of RFC 2408
+//! section 5, the Main, Aggressive, Quick and Informational exchanges and their typed handshake
+//! states, cookies, retransmission, NAT-T, DPD, configuration and the engine API
+//! (`handle_datagram`/`handle_timeout`, transmissions and events). The ISAKMP header and payload
+//! chain wire format lives in `realm-wire`.
+//!
+//! Like Realm's other engines this crate never reads a clock, opens a socket or spawns; it takes
+//! no input it cannot refuse without panicking.
+#![forbid(unsafe_code)]
+
+#[macro_use]
+mod secret;
+pub mod crypto;
+pub mod ikev1;
+
+pub use crypto::{
+    AwsLcCrypto, AwsLcKeyPair, CipherAlgorithm, Crypto, CryptoError, DhError, DhGroup, DhKeyPair,
+    Digest, HashAlgorithm, PrfAlgorithm, PrfOutput, SharedSecret,
+};
