@@ -1,7 +1,7 @@
 //! Realm's IKE: ISAKMP (RFC 2408) and IKEv1 (RFC 2409), sans-IO, for `realm peer` and later
 //! `realm host` to negotiate their own IPsec SAs (issue 12).
 //!
-//! **What exists so far: the foundation only.**
+//! **What exists so far: the foundation.**
 //! - [`crypto`]: the [`Crypto`] trait behind which every IKE primitive sits (random bytes,
 //!   Diffie-Hellman for groups 2, 14, 19 and 20, PRF, hash, AES-CBC without padding), so the
 //!   engine can be tested with any provider and the provider swapped; and its one implementation,
@@ -12,9 +12,13 @@
 //!   SKEYID_d/_a/_e (section 5), the Appendix B encryption key expansion and IVs, and Quick Mode
 //!   KEYMAT (section 5.5), as typed key material zeroized on drop.
 //!
-//! **Not yet here (planned, issue 12):** the ISAKMP message and payload processing of RFC 2408
-//! section 5, the Main, Aggressive, Quick and Informational exchanges and their typed handshake
-//! states, cookies, retransmission, NAT-T, DPD, configuration and the engine API
+//! - [`isakmp`]: anti-clogging cookies (RFC 2408 2.5.3), the inbound header and generic payload
+//!   checks of section 5.1-5.3 as a pure verdict (accept, or the Notify the RFC names and whether
+//!   Realm answers it), and the unprotected Informational exchange that answers one.
+//!
+//! **Not yet here (planned, issue 12):** SA payload processing (sections 5.4-5.6), the Main,
+//! Aggressive, Quick and Informational exchanges and their typed handshake states, retransmission,
+//! NAT-T, DPD, configuration and the engine API
 //! (`handle_datagram`/`handle_timeout`, transmissions and events). The ISAKMP header and payload
 //! chain wire format lives in `realm-wire`.
 //!
