@@ -26,6 +26,7 @@
 mod secret;
 pub mod crypto;
 pub mod ikev1;
+pub mod proposal;
 
 pub use crypto::{
     AwsLcCrypto, AwsLcKeyPair, CipherAlgorithm, Crypto, CryptoError, DhError, DhGroup, DhKeyPair,
