@@ -16,7 +16,12 @@
 //!   checks of section 5.1-5.3 as a pure verdict (accept, or the Notify the RFC names and whether
 //!   Realm answers it), and the unprotected Informational exchange that answers one.
 //!
-//! **Not yet here (planned, issue 12):** SA payload processing (sections 5.4-5.6), the Main,
+//! - [`proposal`]: proposals spelled as strongSwan's swanctl.conf spells them
+//!   (`aes128-sha256-modp2048`, `aes128gcm16-ecp256`), their phase 1 and Quick Mode SA payloads,
+//!   and SA payload processing (RFC 2408 5.4-5.6): the responder's choice, with the Notify and a
+//!   log line saying what was offered and why none matched, and the initiator's check of the answer.
+//!
+//! **Not yet here (planned, issue 12):** the Main,
 //! Aggressive, Quick and Informational exchanges and their typed handshake states, retransmission,
 //! NAT-T, DPD, configuration and the engine API
 //! (`handle_datagram`/`handle_timeout`, transmissions and events). The ISAKMP header and payload
@@ -31,6 +36,7 @@ mod secret;
 pub mod crypto;
 pub mod ikev1;
 pub mod isakmp;
+pub mod proposal;
 
 pub use crypto::{
     AwsLcCrypto, AwsLcKeyPair, CipherAlgorithm, Crypto, CryptoError, DhError, DhGroup, DhKeyPair,

@@ -106,7 +106,7 @@ impl fmt::Display for DhGroup {
     }
 }
 
-/// Hash algorithms (IKEv1 Phase 1 hash attribute: SHA = 2, SHA2-256 = 4, SHA2-384 = 6). The
+/// Hash algorithms (IKEv1 Phase 1 hash attribute: SHA = 2, SHA2-256 = 4, SHA2-384 = 5). The
 /// hash computes the Phase 1 and Phase 2 IVs (RFC 2409 Appendix B); its HMAC is the PRF when no
 /// PRF attribute is negotiated (RFC 2409 section 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
