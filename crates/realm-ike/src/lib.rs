@@ -21,9 +21,15 @@
 //!   and SA payload processing (RFC 2408 5.4-5.6): the responder's choice, with the Notify and a
 //!   log line saying what was offered and why none matched, and the initiator's check of the answer.
 //!
+//! - [`config`]: IKE connections configured in swanctl.conf's shape, in TOML
+//!   (`[connections.NAME]`, `[connections.NAME.children.CHILD]`, `[secrets.ikeNAME]`), with
+//!   strongSwan's defaults and spellings (identities, traffic selectors, times, proposals), its
+//!   PSK lookup, and errors naming file, line, column and key (`docs/ike-config.md`). Pure data:
+//!   the caller reads the file.
+//!
 //! **Not yet here (planned, issue 12):** the Main,
 //! Aggressive, Quick and Informational exchanges and their typed handshake states, retransmission,
-//! NAT-T, DPD, configuration and the engine API
+//! NAT-T, DPD, reading the configuration in `realm peer`, and the engine API
 //! (`handle_datagram`/`handle_timeout`, transmissions and events). The ISAKMP header and payload
 //! chain wire format lives in `realm-wire`.
 //!
@@ -33,6 +39,7 @@
 
 #[macro_use]
 mod secret;
+pub mod config;
 pub mod crypto;
 pub mod ikev1;
 pub mod isakmp;
