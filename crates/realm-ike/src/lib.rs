@@ -27,7 +27,17 @@
 //!   PSK lookup, and errors naming file, line, column and key (`docs/ike-config.md`). Pure data:
 //!   the caller reads the file.
 //!
-//! **Not yet here (planned, issue 12):** the Main,
+//! - [`ikev1::main_mode`]: IKEv1 Main Mode with pre-shared keys (RFC 2409 sections 5 and 5.4),
+//!   initiator and responder, as typed states that consume themselves
+//!   (`Initiator<SentSa>` -> `Initiator<SentKe<K>>` -> `Initiator<SentId>` -> [`IsakmpSa`];
+//!   `Responder<RepliedSa>` -> `Responder<RepliedKe>` -> [`IsakmpSa`]): each step takes the
+//!   received bytes and returns the next state and the bytes to send, or the unchanged state with
+//!   a typed error naming the Notify it maps to. No timers (each state keeps its last message
+//!   for the caller to resend), no NAT-D, no signature authentication yet.
+//!
+//! [`IsakmpSa`]: ikev1::main_mode::IsakmpSa
+//!
+//! **Not yet here (planned, issue 12):** the
 //! Aggressive, Quick and Informational exchanges and their typed handshake states, retransmission,
 //! NAT-T, DPD, reading the configuration in `realm peer`, and the engine API
 //! (`handle_datagram`/`handle_timeout`, transmissions and events). The ISAKMP header and payload

@@ -1,0 +1,942 @@
+//! IKEv1 Main Mode with pre-shared keys (RFC 2409 section 5 and 5.4; RFC 2408 section 4.4, the
+//! Identity Protection exchange), both roles, as typed states that consume themselves:
+//!
+//! ```text
+//! Initiator                                  Responder
+//! Initiator::start             HDR, SA  -->  Responder::handle_sa
+//! Initiator<SentSa>       <--  HDR, SA       Responder<RepliedSa>
+//!   ::handle_sa                HDR, KE, Ni -->  ::handle_ke
+//! Initiator<SentKe<K>>    <--  HDR, KE, Nr   Responder<RepliedKe>
+//!   ::handle_ke                HDR*, IDii, HASH_I -->  ::handle_id
+//! Initiator<SentId>       <--  HDR*, IDir, HASH_R    IsakmpSa
+//!   ::handle_id -> IsakmpSa
+//! ```
+//!
+//! Each receiving method takes the datagram's bytes, runs [`checks::check`] (and, for the
+//! encrypted messages 5 and 6, [`checks::check_decrypted`]) with the right [`Context`], then the
+//! message's grammar, and returns the next state with the bytes to send, or a [`Failure`]
+//! holding the unchanged state and a typed [`MainModeError`] whose [`MainModeError::notify`]
+//! names the Notify it maps to. A failure leaves the state usable (an injected or corrupted
+//! datagram does not end the exchange; the caller decides whether to give up). Nothing here
+//! panics on input, reads a clock or sends.
+//!
+//! What each message carries and how it is checked:
+//! - Messages 1 and 2: one SA payload (offer built by [`phase1_sa`], chosen by [`select_phase1`],
+//!   confirmed by [`check_phase1_reply`]), any Vendor ID payloads (ignored). The initiator
+//!   cookie comes from [`Crypto::fill_random`]; the responder cookie is the caller's (from
+//!   [`crate::isakmp::cookie::CookieJar`]).
+//! - Messages 3 and 4: KE (the DH public value in KE payload form, RFC 2409 section 5) and a
+//!   32-byte random Nonce; the peer's nonce must be 8 to 256 bytes (RFC 2409 section 5), its KE
+//!   the group's length and a valid value (else INVALID-KEY-INFORMATION). Vendor ID payloads are
+//!   ignored. NAT-D is not supported yet: any other payload is refused (INVALID-PAYLOAD-TYPE).
+//!   The pre-shared key is taken here, as a parameter (the caller finds it by peer address):
+//!   SKEYID = prf(pre-shared-key, Ni_b | Nr_b) and SKEYID_d/a/e ([`Phase1Keys`]); the first IV
+//!   is hash(g^xi | g^xr) (Appendix B).
+//! - Messages 5 and 6: encrypted with AES-CBC under the Appendix B key, the plaintext padded
+//!   with zero octets to the block size (none when already a whole number of blocks), each
+//!   message's last ciphertext block the next IV. They carry ID (as the caller gave it) and HASH
+//!   (RFC 2409 section 5):
+//!
+//!   ```text
+//!   HASH_I = prf(SKEYID, g^xi | g^xr | CKY-I | CKY-R | SAi_b | IDii_b)
+//!   HASH_R = prf(SKEYID, g^xr | g^xi | CKY-R | CKY-I | SAi_b | IDir_b)
+//!   ```
+//!
+//!   with SAi_b the initiator's SA payload body and ID*_b the ID payload body, both as they were
+//!   on the wire, without the generic header. The peer's hash is compared in constant time;
+//!   a mismatch is INVALID-HASH-INFORMATION (RFC 2408 section 5.12). A wrong pre-shared key
+//!   usually fails earlier: the two sides' encryption keys differ, so the receiver's plaintext
+//!   is noise and fails the payload checks ([`MainModeError::Undecryptable`],
+//!   PAYLOAD-MALFORMED); which of the two a given wrong key or tampered byte produces depends on
+//!   the bytes. Vendor ID and Notification payloads (INITIAL-CONTACT) are ignored.
+//!
+//! The result, [`IsakmpSa`], holds the cookies, the chosen proposal, the key schedule, the
+//! encryption key, the last CBC block of phase 1 (for Quick Mode IVs, [`Iv::phase2`]) and the
+//! peer's identity, which the caller checks against the connection's `remote.id`.
+//!
+//! Not here: retransmission timers (each state keeps its last sent message,
+//! [`Initiator::last_sent`], [`Responder::last_sent`], for the caller to resend), NAT-T (NAT-D,
+//! RFC 3947), signature authentication, Aggressive Mode, and sending the Notify itself.
+
+use std::num::NonZeroU32;
+
+use aws_lc_rs::constant_time;
+use realm_wire::isakmp::{
+    Body, Cookie, ExchangeType, Flags, Hash, Header, Identification, KeyExchange, Message, Nonce,
+    NotifyMessageType, Packet, Padding, Payload, PayloadBody, PayloadChain, PayloadType,
+    RawPayloads, SecurityAssociation,
+};
+
+use super::keys::{EncryptionKey, Iv, Phase1Auth, Phase1Inputs, Phase1Keys};
+use crate::crypto::{Crypto, CryptoError, DhKeyPair, PrfOutput, check_public_value_len};
+use crate::isakmp::checks::{self, Context, Rejection, SaState, Verdict};
+use crate::proposal::{
+    AuthMethod, BuildError, IkeProposal, Phase1Choice, Phase1Policy, Preference, Refusal,
+    check_phase1_reply, phase1_sa, select_phase1,
+};
+
+/// The length of the nonces Realm sends (RFC 2409 section 5 allows 8 to 256).
+pub const NONCE_LEN: usize = 32;
+/// The shortest nonce accepted (RFC 2409 section 5: "MUST be between 8 and 256 bytes").
+pub const MIN_NONCE_LEN: usize = 8;
+/// The longest nonce accepted.
+pub const MAX_NONCE_LEN: usize = 256;
+
+static EXCHANGES: [ExchangeType; 1] = [ExchangeType::IdentityProtection];
+
+/// What one side of a Main Mode exchange is configured with (besides the pre-shared key, which
+/// the caller passes to the key exchange step).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MainModeConfig {
+    /// The phase 1 proposals, most preferred first.
+    pub proposals: Vec<IkeProposal>,
+    /// The ISAKMP SA lifetime offered (initiator) or accepted at most (responder).
+    pub lifetime: NonZeroU32,
+    /// Whose order wins when responding.
+    pub preference: Preference,
+    /// Our identity, sent in message 5 or 6 (ID_IPV4_ADDR, ID_FQDN, ...).
+    pub local_id: Identification,
+}
+
+impl MainModeConfig {
+    fn policy(&self) -> Phase1Policy<'_> {
+        Phase1Policy {
+            proposals: &self.proposals,
+            auth: AuthMethod::PreSharedKey,
+            lifetime: self.lifetime,
+            preference: self.preference,
+        }
+    }
+}
+
+/// Why a received message was not accepted, or our own message could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MainModeError {
+    /// The RFC 2408 5.1-5.3 checks refused it ([`Rejection::notify_type`] and
+    /// [`Rejection::response`] say whether and how to answer).
+    #[error("ISAKMP checks refused the message: {0:?}")]
+    Rejected(Rejection),
+    /// The message's cookies are not this exchange's (RFC 2408 5.2 step 1).
+    #[error("cookies do not match the exchange")]
+    WrongCookies,
+    /// Not a Main Mode message, or a decrypted message that is not one (defence in depth: the
+    /// checks' context already admits only Main Mode).
+    #[error("unexpected message: {0}")]
+    Unexpected(&'static str),
+    /// The SA payload was refused (RFC 2408 5.4-5.6): NO-PROPOSAL-CHOSEN or the Notify the
+    /// refusal names.
+    #[error("{0}")]
+    Proposal(Box<Refusal>),
+    /// Message 5 or 6 arrived in plaintext: RFC 2409 section 5 encrypts them (HDR*), so the
+    /// E flag is wrong for this step (RFC 2408 5.2 step 5).
+    #[error("message 5/6 without the E flag")]
+    NotEncrypted,
+    /// A payload the message must carry is missing or appears twice (RFC 2409 section 5).
+    #[error("{0}")]
+    Grammar(String),
+    /// A payload this step does not accept.
+    #[error("payload {0:?} not accepted in this message")]
+    UnexpectedPayload(PayloadType),
+    /// The peer's nonce is not 8 to 256 bytes (RFC 2409 section 5).
+    #[error("nonce of {0} bytes, RFC 2409 section 5 wants 8 to 256")]
+    NonceLength(usize),
+    /// The peer's KE payload does not hold a valid public value of the group.
+    #[error("invalid key exchange payload: {0}")]
+    KeyExchange(CryptoError),
+    /// The ciphertext is not a non-empty whole number of cipher blocks (RFC 2409 Appendix B).
+    #[error("ciphertext of {0} bytes is not a whole number of blocks")]
+    CiphertextLength(usize),
+    /// The decrypted message 5 or 6 fails the RFC 2408 5.3 payload checks. With pre-shared keys
+    /// this is what a wrong key looks like to the receiver (both sides' SKEYID_e differ, so the
+    /// plaintext is noise) as much as a corrupted message; the hash check is reached only when
+    /// the plaintext happens to parse. Answered PAYLOAD-MALFORMED.
+    #[error("message 5/6 does not decrypt to payloads (wrong pre-shared key or corrupted): {0:?}")]
+    Undecryptable(Box<Rejection>),
+    /// The peer's HASH_I or HASH_R does not verify: a wrong pre-shared key or a tampered
+    /// message (RFC 2408 5.12).
+    #[error("the peer's hash does not verify")]
+    HashMismatch,
+    /// Our offer could not be built.
+    #[error("{0}")]
+    Build(BuildError),
+    /// The crypto provider failed on our side.
+    #[error("{0}")]
+    Crypto(CryptoError),
+    /// Our message could not be emitted.
+    #[error("emitting: {0}")]
+    Emit(realm_wire::Error),
+}
+
+impl MainModeError {
+    /// The Notify message type this error maps to, or `None` when there is none to send (our own
+    /// failure, or cookies that name no exchange, which RFC 2408 5.2 step 1 and Realm's policy
+    /// never answer).
+    pub fn notify(&self) -> Option<NotifyMessageType> {
+        match self {
+            Self::Rejected(r) => r.notify_type(),
+            Self::WrongCookies => None,
+            Self::Unexpected(_) => Some(NotifyMessageType::InvalidExchangeType),
+            Self::NotEncrypted => Some(NotifyMessageType::InvalidFlags),
+            Self::Proposal(r) => Some(r.notify()),
+            Self::Grammar(_)
+            | Self::NonceLength(_)
+            | Self::CiphertextLength(_)
+            | Self::Undecryptable(_) => Some(NotifyMessageType::PayloadMalformed),
+            Self::UnexpectedPayload(_) => Some(NotifyMessageType::InvalidPayloadType),
+            Self::KeyExchange(_) => Some(NotifyMessageType::InvalidKeyInformation),
+            Self::HashMismatch => Some(NotifyMessageType::InvalidHashInformation),
+            Self::Build(_) | Self::Crypto(_) | Self::Emit(_) => None,
+        }
+    }
+}
+
+impl From<CryptoError> for MainModeError {
+    fn from(e: CryptoError) -> Self {
+        Self::Crypto(e)
+    }
+}
+
+impl From<realm_wire::Error> for MainModeError {
+    fn from(e: realm_wire::Error) -> Self {
+        Self::Emit(e)
+    }
+}
+
+/// A received message a state did not accept: the state, unchanged, and why.
+#[derive(Debug)]
+pub struct Failure<S> {
+    /// The state as it was before the message.
+    pub state: S,
+    /// Why the message was not accepted.
+    pub error: MainModeError,
+}
+
+/// A transition's result: the next state and the bytes to send, or the failure.
+pub type Step<Next, S> = Result<(Next, Vec<u8>), Box<Failure<S>>>;
+
+/// The established ISAKMP SA: what phase 2 and the Informational exchange need.
+#[derive(Debug, Clone)]
+pub struct IsakmpSa {
+    /// CKY-I.
+    pub initiator_cookie: Cookie,
+    /// CKY-R.
+    pub responder_cookie: Cookie,
+    /// True on the side that sent message 1.
+    pub is_initiator: bool,
+    /// The negotiated proposal, transform and lifetime.
+    pub choice: Phase1Choice,
+    /// SKEYID and SKEYID_d/_a/_e.
+    pub keys: Phase1Keys,
+    /// The encryption key (RFC 2409 Appendix B).
+    pub encryption_key: EncryptionKey,
+    /// The last CBC block of phase 1 (message 6's last ciphertext block): the input of every
+    /// Quick Mode and Informational IV ([`Iv::phase2`]).
+    pub last_phase1_block: Iv,
+    /// Our identity as sent.
+    pub local_id: Identification,
+    /// The peer's identity as received (the caller checks it against its configuration).
+    pub peer_id: Identification,
+}
+
+/// The initiator; `S` is the step it is at.
+#[derive(Debug)]
+pub struct Initiator<S> {
+    config: MainModeConfig,
+    cky_i: Cookie,
+    last_sent: Vec<u8>,
+    state: S,
+}
+
+/// Responder; `S` is the step it is at.
+#[derive(Debug)]
+pub struct Responder<S> {
+    config: MainModeConfig,
+    cky_i: Cookie,
+    cky_r: Cookie,
+    last_sent: Vec<u8>,
+    state: S,
+}
+
+/// Initiator step: message 1 (SA) sent, awaiting message 2.
+#[derive(Debug)]
+pub struct SentSa {
+    offered: SecurityAssociation,
+    sa_i_b: Vec<u8>,
+}
+
+/// Initiator step: message 3 (KE, Ni) sent, awaiting message 4.
+#[derive(Debug)]
+pub struct SentKe<K> {
+    cky_r: Cookie,
+    sa_i_b: Vec<u8>,
+    choice: Phase1Choice,
+    key_pair: K,
+    ni: Vec<u8>,
+}
+
+/// Initiator step: message 5 (IDii, HASH_I) sent, awaiting message 6.
+#[derive(Debug)]
+pub struct SentId {
+    cky_r: Cookie,
+    sa_i_b: Vec<u8>,
+    choice: Phase1Choice,
+    keyed: Keyed,
+}
+
+/// Responder step: message 2 (SA) sent, awaiting message 3.
+#[derive(Debug)]
+pub struct RepliedSa {
+    sa_i_b: Vec<u8>,
+    choice: Phase1Choice,
+}
+
+/// Responder step: message 4 (KE, Nr) sent, awaiting message 5.
+#[derive(Debug)]
+pub struct RepliedKe {
+    sa_i_b: Vec<u8>,
+    choice: Phase1Choice,
+    keyed: Keyed,
+}
+
+/// What exists once the KE payloads are exchanged.
+#[derive(Debug)]
+struct Keyed {
+    g_xi: Vec<u8>,
+    g_xr: Vec<u8>,
+    keys: Phase1Keys,
+    encryption_key: EncryptionKey,
+    /// The IV for the next message to encrypt or decrypt.
+    iv: Iv,
+}
+
+impl<S> Initiator<S> {
+    /// The last message sent, for retransmission.
+    pub fn last_sent(&self) -> &[u8] {
+        &self.last_sent
+    }
+
+    /// CKY-I.
+    pub fn initiator_cookie(&self) -> Cookie {
+        self.cky_i
+    }
+
+    fn fail<T>(self, error: MainModeError) -> Result<T, Box<Failure<Self>>> {
+        Err(Box::new(Failure { state: self, error }))
+    }
+}
+
+impl<S> Responder<S> {
+    /// The last message sent, for retransmission.
+    pub fn last_sent(&self) -> &[u8] {
+        &self.last_sent
+    }
+
+    /// The cookie pair (CKY-I, CKY-R).
+    pub fn cookies(&self) -> (Cookie, Cookie) {
+        (self.cky_i, self.cky_r)
+    }
+
+    fn fail<T>(self, error: MainModeError) -> Result<T, Box<Failure<Self>>> {
+        Err(Box::new(Failure { state: self, error }))
+    }
+}
+
+impl Initiator<SentSa> {
+    /// Begins Main Mode: a random non-zero CKY-I and message 1 (HDR, SA) offering
+    /// `config.proposals` with pre-shared key authentication.
+    pub fn start<C: Crypto>(
+        crypto: &C,
+        config: MainModeConfig,
+    ) -> Result<(Self, Vec<u8>), MainModeError> {
+        let mut cky_i = [0u8; 8];
+        crypto.fill_random(&mut cky_i)?;
+        if cky_i == [0; 8] {
+            // RFC 2408 3.1: the initiator cookie is never zero.
+            crypto.fill_random(&mut cky_i)?;
+            if cky_i == [0; 8] {
+                return Err(MainModeError::Crypto(CryptoError::Random));
+            }
+        }
+        let offered = phase1_sa(&config.proposals, AuthMethod::PreSharedKey, config.lifetime)
+            .map_err(MainModeError::Build)?;
+        let sa_i_b = PayloadBody::SecurityAssociation(offered.clone()).to_bytes()?;
+        let header = Header::new(ExchangeType::IdentityProtection, cky_i, [0; 8], 0);
+        let bytes = Message::new(
+            header,
+            vec![Payload::new(PayloadBody::SecurityAssociation(
+                offered.clone(),
+            ))],
+        )
+        .to_bytes()?;
+        let state = Initiator {
+            config,
+            cky_i,
+            last_sent: bytes.clone(),
+            state: SentSa { offered, sa_i_b },
+        };
+        Ok((state, bytes))
+    }
+
+    /// Takes message 2 (HDR, SA): checks the answer against the offer, then sends message 3
+    /// (HDR, KE, Ni) with a fresh key pair in the chosen group.
+    pub fn handle_sa<C: Crypto>(
+        self,
+        crypto: &C,
+        datagram: &[u8],
+    ) -> Step<Initiator<SentKe<C::KeyPair>>, Self> {
+        let step = (|| {
+            let ctx = phase1_context(false);
+            let (header, payloads) = plaintext(datagram, &ctx)?;
+            if header.initiator_cookie != self.cky_i || header.responder_cookie == [0; 8] {
+                return Err(MainModeError::WrongCookies);
+            }
+            let sa = sa_payload(&payloads)?;
+            let choice = check_phase1_reply(&self.state.offered, sa, &self.config.policy())
+                .map_err(|r| MainModeError::Proposal(Box::new(r)))?;
+            let key_pair = crypto.generate_key_pair(choice.proposal.group)?;
+            let ni = random_nonce(crypto)?;
+            let bytes = ke_message(
+                self.cky_i,
+                header.responder_cookie,
+                key_pair.public_value(),
+                &ni,
+            )?;
+            Ok((header.responder_cookie, choice, key_pair, ni, bytes))
+        })();
+        match step {
+            Ok((cky_r, choice, key_pair, ni, bytes)) => Ok((
+                Initiator {
+                    config: self.config,
+                    cky_i: self.cky_i,
+                    last_sent: bytes.clone(),
+                    state: SentKe {
+                        cky_r,
+                        sa_i_b: self.state.sa_i_b,
+                        choice,
+                        key_pair,
+                        ni,
+                    },
+                },
+                bytes,
+            )),
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+impl<K: DhKeyPair> Initiator<SentKe<K>> {
+    /// Takes message 4 (HDR, KE, Nr) and the pre-shared key for this peer: derives the key
+    /// schedule, then sends message 5 (HDR*, IDii, HASH_I).
+    pub fn handle_ke<C: Crypto<KeyPair = K>>(
+        self,
+        crypto: &C,
+        datagram: &[u8],
+        psk: &[u8],
+    ) -> Step<Initiator<SentId>, Self> {
+        let s = &self.state;
+        let step = (|| {
+            let ctx = phase1_context(false);
+            let (header, payloads) = plaintext(datagram, &ctx)?;
+            if header.initiator_cookie != self.cky_i || header.responder_cookie != s.cky_r {
+                return Err(MainModeError::WrongCookies);
+            }
+            let (g_xr, nr) = ke_nonce(&payloads, s.choice.proposal.group)?;
+            let g_xy = crypto
+                .agree(&s.key_pair, &g_xr)
+                .map_err(MainModeError::KeyExchange)?;
+            let mut keyed = Keyed::derive(
+                crypto,
+                &s.choice.proposal,
+                psk,
+                [&s.ni, &nr],
+                s.key_pair.public_value().to_vec(),
+                g_xr,
+                &g_xy,
+                [self.cky_i, s.cky_r],
+            )?;
+            let id_b = PayloadBody::Identification(self.config.local_id.clone()).to_bytes()?;
+            let hash_i = keyed.hash(crypto, true, [self.cky_i, s.cky_r], &s.sa_i_b, &id_b)?;
+            let bytes = keyed.encrypted_id_message(
+                crypto,
+                [self.cky_i, s.cky_r],
+                &self.config.local_id,
+                hash_i,
+            )?;
+            Ok((keyed, bytes))
+        })();
+        match step {
+            Ok((keyed, bytes)) => Ok((
+                Initiator {
+                    config: self.config,
+                    cky_i: self.cky_i,
+                    last_sent: bytes.clone(),
+                    state: SentId {
+                        cky_r: self.state.cky_r,
+                        sa_i_b: self.state.sa_i_b,
+                        choice: self.state.choice,
+                        keyed,
+                    },
+                },
+                bytes,
+            )),
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+impl Initiator<SentId> {
+    /// Takes message 6 (HDR*, IDir, HASH_R): decrypts it, verifies HASH_R, and returns the
+    /// established ISAKMP SA.
+    pub fn handle_id<C: Crypto>(
+        self,
+        crypto: &C,
+        datagram: &[u8],
+    ) -> Result<IsakmpSa, Box<Failure<Self>>> {
+        let s = &self.state;
+        let cookies = [self.cky_i, s.cky_r];
+        match s
+            .keyed
+            .receive_id(crypto, datagram, cookies, false, &s.sa_i_b)
+        {
+            Ok((peer_id, last_block)) => {
+                let Initiator {
+                    config,
+                    cky_i,
+                    state,
+                    ..
+                } = self;
+                Ok(IsakmpSa {
+                    initiator_cookie: cky_i,
+                    responder_cookie: state.cky_r,
+                    is_initiator: true,
+                    choice: state.choice,
+                    keys: state.keyed.keys,
+                    encryption_key: state.keyed.encryption_key,
+                    last_phase1_block: last_block,
+                    local_id: config.local_id,
+                    peer_id,
+                })
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+impl Responder<RepliedSa> {
+    /// Takes message 1 (HDR, SA), chooses a proposal, and sends message 2 (HDR, SA) with
+    /// `responder_cookie` (the caller's, from its [`crate::isakmp::cookie::CookieJar`]).
+    /// There is no state before message 1, so an error comes alone.
+    pub fn handle_sa(
+        config: MainModeConfig,
+        responder_cookie: Cookie,
+        datagram: &[u8],
+    ) -> Result<(Self, Vec<u8>), MainModeError> {
+        let ctx = Context::new(SaState::None, &EXCHANGES);
+        let (header, payloads) = plaintext(datagram, &ctx)?;
+        if responder_cookie == [0; 8] {
+            return Err(MainModeError::WrongCookies);
+        }
+        let sa = sa_payload(&payloads)?;
+        let sa_i_b = sa_body(datagram)?;
+        let choice = select_phase1(sa, &config.policy())
+            .map_err(|r| MainModeError::Proposal(Box::new(r)))?;
+        let reply = Header::new(
+            ExchangeType::IdentityProtection,
+            header.initiator_cookie,
+            responder_cookie,
+            0,
+        );
+        let bytes = Message::new(
+            reply,
+            vec![Payload::new(PayloadBody::SecurityAssociation(
+                choice.reply(),
+            ))],
+        )
+        .to_bytes()?;
+        Ok((
+            Responder {
+                config,
+                cky_i: header.initiator_cookie,
+                cky_r: responder_cookie,
+                last_sent: bytes.clone(),
+                state: RepliedSa { sa_i_b, choice },
+            },
+            bytes,
+        ))
+    }
+
+    /// Takes message 3 (HDR, KE, Ni) and the pre-shared key for this peer: makes our key pair,
+    /// derives the key schedule, and sends message 4 (HDR, KE, Nr).
+    pub fn handle_ke<C: Crypto>(
+        self,
+        crypto: &C,
+        datagram: &[u8],
+        psk: &[u8],
+    ) -> Step<Responder<RepliedKe>, Self> {
+        let s = &self.state;
+        let cookies = [self.cky_i, self.cky_r];
+        let step = (|| {
+            let ctx = phase1_context(false);
+            let (header, payloads) = plaintext(datagram, &ctx)?;
+            if [header.initiator_cookie, header.responder_cookie] != cookies {
+                return Err(MainModeError::WrongCookies);
+            }
+            let group = s.choice.proposal.group;
+            let (g_xi, ni) = ke_nonce(&payloads, group)?;
+            let key_pair = crypto.generate_key_pair(group)?;
+            let g_xy = crypto
+                .agree(&key_pair, &g_xi)
+                .map_err(MainModeError::KeyExchange)?;
+            let nr = random_nonce(crypto)?;
+            let g_xr = key_pair.public_value().to_vec();
+            let bytes = ke_message(cookies[0], cookies[1], &g_xr, &nr)?;
+            let keyed = Keyed::derive(
+                crypto,
+                &s.choice.proposal,
+                psk,
+                [&ni, &nr],
+                g_xi,
+                g_xr,
+                &g_xy,
+                cookies,
+            )?;
+            Ok((keyed, bytes))
+        })();
+        match step {
+            Ok((keyed, bytes)) => Ok((
+                Responder {
+                    config: self.config,
+                    cky_i: self.cky_i,
+                    cky_r: self.cky_r,
+                    last_sent: bytes.clone(),
+                    state: RepliedKe {
+                        sa_i_b: self.state.sa_i_b,
+                        choice: self.state.choice,
+                        keyed,
+                    },
+                },
+                bytes,
+            )),
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+impl Responder<RepliedKe> {
+    /// Takes message 5 (HDR*, IDii, HASH_I): decrypts it, verifies HASH_I, and sends message 6
+    /// (HDR*, IDir, HASH_R). Returns the established ISAKMP SA and message 6, which the caller
+    /// keeps to answer a retransmitted message 5.
+    pub fn handle_id<C: Crypto>(self, crypto: &C, datagram: &[u8]) -> Step<IsakmpSa, Self> {
+        let s = &self.state;
+        let cookies = [self.cky_i, self.cky_r];
+        let step = (|| {
+            let (peer_id, iv) = s
+                .keyed
+                .receive_id(crypto, datagram, cookies, true, &s.sa_i_b)?;
+            let mut keyed = Keyed {
+                g_xi: s.keyed.g_xi.clone(),
+                g_xr: s.keyed.g_xr.clone(),
+                keys: s.keyed.keys.clone(),
+                encryption_key: s.keyed.encryption_key.clone(),
+                iv,
+            };
+            let id_b = PayloadBody::Identification(self.config.local_id.clone()).to_bytes()?;
+            let hash_r = keyed.hash(crypto, false, cookies, &s.sa_i_b, &id_b)?;
+            let bytes =
+                keyed.encrypted_id_message(crypto, cookies, &self.config.local_id, hash_r)?;
+            Ok((peer_id, keyed, bytes))
+        })();
+        match step {
+            Ok((peer_id, keyed, bytes)) => Ok((
+                IsakmpSa {
+                    initiator_cookie: self.cky_i,
+                    responder_cookie: self.cky_r,
+                    is_initiator: false,
+                    choice: self.state.choice,
+                    keys: keyed.keys,
+                    encryption_key: keyed.encryption_key,
+                    last_phase1_block: keyed.iv,
+                    local_id: self.config.local_id,
+                    peer_id,
+                },
+                bytes,
+            )),
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+impl Keyed {
+    #[allow(clippy::too_many_arguments)]
+    fn derive<C: Crypto>(
+        crypto: &C,
+        proposal: &IkeProposal,
+        psk: &[u8],
+        [ni, nr]: [&[u8]; 2],
+        g_xi: Vec<u8>,
+        g_xr: Vec<u8>,
+        g_xy: &crate::crypto::SharedSecret,
+        [cky_i, cky_r]: [Cookie; 2],
+    ) -> Result<Self, MainModeError> {
+        let keys = Phase1Keys::derive(
+            crypto,
+            &Phase1Inputs {
+                prf: proposal.prf(),
+                auth: Phase1Auth::PreSharedKey(psk),
+                ni_b: ni,
+                nr_b: nr,
+                g_xy,
+                cky_i,
+                cky_r,
+            },
+        )?;
+        let encryption_key = keys.encryption_key(crypto, proposal.cipher)?;
+        let iv = Iv::phase1(crypto, proposal.hash, proposal.cipher, &g_xi, &g_xr)?;
+        Ok(Keyed {
+            g_xi,
+            g_xr,
+            keys,
+            encryption_key,
+            iv,
+        })
+    }
+
+    /// HASH_I (`initiator`) or HASH_R (RFC 2409 section 5).
+    fn hash<C: Crypto>(
+        &self,
+        crypto: &C,
+        initiator: bool,
+        [cky_i, cky_r]: [Cookie; 2],
+        sa_i_b: &[u8],
+        id_b: &[u8],
+    ) -> Result<PrfOutput, MainModeError> {
+        let data: [&[u8]; 6] = if initiator {
+            [&self.g_xi, &self.g_xr, &cky_i, &cky_r, sa_i_b, id_b]
+        } else {
+            [&self.g_xr, &self.g_xi, &cky_r, &cky_i, sa_i_b, id_b]
+        };
+        Ok(crypto.prf(self.keys.prf(), self.keys.skeyid().expose(), &data)?)
+    }
+
+    /// HDR*, ID, HASH encrypted with the current IV; the IV becomes the last ciphertext block.
+    fn encrypted_id_message<C: Crypto>(
+        &mut self,
+        crypto: &C,
+        [cky_i, cky_r]: [Cookie; 2],
+        id: &Identification,
+        hash: PrfOutput,
+    ) -> Result<Vec<u8>, MainModeError> {
+        let chain = PayloadChain::new(vec![
+            Payload::new(PayloadBody::Identification(id.clone())),
+            Payload::new(PayloadBody::Hash(Hash::new(hash.expose().to_vec()))),
+        ]);
+        let mut data = chain.to_bytes()?;
+        let block = self.encryption_key.cipher().block_len();
+        // RFC 2409 Appendix B: padded to the block size; zero octets (RFC 2408 3.1 leaves the
+        // padding's content open, and Realm's receiver accepts zeros or a final pad count).
+        let padded = data.len().div_ceil(block) * block;
+        data.resize(padded, 0);
+        self.encryption_key.encrypt(crypto, &self.iv, &mut data)?;
+        self.iv = Iv::last_block_of(&data).ok_or(MainModeError::Crypto(CryptoError::Provider))?;
+        let mut header = Header::new(ExchangeType::IdentityProtection, cky_i, cky_r, 0);
+        header.flags = Flags::empty().with(Flags::ENCRYPTION, true);
+        Ok(Message::encrypted(header, PayloadType::Identification, data).to_bytes()?)
+    }
+
+    /// Checks, decrypts and verifies message 5 (`from_initiator`) or 6: returns the peer's ID
+    /// and the IV after it (its last ciphertext block).
+    fn receive_id<C: Crypto>(
+        &self,
+        crypto: &C,
+        datagram: &[u8],
+        cookies: [Cookie; 2],
+        from_initiator: bool,
+        sa_i_b: &[u8],
+    ) -> Result<(Identification, Iv), MainModeError> {
+        let ctx = phase1_context(true);
+        let message = accept(checks::check(datagram, &ctx))?;
+        check_header(&message.header, cookies)?;
+        let Body::Encrypted {
+            next_payload,
+            ciphertext,
+        } = &message.body
+        else {
+            return Err(MainModeError::NotEncrypted);
+        };
+        let block = self.encryption_key.cipher().block_len();
+        if ciphertext.is_empty() || ciphertext.len() % block != 0 {
+            return Err(MainModeError::CiphertextLength(ciphertext.len()));
+        }
+        let next_iv = Iv::last_block_of(ciphertext)
+            .ok_or(MainModeError::CiphertextLength(ciphertext.len()))?;
+        let mut plaintext = ciphertext.clone();
+        self.encryption_key
+            .decrypt(crypto, &self.iv, &mut plaintext)?;
+        let decrypted = match checks::check_decrypted(
+            &message.header,
+            *next_payload,
+            &plaintext,
+            Padding::Zeros,
+            &ctx,
+        ) {
+            Verdict::Accept(m) => m,
+            Verdict::Reject(r) => return Err(MainModeError::Undecryptable(Box::new(r))),
+        };
+        let Body::Payloads(chain) = &decrypted.body else {
+            return Err(MainModeError::Unexpected(
+                "decrypted message without payloads",
+            ));
+        };
+        let mut id = None;
+        let mut hash = None;
+        for p in chain.payloads.iter() {
+            match &p.body {
+                PayloadBody::Identification(i) => set_once(&mut id, i, "ID")?,
+                PayloadBody::Hash(h) => set_once(&mut hash, h, "HASH")?,
+                PayloadBody::VendorId(_) | PayloadBody::Notification(_) => {}
+                other => return Err(MainModeError::UnexpectedPayload(other.payload_type())),
+            }
+        }
+        let id = id.ok_or_else(|| missing("ID"))?;
+        let hash = hash.ok_or_else(|| missing("HASH"))?;
+        let id_b = RawPayloads::new(*next_payload, &plaintext, Padding::Zeros)
+            .filter_map(Result::ok)
+            .find(|raw| raw.payload_type == PayloadType::Identification)
+            .map(|raw| raw.body)
+            .ok_or_else(|| missing("ID"))?;
+        let expected = self.hash(crypto, from_initiator, cookies, sa_i_b, id_b)?;
+        constant_time::verify_slices_are_equal(expected.expose(), &hash.data)
+            .map_err(|_| MainModeError::HashMismatch)?;
+        Ok((id.clone(), next_iv))
+    }
+}
+
+fn phase1_context(keyed: bool) -> Context<'static> {
+    Context::new(
+        SaState::Phase1 {
+            exchange: ExchangeType::IdentityProtection,
+            keyed,
+        },
+        &EXCHANGES,
+    )
+}
+
+fn accept(verdict: Verdict) -> Result<Message, MainModeError> {
+    match verdict {
+        Verdict::Accept(m) => Ok(m),
+        Verdict::Reject(r) => Err(MainModeError::Rejected(r)),
+    }
+}
+
+fn check_header(header: &Header, cookies: [Cookie; 2]) -> Result<(), MainModeError> {
+    if [header.initiator_cookie, header.responder_cookie] != cookies {
+        return Err(MainModeError::WrongCookies);
+    }
+    if header.exchange_type != ExchangeType::IdentityProtection {
+        return Err(MainModeError::Unexpected("not a Main Mode message"));
+    }
+    Ok(())
+}
+
+/// Checks a plaintext Main Mode message (1 to 4) and returns its header and payloads.
+fn plaintext(datagram: &[u8], ctx: &Context<'_>) -> Result<(Header, Vec<Payload>), MainModeError> {
+    let message = accept(checks::check(datagram, ctx))?;
+    if message.header.exchange_type != ExchangeType::IdentityProtection {
+        return Err(MainModeError::Unexpected("not a Main Mode message"));
+    }
+    match message.body {
+        Body::Payloads(chain) => Ok((message.header, chain.payloads)),
+        Body::Encrypted { .. } => Err(MainModeError::Unexpected(
+            "encrypted message before the keys exist",
+        )),
+    }
+}
+
+fn missing(what: &str) -> MainModeError {
+    MainModeError::Grammar(format!("no {what} payload"))
+}
+
+fn set_once<'a, T>(
+    slot: &mut Option<&'a T>,
+    value: &'a T,
+    what: &str,
+) -> Result<(), MainModeError> {
+    if slot.replace(value).is_some() {
+        return Err(MainModeError::Grammar(format!("{what} payload twice")));
+    }
+    Ok(())
+}
+
+/// The one SA payload of message 1 or 2; Vendor IDs are ignored.
+fn sa_payload(payloads: &[Payload]) -> Result<&SecurityAssociation, MainModeError> {
+    let mut sa = None;
+    for p in payloads {
+        match &p.body {
+            PayloadBody::SecurityAssociation(s) => set_once(&mut sa, s, "SA")?,
+            PayloadBody::VendorId(_) => {}
+            other => return Err(MainModeError::UnexpectedPayload(other.payload_type())),
+        }
+    }
+    sa.ok_or_else(|| missing("SA"))
+}
+
+/// SAi_b: the body of the SA payload of a checked plaintext message 1, as received.
+fn sa_body(datagram: &[u8]) -> Result<Vec<u8>, MainModeError> {
+    let packet = Packet::new_checked(datagram).map_err(|_| missing("SA"))?;
+    packet
+        .payloads(Padding::Forbidden)
+        .filter_map(Result::ok)
+        .find(|raw| raw.payload_type == PayloadType::SecurityAssociation)
+        .map(|raw| raw.body.to_vec())
+        .ok_or_else(|| missing("SA"))
+}
+
+/// The KE value and nonce of message 3 or 4.
+fn ke_nonce(
+    payloads: &[Payload],
+    group: crate::crypto::DhGroup,
+) -> Result<(Vec<u8>, Vec<u8>), MainModeError> {
+    let mut ke = None;
+    let mut nonce = None;
+    for p in payloads {
+        match &p.body {
+            PayloadBody::KeyExchange(k) => set_once(&mut ke, k, "KE")?,
+            PayloadBody::Nonce(n) => set_once(&mut nonce, n, "Nonce")?,
+            PayloadBody::VendorId(_) => {}
+            other => return Err(MainModeError::UnexpectedPayload(other.payload_type())),
+        }
+    }
+    let ke = ke.ok_or_else(|| missing("KE"))?;
+    let nonce = nonce.ok_or_else(|| missing("Nonce"))?;
+    check_public_value_len(group, &ke.data)
+        .map_err(|e| MainModeError::KeyExchange(CryptoError::Dh(e)))?;
+    if !(MIN_NONCE_LEN..=MAX_NONCE_LEN).contains(&nonce.data.len()) {
+        return Err(MainModeError::NonceLength(nonce.data.len()));
+    }
+    Ok((ke.data.clone(), nonce.data.clone()))
+}
+
+fn random_nonce<C: Crypto>(crypto: &C) -> Result<Vec<u8>, MainModeError> {
+    let mut nonce = vec![0u8; NONCE_LEN];
+    crypto.fill_random(&mut nonce)?;
+    Ok(nonce)
+}
+
+fn ke_message(
+    cky_i: Cookie,
+    cky_r: Cookie,
+    public_value: &[u8],
+    nonce: &[u8],
+) -> Result<Vec<u8>, MainModeError> {
+    let header = Header::new(ExchangeType::IdentityProtection, cky_i, cky_r, 0);
+    Ok(Message::new(
+        header,
+        vec![
+            Payload::new(PayloadBody::KeyExchange(KeyExchange::new(
+                public_value.to_vec(),
+            ))),
+            Payload::new(PayloadBody::Nonce(Nonce::new(nonce.to_vec()))),
+        ],
+    )
+    .to_bytes()?)
+}
