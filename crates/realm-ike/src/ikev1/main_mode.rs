@@ -54,6 +54,42 @@
 //! encryption key, the last CBC block of phase 1 (for Quick Mode IVs, [`Iv::phase2`]) and the
 //! peer's identity, which the caller checks against the connection's `remote.id`.
 //!
+//! ```
+//! use std::num::NonZeroU32;
+//! use realm_ike::ikev1::main_mode::{Initiator, MainModeConfig, Responder};
+//! use realm_ike::proposal::{IkeProposal, Preference};
+//! use realm_ike::{AwsLcCrypto, CipherAlgorithm, DhGroup, HashAlgorithm};
+//! use realm_wire::isakmp::Identification;
+//!
+//! let crypto = AwsLcCrypto::new();
+//! let config = |id| MainModeConfig {
+//!     proposals: vec![IkeProposal::new(
+//!         CipherAlgorithm::Aes128Cbc,
+//!         HashAlgorithm::Sha256,
+//!         DhGroup::Ecp256,
+//!     )],
+//!     lifetime: NonZeroU32::new(10_800).unwrap(),
+//!     preference: Preference::Ours,
+//!     local_id: id,
+//! };
+//! let psk = b"shared secret";
+//! let (i, m1) = Initiator::start(&crypto, config(Identification::fqdn("left")))?;
+//! let (r, m2) = Responder::handle_sa(config(Identification::fqdn("right")), [7; 8], &m1)?;
+//! let (i, m3) = i.handle_sa(&crypto, &m2).map_err(|f| f.error)?;
+//! let (r, m4) = r.handle_ke(&crypto, &m3, psk).map_err(|f| f.error)?;
+//! let (i, m5) = i.handle_ke(&crypto, &m4, psk).map_err(|f| f.error)?;
+//! let (responder_sa, m6) = r.handle_id(&crypto, &m5).map_err(|f| f.error)?;
+//! let initiator_sa = i.handle_id(&crypto, &m6).map_err(|f| f.error)?;
+//! assert_eq!(initiator_sa.peer_id, Identification::fqdn("right"));
+//! assert_eq!(initiator_sa.keys.skeyid_d().expose(), responder_sa.keys.skeyid_d().expose());
+//! # Ok::<(), realm_ike::ikev1::main_mode::MainModeError>(())
+//! ```
+//!
+//! A retransmitted earlier message (the peer did not get our answer) is refused by the next
+//! state like any unexpected message; the caller recognises it (same bytes as the message it
+//! last answered) and resends [`Initiator::last_sent`] or [`Responder::last_sent`] instead of
+//! answering with the error's Notify.
+//!
 //! Not here: retransmission timers (each state keeps its last sent message,
 //! [`Initiator::last_sent`], [`Responder::last_sent`], for the caller to resend), NAT-T (NAT-D,
 //! RFC 3947), signature authentication, Aggressive Mode, and sending the Notify itself.
