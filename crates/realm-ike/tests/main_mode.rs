@@ -647,14 +647,20 @@ proptest! {
 
     /// Arbitrary bytes never panic any receiving state, and are refused with the state intact.
     #[test]
-    fn arbitrary_bytes_never_panic(seed in any::<u64>(), bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+    fn arbitrary_bytes_never_panic(
+        seed in any::<u64>(),
+        bytes in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
         feed_every_state(seed, |_, _| bytes.clone());
     }
 
     /// The expected message's header (so the checks pass) followed by arbitrary bytes, with the
     /// Length fixed up: reaches the grammar, KE, decryption and hash code.
     #[test]
-    fn real_header_arbitrary_body_never_panics(seed in any::<u64>(), body in proptest::collection::vec(any::<u8>(), 0..400)) {
+    fn real_header_arbitrary_body_never_panics(
+        seed in any::<u64>(),
+        body in proptest::collection::vec(any::<u8>(), 0..400),
+    ) {
         feed_every_state(seed, |_, real| {
             let mut out = real[..28].to_vec();
             out.extend_from_slice(&body);
@@ -666,7 +672,11 @@ proptest! {
 
     /// The expected message with one byte changed never panics.
     #[test]
-    fn mutated_real_messages_never_panic(seed in any::<u64>(), at in any::<prop::sample::Index>(), xor in 1u8..) {
+    fn mutated_real_messages_never_panic(
+        seed in any::<u64>(),
+        at in any::<prop::sample::Index>(),
+        xor in 1u8..,
+    ) {
         feed_every_state(seed, |_, real| {
             let mut out = real.to_vec();
             let i = at.index(out.len());
@@ -677,7 +687,10 @@ proptest! {
 
     /// The expected message cut short never panics.
     #[test]
-    fn truncated_real_messages_never_panic(seed in any::<u64>(), at in any::<prop::sample::Index>()) {
+    fn truncated_real_messages_never_panic(
+        seed in any::<u64>(),
+        at in any::<prop::sample::Index>(),
+    ) {
         feed_every_state(seed, |_, real| real[..at.index(real.len())].to_vec());
     }
 }
