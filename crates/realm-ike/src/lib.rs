@@ -35,10 +35,19 @@
 //!   a typed error naming the Notify it maps to. No timers (each state keeps its last message
 //!   for the caller to resend), no NAT-D, no signature authentication yet.
 //!
+//! - [`ikev1::quick_mode`]: IKEv1 Quick Mode (RFC 2409 section 5.5) under an [`IsakmpSa`], both
+//!   roles as typed states (`Initiator<K>::start` -> `handle_reply` -> [`ChildSaPair`] and
+//!   message 3; `Responder::handle_offer` -> `handle_hash3` -> [`ChildSaPair`]): encrypted with
+//!   the Appendix B phase 2 IVs, HASH(1)/(2)/(3) verified in constant time, the ESP proposal
+//!   chosen or checked by [`proposal`], optional PFS (KE in the proposal's group) and client
+//!   IDs, and for each direction the caller's SPI with its KEYMAT split into the AES key and the
+//!   GCM salt or the HMAC key. No commit bit, RESPONDER-LIFETIME, NAT-OA or AH.
+//!
 //! [`IsakmpSa`]: ikev1::main_mode::IsakmpSa
+//! [`ChildSaPair`]: ikev1::quick_mode::ChildSaPair
 //!
 //! **Not yet here (planned, issue 12):** the
-//! Aggressive, Quick and Informational exchanges and their typed handshake states, retransmission,
+//! Aggressive and Informational exchanges and their typed handshake states, retransmission,
 //! NAT-T, DPD, reading the configuration in `realm peer`, and the engine API
 //! (`handle_datagram`/`handle_timeout`, transmissions and events). The ISAKMP header and payload
 //! chain wire format lives in `realm-wire`.

@@ -153,7 +153,8 @@ pub enum QuickModeError {
     /// The peer's nonce is not 8 to 256 bytes (RFC 2409 section 5).
     #[error("nonce of {0} bytes, RFC 2409 section 5 wants 8 to 256")]
     NonceLength(usize),
-    /// The chosen proposal has a PFS group but the message has no KE payload.
+    /// The chosen proposal has a PFS group but the message has no KE payload (answered
+    /// INVALID-KEY-INFORMATION, as a KE that does not fit the group would be).
     #[error("no KE payload although PFS was negotiated")]
     MissingKe,
     /// The peer's KE payload is not a valid public value of the group.
