@@ -3,8 +3,8 @@
 //! tunnel mode. Every message is checked by `checks::check` in its receiver's context and
 //! decrypted here with independently derived IVs; HASH(1), HASH(2), HASH(3) and both directions'
 //! KEYMAT are recomputed with aws-lc-rs's `hmac` from the bytes on the wire. Also: tampered
-//! hashes, a refused offer, a PFS offer without KE, and property tests feeding arbitrary bytes
-//! to each receiving state.
+//! hashes, a refused offer, a PFS offer or answer without KE, and property tests feeding
+//! arbitrary bytes to each receiving state.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::cell::{Cell, RefCell};
@@ -478,10 +478,7 @@ fn no_acceptable_esp_proposal() {
     assert_eq!(e.notify(), Some(NotifyMessageType::NoProposalChosen));
 }
 
-/// Rebuilds message 1, without its KE payload if `drop_ke`, with a valid HASH(1), encrypted as
-/// the initiator would.
-fn rebuild(isa: &IsakmpSa, crypto: &SeededCrypto, m1: &[u8], drop_ke: bool) -> Vec<u8> {
-    let mid = message_id(m1);
+fn first_iv(isa: &IsakmpSa, mid: u32) -> Vec<u8> {
     let mut iv = digest::digest(
         &digest::SHA256,
         &[isa.last_phase1_block.as_bytes(), &mid.to_be_bytes()].concat(),
@@ -489,8 +486,22 @@ fn rebuild(isa: &IsakmpSa, crypto: &SeededCrypto, m1: &[u8], drop_ke: bool) -> V
     .as_ref()
     .to_vec();
     iv.truncate(16);
-    let opened = open(isa, crypto, m1, MessageIdState::Unused, &iv);
-    let Verdict::Accept(m) = checks::check(m1, &context(MessageIdState::Unused)) else {
+    iv
+}
+
+/// Rebuilds message 1 (`ni` `None`, `state` unused) or 2 (`ni` the initiator's nonce, `state`
+/// in progress), without its KE payload if `drop_ke`, with a valid HASH(1) or HASH(2),
+/// encrypted with `iv` as its sender would.
+fn rebuild(
+    isa: &IsakmpSa,
+    crypto: &SeededCrypto,
+    m1: &[u8],
+    (iv, state, ni): (&[u8], MessageIdState, Option<&[u8]>),
+    drop_ke: bool,
+) -> Vec<u8> {
+    let mid = message_id(m1);
+    let opened = open(isa, crypto, m1, state, iv);
+    let Verdict::Accept(m) = checks::check(m1, &context(state)) else {
         panic!()
     };
     let Verdict::Accept(d) = checks::check_decrypted(
@@ -498,7 +509,7 @@ fn rebuild(isa: &IsakmpSa, crypto: &SeededCrypto, m1: &[u8], drop_ke: bool) -> V
         PayloadType::Hash,
         &opened.plain,
         Padding::Zeros,
-        &context(MessageIdState::Unused),
+        &context(state),
     ) else {
         panic!()
     };
@@ -511,7 +522,7 @@ fn rebuild(isa: &IsakmpSa, crypto: &SeededCrypto, m1: &[u8], drop_ke: bool) -> V
     let rest_bytes = PayloadChain::new(rest.clone()).to_bytes().unwrap();
     let hash = hmac_sha256(
         isa.keys.skeyid_a().expose(),
-        &[&mid.to_be_bytes(), &rest_bytes],
+        &[&mid.to_be_bytes(), ni.unwrap_or_default(), &rest_bytes],
     );
     let mut all = vec![Payload::new(PayloadBody::Hash(Hash::new(hash)))];
     all.extend(rest);
@@ -521,7 +532,7 @@ fn rebuild(isa: &IsakmpSa, crypto: &SeededCrypto, m1: &[u8], drop_ke: bool) -> V
         .encrypt_cbc(
             CipherAlgorithm::Aes128Cbc,
             isa.encryption_key.expose(),
-            &iv,
+            iv,
             &mut data,
         )
         .unwrap();
@@ -542,17 +553,30 @@ fn pfs_offer_without_ke_is_refused() {
     let (isa, rsa, ci, cr) = phase1(9);
     let config = qm_config(GCM, Some(DhGroup::Modp2048), true);
     let (_, m1) = Initiator::start(&ci, &isa, config.clone(), I_SPI).unwrap();
-    let forged = rebuild(&isa, &ci, &m1, true);
+    let iv = first_iv(&isa, message_id(&m1));
+    let forged = rebuild(&isa, &ci, &m1, (&iv, MessageIdState::Unused, None), true);
     // The forged message passes the hash (it is validly built), and fails on the missing KE.
     let e = Responder::handle_offer(&cr, &rsa, &config, R_SPI, &forged).unwrap_err();
     assert_eq!(e, QuickModeError::MissingKe);
     assert_eq!(e.notify(), Some(NotifyMessageType::InvalidKeyInformation));
     // The same construction keeping the KE reproduces the initiator's message byte for byte,
     // which shows the forgery itself is sound.
-    let (_, m1) = Initiator::start(&ci, &isa, config.clone(), I_SPI).unwrap();
-    let rebuilt = rebuild(&isa, &ci, &m1, false);
+    let (i, m1) = Initiator::start(&ci, &isa, config.clone(), I_SPI).unwrap();
+    let iv = first_iv(&isa, message_id(&m1));
+    let rebuilt = rebuild(&isa, &ci, &m1, (&iv, MessageIdState::Unused, None), false);
     assert_eq!(rebuilt, m1);
-    Responder::handle_offer(&cr, &rsa, &config, R_SPI, &rebuilt).unwrap();
+    let (_, m2) = Responder::handle_offer(&cr, &rsa, &config, R_SPI, &rebuilt).unwrap();
+
+    // The initiator likewise refuses an answer without KE when its offer had PFS.
+    let o1 = open(&rsa, &cr, &m1, MessageIdState::Unused, &iv);
+    let ni = body_of(&o1, PayloadType::Nonce);
+    let key = (&o1.next_iv[..], in_progress(), Some(&ni[..]));
+    let same = rebuild(&rsa, &cr, &m2, key, false);
+    assert_eq!(same, m2);
+    let forged = rebuild(&rsa, &cr, &m2, key, true);
+    let f = i.handle_reply(&ci, &forged).unwrap_err();
+    assert_eq!(f.error, QuickModeError::MissingKe);
+    f.state.handle_reply(&ci, &m2).map_err(|f| f.error).unwrap();
 }
 
 struct States {
