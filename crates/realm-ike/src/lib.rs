@@ -46,6 +46,9 @@
 //! [`IsakmpSa`]: ikev1::main_mode::IsakmpSa
 //! [`ChildSaPair`]: ikev1::quick_mode::ChildSaPair
 //!
+//! - [`export`]: the `ikev1_decryption_table` line Wireshark reads to decrypt IKEv1 (tested: tshark
+//!   decrypts Main Mode messages 5 and 6 with it).
+//!
 //! **Not yet here (planned, issue 12):** the
 //! Aggressive and Informational exchanges and their typed handshake states, retransmission,
 //! NAT-T, DPD, reading the configuration in `realm peer`, and the engine API
@@ -60,6 +63,7 @@
 mod secret;
 pub mod config;
 pub mod crypto;
+pub mod export;
 pub mod ikev1;
 pub mod isakmp;
 pub mod proposal;

@@ -1,0 +1,163 @@
+//! tshark decrypts Realm's Main Mode messages 5 and 6 with the key from
+//! `export::ikev1_decryption_table_line` (Wireshark's `ikev1_decryption_table`
+//! UAT): an independent implementation agrees with Realm's key schedule
+//! (Appendix B key expansion), IV chaining and encryption. With a wrong key it
+//! decrypts nothing (the control that shows the check can fail).
+//! Needs tshark (`scripts/install-deps`); FAILS if it is missing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::Ipv4Addr;
+use std::num::NonZeroU32;
+use std::process::Command;
+
+use realm_ike::export::ikev1_decryption_table_line;
+use realm_ike::ikev1::main_mode::{Initiator, IsakmpSa, MainModeConfig, Responder};
+use realm_ike::proposal::{IkeProposal, Preference};
+use realm_ike::{AwsLcCrypto, CipherAlgorithm, DhGroup, HashAlgorithm};
+use realm_wire::isakmp::Identification;
+
+const PSK: &[u8] = b"tshark reads this too";
+const I: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const R: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+
+fn config(proposal: IkeProposal, id: Identification) -> MainModeConfig {
+    MainModeConfig {
+        proposals: vec![proposal],
+        lifetime: NonZeroU32::new(3600).unwrap(),
+        preference: Preference::Ours,
+        local_id: id,
+    }
+}
+
+/// Main Mode between the two roles; the six messages and the initiator's SA.
+fn handshake(proposal: IkeProposal) -> (Vec<Vec<u8>>, IsakmpSa) {
+    let c = AwsLcCrypto::new();
+    let (i, m1) = Initiator::start(&c, config(proposal, Identification::ipv4(I))).unwrap();
+    let r_cfg = config(proposal, Identification::fqdn("gw.example.net"));
+    let (r, m2) = Responder::handle_sa(r_cfg, [0xc0, 0x0c, 0x1e, 2, 3, 4, 5, 6], &m1).unwrap();
+    let (i, m3) = i.handle_sa(&c, &m2).map_err(|f| f.error).unwrap();
+    let (r, m4) = r.handle_ke(&c, &m3, PSK).map_err(|f| f.error).unwrap();
+    let (i, m5) = i.handle_ke(&c, &m4, PSK).map_err(|f| f.error).unwrap();
+    let (_, m6) = r.handle_id(&c, &m5).map_err(|f| f.error).unwrap();
+    let sa = i.handle_id(&c, &m6).map_err(|f| f.error).unwrap();
+    (vec![m1, m2, m3, m4, m5, m6], sa)
+}
+
+/// IPv4 + UDP 500 -> 500 around `payload` (UDP checksum 0: none, RFC 768).
+fn udp_500(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
+    let len = 28 + payload.len();
+    let mut p = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0];
+    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    let sum = p
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let sum = !((sum & 0xffff) + (sum >> 16)) as u16;
+    p[10..12].copy_from_slice(&sum.to_be_bytes());
+    p.extend_from_slice(&500u16.to_be_bytes());
+    p.extend_from_slice(&500u16.to_be_bytes());
+    p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// A pcap file (LINKTYPE_RAW, 101) holding `packets`.
+fn pcap(packets: &[Vec<u8>]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    f.extend_from_slice(&2u16.to_le_bytes());
+    f.extend_from_slice(&4u16.to_le_bytes());
+    f.extend_from_slice(&[0; 8]);
+    f.extend_from_slice(&65535u32.to_le_bytes());
+    f.extend_from_slice(&101u32.to_le_bytes());
+    for (i, p) in packets.iter().enumerate() {
+        f.extend_from_slice(&(i as u32 + 1).to_le_bytes());
+        f.extend_from_slice(&0u32.to_le_bytes());
+        f.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        f.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        f.extend_from_slice(p);
+    }
+    f
+}
+
+/// tshark's `isakmp.id.type` per frame, reading `file` with `line` as the
+/// only `ikev1_decryption_table` entry.
+fn id_types(file: &std::path::Path, home: &std::path::Path, line: &str) -> Vec<String> {
+    let out = Command::new("tshark")
+        .env("HOME", home) // no personal Wireshark profile
+        .args(["-n", "-r"])
+        .arg(file)
+        .args(["-o", &format!("uat:ikev1_decryption_table:{line}")])
+        .args(["-T", "fields", "-e", "isakmp.id.type"])
+        .output()
+        .expect("tshark is required (scripts/install-deps)");
+    assert!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn tshark_decrypts_main_mode_with_the_exported_key() {
+    let dir = std::env::temp_dir().join(format!("realm-ike-tshark-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (n, (cipher, hash, group)) in [
+        (
+            CipherAlgorithm::Aes128Cbc,
+            HashAlgorithm::Sha256,
+            DhGroup::Modp2048,
+        ),
+        (
+            CipherAlgorithm::Aes256Cbc,
+            HashAlgorithm::Sha1,
+            DhGroup::Ecp256,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (messages, sa) = handshake(IkeProposal::new(cipher, hash, group));
+        let packets: Vec<Vec<u8>> = messages
+            .iter()
+            .enumerate()
+            .map(|(k, m)| match k % 2 {
+                0 => udp_500(I, R, m),
+                _ => udp_500(R, I, m),
+            })
+            .collect();
+        let file = dir.join(format!("main-mode-{n}.pcap"));
+        std::fs::write(&file, pcap(&packets)).unwrap();
+        let line = ikev1_decryption_table_line(&sa);
+        assert_eq!(line.len(), 16 + 1 + 2 * sa.encryption_key.expose().len());
+
+        // Messages 5 and 6 carry ID_IPV4_ADDR (1) and ID_FQDN (2), readable
+        // only once decrypted; messages 1-4 carry no ID.
+        let types = id_types(&file, &dir, &line);
+        assert_eq!(
+            types,
+            ["", "", "", "", "1", "2"],
+            "{cipher:?}/{hash:?}/{group:?}: {line}"
+        );
+
+        // The control: one key byte wrong, nothing decrypts.
+        let mut wrong = line.clone().into_bytes();
+        let at = line.len() - 1;
+        wrong[at] = if wrong[at] == b'0' { b'1' } else { b'0' };
+        let wrong = String::from_utf8(wrong).unwrap();
+        let types = id_types(&file, &dir, &wrong);
+        assert!(
+            types.iter().all(String::is_empty),
+            "decrypted with a wrong key? {types:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
