@@ -746,11 +746,18 @@ fn a_host_without_rsip_gets_plain_nat_beside_an_rsip_host() {
 fn a_df_packet_too_big_for_the_tunnel_teaches_the_sender_the_tunnel_mtu() {
     let lab = two_hosts();
     let port = lab.leased_ports(0).unwrap()[0];
+    // Linux takes the path MTU from a UDP socket's ICMP error only while
+    // the socket exists: the sender keeps it until its route shows the new
+    // MTU (IP_MTU, 14, on the connected socket), at most 10 s.
     let script = format!(
-        "import socket\n\
+        "import socket, time\n\
          s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
          s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER = IP_PMTUDISC_DO\n\
-         s.sendto(b'x' * 1462, ('{GATEWAY_PUBLIC}', {port}))\n"
+         s.connect(('{GATEWAY_PUBLIC}', {port}))\n\
+         s.send(b'x' * 1462)\n\
+         deadline = time.time() + 10\n\
+         while s.getsockopt(socket.IPPROTO_IP, 14) != 1480 and time.time() < deadline:\n    \
+             time.sleep(0.05)\n"
     );
     lab.run_ok(&lab.public_ns, "python3", &["-c", &script])
         .unwrap();
