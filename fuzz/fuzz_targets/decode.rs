@@ -23,7 +23,7 @@ mod layers;
 #[path = "../../crates/realm/src/decode/render.rs"]
 mod render;
 
-use capture::{Network, read_frames};
+use capture::read_frames;
 use layers::{Decoder, Report};
 
 /// As `decode_capture` in `crates/realm/src/decode/mod.rs` (with `--all`).
@@ -34,16 +34,7 @@ fn decode_capture(input: &[u8]) -> Vec<Report> {
     let mut decoder = Decoder::default();
     let mut reports = Vec::new();
     for frame in &frames {
-        let mut report = Report {
-            frame: Some(frame.number),
-            time: Some(frame.timestamp.as_secs_f64()),
-            ..Report::default()
-        };
-        match capture::network_layer(frame.link, &frame.data) {
-            Ok(Network::Ipv4(ip)) => decoder.ipv4(ip, &mut report),
-            Ok(Network::Other(what)) => report.note(format!("not IPv4: {what}")),
-            Err(e) => report.problem("link layer", None, format!("{e:#}"), None),
-        }
+        let report = decoder.frame(frame);
         let _ = report.is_interesting();
         reports.push(report);
     }

@@ -239,13 +239,7 @@ impl From<realm_wire::Error> for MainModeError {
 }
 
 /// A received message a state did not accept: the state, unchanged, and why.
-#[derive(Debug)]
-pub struct Failure<S> {
-    /// The state as it was before the message.
-    pub state: S,
-    /// Why the message was not accepted.
-    pub error: MainModeError,
-}
+pub type Failure<S> = super::Failure<S, MainModeError>;
 
 /// A transition's result: the next state and the bytes to send, or the failure.
 pub type Step<Next, S> = Result<(Next, Vec<u8>), Box<Failure<S>>>;

@@ -5,3 +5,13 @@
 pub mod keys;
 pub mod main_mode;
 pub mod quick_mode;
+
+/// A received message a handshake state did not accept: the state, unchanged, and why (`E`:
+/// [`main_mode::MainModeError`] or [`quick_mode::QuickModeError`]).
+#[derive(Debug)]
+pub struct Failure<S, E> {
+    /// The state as it was before the message.
+    pub state: S,
+    /// Why the message was not accepted.
+    pub error: E,
+}

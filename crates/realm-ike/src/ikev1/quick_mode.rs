@@ -220,13 +220,7 @@ impl From<realm_wire::Error> for QuickModeError {
 }
 
 /// A received message a state did not accept: the state, unchanged, and why.
-#[derive(Debug)]
-pub struct Failure<S> {
-    /// The state as it was before the message.
-    pub state: S,
-    /// Why the message was not accepted.
-    pub error: QuickModeError,
-}
+pub type Failure<S> = super::Failure<S, QuickModeError>;
 
 /// One direction's ESP SA: its SPI and keys.
 #[derive(Debug, Clone)]

@@ -848,17 +848,8 @@ pub fn check_phase1_reply(
             protocol_name(proposal.protocol_id)
         ))));
     }
-    let decoded = match decode_phase1_transform(transform) {
-        Ok(d) => d,
-        Err(TransformError::Malformed(reason)) => {
-            return Err(refuse(RefusalKind::BadProposalSyntax(reason)));
-        }
-        Err(TransformError::Unsupported(reason)) => {
-            return Err(refuse(RefusalKind::NotOffered(format!(
-                "{spelled}: {reason}"
-            ))));
-        }
-    };
+    let decoded =
+        decode_phase1_transform(transform).map_err(|e| refuse(answer_refusal(e, &spelled)))?;
     let not_offered = || {
         refuse(RefusalKind::NotOffered(format!(
             "{spelled} was not offered, or was changed"
@@ -890,6 +881,17 @@ pub fn check_phase1_reply(
     })
 }
 
+/// Why an answer's transform that does not decode is refused: malformed is a syntax error,
+/// unsupported cannot be one we offered.
+fn answer_refusal(e: TransformError, spelled: &str) -> RefusalKind {
+    match e {
+        TransformError::Malformed(reason) => RefusalKind::BadProposalSyntax(reason),
+        TransformError::Unsupported(reason) => {
+            RefusalKind::NotOffered(format!("{spelled}: {reason}"))
+        }
+    }
+}
+
 /// Checks, as initiator, the responder's Quick Mode SA payload against what we `offered`
 /// (built by [`super::phase2_sa`] from `policy`): one ESP proposal with a valid SPI and one
 /// transform, meaning the same as one we offered. Returns the choice it confirms, with the
@@ -911,17 +913,8 @@ pub fn check_phase2_reply(
         ))));
     }
     let peer_spi = check_esp_spi(&proposal.spi).map_err(refuse)?;
-    let decoded = match decode_esp_transform(transform) {
-        Ok(d) => d,
-        Err(TransformError::Malformed(reason)) => {
-            return Err(refuse(RefusalKind::BadProposalSyntax(reason)));
-        }
-        Err(TransformError::Unsupported(reason)) => {
-            return Err(refuse(RefusalKind::NotOffered(format!(
-                "{spelled}: {reason}"
-            ))));
-        }
-    };
+    let decoded =
+        decode_esp_transform(transform).map_err(|e| refuse(answer_refusal(e, &spelled)))?;
     let not_offered = || {
         refuse(RefusalKind::NotOffered(format!(
             "{spelled} was not offered, or was changed"

@@ -11,6 +11,8 @@ use realm_wire::rsip::{self, StreamDecoder};
 use realm_wire::{Error, ah, esp, gre, icmp, ipip, ipv4, isakmp, tcp, udp, udp_encap};
 use serde::Serialize;
 
+use super::capture::{self, Frame, Network};
+
 /// Largest RSIP message the TCP reassembly accepts (the overall length is 16 bits).
 const MAX_RSIP_MESSAGE: usize = u16::MAX as usize;
 
@@ -140,6 +142,21 @@ pub(crate) struct Decoder {
 }
 
 impl Decoder {
+    /// Decodes one captured frame: its link layer, then everything under it.
+    pub(crate) fn frame(&mut self, frame: &Frame) -> Report {
+        let mut report = Report {
+            frame: Some(frame.number),
+            time: Some(frame.timestamp.as_secs_f64()),
+            ..Report::default()
+        };
+        match capture::network_layer(frame.link, &frame.data) {
+            Ok(Network::Ipv4(ip)) => self.ipv4(ip, &mut report),
+            Ok(Network::Other(what)) => report.note(format!("not IPv4: {what}")),
+            Err(e) => report.problem("link layer", None, format!("{e:#}"), None),
+        }
+        report
+    }
+
     /// Decodes one IPv4 packet and everything inside it.
     pub(crate) fn ipv4(&mut self, bytes: &[u8], report: &mut Report) {
         self.ipv4_at_depth(bytes, report, 0);

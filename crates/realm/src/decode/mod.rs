@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 
-use capture::{Network, read_frames};
+use capture::read_frames;
 use layers::{Decoder, Report};
 
 /// Arguments of `realm decode`.
@@ -109,16 +109,7 @@ fn decode_capture(input: impl Read, all: bool) -> Result<Vec<Report>> {
     let mut decoder = Decoder::default();
     let mut reports = Vec::new();
     for frame in &frames {
-        let mut report = Report {
-            frame: Some(frame.number),
-            time: Some(frame.timestamp.as_secs_f64()),
-            ..Report::default()
-        };
-        match capture::network_layer(frame.link, &frame.data) {
-            Ok(Network::Ipv4(ip)) => decoder.ipv4(ip, &mut report),
-            Ok(Network::Other(what)) => report.note(format!("not IPv4: {what}")),
-            Err(e) => report.problem("link layer", None, format!("{e:#}"), None),
-        }
+        let report = decoder.frame(frame);
         if all || report.is_interesting() {
             reports.push(report);
         }
