@@ -5,94 +5,24 @@
 //! message order, and property tests feeding arbitrary and mutated bytes to every receiving state.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::cell::Cell;
 use std::net::Ipv4Addr;
 use std::num::NonZeroU32;
 
 use proptest::prelude::*;
-use realm_ike::crypto::{Digest, PrfOutput, SharedSecret};
 use realm_ike::ikev1::keys::Iv;
 use realm_ike::ikev1::main_mode::{
     Initiator, IsakmpSa, MainModeConfig, MainModeError, RepliedKe, Responder, SentId,
 };
 use realm_ike::isakmp::checks::{self, Context, SaState, Verdict};
 use realm_ike::proposal::{IkeProposal, Preference};
-use realm_ike::{
-    AwsLcCrypto, AwsLcKeyPair, CipherAlgorithm, Crypto, CryptoError, DhGroup, HashAlgorithm,
-    PrfAlgorithm,
-};
+use realm_ike::{CipherAlgorithm, Crypto, DhGroup, HashAlgorithm, PrfAlgorithm};
 use realm_wire::isakmp::{
     Body, ExchangeType, Identification, Message, NotifyMessageType, Packet, Padding, PayloadBody,
     PayloadType, RawPayloads,
 };
 
-/// AwsLcCrypto with a seeded random source (cookies and nonces); DH key pairs stay aws-lc-rs's.
-struct SeededCrypto {
-    inner: AwsLcCrypto,
-    state: Cell<u64>,
-}
-
-impl SeededCrypto {
-    fn new(seed: u64) -> Self {
-        Self {
-            inner: AwsLcCrypto::new(),
-            state: Cell::new(seed | 1),
-        }
-    }
-}
-
-impl Crypto for SeededCrypto {
-    type KeyPair = AwsLcKeyPair;
-
-    fn fill_random(&self, out: &mut [u8]) -> Result<(), CryptoError> {
-        for b in out {
-            // xorshift64*: a test RNG, deterministic per seed.
-            let mut x = self.state.get();
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            self.state.set(x);
-            *b = (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8;
-        }
-        Ok(())
-    }
-
-    fn generate_key_pair(&self, group: DhGroup) -> Result<AwsLcKeyPair, CryptoError> {
-        self.inner.generate_key_pair(group)
-    }
-
-    fn agree(&self, kp: &AwsLcKeyPair, peer: &[u8]) -> Result<SharedSecret, CryptoError> {
-        self.inner.agree(kp, peer)
-    }
-
-    fn prf(&self, prf: PrfAlgorithm, key: &[u8], data: &[&[u8]]) -> Result<PrfOutput, CryptoError> {
-        self.inner.prf(prf, key, data)
-    }
-
-    fn hash(&self, hash: HashAlgorithm, data: &[&[u8]]) -> Result<Digest, CryptoError> {
-        self.inner.hash(hash, data)
-    }
-
-    fn encrypt_cbc(
-        &self,
-        c: CipherAlgorithm,
-        key: &[u8],
-        iv: &[u8],
-        data: &mut [u8],
-    ) -> Result<(), CryptoError> {
-        self.inner.encrypt_cbc(c, key, iv, data)
-    }
-
-    fn decrypt_cbc(
-        &self,
-        c: CipherAlgorithm,
-        key: &[u8],
-        iv: &[u8],
-        data: &mut [u8],
-    ) -> Result<(), CryptoError> {
-        self.inner.decrypt_cbc(c, key, iv, data)
-    }
-}
+mod common;
+use common::SeededCrypto;
 
 const AES128_SHA256: (CipherAlgorithm, HashAlgorithm) =
     (CipherAlgorithm::Aes128Cbc, HashAlgorithm::Sha256);

@@ -7,13 +7,11 @@
 //! arbitrary bytes to each receiving state.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::cell::{Cell, RefCell};
 use std::net::Ipv4Addr;
 use std::num::NonZeroU32;
 
 use aws_lc_rs::{digest, hmac};
 use proptest::prelude::*;
-use realm_ike::crypto::{Digest, PrfOutput, SharedSecret};
 use realm_ike::ikev1::main_mode::{self, IsakmpSa, MainModeConfig};
 use realm_ike::ikev1::quick_mode::{
     ChildSaPair, EspSaKeys, Initiator, QuickModeConfig, QuickModeError, Responder,
@@ -22,85 +20,14 @@ use realm_ike::isakmp::checks::{self, Context, MessageIdState, SaState, Verdict}
 use realm_ike::proposal::{
     AesKeySize, EspCipher, EspIntegrity, EspProposal, IkeProposal, IpsecMode, Preference,
 };
-use realm_ike::{
-    AwsLcCrypto, AwsLcKeyPair, CipherAlgorithm, Crypto, CryptoError, DhGroup, HashAlgorithm,
-    PrfAlgorithm,
-};
+use realm_ike::{AwsLcKeyPair, CipherAlgorithm, Crypto, DhGroup, HashAlgorithm};
 use realm_wire::isakmp::{
     Body, ExchangeType, Flags, Hash, Header, Identification, Message, NotifyMessageType, Padding,
     Payload, PayloadBody, PayloadChain, PayloadType, RawPayloads,
 };
 
-/// AwsLcCrypto with a seeded random source, which records every g^xy it computes.
-struct SeededCrypto {
-    inner: AwsLcCrypto,
-    state: Cell<u64>,
-    agreed: RefCell<Vec<Vec<u8>>>,
-}
-
-impl SeededCrypto {
-    fn new(seed: u64) -> Self {
-        Self {
-            inner: AwsLcCrypto::new(),
-            state: Cell::new(seed | 1),
-            agreed: RefCell::new(Vec::new()),
-        }
-    }
-}
-
-impl Crypto for SeededCrypto {
-    type KeyPair = AwsLcKeyPair;
-
-    fn fill_random(&self, out: &mut [u8]) -> Result<(), CryptoError> {
-        for b in out {
-            let mut x = self.state.get();
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            self.state.set(x);
-            *b = (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8;
-        }
-        Ok(())
-    }
-
-    fn generate_key_pair(&self, group: DhGroup) -> Result<AwsLcKeyPair, CryptoError> {
-        self.inner.generate_key_pair(group)
-    }
-
-    fn agree(&self, kp: &AwsLcKeyPair, peer: &[u8]) -> Result<SharedSecret, CryptoError> {
-        let s = self.inner.agree(kp, peer)?;
-        self.agreed.borrow_mut().push(s.expose().to_vec());
-        Ok(s)
-    }
-
-    fn prf(&self, prf: PrfAlgorithm, key: &[u8], data: &[&[u8]]) -> Result<PrfOutput, CryptoError> {
-        self.inner.prf(prf, key, data)
-    }
-
-    fn hash(&self, hash: HashAlgorithm, data: &[&[u8]]) -> Result<Digest, CryptoError> {
-        self.inner.hash(hash, data)
-    }
-
-    fn encrypt_cbc(
-        &self,
-        c: CipherAlgorithm,
-        key: &[u8],
-        iv: &[u8],
-        data: &mut [u8],
-    ) -> Result<(), CryptoError> {
-        self.inner.encrypt_cbc(c, key, iv, data)
-    }
-
-    fn decrypt_cbc(
-        &self,
-        c: CipherAlgorithm,
-        key: &[u8],
-        iv: &[u8],
-        data: &mut [u8],
-    ) -> Result<(), CryptoError> {
-        self.inner.decrypt_cbc(c, key, iv, data)
-    }
-}
+mod common;
+use common::SeededCrypto;
 
 const PSK: &[u8] = b"correct horse battery staple";
 const I_SPI: u32 = 0xc1c1_0001;

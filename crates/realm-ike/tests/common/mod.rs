@@ -1,0 +1,83 @@
+//! What the realm-ike handshake tests share: a crypto provider whose random source is seeded.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::cell::{Cell, RefCell};
+
+use realm_ike::crypto::{Digest, PrfOutput, SharedSecret};
+use realm_ike::{
+    AwsLcCrypto, AwsLcKeyPair, CipherAlgorithm, Crypto, CryptoError, DhGroup, HashAlgorithm,
+    PrfAlgorithm,
+};
+
+/// AwsLcCrypto with a seeded random source, which records every g^xy it computes.
+pub(crate) struct SeededCrypto {
+    inner: AwsLcCrypto,
+    state: Cell<u64>,
+    /// Every g^xy computed, in order.
+    pub agreed: RefCell<Vec<Vec<u8>>>,
+}
+
+impl SeededCrypto {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self {
+            inner: AwsLcCrypto::new(),
+            state: Cell::new(seed | 1),
+            agreed: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl Crypto for SeededCrypto {
+    type KeyPair = AwsLcKeyPair;
+
+    fn fill_random(&self, out: &mut [u8]) -> Result<(), CryptoError> {
+        for b in out {
+            // xorshift64*: a test RNG, deterministic per seed.
+            let mut x = self.state.get();
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            self.state.set(x);
+            *b = (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8;
+        }
+        Ok(())
+    }
+
+    fn generate_key_pair(&self, group: DhGroup) -> Result<AwsLcKeyPair, CryptoError> {
+        self.inner.generate_key_pair(group)
+    }
+
+    fn agree(&self, kp: &AwsLcKeyPair, peer: &[u8]) -> Result<SharedSecret, CryptoError> {
+        let s = self.inner.agree(kp, peer)?;
+        self.agreed.borrow_mut().push(s.expose().to_vec());
+        Ok(s)
+    }
+
+    fn prf(&self, prf: PrfAlgorithm, key: &[u8], data: &[&[u8]]) -> Result<PrfOutput, CryptoError> {
+        self.inner.prf(prf, key, data)
+    }
+
+    fn hash(&self, hash: HashAlgorithm, data: &[&[u8]]) -> Result<Digest, CryptoError> {
+        self.inner.hash(hash, data)
+    }
+
+    fn encrypt_cbc(
+        &self,
+        c: CipherAlgorithm,
+        key: &[u8],
+        iv: &[u8],
+        data: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        self.inner.encrypt_cbc(c, key, iv, data)
+    }
+
+    fn decrypt_cbc(
+        &self,
+        c: CipherAlgorithm,
+        key: &[u8],
+        iv: &[u8],
+        data: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        self.inner.decrypt_cbc(c, key, iv, data)
+    }
+}
