@@ -63,6 +63,7 @@
 mod secret;
 pub mod config;
 pub mod crypto;
+pub mod engine;
 pub mod export;
 pub mod ikev1;
 pub mod isakmp;

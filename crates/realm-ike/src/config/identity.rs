@@ -135,6 +135,28 @@ impl Identity {
         })
     }
 
+    /// The identity a received ID payload states, for matching it against `remote.id`;
+    /// `None` for the types Realm does not configure (IPv6, ranges, DER names until
+    /// certificates are supported, ID_DER_ASN1_GN) and for malformed data.
+    pub fn from_identification(id: &Identification) -> Option<Identity> {
+        use realm_wire::isakmp::IdValue;
+        let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
+        Some(match id.value()? {
+            IdValue::Ipv4Addr(a) => Identity::Ipv4(a),
+            IdValue::Ipv4Subnet { addr, mask } => {
+                let len = u32::from(mask).leading_ones();
+                if u32::from(mask) != u32::MAX.checked_shl(32 - len).unwrap_or(0) {
+                    return None;
+                }
+                Identity::Ipv4Subnet(Ipv4Subnet::new(addr, u8::try_from(len).ok()?)?)
+            }
+            IdValue::Fqdn(b) => Identity::Fqdn(text(b)?),
+            IdValue::UserFqdn(b) => Identity::UserFqdn(text(b)?),
+            IdValue::KeyId(b) => Identity::KeyId(b.to_vec()),
+            _ => return None,
+        })
+    }
+
     /// The ID type this identity is sent as; `None` for `%any`.
     pub fn id_type(&self) -> Option<IdType> {
         Some(match self {

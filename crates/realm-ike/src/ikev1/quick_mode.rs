@@ -350,6 +350,11 @@ impl<K: DhKeyPair> Initiator<K> {
         self.message_id
     }
 
+    /// Our inbound SPI, as offered.
+    pub fn our_spi(&self) -> u32 {
+        self.our_spi
+    }
+
     /// Takes message 2: verifies HASH(2), checks the chosen proposal against the offer, the
     /// KE and IDs, derives both SAs' keys and returns them with message 3 (HASH(3)).
     pub fn handle_reply<C: Crypto<KeyPair = K>>(
@@ -511,6 +516,17 @@ impl Responder {
     /// The exchange's Message ID.
     pub fn message_id(&self) -> u32 {
         self.message_id
+    }
+
+    /// Our inbound SPI, as answered.
+    pub fn our_spi(&self) -> u32 {
+        self.pair.inbound.spi
+    }
+
+    /// IDci and IDcr as the initiator sent them (and we echoed), `None` when omitted: the
+    /// engine checks them against the child's selectors before HASH(3) commits the SAs.
+    pub fn client_ids(&self) -> Option<(&Identification, &Identification)> {
+        self.pair.client_ids.as_ref().map(|(i, r)| (i, r))
     }
 
     /// Takes message 3 (HASH(3)): once it verifies, the SAs may be used (RFC 2409 5.5).

@@ -15,6 +15,8 @@ pub(crate) struct SeededCrypto {
     state: Cell<u64>,
     /// Every g^xy computed, in order.
     pub agreed: RefCell<Vec<Vec<u8>>>,
+    /// How many DH key pairs were generated.
+    pub generated: Cell<usize>,
 }
 
 impl SeededCrypto {
@@ -23,6 +25,7 @@ impl SeededCrypto {
             inner: AwsLcCrypto::new(),
             state: Cell::new(seed | 1),
             agreed: RefCell::new(Vec::new()),
+            generated: Cell::new(0),
         }
     }
 }
@@ -44,6 +47,7 @@ impl Crypto for SeededCrypto {
     }
 
     fn generate_key_pair(&self, group: DhGroup) -> Result<AwsLcKeyPair, CryptoError> {
+        self.generated.set(self.generated.get() + 1);
         self.inner.generate_key_pair(group)
     }
 

@@ -1,0 +1,1801 @@
+//! The IKEv1 engine: ISAKMP SAs and their child SAs driven by datagrams and time, sans-IO.
+//!
+//! ```text
+//!  datagrams in ─ handle_datagram(now, local, remote, bytes) ─┐
+//!  time in ────── handle_timeout(now) ────────────────────────┤   Ike
+//!  commands ───── initiate(now, child) / terminate(now, conn) ┘    ├─ poll_transmit() -> Transmit (UDP payload, from, to)
+//!                                                                  ├─ poll_timeout()  -> next Instant to call handle_timeout
+//!                                                                  └─ poll_event()    -> Event (IKE SA up/down, child SA up/down)
+//! ```
+//!
+//! The engine owns the exchanges: it finds the ISAKMP SA a datagram belongs to by its cookies,
+//! drives the typed Main Mode and Quick Mode states of [`crate::ikev1`] with it, sends what they
+//! answer, retransmits what is not answered ([`RetransmitConfig`]), answers an exact duplicate
+//! of a message it already answered with the stored answer (RFC 2408 section 5 leaves the
+//! handling of retransmissions to the implementation; re-running an exchange step would fork
+//! its state), and reports in [`Event`]s what the daemon must install into the IPsec SAD/SPD:
+//! [`ChildSaUp`] carries both directions' SPIs, keys, the mode and encapsulation and the
+//! negotiated selectors.
+//!
+//! Bounded state before the peer proves its address: a Main Mode message 1 costs the responder
+//! one entry and no Diffie-Hellman work (RFC 2408 section 2.5.3: the DH exponentiation happens on
+//! message 3, which must carry the responder cookie computed from a local secret and the
+//! peer's address and port); at most [`EngineConfig::max_half_open`] such entries exist, the
+//! oldest evicted first, each forgotten after [`EngineConfig::half_open_timeout`].
+//!
+//! The engine reads no clock, opens no socket and never panics on input. The caller adds and
+//! removes the UDP encapsulation's non-ESP marker? No: datagrams in and out are whole UDP
+//! payloads; on the NAT-T port ([`EngineConfig::nat_t_port`]) they carry the 4-byte non-ESP
+//! marker (RFC 3948 section 2.2), which the engine strips and adds itself.
+
+mod retransmit;
+mod selectors;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use realm_wire::isakmp::{
+    Cookie, ExchangeType, HEADER_LEN, Identification, NotifyMessageType, Padding,
+};
+
+use crate::config::{Child, Connection, Identity, IkeConfig, Mode, PreSharedKey};
+use crate::crypto::{Crypto, CryptoError};
+use crate::ikev1::main_mode::{
+    self as mm, IsakmpSa, MainModeConfig, MainModeError, RepliedKe, RepliedSa, SentId, SentKe,
+    SentSa,
+};
+use crate::ikev1::quick_mode::{self as qm, ChildSaPair, QuickModeConfig};
+use crate::isakmp::checks::{self, Context, IKEV1_EXCHANGES, SaState};
+use crate::isakmp::cookie::{CookieJar, CookieSecret};
+use crate::isakmp::notify;
+use crate::proposal::{IpsecMode, Preference};
+use retransmit::{Due, Retransmit};
+
+pub use retransmit::RetransmitConfig;
+pub use selectors::TrafficRange;
+
+/// RFC 3948 section 2.2: the four zero octets before an IKE message on the NAT-T port.
+pub const NON_ESP_MARKER: [u8; 4] = [0; 4];
+
+/// How many answered messages an ISAKMP SA remembers, to answer their retransmissions.
+const ANSWERED: usize = 8;
+
+/// The engine's own settings (the connections come from [`IkeConfig`]).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The local address used as initiator when a connection's `local_addrs` names none.
+    pub local_addr: Ipv4Addr,
+    /// The NAT-T port (RFC 3947 section 4), normally 4500.
+    pub nat_t_port: u16,
+    /// Retransmission schedule.
+    pub retransmit: RetransmitConfig,
+    /// The most responder exchanges kept before the peer echoed our cookie (message 3).
+    pub max_half_open: usize,
+    /// How long such an exchange is kept.
+    pub half_open_timeout: Duration,
+    /// How long a Quick Mode responder waits for HASH(3) before forgetting the exchange.
+    pub exchange_timeout: Duration,
+    /// How often the cookie secret is replaced (RFC 2408 section 2.5.3).
+    pub cookie_period: Duration,
+}
+
+impl EngineConfig {
+    /// strongSwan-like defaults for a host whose IKE address is `local_addr`.
+    pub fn new(local_addr: Ipv4Addr) -> EngineConfig {
+        EngineConfig {
+            local_addr,
+            nat_t_port: 4500,
+            retransmit: RetransmitConfig::default(),
+            max_half_open: 1024,
+            half_open_timeout: Duration::from_secs(30),
+            exchange_timeout: Duration::from_secs(60),
+            cookie_period: Duration::from_secs(60),
+        }
+    }
+}
+
+/// An ISAKMP SA's handle, unique for the engine's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IkeSaId(pub u64);
+
+impl fmt::Display for IkeSaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A datagram to send: a UDP payload from `local` to `remote`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The local address and port to send from.
+    pub local: SocketAddr,
+    /// The peer's address and port (always the port its message came from).
+    pub remote: SocketAddr,
+    /// The UDP payload (with the non-ESP marker on the NAT-T port).
+    pub bytes: Vec<u8>,
+}
+
+/// A negotiated pair of child SAs, ready to install.
+#[derive(Debug, Clone)]
+pub struct ChildSaUp {
+    /// The ISAKMP SA it was negotiated under.
+    pub ike: IkeSaId,
+    /// `[connections.NAME]`.
+    pub connection: String,
+    /// `[connections.NAME.children.CHILD]`.
+    pub child: String,
+    /// Our IKE address and port as the exchange used them.
+    pub local: SocketAddr,
+    /// The peer's IKE address and port.
+    pub remote: SocketAddr,
+    /// Our side's traffic.
+    pub local_ts: TrafficRange,
+    /// The peer's side's traffic.
+    pub remote_ts: TrafficRange,
+    /// SPIs, keys, algorithms, mode, encapsulation and lifetime.
+    pub pair: ChildSaPair,
+    /// The inbound SPI of the child SA this one replaces (a rekey), if any.
+    pub replaces: Option<u32>,
+}
+
+/// Why a child SA went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildDownReason {
+    /// Replaced by a newer SA for the same child (rekeyed, make-before-break).
+    Rekeyed,
+    /// Its hard lifetime ran out.
+    Expired,
+    /// The peer deleted it.
+    DeletedByPeer,
+    /// Closed locally (`terminate`, shutdown).
+    Closed,
+    /// Its ISAKMP SA went away with it.
+    IkeSaGone,
+}
+
+/// A child SA pair to remove from the SAD/SPD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSaDown {
+    /// The ISAKMP SA it belonged to.
+    pub ike: IkeSaId,
+    /// The connection.
+    pub connection: String,
+    /// The child.
+    pub child: String,
+    /// Our SPI (the inbound SA).
+    pub inbound_spi: u32,
+    /// The peer's SPI (the outbound SA).
+    pub outbound_spi: u32,
+    /// Why.
+    pub reason: ChildDownReason,
+}
+
+/// What the daemon learns from the engine.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Phase 1 completed: the ISAKMP SA is established and the peer authenticated.
+    IkeSaUp {
+        /// The SA.
+        id: IkeSaId,
+        /// Its connection.
+        connection: String,
+        /// Our address and port.
+        local: SocketAddr,
+        /// The peer's.
+        remote: SocketAddr,
+        /// The identity the peer proved.
+        peer_id: Identification,
+    },
+    /// An ISAKMP SA (or a phase 1 exchange) ended.
+    IkeSaDown {
+        /// The SA.
+        id: IkeSaId,
+        /// Its connection.
+        connection: String,
+        /// Why, for the log.
+        reason: String,
+    },
+    /// A child SA pair to install.
+    ChildSaUp(Box<ChildSaUp>),
+    /// A child SA pair to remove.
+    ChildSaDown(ChildSaDown),
+    /// Something the operator should read: why a message was refused, why no proposal
+    /// matched, a peer's Notify. The engine does no logging of its own; the daemon writes
+    /// these to its log.
+    Log {
+        /// How important.
+        level: LogLevel,
+        /// The line.
+        message: String,
+    },
+    /// A child could not be negotiated (the log says why in detail).
+    ChildFailed {
+        /// The connection.
+        connection: String,
+        /// The child.
+        child: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How important a [`Event::Log`] line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Normal operation worth a line: a refused message, a peer's refusal.
+    Info,
+    /// Something configured wrongly or failing.
+    Warn,
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// No child or connection of that name.
+    #[error("no connection or child named {0:?}")]
+    Unknown(String),
+    /// The connection names no single remote address to initiate to.
+    #[error("connection {0:?} has no remote address to initiate to (remote_addrs)")]
+    NoRemote(String),
+    /// The connection's settings cannot be negotiated.
+    #[error("connection {connection:?}: {reason}")]
+    Config {
+        /// The connection.
+        connection: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The crypto provider failed.
+    #[error("crypto provider: {0}")]
+    Crypto(#[from] CryptoError),
+}
+
+/// Counters for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Datagrams taken.
+    pub received: u64,
+    /// Datagrams sent (first sends and answers).
+    pub sent: u64,
+    /// Retransmissions sent.
+    pub retransmitted: u64,
+    /// Duplicates answered from the stored answer.
+    pub duplicates_answered: u64,
+    /// Datagrams dropped (not IKE, unknown SA, failed a check or a step).
+    pub dropped: u64,
+    /// Half-open responder exchanges evicted to keep the table bounded.
+    pub half_open_evicted: u64,
+}
+
+/// The engine. `C` is the crypto provider.
+pub struct Ike<C: Crypto> {
+    crypto: C,
+    config: EngineConfig,
+    ike: IkeConfig,
+    cookies: CookieJar,
+    sas: BTreeMap<IkeSaId, IkeSa<C::KeyPair>>,
+    next_id: u64,
+    inbound_spis: HashSet<u32>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    counters: Counters,
+}
+
+impl<C: Crypto> fmt::Debug for Ike<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ike")
+            .field("sas", &self.sas.len())
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where one phase 1 exchange is.
+enum Phase1<K> {
+    InitSa(mm::Initiator<SentSa>),
+    InitKe(mm::Initiator<SentKe<K>>),
+    InitId(mm::Initiator<SentId>),
+    RespSa(mm::Responder<RepliedSa>),
+    RespKe(mm::Responder<RepliedKe>),
+    Established(Box<IsakmpSa>),
+    /// Only while a step runs (the typed states consume themselves).
+    Stepping,
+}
+
+impl<K> Phase1<K> {
+    fn name(&self) -> &'static str {
+        match self {
+            Phase1::InitSa(_) => "MM_SA_I",
+            Phase1::InitKe(_) => "MM_KE_I",
+            Phase1::InitId(_) => "MM_AUTH_I",
+            Phase1::RespSa(_) => "MM_SA_R",
+            Phase1::RespKe(_) => "MM_KE_R",
+            Phase1::Established(_) => "ESTABLISHED",
+            Phase1::Stepping => "STEPPING",
+        }
+    }
+
+    fn sa_state(&self) -> SaState {
+        match self {
+            Phase1::InitSa(_) | Phase1::RespSa(_) | Phase1::Stepping => SaState::Phase1 {
+                exchange: ExchangeType::IdentityProtection,
+                keyed: false,
+            },
+            Phase1::InitKe(_) | Phase1::InitId(_) | Phase1::RespKe(_) => SaState::Phase1 {
+                exchange: ExchangeType::IdentityProtection,
+                keyed: true,
+            },
+            Phase1::Established(_) => SaState::Established,
+        }
+    }
+}
+
+/// A Quick Mode exchange in progress.
+enum Quick<K> {
+    Initiator {
+        child: String,
+        exchange: qm::Initiator<K>,
+        retransmit: Retransmit,
+        replaces: Option<u32>,
+    },
+    Responder {
+        child: String,
+        exchange: qm::Responder,
+        expires: Instant,
+    },
+}
+
+impl<K: crate::crypto::DhKeyPair> Quick<K> {
+    fn message_id(&self) -> u32 {
+        match self {
+            Quick::Initiator { exchange, .. } => exchange.message_id(),
+            Quick::Responder { exchange, .. } => exchange.message_id(),
+        }
+    }
+}
+
+/// An installed child SA pair, as the engine tracks it.
+#[derive(Debug, Clone)]
+struct ChildSa {
+    child: String,
+    inbound_spi: u32,
+    outbound_spi: u32,
+    description: String,
+    local_ts: TrafficRange,
+    remote_ts: TrafficRange,
+    established: Instant,
+    /// When to start a replacement (only the side that began the exchange, as strongSwan's
+    /// IKEv1 rekeys from the original initiator by default; `None` once begun).
+    rekey_at: Option<Instant>,
+    expires: Instant,
+}
+
+/// One ISAKMP SA (or phase 1 exchange) and its Quick Mode exchanges and child SAs.
+struct IkeSa<K> {
+    id: IkeSaId,
+    connection: usize,
+    local: SocketAddr,
+    remote: SocketAddr,
+    initiator: bool,
+    cky_i: Cookie,
+    cky_r: Cookie,
+    phase1: Phase1<K>,
+    created: Instant,
+    /// Phase 1 not done: when it is given up. Established: when the ISAKMP SA expires.
+    expires: Instant,
+    retransmit: Option<Retransmit>,
+    /// (received bytes, answer bytes as sent) of the last messages answered.
+    answered: VecDeque<(Vec<u8>, Vec<u8>)>,
+    quick: Vec<Quick<K>>,
+    children: Vec<ChildSa>,
+    /// Children to negotiate once phase 1 completes.
+    pending: Vec<String>,
+}
+
+impl<K> IkeSa<K> {
+    fn remember(&mut self, received: &[u8], answer: &[u8]) {
+        if self.answered.len() == ANSWERED {
+            self.answered.pop_front();
+        }
+        self.answered
+            .push_back((received.to_vec(), answer.to_vec()));
+    }
+
+    fn isakmp(&self) -> Option<&IsakmpSa> {
+        match &self.phase1 {
+            Phase1::Established(sa) => Some(sa),
+            _ => None,
+        }
+    }
+}
+
+/// A snapshot of one ISAKMP SA for `realm ctl ike`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeSaView {
+    /// The handle.
+    pub id: IkeSaId,
+    /// The connection.
+    pub connection: String,
+    /// `ESTABLISHED`, or the Main Mode step (`MM_KE_I`, ...).
+    pub state: String,
+    /// True on the side that began phase 1.
+    pub initiator: bool,
+    /// Our address and port.
+    pub local: SocketAddr,
+    /// The peer's.
+    pub remote: SocketAddr,
+    /// CKY-I, hex.
+    pub initiator_cookie: String,
+    /// CKY-R, hex (zeros until known).
+    pub responder_cookie: String,
+    /// The negotiated proposal (`aes128-sha256-modp2048`), once chosen.
+    pub proposal: Option<String>,
+    /// The peer's identity, once authenticated.
+    pub peer_id: Option<String>,
+    /// Seconds since the exchange began.
+    pub age_secs: u64,
+    /// Seconds until it expires.
+    pub expires_in_secs: u64,
+    /// Its installed child SA pairs.
+    pub children: Vec<ChildSaView>,
+}
+
+/// A snapshot of one child SA pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSaView {
+    /// The child's name.
+    pub name: String,
+    /// Our SPI.
+    pub inbound_spi: u32,
+    /// The peer's SPI.
+    pub outbound_spi: u32,
+    /// Algorithms, mode, encapsulation (`aes128gcm16 tunnel udp-encap`).
+    pub description: String,
+    /// Our side's traffic.
+    pub local_ts: String,
+    /// The peer's side's traffic.
+    pub remote_ts: String,
+    /// Seconds since it was installed.
+    pub age_secs: u64,
+    /// Seconds until the replacement begins, if this side rekeys it.
+    pub rekey_in_secs: Option<u64>,
+    /// Seconds until it expires.
+    pub expires_in_secs: u64,
+}
+
+impl<C: Crypto> Ike<C> {
+    /// An engine for `ike`'s connections, its cookie secret drawn from `crypto`.
+    pub fn new(
+        crypto: C,
+        config: EngineConfig,
+        ike: IkeConfig,
+        now: Instant,
+    ) -> Result<Ike<C>, CommandError> {
+        let secret = CookieSecret::generate(&crypto)?;
+        let cookies = CookieJar::new(secret, config.cookie_period, now).map_err(|e| {
+            CommandError::Config {
+                connection: String::new(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Ike {
+            crypto,
+            config,
+            ike,
+            cookies,
+            sas: BTreeMap::new(),
+            next_id: 1,
+            inbound_spis: HashSet::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The connections.
+    pub fn ike_config(&self) -> &IkeConfig {
+        &self.ike
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The next datagram to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Ike::handle_timeout`] should be called next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = Some(self.cookies.next_rotation());
+        let mut consider = |t: Instant| {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        };
+        for sa in self.sas.values() {
+            consider(sa.expires);
+            if let Some(r) = &sa.retransmit {
+                consider(r.next);
+            }
+            for q in &sa.quick {
+                match q {
+                    Quick::Initiator { retransmit, .. } => consider(retransmit.next),
+                    Quick::Responder { expires, .. } => consider(*expires),
+                }
+            }
+            for c in &sa.children {
+                consider(c.expires);
+                if let Some(r) = c.rekey_at {
+                    consider(r);
+                }
+            }
+        }
+        next
+    }
+
+    /// Starts every child whose `start_action` is `start`.
+    pub fn start(&mut self, now: Instant) -> Vec<(String, CommandError)> {
+        let names: Vec<String> = self
+            .ike
+            .connections
+            .iter()
+            .flat_map(|c| c.children.iter())
+            .filter(|c| c.start_action == crate::config::Action::Start)
+            .map(|c| c.name.clone())
+            .collect();
+        names
+            .into_iter()
+            .filter_map(|n| self.initiate(now, &n).err().map(|e| (n, e)))
+            .collect()
+    }
+
+    /// Negotiates child `child`: under its connection's established ISAKMP SA, or after a new
+    /// Main Mode to the connection's remote address.
+    pub fn initiate(&mut self, now: Instant, child: &str) -> Result<(), CommandError> {
+        let Some(index) = self
+            .ike
+            .connections
+            .iter()
+            .position(|c| c.child(child).is_some())
+        else {
+            return Err(CommandError::Unknown(child.to_owned()));
+        };
+        let existing = self
+            .sas
+            .values()
+            .filter(|sa| sa.connection == index)
+            .max_by_key(|sa| matches!(sa.phase1, Phase1::Established(_)))
+            .map(|sa| sa.id);
+        if let Some(id) = existing
+            && let Some(mut sa) = self.sas.remove(&id)
+        {
+            let result = if sa.isakmp().is_some() {
+                self.start_quick_mode(now, &mut sa, child, None)
+            } else {
+                if !sa.pending.iter().any(|p| p == child) {
+                    sa.pending.push(child.to_owned());
+                }
+                Ok(())
+            };
+            self.sas.insert(id, sa);
+            return result;
+        }
+        self.start_main_mode(now, index, vec![child.to_owned()])
+    }
+
+    /// Closes connection `name`'s ISAKMP SAs and their children (the children's removal is
+    /// reported as [`Event::ChildSaDown`] with [`ChildDownReason::Closed`]).
+    pub fn terminate(&mut self, now: Instant, name: &str) -> Result<usize, CommandError> {
+        let Some(index) = self.ike.connections.iter().position(|c| c.name == name) else {
+            return Err(CommandError::Unknown(name.to_owned()));
+        };
+        let ids: Vec<IkeSaId> = self
+            .sas
+            .values()
+            .filter(|sa| sa.connection == index)
+            .map(|sa| sa.id)
+            .collect();
+        for id in &ids {
+            self.close_sa(now, *id, ChildDownReason::Closed, "closed locally");
+        }
+        Ok(ids.len())
+    }
+
+    /// Closes everything (daemon shutdown).
+    pub fn shutdown(&mut self, now: Instant) {
+        let ids: Vec<IkeSaId> = self.sas.keys().copied().collect();
+        for id in ids {
+            self.close_sa(now, id, ChildDownReason::Closed, "shutting down");
+        }
+    }
+
+    /// Snapshots of the ISAKMP SAs, for `realm ctl ike`.
+    pub fn ike_sas(&self, now: Instant) -> Vec<IkeSaView> {
+        let secs = |later: Instant| later.saturating_duration_since(now).as_secs();
+        self.sas
+            .values()
+            .map(|sa| {
+                let established = sa.isakmp();
+                IkeSaView {
+                    id: sa.id,
+                    connection: self.connection(sa.connection).name.clone(),
+                    state: sa.phase1.name().to_owned(),
+                    initiator: sa.initiator,
+                    local: sa.local,
+                    remote: sa.remote,
+                    initiator_cookie: hex::encode(sa.cky_i),
+                    responder_cookie: hex::encode(sa.cky_r),
+                    proposal: established.map(|s| s.choice.proposal.to_string()),
+                    peer_id: established.map(|s| describe_id(&s.peer_id)),
+                    age_secs: now.saturating_duration_since(sa.created).as_secs(),
+                    expires_in_secs: secs(sa.expires),
+                    children: sa
+                        .children
+                        .iter()
+                        .map(|c| ChildSaView {
+                            name: c.child.clone(),
+                            inbound_spi: c.inbound_spi,
+                            outbound_spi: c.outbound_spi,
+                            description: c.description.clone(),
+                            local_ts: c.local_ts.to_string(),
+                            remote_ts: c.remote_ts.to_string(),
+                            age_secs: now.saturating_duration_since(c.established).as_secs(),
+                            rekey_in_secs: c.rekey_at.map(secs),
+                            expires_in_secs: secs(c.expires),
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// Takes one received UDP payload: `local` is the address and port it arrived on,
+    /// `remote` where it came from.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) {
+        self.counters.received += 1;
+        let bytes = if local.port() == self.config.nat_t_port {
+            // RFC 3948 section 2.2: IKE on the NAT-T port follows four zero octets; anything
+            // else there is ESP or a keepalive, not ours.
+            match bytes.strip_prefix(&NON_ESP_MARKER) {
+                Some(rest) => rest,
+                None => return self.drop_datagram("no non-ESP marker on the NAT-T port"),
+            }
+        } else {
+            bytes
+        };
+        if bytes.len() < HEADER_LEN {
+            return self.drop_datagram("shorter than an ISAKMP header");
+        }
+        let (cky_i, cky_r) = cookies_of(bytes);
+        let exchange = ExchangeType::from(bytes[18]);
+
+        let found = self.find_sa(cky_i, cky_r, remote);
+        if let Some(id) = found
+            && let Some(sa) = self.sas.get(&id)
+            && let Some((_, answer)) = sa.answered.iter().find(|(r, _)| r == bytes)
+        {
+            let answer = answer.clone();
+            let (l, r) = (sa.local, sa.remote);
+            self.counters.duplicates_answered += 1;
+            self.transmits.push_back(Transmit {
+                local: l,
+                remote: r,
+                bytes: answer,
+            });
+            return;
+        }
+        match found {
+            Some(id) => {
+                let Some(mut sa) = self.sas.remove(&id) else {
+                    return;
+                };
+                let keep = self.handle_for_sa(now, &mut sa, local, remote, bytes, exchange);
+                if keep {
+                    self.sas.insert(id, sa);
+                }
+            }
+            None if cky_r == [0; 8] && exchange == ExchangeType::IdentityProtection => {
+                self.respond_main_mode(now, local, remote, bytes, cky_i);
+            }
+            None => {
+                // RFC 2408 section 5.2: a cookie pair naming no SA.
+                let verdict = checks::check(bytes, &Context::new(SaState::None, &IKEV1_EXCHANGES));
+                self.answer_rejection(local, remote, verdict.rejection());
+                self.drop_datagram("no ISAKMP SA for these cookies");
+            }
+        }
+    }
+
+    /// Acts on the timers that are due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.cookies.next_rotation() {
+            match CookieSecret::generate(&self.crypto) {
+                Ok(secret) => self.cookies.rotate(now, secret),
+                Err(e) => self.log(
+                    LogLevel::Warn,
+                    format!("cookie secret rotation failed: {e}"),
+                ),
+            }
+        }
+        let ids: Vec<IkeSaId> = self.sas.keys().copied().collect();
+        for id in ids {
+            let Some(mut sa) = self.sas.remove(&id) else {
+                continue;
+            };
+            if self.sa_timers(now, &mut sa) {
+                self.sas.insert(id, sa);
+            }
+        }
+    }
+
+    // ---- internals ----
+
+    fn connection(&self, index: usize) -> &Connection {
+        // Indices come from positions in `self.ike.connections`, which never changes.
+        &self.ike.connections[index.min(self.ike.connections.len().saturating_sub(1))]
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) {
+        self.events.push_back(Event::Log { level, message });
+    }
+
+    fn drop_datagram(&mut self, _why: &'static str) {
+        self.counters.dropped += 1;
+    }
+
+    /// The SA a message with these cookies from `remote` belongs to: the one with both
+    /// cookies; for our Main Mode message 1 still unanswered, the one with CKY-I (the answer
+    /// brings CKY-R); for a retransmitted message 1 (CKY-R zero), the responder exchange it
+    /// began with the same peer.
+    fn find_sa(&self, cky_i: Cookie, cky_r: Cookie, remote: SocketAddr) -> Option<IkeSaId> {
+        let exact = self
+            .sas
+            .values()
+            .find(|sa| sa.cky_i == cky_i && sa.cky_r == cky_r && cky_r != [0; 8]);
+        exact
+            .or_else(|| {
+                self.sas.values().find(|sa| {
+                    sa.cky_i == cky_i
+                        && if cky_r == [0; 8] {
+                            !sa.initiator && sa.remote == remote
+                        } else {
+                            sa.cky_r == [0; 8] && matches!(sa.phase1, Phase1::InitSa(_))
+                        }
+                })
+            })
+            .map(|sa| sa.id)
+    }
+
+    /// The crypto provider.
+    pub fn crypto(&self) -> &C {
+        &self.crypto
+    }
+
+    fn new_id(&mut self) -> IkeSaId {
+        let id = IkeSaId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    fn send(&mut self, local: SocketAddr, remote: SocketAddr, message: &[u8]) -> Vec<u8> {
+        let bytes = self.wire(local, message);
+        self.counters.sent += 1;
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            bytes: bytes.clone(),
+        });
+        bytes
+    }
+
+    /// The UDP payload for an IKE message sent from `local`.
+    fn wire(&self, local: SocketAddr, message: &[u8]) -> Vec<u8> {
+        if local.port() == self.config.nat_t_port {
+            let mut out = Vec::with_capacity(message.len() + 4);
+            out.extend_from_slice(&NON_ESP_MARKER);
+            out.extend_from_slice(message);
+            out
+        } else {
+            message.to_vec()
+        }
+    }
+
+    fn main_mode_config(&self, c: &Connection, local: Ipv4Addr) -> Result<MainModeConfig, String> {
+        let lifetime = NonZeroU32::new(c.phase1_lifetime().as_secs())
+            .or(NonZeroU32::new(
+                crate::config::DEFAULT_IKE_REKEY_TIME.as_secs(),
+            ))
+            .ok_or("no lifetime")?;
+        let id = c.local.id.clone().unwrap_or(Identity::Ipv4(local));
+        let local_id = id
+            .to_identification()
+            .ok_or_else(|| format!("local.id {id:?} cannot be sent with pre-shared keys"))?;
+        Ok(MainModeConfig {
+            proposals: c.proposals.as_slice().to_vec(),
+            lifetime,
+            preference: Preference::Ours,
+            local_id,
+        })
+    }
+
+    fn psk(&self, c: &Connection, local: Ipv4Addr, remote: Ipv4Addr) -> Option<PreSharedKey> {
+        let me = c.local.id.clone().unwrap_or(Identity::Ipv4(local));
+        let other = match &c.remote.id {
+            Identity::Any => Identity::Ipv4(remote),
+            id => id.clone(),
+        };
+        self.ike.ike_secret(&me, &other).map(|s| s.secret.clone())
+    }
+
+    fn start_main_mode(
+        &mut self,
+        now: Instant,
+        index: usize,
+        pending: Vec<String>,
+    ) -> Result<(), CommandError> {
+        let c = self.connection(index).clone();
+        let Some(remote_ip) = c.remote_host() else {
+            return Err(CommandError::NoRemote(c.name.clone()));
+        };
+        let local_ip = c.local_host().unwrap_or(self.config.local_addr);
+        let local = SocketAddr::new(IpAddr::V4(local_ip), c.local_port);
+        let remote = SocketAddr::new(IpAddr::V4(remote_ip), c.remote_port);
+        let config =
+            self.main_mode_config(&c, local_ip)
+                .map_err(|reason| CommandError::Config {
+                    connection: c.name.clone(),
+                    reason,
+                })?;
+        let (state, message) =
+            mm::Initiator::start(&self.crypto, config).map_err(|e| CommandError::Config {
+                connection: c.name.clone(),
+                reason: e.to_string(),
+            })?;
+        let id = self.new_id();
+        let bytes = self.send(local, remote, &message);
+        let sa = IkeSa {
+            id,
+            connection: index,
+            local,
+            remote,
+            initiator: true,
+            cky_i: state.initiator_cookie(),
+            cky_r: [0; 8],
+            phase1: Phase1::InitSa(state),
+            created: now,
+            expires: now + self.config.half_open_timeout.max(Duration::from_secs(180)),
+            retransmit: Some(Retransmit::new(
+                &self.config.retransmit,
+                now,
+                local,
+                remote,
+                bytes,
+            )),
+            answered: VecDeque::new(),
+            quick: Vec::new(),
+            children: Vec::new(),
+            pending,
+        };
+        self.sas.insert(id, sa);
+        Ok(())
+    }
+
+    /// The connection a Main Mode message 1 from `remote` to `local` is for.
+    fn responder_connection(&self, local: SocketAddr, remote: SocketAddr) -> Option<usize> {
+        let (IpAddr::V4(l), IpAddr::V4(r)) = (local.ip(), remote.ip()) else {
+            return None;
+        };
+        self.ike.connections.iter().position(|c| {
+            !c.aggressive
+                && c.local_addrs.iter().any(|a| a.matches(l))
+                && c.remote_addrs.iter().any(|a| a.matches(r))
+        })
+    }
+
+    fn respond_main_mode(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+        cky_i: Cookie,
+    ) {
+        let Some(index) = self.responder_connection(local, remote) else {
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "Main Mode from {remote} to {local}: no connection matches these addresses"
+                ),
+            );
+            // RFC 2408 section 5.4 / strongSwan: no configuration is NO-PROPOSAL-CHOSEN.
+            self.notify_unprotected(
+                local,
+                remote,
+                cky_i,
+                [0; 8],
+                NotifyMessageType::NoProposalChosen,
+            );
+            return self.drop_datagram("no connection");
+        };
+        let (IpAddr::V4(local_ip), _) = (local.ip(), remote.ip()) else {
+            return self.drop_datagram("IPv6");
+        };
+        let c = self.connection(index).clone();
+        let config = match self.main_mode_config(&c, local_ip) {
+            Ok(config) => config,
+            Err(reason) => {
+                self.log(LogLevel::Warn, format!("connection {}: {reason}", c.name));
+                return self.drop_datagram("connection unusable");
+            }
+        };
+        let cky_r = self.cookies.cookie(now, remote, cky_i);
+        match mm::Responder::handle_sa(config, cky_r, bytes) {
+            Ok((state, answer)) => {
+                self.bound_half_open();
+                let id = self.new_id();
+                let sent = self.send(local, remote, &answer);
+                let mut sa = IkeSa {
+                    id,
+                    connection: index,
+                    local,
+                    remote,
+                    initiator: false,
+                    cky_i,
+                    cky_r,
+                    phase1: Phase1::RespSa(state),
+                    created: now,
+                    expires: now + self.config.half_open_timeout,
+                    retransmit: None,
+                    answered: VecDeque::new(),
+                    quick: Vec::new(),
+                    children: Vec::new(),
+                    pending: Vec::new(),
+                };
+                sa.remember(bytes, &sent);
+                self.sas.insert(id, sa);
+            }
+            Err(e) => {
+                self.log(
+                    LogLevel::Info,
+                    format!("Main Mode from {remote} (connection {}): {e}", c.name),
+                );
+                if let Some(t) = e.notify() {
+                    self.notify_unprotected(local, remote, cky_i, [0; 8], t);
+                }
+                self.drop_datagram("Main Mode message 1 refused");
+            }
+        }
+    }
+
+    /// Keeps at most `max_half_open - 1` responder exchanges before cookie echo, evicting the
+    /// oldest, so that one more fits.
+    fn bound_half_open(&mut self) {
+        loop {
+            let half_open: Vec<(Instant, IkeSaId)> = self
+                .sas
+                .values()
+                .filter(|sa| matches!(sa.phase1, Phase1::RespSa(_)))
+                .map(|sa| (sa.created, sa.id))
+                .collect();
+            if half_open.len() < self.config.max_half_open.max(1) {
+                return;
+            }
+            if let Some((_, oldest)) = half_open.iter().min() {
+                self.sas.remove(oldest);
+                self.counters.half_open_evicted += 1;
+            }
+        }
+    }
+
+    fn notify_unprotected(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        cky_i: Cookie,
+        cky_r: Cookie,
+        notify_type: NotifyMessageType,
+    ) {
+        let header = realm_wire::isakmp::Header::new(ExchangeType::Informational, cky_i, cky_r, 0);
+        let notification = realm_wire::isakmp::Notification::new(
+            realm_wire::isakmp::DOI_IPSEC,
+            realm_wire::isakmp::ProtocolId::Isakmp,
+            notify_type,
+            [cky_i, cky_r].concat(),
+            Vec::new(),
+        );
+        if let Ok(bytes) = notify::informational(&header, notification, 0).to_bytes() {
+            self.send(local, remote, &bytes);
+        }
+    }
+
+    fn answer_rejection(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        rejection: Option<&checks::Rejection>,
+    ) {
+        if let Some(reply) = rejection.and_then(|r| notify::reply(r, 0))
+            && let Ok(bytes) = reply.to_bytes()
+        {
+            self.send(local, remote, &bytes);
+        }
+    }
+
+    /// A datagram for an existing SA; false when the SA is to be forgotten.
+    fn handle_for_sa(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa<C::KeyPair>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+        exchange: ExchangeType,
+    ) -> bool {
+        match (&sa.phase1, exchange) {
+            (Phase1::Established(_), ExchangeType::QuickMode) => {
+                self.quick_mode_message(now, sa, local, remote, bytes);
+                true
+            }
+            (Phase1::Established(_), ExchangeType::Informational) => {
+                self.informational(now, sa, bytes)
+            }
+            (_, ExchangeType::IdentityProtection)
+                if !matches!(sa.phase1, Phase1::Established(_)) =>
+            {
+                self.main_mode_message(now, sa, local, remote, bytes)
+            }
+            (_, ExchangeType::Informational) => {
+                // Before keys exist an Informational is unauthenticated: a Notify refusing
+                // our offer ends the exchange the next retransmission would otherwise repeat.
+                self.phase1_informational(sa, bytes)
+            }
+            _ => {
+                let verdict =
+                    checks::check(bytes, &Context::new(sa.phase1.sa_state(), &IKEV1_EXCHANGES));
+                if verdict.rejection().is_some() {
+                    self.answer_rejection(local, remote, verdict.rejection());
+                }
+                self.drop_datagram("unexpected exchange for this SA");
+                true
+            }
+        }
+    }
+
+    fn phase1_informational(&mut self, sa: &IkeSa<C::KeyPair>, bytes: &[u8]) -> bool {
+        let ctx = Context {
+            padding: Padding::Any,
+            ..Context::new(sa.phase1.sa_state(), &IKEV1_EXCHANGES)
+        };
+        if let checks::Verdict::Accept(m) = checks::check(bytes, &ctx) {
+            for p in m.payloads() {
+                if let realm_wire::isakmp::PayloadBody::Notification(n) = &p.body
+                    && n.message_type.is_error()
+                {
+                    self.log(
+                        LogLevel::Info,
+                        format!(
+                            "{}: peer {} refused phase 1: {:?}",
+                            self.connection(sa.connection).name,
+                            sa.remote,
+                            n.message_type
+                        ),
+                    );
+                }
+            }
+        }
+        self.drop_datagram("informational during phase 1");
+        true
+    }
+
+    /// A Main Mode message for a phase 1 in progress; false when the SA is to be forgotten.
+    fn main_mode_message(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa<C::KeyPair>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) -> bool {
+        let c = self.connection(sa.connection).clone();
+        let (IpAddr::V4(local_ip), IpAddr::V4(remote_ip)) = (sa.local.ip(), sa.remote.ip()) else {
+            return false;
+        };
+        let crypto = &self.crypto;
+        let state = std::mem::replace(&mut sa.phase1, Phase1::Stepping);
+        let mut answer = None;
+        let mut established = None;
+        let mut error: Option<MainModeError> = None;
+        match state {
+            Phase1::InitSa(s) => match s.handle_sa(crypto, bytes) {
+                Ok((next, out)) => {
+                    sa.cky_r = cookies_of(bytes).1;
+                    sa.phase1 = Phase1::InitKe(next);
+                    answer = Some(out);
+                }
+                Err(f) => {
+                    sa.phase1 = Phase1::InitSa(f.state);
+                    error = Some(f.error);
+                }
+            },
+            Phase1::InitKe(s) => match self.psk(&c, local_ip, remote_ip) {
+                None => {
+                    sa.phase1 = Phase1::InitKe(s);
+                    self.log(
+                        LogLevel::Warn,
+                        format!("connection {}: no pre-shared key found", c.name),
+                    );
+                    return false;
+                }
+                Some(psk) => match s.handle_ke(crypto, bytes, psk.expose()) {
+                    Ok((next, out)) => {
+                        sa.phase1 = Phase1::InitId(next);
+                        answer = Some(out);
+                    }
+                    Err(f) => {
+                        sa.phase1 = Phase1::InitKe(f.state);
+                        error = Some(f.error);
+                    }
+                },
+            },
+            Phase1::InitId(s) => match s.handle_id(crypto, bytes) {
+                Ok(isakmp) => established = Some(isakmp),
+                Err(f) => {
+                    sa.phase1 = Phase1::InitId(f.state);
+                    error = Some(f.error);
+                }
+            },
+            Phase1::RespSa(s) => match self.psk(&c, local_ip, remote_ip) {
+                None => {
+                    self.log(
+                        LogLevel::Warn,
+                        format!("connection {}: no pre-shared key found", c.name),
+                    );
+                    return false;
+                }
+                Some(psk) => match s.handle_ke(crypto, bytes, psk.expose()) {
+                    Ok((next, out)) => {
+                        sa.phase1 = Phase1::RespKe(next);
+                        answer = Some(out);
+                        // The peer echoed our cookie: it is no longer half-open.
+                        sa.expires = now + self.config.exchange_timeout;
+                    }
+                    Err(f) => {
+                        sa.phase1 = Phase1::RespSa(f.state);
+                        error = Some(f.error);
+                    }
+                },
+            },
+            Phase1::RespKe(s) => match s.handle_id(crypto, bytes) {
+                Ok((isakmp, out)) => {
+                    established = Some(isakmp);
+                    answer = Some(out);
+                }
+                Err(f) => {
+                    sa.phase1 = Phase1::RespKe(f.state);
+                    error = Some(f.error);
+                }
+            },
+            other @ (Phase1::Established(_) | Phase1::Stepping) => {
+                sa.phase1 = other;
+                return true;
+            }
+        }
+        if let Some(e) = error {
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "connection {} ({} {}): Main Mode message refused: {e}",
+                    c.name, sa.id, remote
+                ),
+            );
+            self.drop_datagram("Main Mode step refused");
+            // Only unprotected answers here; a keyed SA's Notify would need the phase 1 IV.
+            if !sa.phase1.sa_state().keyed()
+                && let Some(t) = e.notify()
+                && !matches!(e, MainModeError::Rejected(_))
+            {
+                self.notify_unprotected(sa.local, sa.remote, sa.cky_i, sa.cky_r, t);
+            }
+            return true;
+        }
+        let _ = local;
+        sa.retransmit = None;
+        if let Some(out) = answer {
+            let sent = self.send(sa.local, sa.remote, &out);
+            if sa.initiator {
+                sa.retransmit = Some(Retransmit::new(
+                    &self.config.retransmit,
+                    now,
+                    sa.local,
+                    sa.remote,
+                    sent,
+                ));
+            } else {
+                sa.remember(bytes, &sent);
+            }
+        }
+        if let Some(isakmp) = established {
+            return self.established(now, sa, isakmp);
+        }
+        true
+    }
+
+    /// Phase 1 done: check the peer's identity, report, start the pending children.
+    fn established(&mut self, now: Instant, sa: &mut IkeSa<C::KeyPair>, isakmp: IsakmpSa) -> bool {
+        let c = self.connection(sa.connection).clone();
+        let proven = Identity::from_identification(&isakmp.peer_id);
+        let accepted = match &proven {
+            Some(id) => id.matches(&c.remote.id).is_match(),
+            None => c.remote.id == Identity::Any,
+        };
+        if !accepted {
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "connection {}: peer {} authenticated as {} but remote.id is {:?}: closing",
+                    c.name,
+                    sa.remote,
+                    describe_id(&isakmp.peer_id),
+                    c.remote.id
+                ),
+            );
+            self.events.push_back(Event::IkeSaDown {
+                id: sa.id,
+                connection: c.name.clone(),
+                reason: "peer identity does not match remote.id".into(),
+            });
+            return false;
+        }
+        let lifetime = Duration::from_secs(u64::from(isakmp.choice.lifetime.seconds.get()));
+        sa.expires = now + lifetime;
+        self.events.push_back(Event::IkeSaUp {
+            id: sa.id,
+            connection: c.name.clone(),
+            local: sa.local,
+            remote: sa.remote,
+            peer_id: isakmp.peer_id.clone(),
+        });
+        sa.phase1 = Phase1::Established(Box::new(isakmp));
+        for child in std::mem::take(&mut sa.pending) {
+            if let Err(e) = self.start_quick_mode(now, sa, &child, None) {
+                self.events.push_back(Event::ChildFailed {
+                    connection: c.name.clone(),
+                    child,
+                    reason: e.to_string(),
+                });
+            }
+        }
+        true
+    }
+
+    fn allocate_spi(&mut self) -> Result<u32, CryptoError> {
+        loop {
+            let mut b = [0u8; 4];
+            self.crypto.fill_random(&mut b)?;
+            let spi = u32::from_be_bytes(b);
+            // RFC 4303 section 2.1: SPIs 1-255 are reserved, 0 is never sent.
+            if spi > 255 && self.inbound_spis.insert(spi) {
+                return Ok(spi);
+            }
+        }
+    }
+
+    fn quick_mode_config(
+        c: &Connection,
+        child: &Child,
+        sa: &IkeSa<C::KeyPair>,
+    ) -> Result<QuickModeConfig, String> {
+        let (IpAddr::V4(l), IpAddr::V4(r)) = (sa.local.ip(), sa.remote.ip()) else {
+            return Err("IPv6".into());
+        };
+        let _ = c;
+        let lifetime =
+            NonZeroU32::new(child.life_time.as_secs()).ok_or("life_time must not be 0s")?;
+        Ok(QuickModeConfig {
+            proposals: child.esp_proposals.as_slice().to_vec(),
+            mode: match child.mode {
+                Mode::Tunnel => IpsecMode::Tunnel,
+                Mode::Transport => IpsecMode::Transport,
+            },
+            udp_encapsulated: false,
+            lifetime,
+            preference: Preference::Ours,
+            client_ids: Some((
+                child.local_ts.to_identification(l),
+                child.remote_ts.to_identification(r),
+            )),
+        })
+    }
+
+    fn start_quick_mode(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa<C::KeyPair>,
+        child_name: &str,
+        replaces: Option<u32>,
+    ) -> Result<(), CommandError> {
+        let c = self.connection(sa.connection).clone();
+        let child = c
+            .child(child_name)
+            .ok_or_else(|| CommandError::Unknown(child_name.to_owned()))?;
+        let config =
+            Self::quick_mode_config(&c, child, sa).map_err(|reason| CommandError::Config {
+                connection: c.name.clone(),
+                reason,
+            })?;
+        let Some(isakmp) = sa.isakmp() else {
+            return Ok(());
+        };
+        let isakmp = isakmp.clone();
+        let spi = self.allocate_spi()?;
+        let (exchange, message) = match qm::Initiator::start(&self.crypto, &isakmp, config, spi) {
+            Ok(x) => x,
+            Err(e) => {
+                self.inbound_spis.remove(&spi);
+                return Err(CommandError::Config {
+                    connection: c.name.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let sent = self.send(sa.local, sa.remote, &message);
+        sa.quick.push(Quick::Initiator {
+            child: child_name.to_owned(),
+            exchange,
+            retransmit: Retransmit::new(&self.config.retransmit, now, sa.local, sa.remote, sent),
+            replaces,
+        });
+        Ok(())
+    }
+
+    fn quick_mode_message(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa<C::KeyPair>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) {
+        let message_id = message_id_of(bytes);
+        let _ = (local, remote);
+        let Some(pos) = sa.quick.iter().position(|q| q.message_id() == message_id) else {
+            return self.quick_mode_offer(now, sa, bytes);
+        };
+        let q = sa.quick.swap_remove(pos);
+        match q {
+            Quick::Initiator {
+                child,
+                exchange,
+                retransmit,
+                replaces,
+            } => match exchange.handle_reply(&self.crypto, bytes) {
+                Ok((pair, out)) => {
+                    let sent = self.send(sa.local, sa.remote, &out);
+                    sa.remember(bytes, &sent);
+                    self.child_up(now, sa, &child, pair, true, replaces);
+                }
+                Err(f) => {
+                    self.log(
+                        LogLevel::Info,
+                        format!(
+                            "{} child {child}: Quick Mode answer refused: {}",
+                            sa.id, f.error
+                        ),
+                    );
+                    self.drop_datagram("Quick Mode answer refused");
+                    sa.quick.push(Quick::Initiator {
+                        child,
+                        exchange: f.state,
+                        retransmit,
+                        replaces,
+                    });
+                }
+            },
+            Quick::Responder {
+                child,
+                exchange,
+                expires,
+            } => match exchange.handle_hash3(&self.crypto, bytes) {
+                Ok(pair) => self.child_up(now, sa, &child, pair, false, None),
+                Err(f) => {
+                    self.log(
+                        LogLevel::Info,
+                        format!(
+                            "{} child {child}: Quick Mode HASH(3) refused: {}",
+                            sa.id, f.error
+                        ),
+                    );
+                    self.drop_datagram("Quick Mode HASH(3) refused");
+                    sa.quick.push(Quick::Responder {
+                        child,
+                        exchange: f.state,
+                        expires,
+                    });
+                }
+            },
+        }
+    }
+
+    /// A Quick Mode message 1 from the peer: the first child of the connection whose
+    /// proposals and selectors accept it answers.
+    fn quick_mode_offer(&mut self, now: Instant, sa: &mut IkeSa<C::KeyPair>, bytes: &[u8]) {
+        let c = self.connection(sa.connection).clone();
+        let Some(isakmp) = sa.isakmp().cloned() else {
+            return;
+        };
+        let (IpAddr::V4(l), IpAddr::V4(r)) = (sa.local.ip(), sa.remote.ip()) else {
+            return;
+        };
+        let mut last_error = String::from("the connection has no children");
+        for child in &c.children {
+            let config = match Self::quick_mode_config(&c, child, sa) {
+                Ok(config) => config,
+                Err(e) => {
+                    last_error = e;
+                    continue;
+                }
+            };
+            let spi = match self.allocate_spi() {
+                Ok(spi) => spi,
+                Err(e) => {
+                    last_error = e.to_string();
+                    break;
+                }
+            };
+            match qm::Responder::handle_offer(&self.crypto, &isakmp, &config, spi, bytes) {
+                Ok((exchange, answer)) => {
+                    // The peer's IDs (IDci is its side, IDcr ours) must lie within the child's
+                    // selectors: it may narrow them, never widen them.
+                    let ours = TrafficRange::from_config(&child.local_ts, l);
+                    let theirs = TrafficRange::from_config(&child.remote_ts, r);
+                    let (their_id, our_id) = match exchange.client_ids() {
+                        Some((i, r)) => (
+                            TrafficRange::from_identification(i),
+                            TrafficRange::from_identification(r),
+                        ),
+                        None => (Some(TrafficRange::host(r)), Some(TrafficRange::host(l))),
+                    };
+                    let fits = matches!((their_id, our_id), (Some(t), Some(o)) if theirs.contains(&t) && ours.contains(&o));
+                    if !fits {
+                        self.inbound_spis.remove(&spi);
+                        last_error = format!(
+                            "child {}: the peer's selectors {} === {} are not within {} === {}",
+                            child.name,
+                            their_id.map_or("?".into(), |t| t.to_string()),
+                            our_id.map_or("?".into(), |t| t.to_string()),
+                            theirs,
+                            ours
+                        );
+                        continue;
+                    }
+                    let sent = self.send(sa.local, sa.remote, &answer);
+                    sa.remember(bytes, &sent);
+                    sa.quick.push(Quick::Responder {
+                        child: child.name.clone(),
+                        exchange,
+                        expires: now + self.config.exchange_timeout,
+                    });
+                    return;
+                }
+                Err(e) => {
+                    self.inbound_spis.remove(&spi);
+                    last_error = format!("child {}: {e}", child.name);
+                }
+            }
+        }
+        self.log(
+            LogLevel::Info,
+            format!(
+                "connection {} ({}): Quick Mode from {} refused: {last_error}",
+                c.name, sa.id, sa.remote
+            ),
+        );
+        self.drop_datagram("Quick Mode offer refused");
+    }
+
+    fn child_up(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa<C::KeyPair>,
+        child_name: &str,
+        pair: ChildSaPair,
+        initiator: bool,
+        replaces: Option<u32>,
+    ) {
+        let c = self.connection(sa.connection).clone();
+        let (IpAddr::V4(l), IpAddr::V4(r)) = (sa.local.ip(), sa.remote.ip()) else {
+            return;
+        };
+        let (local_ts, remote_ts) = match &pair.client_ids {
+            Some((i, rr)) => {
+                let (ours, theirs) = if initiator { (i, rr) } else { (rr, i) };
+                (
+                    TrafficRange::from_identification(ours).unwrap_or(TrafficRange::host(l)),
+                    TrafficRange::from_identification(theirs).unwrap_or(TrafficRange::host(r)),
+                )
+            }
+            None => (TrafficRange::host(l), TrafficRange::host(r)),
+        };
+        let lifetime = Duration::from_secs(u64::from(pair.lifetime.seconds.get()));
+        let rekey_at = c.child(child_name).and_then(|child| {
+            if !initiator || child.rekey_time.is_zero() {
+                return None;
+            }
+            let rekey = child.rekey_time.to_duration().min(lifetime);
+            let jitter = self.jitter(child.rand_time.to_duration().min(rekey / 2));
+            Some(now + rekey.saturating_sub(jitter))
+        });
+        let description = format!(
+            "{} {}{}",
+            pair.proposal,
+            pair.encapsulation.mode,
+            if pair.encapsulation.udp == crate::proposal::UdpEncapsulation::None {
+                ""
+            } else {
+                " udp-encap"
+            }
+        );
+        sa.children.push(ChildSa {
+            child: child_name.to_owned(),
+            inbound_spi: pair.inbound.spi,
+            outbound_spi: pair.outbound.spi,
+            description,
+            local_ts,
+            remote_ts,
+            established: now,
+            rekey_at,
+            expires: now + lifetime,
+        });
+        self.events.push_back(Event::ChildSaUp(Box::new(ChildSaUp {
+            ike: sa.id,
+            connection: c.name.clone(),
+            child: child_name.to_owned(),
+            local: sa.local,
+            remote: sa.remote,
+            local_ts,
+            remote_ts,
+            pair,
+            replaces,
+        })));
+        if let Some(old) = replaces {
+            self.remove_child(sa, old, ChildDownReason::Rekeyed, true);
+        }
+    }
+
+    /// A random duration below `max`.
+    fn jitter(&self, max: Duration) -> Duration {
+        let mut b = [0u8; 4];
+        if max.is_zero() || self.crypto.fill_random(&mut b).is_err() {
+            return Duration::ZERO;
+        }
+        let fraction = f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX);
+        max.mul_f64(fraction)
+    }
+
+    /// Removes the child SA pair whose inbound SPI is `spi`, reporting it.
+    fn remove_child(
+        &mut self,
+        sa: &mut IkeSa<C::KeyPair>,
+        spi: u32,
+        reason: ChildDownReason,
+        _tell_peer: bool,
+    ) {
+        let Some(pos) = sa.children.iter().position(|c| c.inbound_spi == spi) else {
+            return;
+        };
+        let child = sa.children.remove(pos);
+        self.inbound_spis.remove(&child.inbound_spi);
+        self.events.push_back(Event::ChildSaDown(ChildSaDown {
+            ike: sa.id,
+            connection: self.connection(sa.connection).name.clone(),
+            child: child.child,
+            inbound_spi: child.inbound_spi,
+            outbound_spi: child.outbound_spi,
+            reason,
+        }));
+    }
+
+    fn close_sa(&mut self, _now: Instant, id: IkeSaId, reason: ChildDownReason, why: &str) {
+        let Some(mut sa) = self.sas.remove(&id) else {
+            return;
+        };
+        let spis: Vec<u32> = sa.children.iter().map(|c| c.inbound_spi).collect();
+        for spi in spis {
+            self.remove_child(&mut sa, spi, reason, true);
+        }
+        self.events.push_back(Event::IkeSaDown {
+            id,
+            connection: self.connection(sa.connection).name.clone(),
+            reason: why.to_owned(),
+        });
+    }
+
+    fn informational(&mut self, _now: Instant, _sa: &mut IkeSa<C::KeyPair>, _bytes: &[u8]) -> bool {
+        self.drop_datagram("protected informational");
+        true
+    }
+
+    /// Runs one SA's due timers; false when the SA is to be forgotten.
+    fn sa_timers(&mut self, now: Instant, sa: &mut IkeSa<C::KeyPair>) -> bool {
+        let name = self.connection(sa.connection).name.clone();
+        if let Some(r) = &mut sa.retransmit
+            && now >= r.next
+        {
+            match r.due(&self.config.retransmit, now) {
+                Due::Resend => {
+                    self.counters.retransmitted += 1;
+                    self.transmits.push_back(Transmit {
+                        local: r.local,
+                        remote: r.remote,
+                        bytes: r.bytes.clone(),
+                    });
+                }
+                Due::GiveUp => {
+                    self.log(
+                        LogLevel::Info,
+                        format!(
+                            "connection {name} ({}): no answer from {}: giving up {}",
+                            sa.id,
+                            sa.remote,
+                            sa.phase1.name()
+                        ),
+                    );
+                    for child in std::mem::take(&mut sa.pending) {
+                        self.events.push_back(Event::ChildFailed {
+                            connection: name.clone(),
+                            child,
+                            reason: "phase 1 timed out".into(),
+                        });
+                    }
+                    self.events.push_back(Event::IkeSaDown {
+                        id: sa.id,
+                        connection: name,
+                        reason: "phase 1 retransmissions timed out".into(),
+                    });
+                    return false;
+                }
+            }
+        }
+        if now >= sa.expires {
+            let established = sa.isakmp().is_some();
+            let spis: Vec<u32> = sa.children.iter().map(|c| c.inbound_spi).collect();
+            for spi in spis {
+                self.remove_child(sa, spi, ChildDownReason::IkeSaGone, false);
+            }
+            for child in std::mem::take(&mut sa.pending) {
+                self.events.push_back(Event::ChildFailed {
+                    connection: name.clone(),
+                    child,
+                    reason: "phase 1 did not complete".into(),
+                });
+            }
+            if established || sa.initiator || !matches!(sa.phase1, Phase1::RespSa(_)) {
+                self.events.push_back(Event::IkeSaDown {
+                    id: sa.id,
+                    connection: name,
+                    reason: if established {
+                        "ISAKMP SA lifetime expired".into()
+                    } else {
+                        "phase 1 did not complete in time".into()
+                    },
+                });
+            }
+            return false;
+        }
+        // Quick Mode exchanges.
+        let mut i = 0;
+        while i < sa.quick.len() {
+            let mut remove = false;
+            match &mut sa.quick[i] {
+                Quick::Initiator {
+                    child, retransmit, ..
+                } => {
+                    if now >= retransmit.next {
+                        match retransmit.due(&self.config.retransmit, now) {
+                            Due::Resend => {
+                                self.counters.retransmitted += 1;
+                                self.transmits.push_back(Transmit {
+                                    local: retransmit.local,
+                                    remote: retransmit.remote,
+                                    bytes: retransmit.bytes.clone(),
+                                });
+                            }
+                            Due::GiveUp => {
+                                self.events.push_back(Event::ChildFailed {
+                                    connection: name.clone(),
+                                    child: child.clone(),
+                                    reason: "Quick Mode retransmissions timed out".into(),
+                                });
+                                remove = true;
+                            }
+                        }
+                    }
+                }
+                Quick::Responder { expires, .. } => remove = now >= *expires,
+            }
+            if remove {
+                let q = sa.quick.swap_remove(i);
+                if let Quick::Initiator { exchange, .. } = &q {
+                    self.inbound_spis.remove(&exchange.our_spi());
+                }
+                if let Quick::Responder { exchange, .. } = &q {
+                    self.inbound_spis.remove(&exchange.our_spi());
+                }
+            } else {
+                i += 1;
+            }
+        }
+        // Child lifetimes: rekey make-before-break, expire.
+        let due_rekey: Vec<(String, u32)> = sa
+            .children
+            .iter_mut()
+            .filter(|c| c.rekey_at.is_some_and(|t| now >= t))
+            .map(|c| {
+                c.rekey_at = None;
+                (c.child.clone(), c.inbound_spi)
+            })
+            .collect();
+        for (child, spi) in due_rekey {
+            if let Err(e) = self.start_quick_mode(now, sa, &child, Some(spi)) {
+                self.log(
+                    LogLevel::Warn,
+                    format!("connection {name} child {child}: rekey failed: {e}"),
+                );
+            }
+        }
+        let expired: Vec<u32> = sa
+            .children
+            .iter()
+            .filter(|c| now >= c.expires)
+            .map(|c| c.inbound_spi)
+            .collect();
+        for spi in expired {
+            self.remove_child(sa, spi, ChildDownReason::Expired, true);
+        }
+        true
+    }
+}
+
+fn cookies_of(bytes: &[u8]) -> (Cookie, Cookie) {
+    let mut i = [0u8; 8];
+    let mut r = [0u8; 8];
+    if let (Some(a), Some(b)) = (bytes.get(..8), bytes.get(8..16)) {
+        i.copy_from_slice(a);
+        r.copy_from_slice(b);
+    }
+    (i, r)
+}
+
+fn message_id_of(bytes: &[u8]) -> u32 {
+    bytes
+        .get(20..24)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, u32::from_be_bytes)
+}
+
+fn describe_id(id: &Identification) -> String {
+    match Identity::from_identification(id) {
+        Some(Identity::Ipv4(a)) => a.to_string(),
+        Some(Identity::Fqdn(n)) | Some(Identity::UserFqdn(n)) => n,
+        Some(other) => format!("{other:?}"),
+        None => format!("{:?}:{}", id.id_type, hex::encode(&id.data)),
+    }
+}

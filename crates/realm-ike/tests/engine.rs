@@ -1,0 +1,582 @@
+//! The IKEv1 engine end to end between two instances: datagrams carried by the test, time
+//! passed in. Main Mode + Quick Mode, retransmission and duplicates, giving up, a wrong key,
+//! a flood of first messages, selectors, Quick Mode begun by the phase 1 responder, rekeying
+//! and expiry.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use common::SeededCrypto;
+use realm_ike::config::IkeConfig;
+use realm_ike::engine::{
+    ChildDownReason, ChildSaUp, EngineConfig, Event, Ike, LogLevel, RetransmitConfig, Transmit,
+};
+
+const A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+struct Conf<'a> {
+    proposals: &'a str,
+    esp: &'a str,
+    local_ts: &'a str,
+    remote_ts: &'a str,
+    secret: &'a str,
+    extra_child: &'a str,
+    /// `remote_addrs`; empty: the peer's address.
+    remote_addrs: &'a str,
+}
+
+impl Default for Conf<'_> {
+    fn default() -> Self {
+        Conf {
+            proposals: "aes128-sha256-ecp256",
+            esp: "aes128gcm16",
+            local_ts: "10.1.0.0/16",
+            remote_ts: "10.2.0.0/16",
+            secret: "a shared secret",
+            extra_child: "",
+            remote_addrs: "",
+        }
+    }
+}
+
+fn config(me: Ipv4Addr, peer: Ipv4Addr, c: &Conf<'_>) -> IkeConfig {
+    let text = format!(
+        r#"
+[connections.site]
+version = 1
+local_addrs = "{me}"
+remote_addrs = "{remote_addrs}"
+proposals = "{proposals}"
+local.auth = "psk"
+remote.auth = "psk"
+
+[connections.site.children.net]
+local_ts = "{local_ts}"
+remote_ts = "{remote_ts}"
+esp_proposals = "{esp}"
+{extra}
+
+[secrets.ike-site]
+secret = "{secret}"
+"#,
+        proposals = c.proposals,
+        local_ts = c.local_ts,
+        remote_ts = c.remote_ts,
+        esp = c.esp,
+        extra = c.extra_child,
+        secret = c.secret,
+        remote_addrs = if c.remote_addrs.is_empty() {
+            peer.to_string()
+        } else {
+            c.remote_addrs.to_string()
+        },
+    );
+    IkeConfig::parse(&text, "test.toml").unwrap()
+}
+
+fn swapped<'a>(c: &Conf<'a>) -> Conf<'a> {
+    Conf {
+        local_ts: c.remote_ts,
+        remote_ts: c.local_ts,
+        ..*c
+    }
+}
+
+struct Net {
+    now: Instant,
+    a: Ike<SeededCrypto>,
+    b: Ike<SeededCrypto>,
+    events_a: Vec<Event>,
+    events_b: Vec<Event>,
+    /// Every datagram carried, in order: (from A?, bytes).
+    carried: Vec<(bool, Vec<u8>)>,
+    /// Which of B's datagrams (counted from 0) are lost on the way.
+    lose_from_b: Vec<usize>,
+    sent_by_b: usize,
+}
+
+#[allow(clippy::disallowed_methods)] // the test's arbitrary epoch
+fn epoch() -> Instant {
+    Instant::now()
+}
+
+impl Net {
+    fn new(a: &Conf<'_>, b: &Conf<'_>) -> Net {
+        Net::with(a, b, |_| {})
+    }
+
+    fn with(a: &Conf<'_>, b: &Conf<'_>, tune: impl Fn(&mut EngineConfig)) -> Net {
+        let now = epoch();
+        let mut ca = EngineConfig::new(A);
+        let mut cb = EngineConfig::new(B);
+        tune(&mut ca);
+        tune(&mut cb);
+        Net {
+            now,
+            a: Ike::new(SeededCrypto::new(1), ca, config(A, B, a), now).unwrap(),
+            b: Ike::new(SeededCrypto::new(2), cb, config(B, A, b), now).unwrap(),
+            events_a: Vec::new(),
+            events_b: Vec::new(),
+            carried: Vec::new(),
+            lose_from_b: Vec::new(),
+            sent_by_b: 0,
+        }
+    }
+
+    /// Carries datagrams both ways until none is left; `lose` picks those lost on the way.
+    fn pump_lossy(&mut self, mut lose: impl FnMut(bool, &Transmit) -> bool) {
+        for _ in 0..100 {
+            let mut moved = false;
+            while let Some(t) = self.a.poll_transmit() {
+                moved = true;
+                assert_eq!(t.remote.ip(), IpAddr::V4(B));
+                if !lose(true, &t) {
+                    self.carried.push((true, t.bytes.clone()));
+                    self.b
+                        .handle_datagram(self.now, t.remote, t.local, &t.bytes);
+                }
+            }
+            while let Some(t) = self.b.poll_transmit() {
+                moved = true;
+                assert_eq!(t.remote.ip(), IpAddr::V4(A));
+                self.sent_by_b += 1;
+                if !lose(false, &t) && !self.lose_from_b.contains(&(self.sent_by_b - 1)) {
+                    self.carried.push((false, t.bytes.clone()));
+                    self.a
+                        .handle_datagram(self.now, t.remote, t.local, &t.bytes);
+                }
+            }
+            while let Some(e) = self.a.poll_event() {
+                self.events_a.push(e);
+            }
+            while let Some(e) = self.b.poll_event() {
+                self.events_b.push(e);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the engines never went quiet");
+    }
+
+    fn pump(&mut self) {
+        self.pump_lossy(|_, _| false);
+    }
+
+    /// Advances time to `t` through every timer on the way, carrying datagrams.
+    fn advance_to(&mut self, t: Instant) {
+        loop {
+            let next = [self.a.poll_timeout(), self.b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(n) if n <= t => {
+                    self.now = self.now.max(n);
+                    self.a.handle_timeout(self.now);
+                    self.b.handle_timeout(self.now);
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = t;
+        self.a.handle_timeout(t);
+        self.b.handle_timeout(t);
+        self.pump();
+    }
+
+    fn child_ups(events: &[Event]) -> Vec<&ChildSaUp> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::ChildSaUp(c) => Some(&**c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ike_ups(events: &[Event]) -> usize {
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::IkeSaUp { .. }))
+            .count()
+    }
+
+    fn logs(events: &[Event]) -> String {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Log { message, .. } => Some(message.as_str()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The two sides' views of one child SA pair agree: each one's outbound SA is the other's
+/// inbound SA, with the same keys.
+fn assert_pair_matches(x: &ChildSaUp, y: &ChildSaUp) {
+    assert_eq!(x.pair.outbound.spi, y.pair.inbound.spi);
+    assert_eq!(x.pair.inbound.spi, y.pair.outbound.spi);
+    assert_eq!(
+        x.pair.outbound.encryption_key.expose(),
+        y.pair.inbound.encryption_key.expose()
+    );
+    assert_eq!(
+        x.pair.inbound.encryption_key.expose(),
+        y.pair.outbound.encryption_key.expose()
+    );
+    assert_ne!(
+        x.pair.inbound.encryption_key.expose(),
+        x.pair.outbound.encryption_key.expose()
+    );
+    assert_eq!(x.local_ts, y.remote_ts);
+    assert_eq!(x.remote_ts, y.local_ts);
+}
+
+#[test]
+fn main_mode_then_quick_mode_gives_both_sides_matching_child_sas() {
+    let conf = Conf::default();
+    let mut net = Net::new(&conf, &swapped(&conf));
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    assert_eq!(Net::ike_ups(&net.events_a), 1, "{:?}", net.events_a);
+    assert_eq!(Net::ike_ups(&net.events_b), 1, "{:?}", net.events_b);
+    let (ua, ub) = (Net::child_ups(&net.events_a), Net::child_ups(&net.events_b));
+    assert_eq!(
+        (ua.len(), ub.len()),
+        (1, 1),
+        "{:?} / {:?}",
+        net.events_a,
+        net.events_b
+    );
+    assert_pair_matches(ua[0], ub[0]);
+    assert_eq!(ua[0].local_ts.to_string(), "10.1.0.0/16");
+    assert_eq!(ua[0].remote_ts.to_string(), "10.2.0.0/16");
+    assert_eq!(ua[0].remote, SocketAddr::new(IpAddr::V4(B), 500));
+    assert_eq!(ub[0].remote, SocketAddr::new(IpAddr::V4(A), 500));
+    // Main Mode's six messages and Quick Mode's three, nothing else.
+    assert_eq!(net.carried.len(), 9);
+    let views = net.a.ike_sas(net.now);
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].state, "ESTABLISHED");
+    assert_eq!(views[0].proposal.as_deref(), Some("aes128-sha256-ecp256"));
+    assert_eq!(views[0].peer_id.as_deref(), Some("192.0.2.2"));
+    assert_eq!(views[0].children.len(), 1);
+    assert_eq!(views[0].children[0].inbound_spi, ua[0].pair.inbound.spi);
+    assert_eq!(net.b.ike_sas(net.now)[0].children.len(), 1);
+
+    // A second child under the same ISAKMP SA: Quick Mode only.
+    let before = net.carried.len();
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    assert_eq!(net.carried.len() - before, 3);
+    assert_eq!(Net::ike_ups(&net.events_a), 1);
+    let ua = Net::child_ups(&net.events_a);
+    assert_eq!(ua.len(), 2);
+    assert_ne!(ua[0].pair.inbound.spi, ua[1].pair.inbound.spi);
+}
+
+#[test]
+fn quick_mode_with_pfs_in_modp2048_and_aes_cbc_hmac() {
+    let conf = Conf {
+        proposals: "aes256-sha256-modp2048",
+        esp: "aes128-sha256-modp2048",
+        ..Conf::default()
+    };
+    let mut net = Net::new(&conf, &swapped(&conf));
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    let (ua, ub) = (Net::child_ups(&net.events_a), Net::child_ups(&net.events_b));
+    assert_eq!((ua.len(), ub.len()), (1, 1), "{}", Net::logs(&net.events_b));
+    assert_pair_matches(ua[0], ub[0]);
+    assert_eq!(ua[0].pair.proposal.to_string(), "aes128-sha256-modp2048");
+    assert!(ua[0].pair.outbound.integrity_key.is_some());
+    // Phase 1 DH and the PFS DH on each side.
+    assert_eq!(net.a.crypto().agreed.borrow().len(), 2);
+    assert_eq!(net.b.crypto().agreed.borrow().len(), 2);
+}
+
+#[test]
+fn a_lost_answer_is_retransmitted_and_the_duplicate_answered_from_the_stored_reply() {
+    let conf = Conf::default();
+    let mut net = Net::new(&conf, &swapped(&conf));
+    net.a.initiate(net.now, "net").unwrap();
+    // Lose B's first answer (message 2), and message 6 (B's fourth datagram: 2, 2 again, 4, 6).
+    net.lose_from_b = vec![0, 3];
+    net.pump();
+    assert_eq!(Net::ike_ups(&net.events_a), 0);
+    let t = net.now + Duration::from_secs(5);
+    net.advance_to(t);
+    // Message 1 again: B answers from its stored reply, without a second exchange.
+    assert_eq!(net.b.counters().duplicates_answered, 1);
+    assert_eq!(net.b.ike_sas(net.now).len(), 1);
+    assert_eq!(Net::ike_ups(&net.events_b), 1, "B is done after message 5");
+    assert_eq!(Net::ike_ups(&net.events_a), 0, "message 6 was lost");
+    let t = net.now + Duration::from_secs(5);
+    net.advance_to(t);
+    assert_eq!(net.b.counters().duplicates_answered, 2);
+    assert_eq!(Net::ike_ups(&net.events_a), 1);
+    assert_eq!(net.a.counters().retransmitted, 2);
+    let (ua, ub) = (Net::child_ups(&net.events_a), Net::child_ups(&net.events_b));
+    assert_eq!((ua.len(), ub.len()), (1, 1));
+    assert_pair_matches(ua[0], ub[0]);
+    // B did the DH once.
+    assert_eq!(net.b.crypto().generated.get(), 1);
+}
+
+#[test]
+fn an_unanswered_initiator_retransmits_with_backoff_then_gives_up() {
+    let conf = Conf::default();
+    let mut net = Net::new(&conf, &swapped(&conf));
+    net.a.initiate(net.now, "net").unwrap();
+    let start = net.now;
+    let mut sends = Vec::new();
+    let mut at = start;
+    for _ in 0..10 {
+        while let Some(t) = net.a.poll_transmit() {
+            assert_eq!(t.remote, SocketAddr::new(IpAddr::V4(B), 500));
+            sends.push((at - start).as_millis());
+        }
+        let Some(next) = net.a.poll_timeout() else {
+            break;
+        };
+        at = next;
+        net.a.handle_timeout(at);
+        while let Some(e) = net.a.poll_event() {
+            net.events_a.push(e);
+        }
+        if !net.events_a.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(sends, [0, 4000, 11200, 24160, 47488, 89478]);
+    assert!(
+        net.events_a
+            .iter()
+            .any(|e| matches!(e, Event::ChildFailed { child, .. } if child == "net")),
+        "{:?}",
+        net.events_a
+    );
+    assert!(
+        net.events_a
+            .iter()
+            .any(|e| matches!(e, Event::IkeSaDown { .. }))
+    );
+    assert!(net.a.ike_sas(net.now).is_empty());
+}
+
+#[test]
+fn a_wrong_pre_shared_key_establishes_nothing_and_is_logged() {
+    let conf = Conf::default();
+    let wrong = Conf {
+        secret: "another secret",
+        ..swapped(&conf)
+    };
+    let mut net = Net::new(&conf, &wrong);
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    assert_eq!(Net::ike_ups(&net.events_a) + Net::ike_ups(&net.events_b), 0);
+    assert!(
+        Net::logs(&net.events_b).contains("Main Mode message refused"),
+        "{}",
+        Net::logs(&net.events_b)
+    );
+}
+
+#[test]
+fn a_flood_of_first_messages_from_spoofed_sources_is_bounded_and_does_no_dh() {
+    let conf = Conf::default();
+    let b = Conf {
+        remote_addrs: "%any",
+        ..swapped(&conf)
+    };
+    let mut net = Net::with(&conf, &b, |c| c.max_half_open = 64);
+    // A real first message to replay from many sources with fresh cookies.
+    net.a.initiate(net.now, "net").unwrap();
+    let first = net.a.poll_transmit().unwrap();
+    let b_local = first.remote;
+    for i in 0..5000u32 {
+        let mut m = first.bytes.clone();
+        m[..4].copy_from_slice(&i.to_be_bytes());
+        let src = SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(198, 51, 100, (i % 250) as u8 + 1)),
+            1024 + (i / 250) as u16,
+        );
+        net.b.handle_datagram(net.now, b_local, src, &m);
+        while net.b.poll_transmit().is_some() {}
+    }
+    assert!(
+        net.b.ike_sas(net.now).len() <= 64,
+        "{}",
+        net.b.ike_sas(net.now).len()
+    );
+    assert_eq!(net.b.counters().half_open_evicted, 5000 - 64);
+    assert_eq!(
+        net.b.crypto().generated.get(),
+        0,
+        "no DH key pair before the cookie echo"
+    );
+    assert!(net.b.crypto().agreed.borrow().is_empty());
+    // The real initiator still gets through.
+    net.b
+        .handle_datagram(net.now, b_local, first.local, &first.bytes);
+    net.pump();
+    assert_eq!(Net::ike_ups(&net.events_a), 1);
+    assert_eq!(Net::child_ups(&net.events_b).len(), 1);
+    // The half-open entries are forgotten after half_open_timeout.
+    let t = net.now + Duration::from_secs(31);
+    net.advance_to(t);
+    assert_eq!(net.b.ike_sas(net.now).len(), 1);
+}
+
+#[test]
+fn selectors_wider_than_the_responders_are_refused() {
+    let conf = Conf {
+        remote_ts: "10.0.0.0/8",
+        ..Conf::default()
+    };
+    let b = Conf {
+        local_ts: "10.2.0.0/16",
+        remote_ts: "10.1.0.0/16",
+        ..Conf::default()
+    };
+    let mut net = Net::new(&conf, &b);
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    assert_eq!(Net::ike_ups(&net.events_a), 1);
+    assert!(Net::child_ups(&net.events_a).is_empty());
+    assert!(Net::child_ups(&net.events_b).is_empty());
+    let log = Net::logs(&net.events_b);
+    assert!(
+        log.contains("10.1.0.0/16 === 10.0.0.0/8 are not within 10.1.0.0/16 === 10.2.0.0/16"),
+        "{log}"
+    );
+
+    // Narrower is fine.
+    let narrow = Conf {
+        remote_ts: "10.2.3.0/24",
+        ..Conf::default()
+    };
+    let mut net = Net::new(&narrow, &b);
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    let ub = Net::child_ups(&net.events_b);
+    assert_eq!(ub.len(), 1, "{}", Net::logs(&net.events_b));
+    assert_eq!(ub[0].local_ts.to_string(), "10.2.3.0/24");
+}
+
+#[test]
+fn quick_mode_begun_by_the_phase_1_responder() {
+    let conf = Conf::default();
+    let mut net = Net::new(&conf, &swapped(&conf));
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    let before = net.carried.len();
+    net.b.initiate(net.now, "net").unwrap();
+    net.pump();
+    assert_eq!(
+        net.carried.len() - before,
+        3,
+        "Quick Mode under the existing SA"
+    );
+    let (ua, ub) = (Net::child_ups(&net.events_a), Net::child_ups(&net.events_b));
+    assert_eq!((ua.len(), ub.len()), (2, 2));
+    assert_pair_matches(ua[1], ub[1]);
+    assert_eq!(ub[1].local_ts.to_string(), "10.2.0.0/16");
+}
+
+#[test]
+fn a_duplicate_quick_mode_offer_is_answered_from_the_stored_reply() {
+    let conf = Conf::default();
+    let mut net = Net::new(&conf, &swapped(&conf));
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    net.a.initiate(net.now, "net").unwrap();
+    let offer = net.a.poll_transmit().unwrap();
+    net.b
+        .handle_datagram(net.now, offer.remote, offer.local, &offer.bytes);
+    let answer = net.b.poll_transmit().unwrap();
+    net.b
+        .handle_datagram(net.now, offer.remote, offer.local, &offer.bytes);
+    let again = net.b.poll_transmit().unwrap();
+    assert_eq!(answer, again);
+    assert_eq!(net.b.counters().duplicates_answered, 1);
+    net.a
+        .handle_datagram(net.now, answer.remote, answer.local, &answer.bytes);
+    net.pump();
+    assert_eq!(Net::child_ups(&net.events_b).len(), 2);
+}
+
+#[test]
+fn a_child_is_rekeyed_before_it_expires_and_the_old_pair_removed() {
+    let child = "rekey_time = \"60s\"\nlife_time = \"70s\"\nrand_time = \"5s\"";
+    let conf = Conf {
+        extra_child: child,
+        ..Conf::default()
+    };
+    let mut net = Net::new(&conf, &swapped(&conf));
+    let start = net.now;
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    let first = Net::child_ups(&net.events_a)[0].pair.inbound.spi;
+    let first_b = Net::child_ups(&net.events_b)[0].pair.inbound.spi;
+    net.advance_to(start + Duration::from_secs(61));
+    let ua = Net::child_ups(&net.events_a);
+    assert_eq!(ua.len(), 2, "rekeyed between 55 s and 60 s");
+    assert_eq!(ua[1].replaces, Some(first));
+    assert_pair_matches(ua[1], Net::child_ups(&net.events_b)[1]);
+    let second = ua[1].pair.inbound.spi;
+    assert!(net.events_a.iter().any(|e| matches!(e,
+        Event::ChildSaDown(d) if d.inbound_spi == first && d.reason == ChildDownReason::Rekeyed)));
+    // B's old pair goes at its hard lifetime at the latest.
+    net.advance_to(start + Duration::from_secs(71));
+    assert!(net.events_b.iter().any(|e| matches!(e,
+        Event::ChildSaDown(d) if d.inbound_spi == first_b)));
+    let views = net.a.ike_sas(net.now);
+    assert_eq!(views[0].children.len(), 1);
+    assert_eq!(views[0].children[0].inbound_spi, second);
+}
+
+#[test]
+fn terminate_reports_the_children_down() {
+    let conf = Conf::default();
+    let mut net = Net::new(&conf, &swapped(&conf));
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    assert_eq!(net.a.terminate(net.now, "site").unwrap(), 1);
+    net.pump();
+    assert!(net.events_a.iter().any(|e| matches!(e,
+        Event::ChildSaDown(d) if d.reason == ChildDownReason::Closed)));
+    assert!(net.a.ike_sas(net.now).is_empty());
+    assert!(net.a.initiate(net.now, "nope").is_err());
+    assert!(net.a.terminate(net.now, "nope").is_err());
+}
+
+#[test]
+fn garbage_and_unknown_cookies_are_dropped() {
+    let conf = Conf::default();
+    let mut net = Net::new(&conf, &swapped(&conf));
+    let (l, r) = (
+        SocketAddr::new(IpAddr::V4(B), 500),
+        SocketAddr::new(IpAddr::V4(A), 500),
+    );
+    net.b.handle_datagram(net.now, l, r, &[1, 2, 3]);
+    net.b
+        .handle_datagram(net.now, SocketAddr::new(IpAddr::V4(B), 4500), r, &[0xff]);
+    let mut m = vec![7u8; 28];
+    m[16] = 1; // next payload SA
+    m[17] = 0x10;
+    m[18] = 2;
+    net.b.handle_datagram(net.now, l, r, &m);
+    assert_eq!(net.b.counters().dropped, 3);
+    assert!(net.b.ike_sas(net.now).is_empty());
+    let _ = LogLevel::Info;
+    let _ = RetransmitConfig::default();
+}
