@@ -8,6 +8,7 @@ mod ctl;
 mod decode;
 mod gateway;
 mod host;
+mod ike;
 mod lab;
 mod peer;
 

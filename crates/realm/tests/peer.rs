@@ -15,20 +15,14 @@
 // `side` indexes several per-side arrays at once.
 #![allow(clippy::needless_range_loop)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use realm_io::netns::{self, ChildId, Lab, LabStdio};
-use serde_json::Value;
+use realm_io::netns;
 
-const REALM: &str = env!("CARGO_BIN_EXE_realm");
-const WAIT: Duration = Duration::from_secs(20);
+mod peer_util;
+use peer_util::*;
 
-/// Underlay addresses of peers A and B, on one veth link.
-const UNDERLAY: [Ipv4Addr; 2] = [Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2)];
 /// Tunnel mode: the network behind each peer and its own address in it (on its TUN).
 const NETS: [&str; 2] = ["203.0.113.0/24", "198.51.100.0/24"];
 const INNER: [Ipv4Addr; 2] = [
@@ -37,8 +31,6 @@ const INNER: [Ipv4Addr; 2] = [
 ];
 /// SPI of the SA each side sends with (A->B, B->A).
 const SPI: [u32; 2] = [0x0000_1001, 0x0000_2001];
-const MARKER: &[u8] = b"REALM-PLAINTEXT-MARKER:";
-const PORT: u16 = 5001;
 
 #[derive(Clone, Copy, Debug)]
 struct Suite {
@@ -59,50 +51,14 @@ fn key_hex(len: usize, seed: u32) -> String {
     s
 }
 
-struct Pair {
-    lab: Lab,
-    ns: [String; 2],
-    dir: PathBuf,
-    peers: [Option<ChildId>; 2],
+/// Manual keying: the mirror-image SA pair and policies of each side.
+trait Manual {
+    fn config(&self, side: usize, s: Suite, keys: [u32; 2]) -> String;
+    fn config_with(&self, side: usize, s: Suite, underlay: &str) -> String;
+    fn start_both(&mut self, s: Suite, underlay: &str);
 }
 
-impl Pair {
-    fn new() -> Pair {
-        if let Err(e) = netns::require_privileges() {
-            panic!(
-                "realm peer tests build network namespaces: run them as root with iproute2: {e}"
-            );
-        }
-        let mut lab = Lab::new().expect("lab");
-        let a = lab.add_namespace("peer_a").unwrap();
-        let b = lab.add_namespace("peer_b").unwrap();
-        lab.veth((&a, "eth0"), (&b, "eth0")).unwrap();
-        for (ns, addr) in [(&a, UNDERLAY[0]), (&b, UNDERLAY[1])] {
-            lab.add_address(ns, "eth0", realm_io::Ipv4Prefix::new(addr, 24).unwrap())
-                .unwrap();
-        }
-        let dir = std::env::temp_dir().join(format!("realm-peer-test-{}", lab.tag()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Pair {
-            lab,
-            ns: [a, b],
-            dir,
-            peers: [None, None],
-        }
-    }
-
-    fn socket(&self, side: usize) -> PathBuf {
-        self.dir.join(format!("ctl-{side}.sock"))
-    }
-
-    fn log(&self, side: usize) -> String {
-        std::fs::read_to_string(self.dir.join(format!("peer-{side}.log"))).unwrap_or_default()
-    }
-
-    fn export(&self, side: usize) -> PathBuf {
-        self.dir.join(format!("esp_sa-{side}"))
-    }
-
+impl Manual for Pair {
     /// The configuration of side 0 (A) or 1 (B): the mirror images of one SA pair.
     fn config(&self, side: usize, s: Suite, keys: [u32; 2]) -> String {
         let (me, other) = (side, 1 - side);
@@ -182,43 +138,6 @@ impl Pair {
         )
     }
 
-    /// Starts `realm peer` on `side` and waits until its control socket answers.
-    fn start(&mut self, side: usize, config: &str) {
-        let path = self.dir.join(format!("peer-{side}.toml"));
-        std::fs::write(&path, config).unwrap();
-        let log = self.dir.join(format!("peer-{side}.log"));
-        let script = r#"exec "$0" peer --config "$1" 2>"$2""#;
-        let args = [script, REALM, path.to_str().unwrap(), log.to_str().unwrap()];
-        let id = self
-            .lab
-            .spawn(
-                &self.ns[side].clone(),
-                "sh",
-                &[&["-c"][..], &args[..]].concat(),
-                LabStdio::Null,
-            )
-            .unwrap();
-        self.peers[side] = Some(id);
-        let deadline = realm_io::now() + WAIT;
-        loop {
-            if ctl(&self.socket(side), "status").is_ok() {
-                return;
-            }
-            if let Some(Some(status)) = self.lab.child_mut(id).map(|c| c.try_wait().unwrap()) {
-                panic!(
-                    "realm peer {side} exited with {status}:\n{}",
-                    self.log(side)
-                );
-            }
-            assert!(
-                realm_io::now() < deadline,
-                "realm peer {side} did not come up:\n{}",
-                self.log(side)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
     /// [`Pair::config`] with `underlay` (lines) added to `[underlay]`.
     fn config_with(&self, side: usize, s: Suite, underlay: &str) -> String {
         self.config(side, s, SPI).replace(
@@ -234,214 +153,6 @@ impl Pair {
             self.start(side, &c);
         }
     }
-
-    fn sas(&self, side: usize) -> Vec<Value> {
-        match ctl(&self.socket(side), "sas") {
-            Ok(Value::Array(v)) => v,
-            other => panic!("ctl sas on {side}: {other:?}\n{}", self.log(side)),
-        }
-    }
-
-    /// SIGTERM to a peer: it must exit 0 and remove its socket file and TUN.
-    fn stop(&mut self, side: usize) {
-        let id = self.peers[side].take().unwrap();
-        let pid = self.lab.child_mut(id).unwrap().id();
-        signal(pid, "TERM");
-        let out = self.lab.wait(id).unwrap();
-        assert!(
-            out.status.success(),
-            "peer {side} exit {}:\n{}",
-            out.status,
-            self.log(side)
-        );
-        assert!(!self.socket(side).exists(), "control socket left behind");
-        let links = self
-            .lab
-            .run(&self.ns[side], "ip", &["link", "show", "realm0"])
-            .unwrap();
-        assert!(!links.status.success(), "TUN left behind");
-        assert!(
-            self.log(side).contains("realm peer stopping"),
-            "{}",
-            self.log(side)
-        );
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for side in 0..2 {
-                eprintln!("--- realm peer {side} log ---\n{}", self.log(side));
-            }
-        }
-        // REALM_TEST_KEEP=1 keeps configs, logs, captures and key files for a look.
-        if std::env::var_os("REALM_TEST_KEEP").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-/// `realm ctl --socket S COMMAND --json`, parsed.
-fn ctl(socket: &Path, command: &str) -> Result<Value, String> {
-    let out = Command::new(REALM)
-        .args(["ctl", "--socket"])
-        .arg(socket)
-        .args([command, "--json"])
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
-}
-
-/// 1 MiB of recognisable data: MARKER and a counter, repeated.
-fn payload() -> Vec<u8> {
-    let mut d = Vec::with_capacity(1 << 20);
-    let mut i = 0u32;
-    while d.len() < 1 << 20 {
-        d.extend_from_slice(MARKER);
-        d.extend_from_slice(format!("{i:08}\n").as_bytes());
-        i += 1;
-    }
-    d.truncate(1 << 20);
-    d
-}
-
-/// A TCP echo server in `server_ns` on `addr`; a client in `client_ns` sends
-/// the payload, the server sends it all back after EOF, the client compares.
-fn tcp_echo(server_ns: &str, addr: Ipv4Addr, client_ns: &str) -> SocketAddr {
-    let listener = netns::in_namespace(server_ns, || TcpListener::bind((addr, PORT)))
-        .unwrap()
-        .unwrap();
-    let server = std::thread::spawn(move || {
-        let (mut s, from) = listener.accept().unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).unwrap();
-        s.write_all(&got).unwrap();
-        from
-    });
-    let data = payload();
-    let mut c = netns::in_namespace(client_ns, || {
-        TcpStream::connect_timeout(&SocketAddr::from((addr, PORT)), WAIT)
-    })
-    .unwrap()
-    .expect("TCP connect through the peers");
-    c.set_read_timeout(Some(WAIT)).unwrap();
-    c.set_write_timeout(Some(WAIT)).unwrap();
-    c.write_all(&data).unwrap();
-    c.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut back = Vec::new();
-    c.read_to_end(&mut back).unwrap();
-    assert_eq!(back.len(), data.len(), "echoed length");
-    assert!(back == data, "echoed bytes differ");
-    server.join().unwrap()
-}
-
-/// dumpcap writing everything on `ns`'s eth0 to a pcap file, until [`Capture::stop`].
-struct Capture {
-    id: ChildId,
-    file: PathBuf,
-    stderr: std::thread::JoinHandle<String>,
-}
-
-impl Capture {
-    fn start(pair: &mut Pair, side: usize) -> Capture {
-        let file = pair.dir.join(format!("underlay-{side}.pcap"));
-        let ns = pair.ns[side].clone();
-        let id = pair
-            .lab
-            .spawn(
-                &ns,
-                "dumpcap",
-                &["-i", "eth0", "-B", "64", "-P", "-w", file.to_str().unwrap()],
-                LabStdio::Capture,
-            )
-            .expect("dumpcap (tshark's capture engine) is required (scripts/install-deps)");
-        // dumpcap prints "Capturing on 'eth0'" BEFORE it opens the device, and
-        // "File: ..." once the device and the file are open.
-        let stderr = pair.lab.child_mut(id).unwrap().stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = std::thread::spawn(move || {
-            let mut said = String::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.starts_with("File:") {
-                    let _ = tx.send(());
-                }
-                said += &line;
-                said.push('\n');
-            }
-            said
-        });
-        if rx.recv_timeout(WAIT).is_err() {
-            pair.lab.kill(id).ok();
-            panic!(
-                "dumpcap did not start capturing: {}",
-                stderr.join().unwrap()
-            );
-        }
-        Capture { id, file, stderr }
-    }
-
-    /// Stops dumpcap; returns the file and what dumpcap said (its counts).
-    fn stop(self, pair: &mut Pair) -> (PathBuf, String) {
-        // Let the kernel hand over its last ring-buffer block (retired on a
-        // timeout); what is still in it when dumpcap stops is lost.
-        std::thread::sleep(Duration::from_millis(500));
-        let pid = pair.lab.child_mut(self.id).unwrap().id();
-        signal(pid, "INT");
-        let status = pair.lab.child_mut(self.id).unwrap().wait().unwrap();
-        let said = self.stderr.join().unwrap();
-        assert!(status.success(), "dumpcap: {said}");
-        (self.file, said)
-    }
-}
-
-/// `frame.protocols` of every frame, as tshark sees them (optionally with a
-/// Wireshark profile directory holding `esp_sa`).
-fn protocols(file: &Path, home: Option<&Path>) -> Vec<String> {
-    let mut cmd = Command::new("tshark");
-    cmd.args(["-n", "-r"]).arg(file);
-    cmd.args(["-T", "fields", "-e", "frame.protocols", "-e", "tcp.port"]);
-    match home {
-        Some(h) => {
-            cmd.env("HOME", h);
-            cmd.args(["-o", "esp.enable_encryption_decode:TRUE"]);
-        }
-        None => {
-            cmd.env("HOME", file.parent().unwrap());
-        }
-    }
-    let out = cmd.output().expect("tshark");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-fn count(sa: &Value, field: &str) -> u64 {
-    sa[field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{field} in {sa}"))
 }
 
 /// The whole scenario for one suite; returns the TCP client's address as the

@@ -661,8 +661,16 @@ impl<C: Crypto> Ike<C> {
             .collect()
     }
 
+    /// The `ikev1_decryption_table` line (Wireshark) of an established ISAKMP SA, for the
+    /// daemon's key export (off by default).
+    pub fn ikev1_decryption_table_line(&self, id: IkeSaId) -> Option<String> {
+        let sa = self.sas.get(&id)?.isakmp()?;
+        Some(crate::export::ikev1_decryption_table_line(sa))
+    }
+
     /// Takes one received UDP payload: `local` is the address and port it arrived on,
-    /// `remote` where it came from.
+    /// `remote` where it came from. On the NAT-T port the payload starts with the non-ESP
+    /// marker.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -670,17 +678,31 @@ impl<C: Crypto> Ike<C> {
         remote: SocketAddr,
         bytes: &[u8],
     ) {
-        self.counters.received += 1;
-        let bytes = if local.port() == self.config.nat_t_port {
+        if local.port() == self.config.nat_t_port {
             // RFC 3948 section 2.2: IKE on the NAT-T port follows four zero octets; anything
             // else there is ESP or a keepalive, not ours.
             match bytes.strip_prefix(&NON_ESP_MARKER) {
-                Some(rest) => rest,
-                None => return self.drop_datagram("no non-ESP marker on the NAT-T port"),
+                Some(rest) => self.handle_message(now, local, remote, rest),
+                None => {
+                    self.counters.received += 1;
+                    self.drop_datagram("no non-ESP marker on the NAT-T port");
+                }
             }
         } else {
-            bytes
-        };
+            self.handle_message(now, local, remote, bytes);
+        }
+    }
+
+    /// Takes one received IKE message without the non-ESP marker (the IPsec engine strips it
+    /// from what arrives on the NAT-T port).
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) {
+        self.counters.received += 1;
         if bytes.len() < HEADER_LEN {
             return self.drop_datagram("shorter than an ISAKMP header");
         }

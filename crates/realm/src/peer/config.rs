@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use realm_ike::config::IkeConfig;
 use realm_io::Ipv4Prefix;
 use realm_ipsec::config::{ManualKeying, PolicyConfig};
 use realm_ipsec::{Direction, IpsecProtocol, SaConfig};
@@ -38,6 +39,19 @@ pub(crate) struct PeerConfig {
     /// SPD entries in priority order per direction.
     #[serde(default)]
     pub(crate) policy: Vec<PolicyConfig>,
+    /// The IKE runtime's own settings (`[ike]`).
+    #[serde(default)]
+    pub(crate) ike: crate::ike::IkeSection,
+    /// IKE connections (swanctl.conf's `connections`), read by `realm_ike::config` into
+    /// [`PeerConfig::connections`]; here only so the file's other sections stay checked.
+    #[serde(default, rename = "connections")]
+    _connections: Option<toml::Table>,
+    /// IKE secrets (swanctl.conf's `secrets`), as `connections`.
+    #[serde(default, rename = "secrets")]
+    _secrets: Option<toml::Table>,
+    /// The IKE connections and secrets, when the file has any.
+    #[serde(skip)]
+    pub(crate) connections: Option<IkeConfig>,
 }
 
 /// `[tun]`.
@@ -145,12 +159,24 @@ impl PeerConfig {
     pub(crate) fn load(path: &Path) -> anyhow::Result<PeerConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("read config {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("config {}", path.display()))
+        Self::parse_named(&text, &path.display().to_string())
+            .with_context(|| format!("config {}", path.display()))
     }
 
     /// Parses and checks TOML text.
+    #[cfg(test)]
     pub(crate) fn parse(text: &str) -> anyhow::Result<PeerConfig> {
-        let c: PeerConfig = toml::from_str(text)?;
+        Self::parse_named(text, "peer.toml")
+    }
+
+    /// Parses and checks TOML text read from `file` (named in errors).
+    pub(crate) fn parse_named(text: &str, file: &str) -> anyhow::Result<PeerConfig> {
+        let mut c: PeerConfig = toml::from_str(text)?;
+        if c._connections.is_some() || c._secrets.is_some() {
+            // Errors name the file, line, column and key (docs/ike-config.md).
+            c.connections =
+                Some(IkeConfig::parse_sections(text, file).map_err(|e| anyhow::anyhow!("{e}"))?);
+        }
         c.check()?;
         Ok(c)
     }
@@ -171,6 +197,7 @@ impl PeerConfig {
         if self.nat_t.ports.contains(&0) {
             bail!("nat_t.ports: port 0");
         }
+        self.ike.check()?;
         Ok(())
     }
 
@@ -184,16 +211,23 @@ impl PeerConfig {
 
     /// Whether any SA is of `protocol` without UDP encapsulation (so a raw
     /// socket for that protocol is needed).
+    /// With IKE connections, ESP may be negotiated without encapsulation: a raw ESP socket.
     pub(crate) fn needs_raw(&self, protocol: IpsecProtocol) -> bool {
-        self.sa
-            .iter()
-            .any(|s| s.protocol == protocol && s.udp_encap.is_none())
+        (protocol == IpsecProtocol::Esp && self.connections.is_some())
+            || self
+                .sa
+                .iter()
+                .any(|s| s.protocol == protocol && s.udp_encap.is_none())
     }
 
-    /// UDP ports to listen on: `nat_t.ports` and every UDP-encapsulated
-    /// inbound SA's destination port, sorted, no duplicates.
+    /// UDP ports to listen on: `nat_t.ports`, every UDP-encapsulated
+    /// inbound SA's destination port and, with IKE connections, `ike.nat_t_port`
+    /// (IKE floats there, RFC 3947 section 4), sorted, no duplicates.
     pub(crate) fn udp_ports(&self) -> Vec<u16> {
         let mut ports: Vec<u16> = self.nat_t.ports.clone();
+        if self.connections.is_some() {
+            ports.push(self.ike.nat_t_port);
+        }
         ports.extend(
             self.sa
                 .iter()

@@ -61,6 +61,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::config::PeerConfig;
 use crate::ctl::server::{CtlServer, Incoming};
+use crate::ike::IkeRuntime;
 
 /// Room after a packet for what sealing appends: ESP padding (at most 15),
 /// pad length and next header (2), ICV (at most 16).
@@ -239,6 +240,8 @@ pub(crate) struct Peer {
     udp_gso: bool,
     underlay: Ipv4Addr,
     control_socket: PathBuf,
+    /// The IKE runtime, when the file has `[connections]`.
+    pub(crate) ike: Option<IkeRuntime>,
 }
 
 /// What `status` reports about the configuration.
@@ -259,6 +262,7 @@ enum Wake {
     PacketEsp(io::Result<usize>),
     Ah(io::Result<usize>),
     Udp(usize),
+    Ike(usize),
     Timer,
     Control(Option<Incoming>),
     Stop(&'static str),
@@ -292,6 +296,14 @@ async fn udp_readable(sockets: &[(u16, UdpSocket)]) -> usize {
         Poll::Pending
     })
     .await
+}
+
+/// Index of an IKE socket with something to read.
+async fn ike_readable(ike: Option<&IkeRuntime>) -> usize {
+    match ike {
+        Some(r) => r.readable().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -341,7 +353,13 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
     let far = Duration::from_secs(3600);
 
     loop {
-        let timeout = peer.engine.poll_timeout();
+        let timeout = [
+            peer.engine.poll_timeout(),
+            peer.ike.as_ref().and_then(IkeRuntime::poll_timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let deadline = tokio::time::Instant::from_std(timeout.unwrap_or(peer.started + far));
         let wake = tokio::select! {
             r = peer.tun.recv_batch(&mut tun_pool.bufs, &mut tun_pool.lens) => Wake::Tun(r),
@@ -349,6 +367,7 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
             r = recv_packet(peer.packet_rx.as_mut(), &mut packet_pool) => Wake::PacketEsp(r),
             r = recv_raw(peer.ah.as_ref(), &mut ah_pool) => Wake::Ah(r),
             i = udp_readable(&peer.udp) => Wake::Udp(i),
+            i = ike_readable(peer.ike.as_ref()) => Wake::Ike(i),
             () = tokio::time::sleep_until(deadline), if timeout.is_some() => Wake::Timer,
             p = control.recv() => Wake::Control(p),
             _ = sigterm.recv() => Wake::Stop("SIGTERM"),
@@ -388,7 +407,18 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
                     udp_pool.restore(n);
                 }
             }
-            Wake::Timer => peer.engine.handle_timeout(realm_io::now()),
+            Wake::Ike(i) => {
+                if let Some(ike) = &mut peer.ike {
+                    ike.recv(i, realm_io::now());
+                }
+            }
+            Wake::Timer => {
+                let now = realm_io::now();
+                peer.engine.handle_timeout(now);
+                if let Some(ike) = &mut peer.ike {
+                    ike.handle_timeout(now);
+                }
+            }
             Wake::Control(Some(p)) => {
                 peer.read_af_packet_drops();
                 crate::ctl::answer(&mut peer, p);
@@ -396,9 +426,14 @@ pub(crate) async fn run(config: PeerConfig) -> anyhow::Result<()> {
             Wake::Control(None) => {}
             Wake::Stop(signal) => {
                 tracing::info!(signal, "realm peer stopping");
+                if let Some(ike) = &mut peer.ike {
+                    // Deletes to the peers (RFC 2408 section 4.8 Informational).
+                    ike.shutdown(&mut peer.engine, realm_io::now(), &peer.udp);
+                }
                 break;
             }
         }
+        peer.drive_ike();
         peer.drain_engine().await;
     }
     // Dropping `control` removes the socket file; dropping the TUN removes
@@ -425,7 +460,7 @@ impl Peer {
             .install(&mut engine, now)
             .context("install SAs and policies")?;
         if let Some(path) = &config.esp_sa_export {
-            write_secret(path, &realm_ipsec::wireshark::esp_sa_file(&engine))
+            crate::ike::write_secret(path, &realm_ipsec::wireshark::esp_sa_file(&engine))
                 .with_context(|| format!("esp_sa_export {}", path.display()))?;
             tracing::warn!(file = %path.display(), "ESP keys exported for debugging (esp_sa_export)");
         }
@@ -512,6 +547,16 @@ impl Peer {
             sockets.push(format!("udp {port} (ESP-in-UDP)"));
             udp.push((port, s));
         }
+        let ike = match &config.connections {
+            Some(connections) => Some(IkeRuntime::start(
+                connections.clone(),
+                &config.ike,
+                u.address,
+                u.device.clone(),
+                config.esp_sa_export.clone(),
+            )?),
+            None => None,
+        };
         Ok(Peer {
             engine,
             counters: Counters::default(),
@@ -539,6 +584,7 @@ impl Peer {
             udp_gso: true,
             underlay: u.address,
             control_socket: config.control_socket.clone(),
+            ike,
         })
     }
 
@@ -667,10 +713,13 @@ impl Peer {
                     deliver.push(v);
                 }
                 Ok(Inbound::NatKeepalive) => self.counters.keepalives_rx += 1,
-                Ok(Inbound::Ike(d)) => {
-                    self.counters.ike_ignored += 1;
-                    tracing::debug!(src = %d.src, port = d.src_port, "IKE on the NAT-T port ignored (manual keying)");
-                }
+                Ok(Inbound::Ike(d)) => match &mut self.ike {
+                    Some(ike) => ike.handle_nat_t(now, &d),
+                    None => {
+                        self.counters.ike_ignored += 1;
+                        tracing::debug!(src = %d.src, port = d.src_port, "IKE on the NAT-T port ignored (no IKE connections)");
+                    }
+                },
                 // Cleartext cannot arrive on an ESP, AH or NAT-T socket.
                 Ok(Inbound::Bypass) => {}
                 Err(reason) => {
@@ -1003,6 +1052,13 @@ impl Peer {
         }
     }
 
+    /// Applies the IKE runtime's events to the IPsec engine and sends its datagrams.
+    fn drive_ike(&mut self) {
+        if let Some(ike) = &mut self.ike {
+            ike.drive(&mut self.engine, realm_io::now(), &self.udp);
+        }
+    }
+
     /// Sends what the engine wants sent (NAT keepalives) and logs its events.
     async fn drain_engine(&mut self) {
         while let Some(t) = self.engine.poll_transmit() {
@@ -1184,19 +1240,6 @@ fn write_ip_udp_headers(h: &mut [u8], from: SocketAddrV4, to: Ipv4Addr, port: u1
     // Both fit in IP_UDP_HEADERS bytes; a shorter `h` is left as it is.
     let _ = ip.emit_header(ip_header);
     let _ = udp.emit_header(udp_header);
-}
-
-/// Writes a file only root can read (it holds keys).
-fn write_secret(path: &std::path::Path, text: &str) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ const COMMANDS: &[CommandInfo] = &[
         args: "",
         summary: "the SPD, inbound then outbound, in priority order",
     },
+    crate::ike::IKE,
+    crate::ike::INITIATE,
+    crate::ike::TERMINATE,
 ];
 
 /// The counter key of a drop reason.
@@ -199,7 +202,15 @@ impl Handler for Peer {
             "status" => expect_args(args, &[]).map(|()| self.status()),
             "sas" => expect_args(args, &[]).map(|()| self.sas()),
             "policies" => expect_args(args, &[]).map(|()| self.policies()),
-            other => Err(CtlError::UnknownCommand(other.to_string())),
+            other => match &mut self.ike {
+                Some(ike) => ike
+                    .handle_ctl(other, args)
+                    .unwrap_or_else(|| Err(CtlError::UnknownCommand(other.to_string()))),
+                None if crate::ike::COMMANDS.iter().any(|c| c.name == other) => Err(
+                    CtlError::BadArgs("no IKE connections are configured ([connections])".into()),
+                ),
+                None => Err(CtlError::UnknownCommand(other.to_string())),
+            },
         }
     }
 }
