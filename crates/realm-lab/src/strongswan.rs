@@ -1,5 +1,5 @@
 //! strongSwan peers for interoperability tests: one `charon` (strongSwan
-//! 5.9, Debian bookworm packages, `scripts/ensure-strongswan`) per network
+//! 5.9.8, Debian bookworm packages, `scripts/ensure-strongswan`) per network
 //! namespace, driven with `swanctl` over its own VICI socket.
 //!
 //! [`Charon::start`] writes a `strongswan.conf` and a `swanctl.conf` into a
@@ -7,69 +7,123 @@
 //! `/run` (charon writes `/run/charon.pid` and refuses to start when another
 //! charon holds it), waits for the VICI socket and loads the configuration.
 //! [`Charon::list_sas`] parses `swanctl --list-sas --pretty` into [`IkeSa`] and
-//! [`ChildSa`]. Dropping a [`Charon`] stops it (SIGTERM to its process group,
+//! [`ChildSa`]; [`count_up`] counts ESTABLISHED IKE SAs and INSTALLED CHILD
+//! SAs. Dropping a [`Charon`] stops it (SIGTERM to its process group,
 //! SIGKILL after [`STOP_GRACE`]); its directory, with the log, stays for the
-//! test to read or remove.
+//! test to read or remove. The namespaces belong to a
+//! [`realm_io::netns::Lab`]; drop the charons before the lab.
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use realm_lab::strongswan::{Charon, count_up};
+//! let conf = "connections { ... } secrets { ... }"; // swanctl.conf text
+//! let a = Charon::start("rlm-1-0-a", std::path::Path::new("/tmp/x/a"), conf)?;
+//! a.initiate("realm")?; // swanctl --initiate --child realm
+//! assert_eq!(count_up(&a.list_sas()?), (1, 1));
+//! a.terminate("realm")?; // swanctl --terminate --ike realm
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # What the Realm-vs-strongSwan tests need to know
 //!
+//! Learned with `tests/strongswan.rs` (two charons, IKEv1 Main Mode PSK).
+//!
 //! - **Command line.** `ip netns exec NS unshare --mount --propagation private
 //!   sh -c 'mount -t tmpfs tmpfs /run && exec /usr/lib/ipsec/charon'` with
-//!   `STRONGSWAN_CONF=DIR/strongswan.conf`. Every step execs in place, so the
-//!   spawned pid is charon itself and leads its own process group.
-//! - **strongswan.conf.** [`Settings::strongswan_conf`] writes it; it does not
-//!   include `/etc/strongswan.d`, so the system defaults (which leave
-//!   kernel-libipsec unloaded) do not apply. `load_modular = no` and an
-//!   explicit `load` list: [`MINIMAL_PLUGINS`] (`random nonce openssl
-//!   kernel-libipsec kernel-netlink socket-default vici`) is enough for IKEv1
-//!   PSK Main Mode with MODP and ECP groups, AES-CBC/SHA-2 and AES-GCM ESP:
-//!   the openssl plugin brings every cipher, hash, HMAC, PRF and DH group
-//!   (Debian has no separate `curve25519` plugin: openssl does X25519).
-//!   The VICI socket is `charon.plugins.vici.socket = unix://DIR/charon.vici`;
-//!   `swanctl.socket` names the same socket so `swanctl` finds it.
-//! - **No kernel ESP here**, so ESP runs in user space (kernel-libipsec).
-//!   It only does tunnel mode with UDP encapsulation: every connection needs
-//!   `encap = yes` (forced NAT-T, RFC 3948) and `mode = tunnel`. charon
-//!   creates a TUN `ipsec0` (MTU 1400, no IPv4 address) at start-up, before
-//!   any SA exists.
-//! - **Routes.** With `charon.install_routes = yes` (the default) an
-//!   installed CHILD SA adds `REMOTE_TS dev ipsec0 src LOCAL_ADDR` to routing
-//!   table 220 and an `ip rule` `from all lookup 220` at priority 220. The
-//!   `src` is the address of this namespace that lies in the local traffic
-//!   selector, so that address must be configured on an interface (a `/32` on
-//!   `lo` does) BEFORE the SA is installed. Terminating the SA removes the
-//!   route; the TUN stays until charon exits.
-//! - **Ports.** Main Mode starts on UDP 500 (`local_port` / `remote_port`
-//!   500); with `encap = yes` both sides send NAT-D payloads that fake a NAT
-//!   (RFC 3947 section 3.2), so messages 5 and 6 and all later IKE traffic
-//!   (Quick Mode, INFORMATIONAL) move to UDP 4500 with the four-byte non-ESP
-//!   marker, and ESP goes in UDP 4500 (RFC 3948). `swanctl --list-sas` shows
-//!   `nat-remote = yes` / `nat-any = yes` and port 4500 on both sides.
-//! - **Timing** (2-core machine): charon is up and its VICI socket answers in
-//!   about 0.1-0.3 s; `swanctl --initiate --child` (Main Mode and Quick Mode,
-//!   modp2048) completes in well under 0.5 s; `--terminate --ike` on one side
-//!   empties both sides' `--list-sas` within 0.1 s (the responder processes
-//!   the INFORMATIONAL delete at once).
-//! - **IKEv1 lifetimes.** `rekey_time = 0` on both the IKE and CHILD SA keeps
-//!   a test free of rekeying; strongSwan then proposes its default lifetimes
-//!   (28800 s for Quick Mode) and logs "received 28800s lifetime, configured
-//!   0s" on the responder.
-//! - **Many exchanges from one address.** `charon.block_threshold`,
-//!   `charon.cookie_threshold` and `charon.init_limit_half_open` are raised
-//!   ([`Settings::default`]) so repeated tests from one peer address are never
-//!   blocked or asked for cookies.
-//! - **Retransmission** is shortened (1 s, base 1.4, 3 tries: a dead peer is
-//!   given up after about 9 s instead of minutes).
-//! - **Logs.** `DIR/charon.log` (filelog, `flush_line = yes`) with `ike`,
-//!   `cfg`, `knl` and `net` at level 2 ([`Settings::log_levels`]). Level 4 on
-//!   `ike` also logs the IKE keys (for tshark); level 3 on `enc` dumps the
-//!   decrypted payloads.
-//! - **Gotchas.** `swanctl --load-all --file F` also looks for credential
-//!   directories (`x509`, `private`, ...) next to `F` and complains on stderr
-//!   when they are missing: harmless. Secrets for IKEv1 PSK are matched by
-//!   IKE identity; with address identities (`id = 192.0.2.1`) list both
-//!   peers' addresses in the `ike` secret. `swanctl --initiate` waits for the
-//!   CHILD SA (`--timeout` seconds, 0 = forever): [`Charon::initiate`] sets one.
+//!   `STRONGSWAN_CONF=DIR/strongswan.conf` in the environment. Every step
+//!   execs in place, so the spawned pid is charon itself and leads its own
+//!   process group. `swanctl` runs in the caller's namespace (it only talks
+//!   to the VICI unix socket) with the same `STRONGSWAN_CONF`.
+//! - **strongswan.conf** ([`Settings::strongswan_conf`]; it does not include
+//!   `/etc/strongswan.d`, whose defaults leave kernel-libipsec unloaded):
+//!
+//!   ```text
+//!   charon {
+//!     load_modular = no
+//!     load = random nonce openssl kernel-libipsec kernel-netlink socket-default vici
+//!     install_routes = yes
+//!     block_threshold = 10000
+//!     cookie_threshold = 10000
+//!     init_limit_half_open = 0
+//!     retransmit_timeout = 1
+//!     retransmit_base = 1.4
+//!     retransmit_tries = 3
+//!     half_open_timeout = 10
+//!     plugins { vici { socket = unix://DIR/charon.vici } }
+//!     filelog { main { path = DIR/charon.log  time_format = %T  append = no
+//!                      flush_line = yes  default = 1  ike = 2  cfg = 2  knl = 2 } }
+//!     syslog { daemon { default = -1 } }
+//!   }
+//!   swanctl { load = random nonce openssl pem pkcs1 x509  socket = unix://DIR/charon.vici }
+//!   ```
+//!
+//!   [`MINIMAL_PLUGINS`] is enough for IKEv1 PSK Main Mode with MODP and ECP
+//!   groups (also PFS), AES-CBC/HMAC-SHA-2 and AES-GCM: the openssl plugin
+//!   provides every cipher, hash, HMAC, PRF, DH group and the RNG. Debian has
+//!   no separate `curve25519` plugin (openssl does X25519); naming a missing
+//!   plugin only logs "failed to load".
+//! - **No kernel ESP here**, so ESP runs in user space (kernel-libipsec). It
+//!   does tunnel mode with UDP encapsulation only: every connection needs
+//!   `encap = yes` (forced NAT-T) and `mode = tunnel`. charon creates the TUN
+//!   `ipsec0` (MTU 1400, no IPv4 address) at start-up, before any SA exists,
+//!   and sends and receives ESP-in-UDP on its own IKE socket (port 4500,
+//!   RFC 3948: ESP where the first four bytes are not the zero non-ESP marker).
+//! - **Routes.** With `charon.install_routes = yes` an installed CHILD SA adds
+//!   `REMOTE_TS dev ipsec0 src LOCAL_ADDR` to routing table 220 and an `ip
+//!   rule` `from all lookup 220` (priority 220). The `src` is an address of
+//!   the namespace inside the local traffic selector ("getting a local address
+//!   in traffic selector"), so configure it (a `/32` on `lo` works) before the
+//!   SA is installed. Table 220 does not exist before the first route (`ip
+//!   route show table 220` fails with "FIB table does not exist").
+//!   Terminating the SA removes the route; `ipsec0` stays until charon exits.
+//!   The initiator installs its SAs on Quick Mode message 2, the responder
+//!   only on message 3 (the initiator's HASH(3)).
+//! - **Ports.** Main Mode starts on UDP 500. With `encap = yes` both sides
+//!   send NAT-D payloads that fake a NAT (RFC 3947 section 3.2; the log says
+//!   "remote host is behind NAT" on both sides), so from Main Mode message 5
+//!   on all IKE traffic (Quick Mode, INFORMATIONAL deletes) goes over UDP
+//!   4500 with the non-ESP marker, and ESP goes in UDP 4500 (RFC 3948).
+//!   `--list-sas` then shows `local-port = 4500`, `remote-port = 4500`,
+//!   `nat-remote = yes`, `nat-any = yes`, and the CHILD SA `encap = yes`.
+//!   Gotcha: a responder that cannot decrypt message 5 answers with an
+//!   INFORMATIONAL `N(PAYLOAD_MALFORMED)` from port 500 to port 500.
+//! - **Messages** (5.9.8, as logged): initiator MM1 `[ SA V V V V V ]`
+//!   (vendor IDs XAuth, DPD, FRAGMENTATION, NAT-T RFC 3947,
+//!   draft-ietf-ipsec-nat-t-ike-02\n); responder MM2 `[ SA V V V V ]`; MM3 and
+//!   MM4 `[ KE No NAT-D NAT-D ]`; MM5 `[ ID HASH N(INITIAL_CONTACT) ]`; MM6
+//!   `[ ID HASH ]`; Quick Mode `[ HASH SA No ID ID ]` (`KE` added with PFS),
+//!   then `[ HASH ]`; terminate sends `INFORMATIONAL_V1 [ HASH D ]` twice
+//!   (ESP SPI, then the ISAKMP SA). Without `life_time` configured strongSwan
+//!   proposes 28800 s for Quick Mode and the responder logs "received 28800s
+//!   lifetime, configured 0s".
+//! - **Timing** (2-core machine, debug build of the test): two charons
+//!   start, answer on VICI and load their configuration in 70-120 ms;
+//!   `swanctl --initiate` (Main Mode and Quick Mode, modp2048 or ecp256)
+//!   returns in 15-35 ms and the responder lists both SAs within 50 ms of
+//!   the start; 4 x 256 KiB of TCP through kernel-libipsec take 30-60 ms;
+//!   `--terminate --ike` empties both sides' lists within 50 ms. A peer that
+//!   never authenticates (PSK mismatch) makes `--initiate` fail after 7.1 s
+//!   (1 s retransmit timeout, base 1.4, 3 tries).
+//! - **Many exchanges from one address.** `block_threshold` and
+//!   `cookie_threshold` are raised (defaults 5 and 10 half-open SAs per
+//!   peer), `init_limit_half_open = 0` disables that limit, so repeated tests
+//!   from one peer address are never blocked or asked for cookies.
+//! - **Logs.** `DIR/charon.log`, `ike`, `cfg` and `knl` at level 2
+//!   ([`Settings::log_levels`]). `net = 2` logs every ESP packet too (too much
+//!   for a bulk transfer); `ike = 4` also logs the IKE keys (for tshark);
+//!   `enc = 3` dumps the decrypted payloads. charon's stdout and stderr go
+//!   to `DIR/charon.out` (normally empty).
+//! - **Other gotchas.** `swanctl --version` asks the daemon (use `--help` to
+//!   test for the binary). `swanctl --load-all --file F` also looks for
+//!   credential directories (`x509`, `private`, ...) next to `F` and
+//!   complains on stderr when they are missing: harmless. IKEv1 PSK secrets
+//!   are matched by identity: with address identities (`id = 192.0.2.1`)
+//!   list both peers in the `ike` secret. `swanctl --initiate` waits for the
+//!   CHILD SA up to `--timeout` seconds ([`SWANCTL_TIMEOUT_S`]) and exits
+//!   non-zero ("establishing CHILD_SA '...' failed") when it fails. Set
+//!   `rekey_time = 0` on the IKE and CHILD SA to keep a test free of
+//!   rekeying. `/dev/net/tun` must exist (it is shared by all namespaces).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -77,7 +131,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use nix::sys::signal::{Signal, killpg};
@@ -142,16 +196,10 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             plugins: MINIMAL_PLUGINS.iter().map(|p| (*p).to_owned()).collect(),
-            log_levels: [
-                ("default", 1),
-                ("ike", 2),
-                ("cfg", 2),
-                ("knl", 2),
-                ("net", 2),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
+            log_levels: [("default", 1), ("ike", 2), ("cfg", 2), ("knl", 2)]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
             retransmit_timeout: 1.0,
             retransmit_base: 1.4,
             retransmit_tries: 3,
@@ -285,7 +333,7 @@ impl Charon {
     }
 
     fn wait_for_socket(&mut self, socket: &Path) -> anyhow::Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = realm_io::clock::now() + START_TIMEOUT;
         loop {
             if UnixStream::connect(socket).is_ok() {
                 return Ok(());
@@ -300,7 +348,7 @@ impl Charon {
                     self.log()
                 );
             }
-            if Instant::now() >= deadline {
+            if realm_io::clock::now() >= deadline {
                 bail!(
                     "charon in {}: no VICI socket at {} after {START_TIMEOUT:?}\n--- charon.log\n{}",
                     self.ns,
@@ -398,10 +446,10 @@ impl Charon {
         timeout: Duration,
         done: impl Fn(&[IkeSa]) -> bool,
     ) -> anyhow::Result<Vec<IkeSa>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = realm_io::clock::now() + timeout;
         loop {
             let sas = self.list_sas()?;
-            if done(&sas) || Instant::now() >= deadline {
+            if done(&sas) || realm_io::clock::now() >= deadline {
                 return Ok(sas);
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -420,8 +468,8 @@ impl Charon {
             return;
         };
         let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
-        let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline {
+        let deadline = realm_io::clock::now() + STOP_GRACE;
+        while realm_io::clock::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
                 return;
             }

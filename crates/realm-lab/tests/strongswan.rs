@@ -20,7 +20,7 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use realm_io::Ipv4Prefix;
 use realm_io::netns::{self, Lab};
@@ -51,9 +51,11 @@ struct Case {
     /// Expected `encr-alg` and `integ-alg` of the CHILD SA (None: AEAD).
     child_encr: &'static str,
     child_integ: Option<&'static str>,
+    /// Expected `dh-group` of the CHILD SA (PFS), if any.
+    child_dh: Option<&'static str>,
 }
 
-fn swanctl_conf(side: usize, case: Case) -> String {
+fn swanctl_conf(side: usize, case: Case, psk: &str) -> String {
     let (me, other) = (side, 1 - side);
     format!(
         r#"connections {{
@@ -88,7 +90,7 @@ secrets {{
   ike-realm {{
     id-a = {a}
     id-b = {b}
-    secret = "{PSK}"
+    secret = "{psk}"
   }}
 }}
 "#,
@@ -114,6 +116,11 @@ struct Pair {
 
 impl Pair {
     fn new(case: Case) -> Pair {
+        Pair::with_psks(case, [PSK, PSK])
+    }
+
+    /// As [`Pair::new`], each side with its own idea of the pre-shared key.
+    fn with_psks(case: Case, psks: [&str; 2]) -> Pair {
         if let Err(e) = netns::require_privileges() {
             panic!(
                 "strongSwan tests build network namespaces: run them as root with iproute2: {e}"
@@ -139,10 +146,10 @@ impl Pair {
             ns: [a, b],
             dir,
         };
-        let started = Instant::now();
+        let started = realm_io::clock::now();
         for side in 0..2 {
             let dir = pair.dir.join(["a", "b"][side]);
-            let charon = Charon::start(&pair.ns[side], &dir, &swanctl_conf(side, case))
+            let charon = Charon::start(&pair.ns[side], &dir, &swanctl_conf(side, case, psks[side]))
                 .unwrap_or_else(|e| panic!("start charon {side}: {e:#}"));
             pair.charons.push(charon);
         }
@@ -150,10 +157,21 @@ impl Pair {
         pair
     }
 
+    /// Routing table 220, where charon installs its routes; empty before the
+    /// first route (the table does not exist until then).
     fn route_table(&self, side: usize) -> String {
-        self.lab
-            .run_ok(&self.ns[side], "ip", &["route", "show", "table", "220"])
-            .unwrap()
+        let out = self
+            .lab
+            .run(&self.ns[side], "ip", &["route", "show", "table", "220"])
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        } else if stderr.contains("FIB table does not exist") {
+            String::new()
+        } else {
+            panic!("ip route show table 220 in side {side}: {stderr}");
+        }
     }
 }
 
@@ -224,7 +242,7 @@ fn run(case: Case) {
         );
     }
 
-    let t = Instant::now();
+    let t = realm_io::clock::now();
     a.initiate(CONN).expect("initiate from A");
     let setup = t.elapsed();
     let mut sas = Vec::new();
@@ -269,6 +287,7 @@ fn run(case: Case) {
         assert_eq!(child.get("encap"), Some("yes"), "side {side}: ESP in UDP");
         assert_eq!(child.get("encr-alg"), Some(case.child_encr), "side {side}");
         assert_eq!(child.get("integ-alg"), case.child_integ, "side {side}");
+        assert_eq!(child.get("dh-group"), case.child_dh, "side {side}: PFS");
         assert_eq!(
             child.get("local-ts"),
             Some(&*format!("{}/32", PRIVATE[side]))
@@ -312,7 +331,7 @@ fn run(case: Case) {
 
     // TCP both ways between the private addresses, through the tunnel only
     // (neither namespace has another route to the other's private address).
-    let t = Instant::now();
+    let t = realm_io::clock::now();
     let from = tcp_echo(&pair.ns[1], PRIVATE[1], &pair.ns[0]);
     assert_eq!(from.ip(), PRIVATE[0], "B saw A's private address");
     let from = tcp_echo(&pair.ns[0], PRIVATE[0], &pair.ns[1]);
@@ -329,7 +348,7 @@ fn run(case: Case) {
     }
 
     // Terminate from A: both sides forget everything, the route goes.
-    let t = Instant::now();
+    let t = realm_io::clock::now();
     a.terminate(CONN).expect("terminate from A");
     for (side, c) in [a, b].into_iter().enumerate() {
         let list = c.wait_sas(SETTLE, <[IkeSa]>::is_empty).unwrap();
@@ -347,15 +366,41 @@ fn run(case: Case) {
     eprintln!("{case:?}: terminated on both sides in {:?}", t.elapsed());
 }
 
+const GCM: Case = Case {
+    ike: "aes128-sha256-modp2048",
+    esp: "aes128gcm16",
+    ike_dh: "MODP_2048",
+    child_encr: "AES_GCM_16",
+    child_integ: None,
+    child_dh: None,
+};
+
 #[test]
 fn ikev1_psk_modp2048_esp_gcm() {
-    run(Case {
-        ike: "aes128-sha256-modp2048",
-        esp: "aes128gcm16",
-        ike_dh: "MODP_2048",
-        child_encr: "AES_GCM_16",
-        child_integ: None,
-    });
+    run(GCM);
+}
+
+/// The harness can see failure: with different pre-shared keys Main Mode
+/// cannot authenticate (message 5 does not decrypt at B), `swanctl
+/// --initiate` fails after A's retransmissions, and neither side has an
+/// ESTABLISHED IKE SA or any CHILD SA.
+#[test]
+fn ikev1_psk_mismatch_establishes_nothing() {
+    let pair = Pair::with_psks(GCM, [PSK, "not-the-same-psk"]);
+    let [a, b] = [&pair.charons[0], &pair.charons[1]];
+    let t = realm_io::clock::now();
+    let err = a.initiate(CONN).expect_err("initiate with mismatched PSKs");
+    eprintln!(
+        "mismatched PSKs: initiate failed after {:?}: {err:#}",
+        t.elapsed()
+    );
+    for (side, c) in [a, b].into_iter().enumerate() {
+        let list = c.list_sas().unwrap();
+        assert_eq!(count_up(&list), (0, 0), "side {side}: {list:#?}");
+    }
+    // A gave up on its IKE SA entirely.
+    assert!(a.list_sas().unwrap().is_empty(), "A keeps an IKE SA");
+    assert!(pair.route_table(0).is_empty() && pair.route_table(1).is_empty());
 }
 
 #[test]
@@ -366,5 +411,6 @@ fn ikev1_psk_ecp256_esp_cbc_sha256_pfs() {
         ike_dh: "ECP_256",
         child_encr: "AES_CBC",
         child_integ: Some("HMAC_SHA2_256_128"),
+        child_dh: Some("ECP_256"),
     });
 }
