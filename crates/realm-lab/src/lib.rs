@@ -19,7 +19,11 @@
 //!
 //! [`traffic`] holds the checks (HTTP, UDP, ICMP, inbound to a LISTEN port),
 //! each run with sockets opened inside the namespaces of this process.
+//!
+//! [`strongswan`] runs strongSwan's charon in a namespace, one per peer, for
+//! the interoperability tests.
 
+pub mod strongswan;
 pub mod topology;
 pub mod traffic;
 
