@@ -31,7 +31,7 @@
 mod retransmit;
 mod selectors;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -277,6 +277,11 @@ pub struct Ike<C: Crypto> {
     ike: IkeConfig,
     cookies: CookieJar,
     sas: BTreeMap<IkeSaId, IkeSa<C::KeyPair>>,
+    /// The SAs by CKY-I (several peers may pick the same one).
+    by_cookie: HashMap<Cookie, Vec<IkeSaId>>,
+    /// Responder exchanges in creation order, for eviction (entries of exchanges that have
+    /// since moved on or gone are skipped; the queue never holds more than `max_half_open`).
+    half_open: VecDeque<IkeSaId>,
     next_id: u64,
     inbound_spis: HashSet<u32>,
     transmits: VecDeque<Transmit>,
@@ -487,6 +492,8 @@ impl<C: Crypto> Ike<C> {
             ike,
             cookies,
             sas: BTreeMap::new(),
+            by_cookie: HashMap::new(),
+            half_open: VecDeque::new(),
             next_id: 1,
             inbound_spis: HashSet::new(),
             transmits: VecDeque::new(),
@@ -732,6 +739,8 @@ impl<C: Crypto> Ike<C> {
                 let keep = self.handle_for_sa(now, &mut sa, local, remote, bytes, exchange);
                 if keep {
                     self.sas.insert(id, sa);
+                } else {
+                    self.unindex(&sa);
                 }
             }
             None if cky_r == [0; 8] && exchange == ExchangeType::IdentityProtection => {
@@ -764,6 +773,8 @@ impl<C: Crypto> Ike<C> {
             };
             if self.sa_timers(now, &mut sa) {
                 self.sas.insert(id, sa);
+            } else {
+                self.unindex(&sa);
             }
         }
     }
@@ -788,22 +799,44 @@ impl<C: Crypto> Ike<C> {
     /// brings CKY-R); for a retransmitted message 1 (CKY-R zero), the responder exchange it
     /// began with the same peer.
     fn find_sa(&self, cky_i: Cookie, cky_r: Cookie, remote: SocketAddr) -> Option<IkeSaId> {
-        let exact = self
-            .sas
-            .values()
-            .find(|sa| sa.cky_i == cky_i && sa.cky_r == cky_r && cky_r != [0; 8]);
+        let candidates = || {
+            self.by_cookie
+                .get(&cky_i)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| self.sas.get(id))
+        };
+        let exact = candidates().find(|sa| sa.cky_r == cky_r && cky_r != [0; 8]);
         exact
             .or_else(|| {
-                self.sas.values().find(|sa| {
-                    sa.cky_i == cky_i
-                        && if cky_r == [0; 8] {
-                            !sa.initiator && sa.remote == remote
-                        } else {
-                            sa.cky_r == [0; 8] && matches!(sa.phase1, Phase1::InitSa(_))
-                        }
+                candidates().find(|sa| {
+                    if cky_r == [0; 8] {
+                        !sa.initiator && sa.remote == remote
+                    } else {
+                        sa.cky_r == [0; 8] && matches!(sa.phase1, Phase1::InitSa(_))
+                    }
                 })
             })
             .map(|sa| sa.id)
+    }
+
+    /// Adds a new SA.
+    fn insert_new(&mut self, sa: IkeSa<C::KeyPair>) {
+        self.by_cookie.entry(sa.cky_i).or_default().push(sa.id);
+        if matches!(sa.phase1, Phase1::RespSa(_)) {
+            self.half_open.push_back(sa.id);
+        }
+        self.sas.insert(sa.id, sa);
+    }
+
+    /// Drops the index entry of an SA taken out of `sas` for good.
+    fn unindex(&mut self, sa: &IkeSa<C::KeyPair>) {
+        if let Some(ids) = self.by_cookie.get_mut(&sa.cky_i) {
+            ids.retain(|id| *id != sa.id);
+            if ids.is_empty() {
+                self.by_cookie.remove(&sa.cky_i);
+            }
+        }
     }
 
     /// The crypto provider.
@@ -916,7 +949,7 @@ impl<C: Crypto> Ike<C> {
             children: Vec::new(),
             pending,
         };
-        self.sas.insert(id, sa);
+        self.insert_new(sa);
         Ok(())
     }
 
@@ -992,7 +1025,7 @@ impl<C: Crypto> Ike<C> {
                     pending: Vec::new(),
                 };
                 sa.remember(bytes, &sent);
-                self.sas.insert(id, sa);
+                self.insert_new(sa);
             }
             Err(e) => {
                 self.log(
@@ -1010,18 +1043,18 @@ impl<C: Crypto> Ike<C> {
     /// Keeps at most `max_half_open - 1` responder exchanges before cookie echo, evicting the
     /// oldest, so that one more fits.
     fn bound_half_open(&mut self) {
-        loop {
-            let half_open: Vec<(Instant, IkeSaId)> = self
-                .sas
-                .values()
-                .filter(|sa| matches!(sa.phase1, Phase1::RespSa(_)))
-                .map(|sa| (sa.created, sa.id))
-                .collect();
-            if half_open.len() < self.config.max_half_open.max(1) {
+        let max = self.config.max_half_open.max(1);
+        while self.half_open.len() >= max {
+            let Some(id) = self.half_open.pop_front() else {
                 return;
-            }
-            if let Some((_, oldest)) = half_open.iter().min() {
-                self.sas.remove(oldest);
+            };
+            if self
+                .sas
+                .get(&id)
+                .is_some_and(|sa| matches!(sa.phase1, Phase1::RespSa(_)))
+                && let Some(sa) = self.sas.remove(&id)
+            {
+                self.unindex(&sa);
                 self.counters.half_open_evicted += 1;
             }
         }
@@ -1639,6 +1672,7 @@ impl<C: Crypto> Ike<C> {
         let Some(mut sa) = self.sas.remove(&id) else {
             return;
         };
+        self.unindex(&sa);
         let spis: Vec<u32> = sa.children.iter().map(|c| c.inbound_spi).collect();
         for spi in spis {
             self.remove_child(&mut sa, spi, reason, true);
