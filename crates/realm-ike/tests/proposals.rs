@@ -1242,13 +1242,27 @@ fn lifetime_rule_peers_if_not_above_ours() {
         (l.seconds.get(), l.kilobytes, l.shortened),
         (1200, Some(0x0046_5000), false)
     );
-    // A zero lifetime is not acceptable (the transform is skipped).
+    // A zero duration states no limit (strongSwan sends one with `life_time = 0`): like
+    // none stated, RFC 2407's 28800 s, then ours when shorter.
     let mut offer = offer2("aes128gcm16", Encapsulation::TUNNEL, 1200);
     offer.proposals[0].transforms[0].attributes.pop();
     offer.proposals[0].transforms[0].attributes.push(b(2, 0));
+    let l = select_phase2(&offer, &short).unwrap().lifetime;
     assert_eq!(
-        select_phase2(&offer, &short).unwrap_err().kind,
-        RefusalKind::NoProposalChosen
+        (l.seconds.get(), l.offered_seconds, l.shortened),
+        (3600, None, true)
+    );
+    let l = select_phase2(&offer, &long).unwrap().lifetime;
+    assert_eq!((l.seconds.get(), l.shortened), (28800, false));
+    // In phase 1 (strongSwan with `rekey_time = 0` and no `reauth_time`): ours.
+    let mut offer = offer1("aes128-sha256-modp2048", AuthMethod::PreSharedKey, 60);
+    let attributes = &mut offer.proposals[0].transforms[0].attributes;
+    attributes.retain(|a| a.attribute_type != 12);
+    attributes.push(b(12, 0));
+    let l = select_phase1(&offer, &policy).unwrap().lifetime;
+    assert_eq!(
+        (l.seconds.get(), l.offered_seconds, l.shortened),
+        (28800, None, false)
     );
 }
 

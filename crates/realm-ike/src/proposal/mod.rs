@@ -849,7 +849,10 @@ impl LifeParser {
                 &mut self.unsupported,
                 "Life Duration longer than 8 octets is not supported",
             ),
-            (_, Some(0)) => note(&mut self.unsupported, "a zero Life Duration is refused"),
+            // A zero duration states no limit: strongSwan sends it when `rekey_time` and
+            // `reauth_time` are 0 (and reads one as "none" itself). Taken like an absent
+            // lifetime: the responder applies its own (docs/deviations.md).
+            (_, Some(0)) => {}
             (LifeType::Seconds, Some(v)) => self.lifetimes.seconds = Some(v),
             (LifeType::Kilobytes, Some(v)) => self.lifetimes.kilobytes = Some(v),
             (LifeType::Unknown(t), Some(_)) => note(
