@@ -379,6 +379,37 @@ fn an_unprotected_informational_under_the_sa_is_dropped() {
 }
 
 #[test]
+fn an_authentication_only_informational_is_refused() {
+    // RFC 2408 3.1's A flag (HASH but no encryption) passes the header checks for a keyed
+    // Informational; Realm neither sends nor accepts it.
+    let (isa, rsa, _, cr) = phase1(24);
+    let mid: u32 = 0x5151_5151;
+    let n = Notification::dpd(true, isa.initiator_cookie, isa.responder_cookie, 3);
+    let rest = PayloadChain::new(vec![n.clone().into()])
+        .to_bytes()
+        .unwrap();
+    let h = hmac_sha256(rsa.keys.skeyid_a().expose(), &[&mid.to_be_bytes(), &rest]);
+    let mut header = Header::new(
+        ExchangeType::Informational,
+        isa.initiator_cookie,
+        isa.responder_cookie,
+        mid,
+    );
+    header.flags = Flags::empty().with(Flags::AUTHENTICATION_ONLY, true);
+    let bytes = Message::new(
+        header,
+        vec![Payload::new(PayloadBody::Hash(Hash::new(h))), n.into()],
+    )
+    .to_bytes()
+    .unwrap();
+    let ctx = Context::new(SaState::Established, &checks::IKEV1_EXCHANGES);
+    assert!(matches!(checks::check(&bytes, &ctx), Verdict::Accept(_)));
+    let e = informational::open(&cr, &rsa, &bytes).unwrap_err();
+    assert_eq!(protected(&e), &QuickModeError::NotEncrypted);
+    assert_eq!(e.notify(), Some(NotifyMessageType::InvalidFlags));
+}
+
+#[test]
 fn a_missing_hash_is_refused() {
     let (_, rsa, _, cr) = phase1(21);
     let n = Notification::dpd(true, rsa.initiator_cookie, rsa.responder_cookie, 1);
