@@ -43,15 +43,27 @@
 //!   IDs, and for each direction the caller's SPI with its KEYMAT split into the AES key and the
 //!   GCM salt or the HMAC key. No commit bit, RESPONDER-LIFETIME, NAT-OA or AH.
 //!
+//! - [`ikev1::informational`]: the protected Informational exchange under an [`IsakmpSa`]
+//!   (RFC 2409 section 5.7, `HDR*, HASH(1), N/D`): `seal` (fresh random Message ID, Appendix B
+//!   IV, HASH(1) = prf(SKEYID_a, M-ID | N/D)) and `open` (the RFC 2408 5.1-5.3 checks, HASH
+//!   first, HASH(1) verified in constant time, Notification and Delete payloads only; an
+//!   unprotected Informational under the SA is refused), sharing Quick Mode's HDR*/HASH layer;
+//!   builders for the Delete of the ISAKMP SA and of ESP SAs, INITIAL-CONTACT, and RFC 3706
+//!   DPD's Vendor ID, R-U-THERE and R-U-THERE-ACK, with a recognizer. Stateless: replays open
+//!   again (RFC 2409 5.7 names no receiver check; the engine may remember Message IDs).
+//! - [`ikev1::dpd`]: RFC 3706 Dead Peer Detection as a sans-IO state machine (time passed in):
+//!   idle-based R-U-THERE after a delay, retransmitted with backoff and a new sequence number
+//!   each time, ACKs checked against the numbers sent, the peer declared dead at the timeout.
+//!
 //! [`IsakmpSa`]: ikev1::main_mode::IsakmpSa
 //! [`ChildSaPair`]: ikev1::quick_mode::ChildSaPair
 //!
 //! - [`export`]: the `ikev1_decryption_table` line Wireshark reads to decrypt IKEv1 (tested: tshark
-//!   decrypts Main Mode messages 5 and 6 with it).
+//!   decrypts Main Mode messages 5 and 6 and a protected Informational with it).
 //!
 //! **Not yet here (planned, issue 12):** the
-//! Aggressive and Informational exchanges and their typed handshake states, retransmission,
-//! NAT-T, DPD, reading the configuration in `realm peer`, and the engine API
+//! Aggressive exchange and its typed handshake states, retransmission,
+//! NAT-T, reading the configuration in `realm peer`, and the engine API
 //! (`handle_datagram`/`handle_timeout`, transmissions and events). The ISAKMP header and payload
 //! chain wire format lives in `realm-wire`.
 //!

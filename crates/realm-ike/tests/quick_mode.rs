@@ -12,57 +12,28 @@ use std::num::NonZeroU32;
 
 use aws_lc_rs::{digest, hmac};
 use proptest::prelude::*;
-use realm_ike::ikev1::main_mode::{self, IsakmpSa, MainModeConfig};
+use realm_ike::ikev1::main_mode::IsakmpSa;
 use realm_ike::ikev1::quick_mode::{
     ChildSaPair, EspSaKeys, Initiator, QuickModeConfig, QuickModeError, Responder,
 };
 use realm_ike::isakmp::checks::{self, Context, MessageIdState, SaState, Verdict};
 use realm_ike::proposal::{
-    AesKeySize, EspCipher, EspIntegrity, EspProposal, IkeProposal, IpsecMode, Preference,
+    AesKeySize, EspCipher, EspIntegrity, EspProposal, IpsecMode, Preference,
 };
-use realm_ike::{AwsLcKeyPair, CipherAlgorithm, Crypto, DhGroup, HashAlgorithm};
+use realm_ike::{AwsLcKeyPair, CipherAlgorithm, Crypto, DhGroup};
 use realm_wire::isakmp::{
     Body, ExchangeType, Flags, Hash, Header, Identification, Message, NotifyMessageType, Padding,
     Payload, PayloadBody, PayloadChain, PayloadType, RawPayloads,
 };
 
 mod common;
-use common::SeededCrypto;
+use common::{SeededCrypto, phase1};
 
-const PSK: &[u8] = b"correct horse battery staple";
 const I_SPI: u32 = 0xc1c1_0001;
 const R_SPI: u32 = 0xc2c2_0002;
 
 const GCM: EspCipher = EspCipher::AesGcm16(AesKeySize::Bits128);
 const CBC_SHA256: EspCipher = EspCipher::AesCbc(AesKeySize::Bits128, EspIntegrity::HmacSha256_128);
-
-/// Main Mode (aes128-sha256-ecp256) to an ISAKMP SA on both sides.
-fn phase1(seed: u64) -> (IsakmpSa, IsakmpSa, SeededCrypto, SeededCrypto) {
-    let ci = SeededCrypto::new(seed);
-    let cr = SeededCrypto::new(seed.wrapping_add(0x9e37_79b9));
-    let config = |id| MainModeConfig {
-        proposals: vec![IkeProposal::new(
-            CipherAlgorithm::Aes128Cbc,
-            HashAlgorithm::Sha256,
-            DhGroup::Ecp256,
-        )],
-        lifetime: NonZeroU32::new(10_800).unwrap(),
-        preference: Preference::Ours,
-        local_id: id,
-    };
-    let (i, m1) = main_mode::Initiator::start(&ci, config(Identification::fqdn("left"))).unwrap();
-    let (r, m2) =
-        main_mode::Responder::handle_sa(config(Identification::fqdn("right")), [9; 8], &m1)
-            .unwrap();
-    let (i, m3) = i.handle_sa(&ci, &m2).map_err(|f| f.error).unwrap();
-    let (r, m4) = r.handle_ke(&cr, &m3, PSK).map_err(|f| f.error).unwrap();
-    let (i, m5) = i.handle_ke(&ci, &m4, PSK).map_err(|f| f.error).unwrap();
-    let (rsa, m6) = r.handle_id(&cr, &m5).map_err(|f| f.error).unwrap();
-    let isa = i.handle_id(&ci, &m6).map_err(|f| f.error).unwrap();
-    ci.agreed.borrow_mut().clear();
-    cr.agreed.borrow_mut().clear();
-    (isa, rsa, ci, cr)
-}
 
 fn qm_config(cipher: EspCipher, pfs: Option<DhGroup>, ids: bool) -> QuickModeConfig {
     QuickModeConfig {

@@ -2,7 +2,9 @@
 //! `export::ikev1_decryption_table_line` (Wireshark's `ikev1_decryption_table`
 //! UAT): an independent implementation agrees with Realm's key schedule
 //! (Appendix B key expansion), IV chaining and encryption. With a wrong key it
-//! decrypts nothing (the control that shows the check can fail).
+//! decrypts nothing (the control that shows the check can fail). Likewise a protected
+//! Informational (RFC 2409 5.7) sealed after the handshake: tshark derives its IV from the
+//! last phase 1 block and the Message ID and reads the R-U-THERE and the Delete inside.
 //! Needs tshark (`scripts/install-deps`); FAILS if it is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,6 +13,7 @@ use std::num::NonZeroU32;
 use std::process::Command;
 
 use realm_ike::export::ikev1_decryption_table_line;
+use realm_ike::ikev1::informational::{self, delete_esp, ru_there};
 use realm_ike::ikev1::main_mode::{Initiator, IsakmpSa, MainModeConfig, Responder};
 use realm_ike::proposal::{IkeProposal, Preference};
 use realm_ike::{AwsLcCrypto, CipherAlgorithm, DhGroup, HashAlgorithm};
@@ -84,15 +87,15 @@ fn pcap(packets: &[Vec<u8>]) -> Vec<u8> {
     f
 }
 
-/// tshark's `isakmp.id.type` per frame, reading `file` with `line` as the
-/// only `ikev1_decryption_table` entry.
-fn id_types(file: &std::path::Path, home: &std::path::Path, line: &str) -> Vec<String> {
+/// tshark's `field` per frame, reading `file` with `line` as the only
+/// `ikev1_decryption_table` entry.
+fn fields(file: &std::path::Path, home: &std::path::Path, line: &str, field: &str) -> Vec<String> {
     let out = Command::new("tshark")
         .env("HOME", home) // no personal Wireshark profile
         .args(["-n", "-r"])
         .arg(file)
         .args(["-o", &format!("uat:ikev1_decryption_table:{line}")])
-        .args(["-T", "fields", "-e", "isakmp.id.type"])
+        .args(["-T", "fields", "-e", field])
         .output()
         .expect("tshark is required (scripts/install-deps)");
     assert!(
@@ -141,7 +144,7 @@ fn tshark_decrypts_main_mode_with_the_exported_key() {
 
         // Messages 5 and 6 carry ID_IPV4_ADDR (1) and ID_FQDN (2), readable
         // only once decrypted; messages 1-4 carry no ID.
-        let types = id_types(&file, &dir, &line);
+        let types = fields(&file, &dir, &line, "isakmp.id.type");
         assert_eq!(
             types,
             ["", "", "", "", "1", "2"],
@@ -153,11 +156,61 @@ fn tshark_decrypts_main_mode_with_the_exported_key() {
         let at = line.len() - 1;
         wrong[at] = if wrong[at] == b'0' { b'1' } else { b'0' };
         let wrong = String::from_utf8(wrong).unwrap();
-        let types = id_types(&file, &dir, &wrong);
+        let types = fields(&file, &dir, &wrong, "isakmp.id.type");
         assert!(
             types.iter().all(String::is_empty),
             "decrypted with a wrong key? {types:?}"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tshark_decrypts_a_protected_informational_with_the_exported_key() {
+    let dir = std::env::temp_dir().join(format!("realm-ike-tshark-info-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let proposal = IkeProposal::new(
+        CipherAlgorithm::Aes128Cbc,
+        HashAlgorithm::Sha256,
+        DhGroup::Modp2048,
+    );
+    let (messages, sa) = handshake(proposal);
+    let c = AwsLcCrypto::new();
+    let (_, info) = informational::seal(
+        &c,
+        &sa,
+        vec![ru_there(&sa, 0x0bad_cafe), delete_esp(&[0xc1c1_0001])],
+    )
+    .unwrap();
+    let mut packets: Vec<Vec<u8>> = messages
+        .iter()
+        .enumerate()
+        .map(|(k, m)| match k % 2 {
+            0 => udp_500(I, R, m),
+            _ => udp_500(R, I, m),
+        })
+        .collect();
+    packets.push(udp_500(I, R, &info));
+    let file = dir.join("informational.pcap");
+    std::fs::write(&file, pcap(&packets)).unwrap();
+    let line = ikev1_decryption_table_line(&sa);
+
+    let notify = fields(&file, &dir, &line, "isakmp.notify.msgtype");
+    assert_eq!(notify, ["", "", "", "", "", "", "36136"], "{line}");
+    let seq = fields(&file, &dir, &line, "isakmp.notify.data.dpd.are_you_there");
+    assert_eq!(
+        seq.last().map(String::as_str),
+        Some(0x0bad_cafe_u32.to_string().as_str())
+    );
+    let spis = fields(&file, &dir, &line, "isakmp.delete.spi");
+    assert_eq!(spis.last().map(String::as_str), Some("c1c10001"));
+
+    // The control: with a wrong key, the Informational stays ciphertext.
+    let mut wrong = line.clone().into_bytes();
+    let at = line.len() - 1;
+    wrong[at] = if wrong[at] == b'0' { b'1' } else { b'0' };
+    let wrong = String::from_utf8(wrong).unwrap();
+    let notify = fields(&file, &dir, &wrong, "isakmp.notify.msgtype");
+    assert!(notify.iter().all(String::is_empty), "{notify:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,10 @@
 //! IKEv1 (RFC 2409): its key schedule ([`keys`]), Main Mode with pre-shared keys
-//! ([`main_mode`]) and Quick Mode ([`quick_mode`]). Aggressive Mode and the Informational
-//! exchange are planned (issue 12).
+//! ([`main_mode`]), Quick Mode ([`quick_mode`]), the protected Informational exchange with its
+//! Delete, INITIAL-CONTACT and DPD payloads ([`informational`]) and the RFC 3706 Dead Peer
+//! Detection state machine ([`dpd`]). Aggressive Mode is planned (issue 12).
 
+pub mod dpd;
+pub mod informational;
 pub mod keys;
 pub mod main_mode;
 pub mod quick_mode;

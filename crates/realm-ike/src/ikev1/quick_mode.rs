@@ -70,8 +70,6 @@ use crate::proposal::{
     phase2_sa, select_phase2,
 };
 
-static EXCHANGES: [ExchangeType; 1] = [ExchangeType::QuickMode];
-
 secret_bytes!(
     /// An ESP SA's encryption key (AES), without the GCM salt.
     EspEncryptionKey,
@@ -323,7 +321,15 @@ impl<K: DhKeyPair> Initiator<K> {
             &sa.last_phase1_block,
             message_id,
         )?;
-        let (bytes, iv) = encrypt_message(crypto, sa, message_id, &iv, hash1, rest)?;
+        let (bytes, iv) = encrypt_message(
+            crypto,
+            sa,
+            ExchangeType::QuickMode,
+            message_id,
+            &iv,
+            hash1,
+            rest,
+        )?;
         Ok((
             Initiator {
                 sa: sa.clone(),
@@ -367,6 +373,7 @@ impl<K: DhKeyPair> Initiator<K> {
             let received = receive(
                 crypto,
                 &self.sa,
+                ExchangeType::QuickMode,
                 datagram,
                 self.message_id,
                 MessageIdState::InProgress(ExchangeType::QuickMode),
@@ -406,6 +413,7 @@ impl<K: DhKeyPair> Initiator<K> {
             let (bytes, _) = encrypt_message(
                 crypto,
                 &self.sa,
+                ExchangeType::QuickMode,
                 self.message_id,
                 &received.next_iv,
                 hash3,
@@ -442,6 +450,7 @@ impl Responder {
         let received = receive(
             crypto,
             sa,
+            ExchangeType::QuickMode,
             datagram,
             message_id,
             MessageIdState::Unused,
@@ -482,8 +491,15 @@ impl Responder {
         push_ids(&mut rest, ids.as_ref());
         let rest_bytes = PayloadChain::new(rest.clone()).to_bytes()?;
         let hash2 = prf_a(crypto, &sa.keys, &[&mid, &ni, &rest_bytes])?;
-        let (bytes, next_iv) =
-            encrypt_message(crypto, sa, message_id, &received.next_iv, hash2, rest)?;
+        let (bytes, next_iv) = encrypt_message(
+            crypto,
+            sa,
+            ExchangeType::QuickMode,
+            message_id,
+            &received.next_iv,
+            hash2,
+            rest,
+        )?;
         let pair = derive_pair(
             crypto,
             &sa.keys,
@@ -539,6 +555,7 @@ impl Responder {
             let received = receive(
                 crypto,
                 &self.sa,
+                ExchangeType::QuickMode,
                 datagram,
                 self.message_id,
                 MessageIdState::InProgress(ExchangeType::QuickMode),
@@ -558,12 +575,13 @@ impl Responder {
     }
 }
 
-/// A decrypted Quick Mode message: its HASH, the payloads after it, and those as on the wire.
-struct Received {
-    hash: Vec<u8>,
-    payloads: Vec<Payload>,
-    hashed: Vec<u8>,
-    next_iv: Iv,
+/// A decrypted Quick Mode (or Informational) message: its HASH, the payloads after it, and
+/// those as on the wire.
+pub(crate) struct Received {
+    pub(crate) hash: Vec<u8>,
+    pub(crate) payloads: Vec<Payload>,
+    pub(crate) hashed: Vec<u8>,
+    pub(crate) next_iv: Iv,
 }
 
 struct Phase2Payloads<'a> {
@@ -573,7 +591,7 @@ struct Phase2Payloads<'a> {
     ids: Option<(&'a Identification, &'a Identification)>,
 }
 
-fn random_message_id<C: Crypto>(crypto: &C) -> Result<u32, QuickModeError> {
+pub(crate) fn random_message_id<C: Crypto>(crypto: &C) -> Result<u32, QuickModeError> {
     // RFC 2408 3.1: random, and zero is reserved for phase 1; two tries as for the cookie.
     for _ in 0..2 {
         let mut b = [0u8; 4];
@@ -592,7 +610,7 @@ fn random_nonce<C: Crypto>(crypto: &C) -> Result<Vec<u8>, QuickModeError> {
     Ok(nonce)
 }
 
-fn prf_a<C: Crypto>(
+pub(crate) fn prf_a<C: Crypto>(
     crypto: &C,
     keys: &Phase1Keys,
     data: &[&[u8]],
@@ -600,7 +618,7 @@ fn prf_a<C: Crypto>(
     Ok(crypto.prf(keys.prf(), keys.skeyid_a().expose(), data)?)
 }
 
-fn verify(expected: &PrfOutput, received: &[u8]) -> Result<(), QuickModeError> {
+pub(crate) fn verify(expected: &PrfOutput, received: &[u8]) -> Result<(), QuickModeError> {
     constant_time::verify_slices_are_equal(expected.expose(), received)
         .map_err(|_| QuickModeError::HashMismatch)
 }
@@ -612,10 +630,12 @@ fn push_ids(rest: &mut Vec<Payload>, ids: Option<&(Identification, Identificatio
     }
 }
 
-/// HDR*, HASH, `rest`, encrypted with `iv`; returns the bytes and the next IV.
-fn encrypt_message<C: Crypto>(
+/// HDR*, HASH, `rest` in an `exchange` (Quick Mode or Informational) message, encrypted with
+/// `iv`; returns the bytes and the next IV.
+pub(crate) fn encrypt_message<C: Crypto>(
     crypto: &C,
     sa: &IsakmpSa,
+    exchange: ExchangeType,
     message_id: u32,
     iv: &Iv,
     hash: PrfOutput,
@@ -634,7 +654,7 @@ fn encrypt_message<C: Crypto>(
     key.encrypt(crypto, iv, &mut data)?;
     let next = Iv::last_block_of(&data).ok_or(QuickModeError::Crypto(CryptoError::Provider))?;
     let mut header = Header::new(
-        ExchangeType::QuickMode,
+        exchange,
         sa.initiator_cookie,
         sa.responder_cookie,
         message_id,
@@ -647,7 +667,7 @@ fn encrypt_message<C: Crypto>(
 }
 
 /// The Message ID of a datagram whose header is long enough; the checks run later.
-fn checks_message_id(datagram: &[u8]) -> Result<u32, QuickModeError> {
+pub(crate) fn checks_message_id(datagram: &[u8]) -> Result<u32, QuickModeError> {
     datagram
         .get(20..24)
         .and_then(|b| b.try_into().ok())
@@ -655,16 +675,18 @@ fn checks_message_id(datagram: &[u8]) -> Result<u32, QuickModeError> {
         .ok_or(QuickModeError::Unexpected("shorter than an ISAKMP header"))
 }
 
-/// Checks, decrypts and splits a Quick Mode message: HASH first, the rest as on the wire.
-fn receive<C: Crypto>(
+/// Checks, decrypts and splits an `exchange` (Quick Mode or Informational) message: HASH first,
+/// the rest as on the wire.
+pub(crate) fn receive<C: Crypto>(
     crypto: &C,
     sa: &IsakmpSa,
+    exchange: ExchangeType,
     datagram: &[u8],
     message_id: u32,
     state: MessageIdState,
     iv: &Iv,
 ) -> Result<Received, QuickModeError> {
-    let mut ctx = Context::new(SaState::Established, &EXCHANGES);
+    let mut ctx = Context::new(SaState::Established, std::slice::from_ref(&exchange));
     ctx.message_id = state;
     let message = match checks::check(datagram, &ctx) {
         Verdict::Accept(m) => m,
@@ -676,8 +698,8 @@ fn receive<C: Crypto>(
     {
         return Err(QuickModeError::WrongExchange);
     }
-    if h.exchange_type != ExchangeType::QuickMode {
-        return Err(QuickModeError::Unexpected("not a Quick Mode message"));
+    if h.exchange_type != exchange {
+        return Err(QuickModeError::Unexpected("not the exchange type expected"));
     }
     let Body::Encrypted {
         next_payload,

@@ -1,7 +1,13 @@
-//! What the realm-ike handshake tests share: a crypto provider whose random source is seeded.
+//! What the realm-ike handshake tests share: a crypto provider whose random source is seeded,
+//! and Main Mode to an ISAKMP SA on both sides.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::cell::{Cell, RefCell};
+use std::num::NonZeroU32;
+
+use realm_ike::ikev1::main_mode::{self, IsakmpSa, MainModeConfig};
+use realm_ike::proposal::{IkeProposal, Preference};
+use realm_wire::isakmp::Identification;
 
 use realm_ike::crypto::{Digest, PrfOutput, SharedSecret};
 use realm_ike::{
@@ -84,4 +90,38 @@ impl Crypto for SeededCrypto {
     ) -> Result<(), CryptoError> {
         self.inner.decrypt_cbc(c, key, iv, data)
     }
+}
+
+/// The pre-shared key [`phase1`] uses.
+#[allow(dead_code)]
+pub(crate) const PSK: &[u8] = b"correct horse battery staple";
+
+/// Main Mode (aes128-sha256-ecp256, PSK [`PSK`]) to an ISAKMP SA on both sides: the
+/// initiator's and the responder's SA and providers (seeded from `seed`).
+#[allow(dead_code)] // not every test file establishes an SA
+pub(crate) fn phase1(seed: u64) -> (IsakmpSa, IsakmpSa, SeededCrypto, SeededCrypto) {
+    let ci = SeededCrypto::new(seed);
+    let cr = SeededCrypto::new(seed.wrapping_add(0x9e37_79b9));
+    let config = |id| MainModeConfig {
+        proposals: vec![IkeProposal::new(
+            CipherAlgorithm::Aes128Cbc,
+            HashAlgorithm::Sha256,
+            DhGroup::Ecp256,
+        )],
+        lifetime: NonZeroU32::new(10_800).unwrap(),
+        preference: Preference::Ours,
+        local_id: id,
+    };
+    let (i, m1) = main_mode::Initiator::start(&ci, config(Identification::fqdn("left"))).unwrap();
+    let (r, m2) =
+        main_mode::Responder::handle_sa(config(Identification::fqdn("right")), [9; 8], &m1)
+            .unwrap();
+    let (i, m3) = i.handle_sa(&ci, &m2).map_err(|f| f.error).unwrap();
+    let (r, m4) = r.handle_ke(&cr, &m3, PSK).map_err(|f| f.error).unwrap();
+    let (i, m5) = i.handle_ke(&ci, &m4, PSK).map_err(|f| f.error).unwrap();
+    let (rsa, m6) = r.handle_id(&cr, &m5).map_err(|f| f.error).unwrap();
+    let isa = i.handle_id(&ci, &m6).map_err(|f| f.error).unwrap();
+    ci.agreed.borrow_mut().clear();
+    cr.agreed.borrow_mut().clear();
+    (isa, rsa, ci, cr)
 }
