@@ -188,19 +188,21 @@ impl Certificate {
                     IdMatch::NONE
                 }
             }
-            Identity::Fqdn(_) | Identity::UserFqdn(_) | Identity::Ipv4(_) | Identity::Ipv4Subnet(_) => {
-                self.alt_names
-                    .iter()
-                    .filter_map(|san| match san {
-                        SubjectAltName::Dns(name) => Some(Identity::Fqdn(name.clone())),
-                        SubjectAltName::Email(name) => Some(Identity::UserFqdn(name.clone())),
-                        SubjectAltName::Ip(IpAddr::V4(a)) => Some(Identity::Ipv4(*a)),
-                        SubjectAltName::Ip(IpAddr::V6(_)) => None,
-                    })
-                    .map(|san| san.matches(id))
-                    .max()
-                    .unwrap_or(IdMatch::NONE)
-            }
+            Identity::Fqdn(_)
+            | Identity::UserFqdn(_)
+            | Identity::Ipv4(_)
+            | Identity::Ipv4Subnet(_) => self
+                .alt_names
+                .iter()
+                .filter_map(|san| match san {
+                    SubjectAltName::Dns(name) => Some(Identity::Fqdn(name.clone())),
+                    SubjectAltName::Email(name) => Some(Identity::UserFqdn(name.clone())),
+                    SubjectAltName::Ip(IpAddr::V4(a)) => Some(Identity::Ipv4(*a)),
+                    SubjectAltName::Ip(IpAddr::V6(_)) => None,
+                })
+                .map(|san| san.matches(id))
+                .max()
+                .unwrap_or(IdMatch::NONE),
         }
     }
 
