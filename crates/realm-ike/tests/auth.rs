@@ -5,7 +5,8 @@
 //! keys in PEM and DER load to the same key; subject DN and subjectAltNames match the
 //! configuration's identities by type; chains validate through rustls-webpki and fail with
 //! distinct errors when expired, not yet valid, from an unknown CA, badly signed, or with an
-//! extended key usage IKE does not accept. No test reads the clock.
+//! extended key usage IKE does not accept; and damaged certificates and keys never panic
+//! (property test). No test reads the clock.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -604,5 +605,44 @@ fn extended_key_usage_none_server_client_or_ike_is_accepted() {
         let err = anchors.verify_chain(&moon.cert, &[], now()).unwrap_err();
         assert_eq!(err, AuthError::KeyUsage, "{ekus:?}");
         assert_eq!(err.notify(), Some(NotifyMessageType::InvalidCertificate));
+    }
+}
+
+/// One leaf certificate and its key for the property tests, made once.
+fn sample() -> &'static (Vec<u8>, Vec<u8>) {
+    static SAMPLE: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    SAMPLE.get_or_init(|| {
+        let ca = root_ca("strongSwan Root CA");
+        let moon = leaf(&moon_params(), &ca);
+        (moon.cert.der().to_vec(), moon.pkcs8)
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// A damaged certificate or key (one byte changed, cut short) is refused or read, never a
+    /// panic; a certificate that still parses is still usable for verification and matching.
+    #[test]
+    fn damaged_certificates_and_keys_never_panic(
+        at in 0usize..2048,
+        xor in 1u8..=255,
+        cut in 0usize..2048,
+    ) {
+        let (cert_der, key_der) = sample();
+        for original in [cert_der, key_der] {
+            let mut damaged = original.clone();
+            let i = at % damaged.len();
+            damaged[i] ^= xor;
+            let cut_short = &original[..cut % original.len()];
+            for bytes in [&damaged[..], cut_short] {
+                if let Ok(cert) = Certificate::parse(bytes) {
+                    let _ = cert.verify_hash(&hash32(), &[0; 256]);
+                    let _ = cert.matches(&"moon.strongswan.org".parse().unwrap());
+                    let _ = TrustAnchors::new().verify_chain(&cert, &[], now());
+                }
+                let _ = PrivateKey::parse(bytes).map(|k| k.sign_hash(&hash32()));
+            }
+        }
     }
 }

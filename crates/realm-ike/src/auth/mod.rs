@@ -42,8 +42,8 @@ pub enum AuthError {
     /// Bytes that are not one DER X.509 certificate.
     #[error("not an X.509 certificate: {0}")]
     CertEncoding(String),
-    /// A certificate whose public key is not RSA (or an RSA key `rsa` refuses, e.g. over
-    /// 4096 bits): no RSA signature can be verified with it.
+    /// A certificate whose public key is not RSA (or an RSA key the `rsa` crate refuses: a
+    /// modulus outside 1024-8192 bits): no RSA signature can be verified with it.
     #[error("the certificate's public key is not a usable RSA key: {0}")]
     NotRsa(String),
     /// The RSA operation itself failed (a hash too long for the key's modulus).
