@@ -58,6 +58,13 @@
 //! [`IsakmpSa`]: ikev1::main_mode::IsakmpSa
 //! [`ChildSaPair`]: ikev1::quick_mode::ChildSaPair
 //!
+//! - [`auth`]: the building blocks of authentication with RSA signatures (RFC 2409 section
+//!   5.1), not yet used by Main Mode: an RSA [`PrivateKey`](auth::PrivateKey) (PKCS#1 or PKCS#8,
+//!   PEM or DER) signing HASH_I/HASH_R with PKCS#1 v1.5 padding and no DigestInfo; a peer's X.509
+//!   [`Certificate`](auth::Certificate) verifying such a signature and matched against an
+//!   identity (subject DN, subjectAltNames); and [`TrustAnchors`](auth::TrustAnchors)
+//!   validating its chain (rustls-webpki).
+//!
 //! - [`export`]: the `ikev1_decryption_table` line Wireshark reads to decrypt IKEv1 (tested: tshark
 //!   decrypts Main Mode messages 5 and 6 and a protected Informational with it).
 //!
@@ -73,6 +80,7 @@
 
 #[macro_use]
 mod secret;
+pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod engine;

@@ -385,6 +385,14 @@ macro_rules! dn_attributes {
                 }
             }
 
+            /// The attribute for a dotted OID (as a certificate's subject names it).
+            pub fn from_oid(oid: &str) -> Option<Self> {
+                match oid {
+                    $($oid => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+
             /// The attribute for a name, without regard to ASCII case.
             pub fn from_name(name: &str) -> Option<Self> {
                 $(
@@ -424,6 +432,12 @@ dn_attributes! {
 }
 
 impl DistinguishedName {
+    /// A DN from its attributes in order (as read from a certificate's subject); `None` when
+    /// there are none.
+    pub fn from_rdns(rdns: Vec<Rdn>) -> Option<Self> {
+        (!rdns.is_empty()).then_some(Self(rdns))
+    }
+
     /// The relative distinguished names, in order.
     pub fn rdns(&self) -> &[Rdn] {
         &self.0
