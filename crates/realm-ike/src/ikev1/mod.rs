@@ -4,6 +4,7 @@
 
 pub mod keys;
 pub mod main_mode;
+pub mod nat_t;
 pub mod quick_mode;
 
 /// A received message a handshake state did not accept: the state, unchanged, and why (`E`:
