@@ -7,18 +7,20 @@
 //! arbitrary bytes to each receiving state.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 
 use aws_lc_rs::{digest, hmac};
 use proptest::prelude::*;
 use realm_ike::ikev1::main_mode::{self, IsakmpSa, MainModeConfig};
+use realm_ike::ikev1::nat_t::{Endpoints, NatTConfig};
 use realm_ike::ikev1::quick_mode::{
     ChildSaPair, EspSaKeys, Initiator, QuickModeConfig, QuickModeError, Responder,
 };
 use realm_ike::isakmp::checks::{self, Context, MessageIdState, SaState, Verdict};
 use realm_ike::proposal::{
     AesKeySize, EspCipher, EspIntegrity, EspProposal, IkeProposal, IpsecMode, Preference,
+    UdpEncapsulation,
 };
 use realm_ike::{AwsLcKeyPair, CipherAlgorithm, Crypto, DhGroup, HashAlgorithm};
 use realm_wire::isakmp::{
@@ -49,11 +51,29 @@ fn phase1(seed: u64) -> (IsakmpSa, IsakmpSa, SeededCrypto, SeededCrypto) {
         lifetime: NonZeroU32::new(10_800).unwrap(),
         preference: Preference::Ours,
         local_id: id,
+        nat_t: NatTConfig::default(),
     };
-    let (i, m1) = main_mode::Initiator::start(&ci, config(Identification::fqdn("left"))).unwrap();
-    let (r, m2) =
-        main_mode::Responder::handle_sa(config(Identification::fqdn("right")), [9; 8], &m1)
-            .unwrap();
+    let left: SocketAddr = "192.0.2.1:500".parse().unwrap();
+    let right: SocketAddr = "198.51.100.2:500".parse().unwrap();
+    let (i, m1) = main_mode::Initiator::start(
+        &ci,
+        config(Identification::fqdn("left")),
+        Endpoints {
+            local: left,
+            remote: right,
+        },
+    )
+    .unwrap();
+    let (r, m2) = main_mode::Responder::handle_sa(
+        config(Identification::fqdn("right")),
+        [9; 8],
+        Endpoints {
+            local: right,
+            remote: left,
+        },
+        &m1,
+    )
+    .unwrap();
     let (i, m3) = i.handle_sa(&ci, &m2).map_err(|f| f.error).unwrap();
     let (r, m4) = r.handle_ke(&cr, &m3, PSK).map_err(|f| f.error).unwrap();
     let (i, m5) = i.handle_ke(&ci, &m4, PSK).map_err(|f| f.error).unwrap();
@@ -68,7 +88,8 @@ fn qm_config(cipher: EspCipher, pfs: Option<DhGroup>, ids: bool) -> QuickModeCon
     QuickModeConfig {
         proposals: vec![EspProposal::new(cipher, pfs)],
         mode: IpsecMode::Tunnel,
-        udp_encapsulated: false,
+        udp: UdpEncapsulation::None,
+        original_addresses: None,
         lifetime: NonZeroU32::new(3_600).unwrap(),
         preference: Preference::Ours,
         client_ids: ids.then(|| {

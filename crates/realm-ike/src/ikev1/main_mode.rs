@@ -57,6 +57,7 @@
 //! ```
 //! use std::num::NonZeroU32;
 //! use realm_ike::ikev1::main_mode::{Initiator, MainModeConfig, Responder};
+//! use realm_ike::ikev1::nat_t::{Endpoints, NatTConfig};
 //! use realm_ike::proposal::{IkeProposal, Preference};
 //! use realm_ike::{AwsLcCrypto, CipherAlgorithm, DhGroup, HashAlgorithm};
 //! use realm_wire::isakmp::Identification;
@@ -71,10 +72,21 @@
 //!     lifetime: NonZeroU32::new(10_800).unwrap(),
 //!     preference: Preference::Ours,
 //!     local_id: id,
+//!     nat_t: NatTConfig::default(),
 //! };
 //! let psk = b"shared secret";
-//! let (i, m1) = Initiator::start(&crypto, config(Identification::fqdn("left")))?;
-//! let (r, m2) = Responder::handle_sa(config(Identification::fqdn("right")), [7; 8], &m1)?;
+//! let (left, right) = ("192.0.2.1:500".parse()?, "198.51.100.2:500".parse()?);
+//! let (i, m1) = Initiator::start(
+//!     &crypto,
+//!     config(Identification::fqdn("left")),
+//!     Endpoints { local: left, remote: right },
+//! )?;
+//! let (r, m2) = Responder::handle_sa(
+//!     config(Identification::fqdn("right")),
+//!     [7; 8],
+//!     Endpoints { local: right, remote: left },
+//!     &m1,
+//! )?;
 //! let (i, m3) = i.handle_sa(&crypto, &m2).map_err(|f| f.error)?;
 //! let (r, m4) = r.handle_ke(&crypto, &m3, psk).map_err(|f| f.error)?;
 //! let (i, m5) = i.handle_ke(&crypto, &m4, psk).map_err(|f| f.error)?;
@@ -82,7 +94,8 @@
 //! let initiator_sa = i.handle_id(&crypto, &m6).map_err(|f| f.error)?;
 //! assert_eq!(initiator_sa.peer_id, Identification::fqdn("right"));
 //! assert_eq!(initiator_sa.keys.skeyid_d().expose(), responder_sa.keys.skeyid_d().expose());
-//! # Ok::<(), realm_ike::ikev1::main_mode::MainModeError>(())
+//! assert!(!initiator_sa.nat.encapsulate() && !responder_sa.nat.encapsulate());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! A retransmitted earlier message (the peer did not get our answer) is refused by the next
