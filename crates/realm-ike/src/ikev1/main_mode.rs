@@ -1086,6 +1086,9 @@ fn sa_body(datagram: &[u8]) -> Result<Vec<u8>, MainModeError> {
         .ok_or_else(|| missing("SA"))
 }
 
+/// The KE value, nonce and NAT-D hashes (in order) of message 3 or 4.
+type KeNonce<'a> = (Vec<u8>, Vec<u8>, Vec<&'a [u8]>);
+
 /// The KE value, nonce and NAT-D hashes (in order) of message 3 or 4. NAT-D payloads are
 /// accepted only of the NAT-T version both sides announced, and refused (INVALID-PAYLOAD-TYPE)
 /// without one.
@@ -1093,7 +1096,7 @@ fn ke_nonce(
     payloads: &[Payload],
     group: crate::crypto::DhGroup,
     nat_version: Option<NatTVersion>,
-) -> Result<(Vec<u8>, Vec<u8>, Vec<&[u8]>), MainModeError> {
+) -> Result<KeNonce<'_>, MainModeError> {
     let mut ke = None;
     let mut nonce = None;
     let mut nat_d = Vec::new();

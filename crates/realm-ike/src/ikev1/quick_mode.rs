@@ -764,11 +764,9 @@ fn phase2_payloads(
     let mut ids = Vec::new();
     let mut nat_oa = Vec::new();
     for p in payloads {
-        if let Some(v) = nat_version {
-            if let Some(ip) = nat_oa_of(v, &p.body) {
-                nat_oa.push(ip?);
-                continue;
-            }
+        if let Some(ip) = nat_version.and_then(|v| nat_oa_of(v, &p.body)) {
+            nat_oa.push(ip?);
+            continue;
         }
         match &p.body {
             PayloadBody::SecurityAssociation(s) => set_once(&mut sa, s, "SA")?,
@@ -814,22 +812,21 @@ fn phase2_payloads(
 
 /// A NAT-OA payload for `ip`: type 21, or the drafts' 131 with [`UdpEncapsulation::Draft`].
 fn nat_oa_payload(udp: UdpEncapsulation, ip: IpAddr) -> Payload {
-    let body = PayloadBody::NatOriginalAddress(NatOriginalAddress::new(ip));
+    let oa = NatOriginalAddress::new(ip);
     match udp {
         UdpEncapsulation::Draft => {
-            let mut data = Vec::new();
-            // The body of a NAT-OA: ID type, three reserved octets, the address.
-            if let PayloadBody::NatOriginalAddress(oa) = &body {
-                data.push(u8::from(oa.id_type));
-                data.extend_from_slice(&oa.reserved);
-                data.extend_from_slice(&oa.address);
-            }
+            // The same body (RFC 3947 5.2: ID type, three reserved octets, the address).
+            let mut data = vec![u8::from(oa.id_type)];
+            data.extend_from_slice(&oa.reserved);
+            data.extend_from_slice(&oa.address);
             Payload::new(PayloadBody::Raw {
                 payload_type: PayloadType::Unknown(DRAFT_NAT_OA_PAYLOAD_TYPE),
                 data,
             })
         }
-        UdpEncapsulation::None | UdpEncapsulation::Rfc3947 => Payload::new(body),
+        UdpEncapsulation::None | UdpEncapsulation::Rfc3947 => {
+            Payload::new(PayloadBody::NatOriginalAddress(oa))
+        }
     }
 }
 
