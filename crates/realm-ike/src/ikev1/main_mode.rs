@@ -22,13 +22,21 @@
 //!
 //! What each message carries and how it is checked:
 //! - Messages 1 and 2: one SA payload (offer built by [`phase1_sa`], chosen by [`select_phase1`],
-//!   confirmed by [`check_phase1_reply`]), any Vendor ID payloads (ignored). The initiator
+//!   confirmed by [`check_phase1_reply`]) and Vendor ID payloads: with NAT-T enabled
+//!   ([`MainModeConfig::nat_t`]) the initiator sends every NAT-T Vendor ID and the responder
+//!   answers the best one it received (RFC 3947 section 3.1, [`nat_t`]); other Vendor IDs are
+//!   ignored. The initiator
 //!   cookie comes from [`Crypto::fill_random`]; the responder cookie is the caller's (from
 //!   [`crate::isakmp::cookie::CookieJar`]).
 //! - Messages 3 and 4: KE (the DH public value in KE payload form, RFC 2409 section 5) and a
 //!   32-byte random Nonce; the peer's nonce must be 8 to 256 bytes (RFC 2409 section 5), its KE
-//!   the group's length and a valid value (else INVALID-KEY-INFORMATION). Vendor ID payloads are
-//!   ignored. NAT-D is not supported yet: any other payload is refused (INVALID-PAYLOAD-TYPE).
+//!   the group's length and a valid value (else INVALID-KEY-INFORMATION). When both sides
+//!   announced NAT-T they also carry two NAT-D payloads (the remote end's address, then ours;
+//!   RFC 3947 section 3.2; type 130 with the draft), whose comparison gives each side a
+//!   [`NatDetection`] ([`Initiator::nat`], [`Responder::nat`], [`IsakmpSa::nat`]); the caller
+//!   moves to port 4500 for messages 5 and 6 when it says [`NatDetection::encapsulate`] (RFC 3947
+//!   section 4). Vendor ID payloads are ignored. Any other payload, NAT-D without NAT-T
+//!   included, is refused (INVALID-PAYLOAD-TYPE).
 //!   The pre-shared key is taken here, as a parameter (the caller finds it by peer address):
 //!   SKEYID = prf(pre-shared-key, Ni_b | Nr_b) and SKEYID_d/a/e ([`Phase1Keys`]); the first IV
 //!   is hash(g^xi | g^xr) (Appendix B).
@@ -104,8 +112,8 @@
 //! answering with the error's Notify.
 //!
 //! Not here: retransmission timers (each state keeps its last sent message,
-//! [`Initiator::last_sent`], [`Responder::last_sent`], for the caller to resend), NAT-T (NAT-D,
-//! RFC 3947), signature authentication, Aggressive Mode, and sending the Notify itself.
+//! [`Initiator::last_sent`], [`Responder::last_sent`], for the caller to resend), moving to port
+//! 4500 (the caller's), signature authentication, Aggressive Mode, and sending the Notify itself.
 
 use std::num::NonZeroU32;
 

@@ -45,7 +45,14 @@
 //! encryption key, then for AES-GCM the 4-byte salt (RFC 4106 section 8.1) or for AES-CBC the
 //! HMAC integrity key.
 //!
-//! Not here: the commit bit and CONNECTED notify, RESPONDER-LIFETIME, NAT-OA, AH, more than
+//! NAT traversal (RFC 3947 section 5): [`QuickModeConfig::udp`] is the ISAKMP SA's
+//! [`NatDetection::udp_encapsulation`](super::nat_t::NatDetection::udp_encapsulation), offered
+//! by the initiator and required of the offer by the responder (the draft's values 61443/61444 to
+//! a draft peer). In UDP-encapsulated transport mode each side sends NAT-OAi and NAT-OAr after
+//! the IDs (its [`QuickModeConfig::original_addresses`]; type 131 with the draft) and records the
+//! peer's in [`ChildSaPair::nat_oa`]; in tunnel mode none are sent and received ones are ignored.
+//!
+//! Not here: the commit bit and CONNECTED notify, RESPONDER-LIFETIME, AH, more than
 //! one SA per exchange, retransmission timers (each state keeps [`Initiator::last_sent`] /
 //! [`Responder::last_sent`]), and sending Notifies.
 
