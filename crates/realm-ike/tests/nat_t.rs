@@ -9,7 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 
-use aws_lc_rs::digest;
+use aws_lc_rs::{digest, hmac};
 use realm_ike::ikev1::main_mode::{self, IsakmpSa, MainModeConfig, MainModeError};
 use realm_ike::ikev1::nat_t::{
     DRAFT_NAT_D_PAYLOAD_TYPE, DRAFT_NAT_OA_PAYLOAD_TYPE, Endpoints, NAT_T_VENDOR_IDS, NatDetection,
@@ -24,8 +24,8 @@ use realm_ike::proposal::{
 };
 use realm_ike::{CipherAlgorithm, Crypto, DhGroup, HashAlgorithm};
 use realm_wire::isakmp::{
-    Body, ExchangeType, Identification, Message, NatDiscovery, NotifyMessageType, Padding, Payload,
-    PayloadBody, PayloadType, RawPayloads,
+    Body, ExchangeType, Hash, Identification, Message, NatDiscovery, NatOriginalAddress,
+    NotifyMessageType, Padding, Payload, PayloadBody, PayloadChain, PayloadType, RawPayloads,
 };
 
 mod common;
@@ -663,4 +663,187 @@ fn quick_mode_refuses_plain_esp_when_a_nat_was_detected() {
     let err = quick_mode::Responder::handle_offer(&run.cr, &run.rsa, &r_cfg, R_SPI, &m1)
         .expect_err("plain ESP through a NAT");
     assert_eq!(err.notify(), Some(NotifyMessageType::NoProposalChosen));
+}
+
+fn phase2_iv(isa: &IsakmpSa, mid: u32) -> Vec<u8> {
+    let mut iv = digest::digest(
+        &digest::SHA256,
+        &[isa.last_phase1_block.as_bytes(), &mid.to_be_bytes()].concat(),
+    )
+    .as_ref()
+    .to_vec();
+    iv.truncate(16);
+    iv
+}
+
+/// A Quick Mode message decrypted with `iv`: its header, payloads and last ciphertext block.
+fn qm_decrypt(
+    isa: &IsakmpSa,
+    crypto: &SeededCrypto,
+    bytes: &[u8],
+    iv: &[u8],
+) -> (realm_wire::isakmp::Header, Vec<Payload>, Vec<u8>) {
+    let m = Message::parse(bytes).unwrap();
+    let Body::Encrypted { ciphertext, .. } = &m.body else {
+        panic!("not encrypted")
+    };
+    let mut plain = ciphertext.clone();
+    crypto
+        .decrypt_cbc(
+            CipherAlgorithm::Aes128Cbc,
+            isa.encryption_key.expose(),
+            iv,
+            &mut plain,
+        )
+        .unwrap();
+    let chain = PayloadChain::parse(PayloadType::Hash, &plain, Padding::Zeros).unwrap();
+    let last = ciphertext[ciphertext.len() - 16..].to_vec();
+    (m.header, chain.payloads, last)
+}
+
+/// HDR*, HASH, `rest`, encrypted with `iv` as a sender would.
+fn qm_encrypt(
+    isa: &IsakmpSa,
+    crypto: &SeededCrypto,
+    header: realm_wire::isakmp::Header,
+    iv: &[u8],
+    hash: Vec<u8>,
+    rest: Vec<Payload>,
+) -> Vec<u8> {
+    let mut all = vec![Payload::new(PayloadBody::Hash(Hash::new(hash)))];
+    all.extend(rest);
+    let mut data = PayloadChain::new(all).to_bytes().unwrap();
+    data.resize(data.len().div_ceil(16) * 16, 0);
+    crypto
+        .encrypt_cbc(
+            CipherAlgorithm::Aes128Cbc,
+            isa.encryption_key.expose(),
+            iv,
+            &mut data,
+        )
+        .unwrap();
+    Message::encrypted(header, PayloadType::Hash, data)
+        .to_bytes()
+        .unwrap()
+}
+
+fn prf_a(isa: &IsakmpSa, parts: &[&[u8]]) -> Vec<u8> {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, isa.keys.skeyid_a().expose());
+    hmac::sign(&key, &parts.concat()).as_ref().to_vec()
+}
+
+/// Quick Mode message 1 decrypted, `extra` appended after its payloads, HASH(1) recomputed and
+/// encrypted again, as a peer that sends them would.
+fn with_extra_payloads(
+    isa: &IsakmpSa,
+    crypto: &SeededCrypto,
+    m1: &[u8],
+    extra: Vec<Payload>,
+) -> Vec<u8> {
+    let mid = Message::parse(m1).unwrap().header.message_id;
+    let iv = phase2_iv(isa, mid);
+    let (header, payloads, _) = qm_decrypt(isa, crypto, m1, &iv);
+    let mut rest: Vec<Payload> = payloads[1..].to_vec();
+    rest.extend(extra);
+    let rest_bytes = PayloadChain::new(rest.clone()).to_bytes().unwrap();
+    let hash = prf_a(isa, &[&mid.to_be_bytes(), &rest_bytes]);
+    qm_encrypt(isa, crypto, header, &iv, hash, rest)
+}
+
+fn nonce_of(payloads: &[Payload]) -> Vec<u8> {
+    payloads
+        .iter()
+        .find_map(|p| match &p.body {
+            PayloadBody::Nonce(n) => Some(n.data.clone()),
+            _ => None,
+        })
+        .unwrap()
+}
+
+fn nat_oa(s: &str) -> Payload {
+    Payload::new(PayloadBody::NatOriginalAddress(NatOriginalAddress::new(
+        ip(s),
+    )))
+}
+
+#[test]
+fn nat_oa_in_tunnel_mode_is_accepted_and_ignored() {
+    let run = main_mode_run(
+        HashAlgorithm::Sha256,
+        (NatTConfig::default(), NatTConfig::default()),
+        initiator_behind_nat(),
+        |m| m,
+    );
+    let oa = (ip("10.0.0.2"), ip("198.51.100.2"));
+    let udp = run.isa.nat.udp_encapsulation();
+    let (_, m1) = quick_mode::Initiator::start(
+        &run.ci,
+        &run.isa,
+        qm_config(IpsecMode::Tunnel, udp, oa),
+        I_SPI,
+    )
+    .unwrap();
+    let r_cfg = qm_config(IpsecMode::Tunnel, run.rsa.nat.udp_encapsulation(), oa);
+    let two = with_extra_payloads(
+        &run.isa,
+        &run.ci,
+        &m1,
+        vec![nat_oa("10.0.0.2"), nat_oa("198.51.100.2")],
+    );
+    let (r, m2) = quick_mode::Responder::handle_offer(&run.cr, &run.rsa, &r_cfg, R_SPI, &two)
+        .expect("NAT-OA in tunnel mode is accepted");
+    // Finish as the initiator would: message 2 follows the forged message 1's last block,
+    // HASH(3) = prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b).
+    let mid = Message::parse(&two).unwrap().header.message_id;
+    let (_, m1_payloads, m1_last) = qm_decrypt(&run.isa, &run.ci, &two, &phase2_iv(&run.isa, mid));
+    let (header, m2_payloads, m2_last) = qm_decrypt(&run.isa, &run.ci, &m2, &m1_last);
+    assert!(
+        !m2_payloads
+            .iter()
+            .any(|p| p.body.payload_type() == PayloadType::NatOriginalAddress),
+        "the responder sends none in tunnel mode"
+    );
+    let (ni, nr) = (nonce_of(&m1_payloads), nonce_of(&m2_payloads));
+    let hash3 = prf_a(&run.isa, &[&[0], &mid.to_be_bytes(), &ni, &nr]);
+    let m3 = qm_encrypt(&run.isa, &run.ci, header, &m2_last, hash3, vec![]);
+    let r_pair = r.handle_hash3(&run.cr, &m3).map_err(|f| f.error).unwrap();
+    assert_eq!(r_pair.encapsulation.mode, IpsecMode::Tunnel);
+    assert_eq!(r_pair.nat_oa, None, "ignored in tunnel mode");
+    // Three NAT-OA: malformed (the forging itself is sound: two were accepted).
+    let three = with_extra_payloads(
+        &run.isa,
+        &run.ci,
+        &m1,
+        vec![
+            nat_oa("10.0.0.2"),
+            nat_oa("198.51.100.2"),
+            nat_oa("10.0.0.3"),
+        ],
+    );
+    let e = quick_mode::Responder::handle_offer(&run.cr, &run.rsa, &r_cfg, R_SPI, &three)
+        .expect_err("three NAT-OA");
+    assert_eq!(e.notify(), Some(NotifyMessageType::PayloadMalformed));
+}
+
+#[test]
+fn nat_oa_without_nat_t_is_refused() {
+    let run = main_mode_run(
+        HashAlgorithm::Sha256,
+        (disabled(), disabled()),
+        direct(),
+        |m| m,
+    );
+    let oa = (ip("192.0.2.1"), ip("198.51.100.2"));
+    let cfg = qm_config(IpsecMode::Transport, UdpEncapsulation::None, oa);
+    let (_, m1) = quick_mode::Initiator::start(&run.ci, &run.isa, cfg.clone(), I_SPI).unwrap();
+    assert!(quick_mode::Responder::handle_offer(&run.cr, &run.rsa, &cfg, R_SPI, &m1).is_ok());
+    let forged = with_extra_payloads(
+        &run.isa,
+        &run.ci,
+        &m1,
+        vec![nat_oa("192.0.2.1"), nat_oa("198.51.100.2")],
+    );
+    let e = quick_mode::Responder::handle_offer(&run.cr, &run.rsa, &cfg, R_SPI, &forged)
+        .expect_err("NAT-OA without NAT-T");
+    assert_eq!(e.notify(), Some(NotifyMessageType::InvalidPayloadType));
 }
