@@ -3,7 +3,9 @@
 //! between, forced encapsulation on either side, a peer without NAT-T, a draft-only initiator;
 //! every NAT-D hash recomputed here with aws-lc-rs's `digest` from the cookies on the wire; then
 //! Quick Mode UDP-encapsulated in tunnel mode and in transport mode with NAT-OA, in both
-//! spellings, decrypting message 1 to see the NAT-OA payloads on the wire.
+//! spellings, decrypting message 1 to see the NAT-OA payloads on the wire, a peer's NAT-OA in
+//! tunnel mode (accepted, ignored) and without NAT-T (refused); and a property test over
+//! arbitrary endpoints and forcing that both sides agree on who is behind a NAT.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{IpAddr, SocketAddr};
@@ -846,4 +848,54 @@ fn nat_oa_without_nat_t_is_refused() {
     let e = quick_mode::Responder::handle_offer(&run.cr, &run.rsa, &cfg, R_SPI, &forged)
         .expect_err("NAT-OA without NAT-T");
     assert_eq!(e.notify(), Some(NotifyMessageType::InvalidPayloadType));
+}
+
+fn pool() -> Vec<SocketAddr> {
+    [
+        "192.0.2.1:500",
+        "192.0.2.1:4500",
+        "198.51.100.2:500",
+        "203.0.113.7:40123",
+        "[2001:db8::1]:500",
+        "[2001:db8::2]:500",
+    ]
+    .into_iter()
+    .map(addr)
+    .collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Whatever the addresses each side sees, both sides agree on who is behind a NAT, and it is
+    /// who the addresses say (RFC 3947 3.2), or who forces it.
+    #[test]
+    fn both_sides_agree_on_who_is_behind_a_nat(
+        i_local in proptest::sample::select(pool()),
+        i_remote in proptest::sample::select(pool()),
+        r_local in proptest::sample::select(pool()),
+        r_remote in proptest::sample::select(pool()),
+        i_force in proptest::bool::ANY,
+        r_force in proptest::bool::ANY,
+    ) {
+        let cfg = |force_encap| NatTConfig { enabled: true, force_encap };
+        let run = main_mode_run(
+            HashAlgorithm::Sha256,
+            (cfg(i_force), cfg(r_force)),
+            (ends(i_local, i_remote), ends(r_local, r_remote)),
+            |m| m,
+        );
+        let initiator_behind = i_local != r_remote || i_force;
+        let responder_behind = r_local != i_remote || r_force;
+        proptest::prop_assert_eq!(run.i_nat.local_behind_nat, initiator_behind);
+        proptest::prop_assert_eq!(run.r_nat.remote_behind_nat, initiator_behind);
+        proptest::prop_assert_eq!(run.r_nat.local_behind_nat, responder_behind);
+        proptest::prop_assert_eq!(run.i_nat.remote_behind_nat, responder_behind);
+        proptest::prop_assert_eq!(run.i_nat.encapsulate(), initiator_behind || responder_behind);
+        proptest::prop_assert_eq!(run.i_nat.encapsulate(), run.r_nat.encapsulate());
+    }
 }
