@@ -26,7 +26,7 @@ use realm_ike::isakmp::checks::{
 use realm_ike::isakmp::notify;
 use realm_ike::proposal::{
     AuthMethod, EspProposals, IkeProposals, IpsecMode, Phase1Policy, Phase2Policy, select_phase1,
-    select_phase2,
+    UdpEncapsulation, select_phase2,
 };
 use realm_wire::isakmp::{
     Body, ExchangeType, Header, Message, Packet, Padding, PayloadBody, SecurityAssociation,
@@ -126,9 +126,10 @@ fn select(sa: &SecurityAssociation) {
     }
     let esp = EspProposals::default_set();
     for (mode, encap) in [
-        (IpsecMode::Tunnel, false),
-        (IpsecMode::Tunnel, true),
-        (IpsecMode::Transport, false),
+        (IpsecMode::Tunnel, UdpEncapsulation::None),
+        (IpsecMode::Tunnel, UdpEncapsulation::Rfc3947),
+        (IpsecMode::Transport, UdpEncapsulation::None),
+        (IpsecMode::Transport, UdpEncapsulation::Draft),
     ] {
         if let Ok(c) = select_phase2(sa, &Phase2Policy::new(esp.as_slice(), mode, encap, life)) {
             assert!(

@@ -33,7 +33,13 @@
 //!   `Responder<RepliedSa>` -> `Responder<RepliedKe>` -> [`IsakmpSa`]): each step takes the
 //!   received bytes and returns the next state and the bytes to send, or the unchanged state with
 //!   a typed error naming the Notify it maps to. No timers (each state keeps its last message
-//!   for the caller to resend), no NAT-D, no signature authentication yet.
+//!   for the caller to resend), no signature authentication yet.
+//!
+//! - [`ikev1::nat_t`]: NAT traversal negotiation (RFC 3947, and the draft-02/03 Vendor IDs older
+//!   peers send): the Vendor IDs of Main Mode messages 1 and 2, the NAT-D payloads of messages 3
+//!   and 4 and what they show ([`NatDetection`]: who is behind a NAT, whether to move to port
+//!   4500 and UDP-encapsulate ESP), strongSwan's forced encapsulation, and in Quick Mode the
+//!   UDP-Encapsulated modes and NAT-OA.
 //!
 //! - [`ikev1::quick_mode`]: IKEv1 Quick Mode (RFC 2409 section 5.5) under an [`IsakmpSa`], both
 //!   roles as typed states (`Initiator<K>::start` -> `handle_reply` -> [`ChildSaPair`] and
@@ -41,7 +47,8 @@
 //!   the Appendix B phase 2 IVs, HASH(1)/(2)/(3) verified in constant time, the ESP proposal
 //!   chosen or checked by [`proposal`], optional PFS (KE in the proposal's group) and client
 //!   IDs, and for each direction the caller's SPI with its KEYMAT split into the AES key and the
-//!   GCM salt or the HMAC key. No commit bit, RESPONDER-LIFETIME, NAT-OA or AH.
+//!   GCM salt or the HMAC key, and under NAT-T the UDP-Encapsulated modes and NAT-OA. No commit
+//!   bit, RESPONDER-LIFETIME or AH.
 //!
 //! - [`ikev1::informational`]: the protected Informational exchange under an [`IsakmpSa`]
 //!   (RFC 2409 section 5.7, `HDR*, HASH(1), N/D`): `seal` (fresh random Message ID, Appendix B
@@ -57,6 +64,7 @@
 //!
 //! [`IsakmpSa`]: ikev1::main_mode::IsakmpSa
 //! [`ChildSaPair`]: ikev1::quick_mode::ChildSaPair
+//! [`NatDetection`]: ikev1::nat_t::NatDetection
 //!
 //! - [`auth`]: the building blocks of authentication with RSA signatures (RFC 2409 section
 //!   5.1), not yet used by Main Mode: an RSA [`PrivateKey`](auth::PrivateKey) (PKCS#1 or PKCS#8,
@@ -69,10 +77,9 @@
 //!   decrypts Main Mode messages 5 and 6 and a protected Informational with it).
 //!
 //! **Not yet here (planned, issue 12):** the
-//! Aggressive exchange and its typed handshake states, retransmission,
-//! NAT-T, reading the configuration in `realm peer`, and the engine API
-//! (`handle_datagram`/`handle_timeout`, transmissions and events). The ISAKMP header and payload
-//! chain wire format lives in `realm-wire`.
+//! Aggressive exchange and its typed handshake states, and Main Mode with signatures
+//! (see [`engine`] for what drives the exchanges). The ISAKMP header and payload chain wire
+//! format lives in `realm-wire`.
 //!
 //! Like Realm's other engines this crate never reads a clock, opens a socket or spawns; it takes
 //! no input it cannot refuse without panicking.

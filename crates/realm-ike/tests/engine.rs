@@ -27,6 +27,8 @@ struct Conf<'a> {
     extra_child: &'a str,
     /// `remote_addrs`; empty: the peer's address.
     remote_addrs: &'a str,
+    /// `encap = true`.
+    encap: bool,
 }
 
 impl Default for Conf<'_> {
@@ -39,6 +41,7 @@ impl Default for Conf<'_> {
             secret: "a shared secret",
             extra_child: "",
             remote_addrs: "",
+            encap: false,
         }
     }
 }
@@ -51,6 +54,7 @@ version = 1
 local_addrs = "{me}"
 remote_addrs = "{remote_addrs}"
 proposals = "{proposals}"
+encap = {encap}
 local.auth = "psk"
 remote.auth = "psk"
 
@@ -69,6 +73,7 @@ secret = "{secret}"
         esp = c.esp,
         extra = c.extra_child,
         secret = c.secret,
+        encap = c.encap,
         remote_addrs = if c.remote_addrs.is_empty() {
             peer.to_string()
         } else {
@@ -579,4 +584,46 @@ fn garbage_and_unknown_cookies_are_dropped() {
     assert!(net.b.ike_sas(net.now).is_empty());
     let _ = LogLevel::Info;
     let _ = RetransmitConfig::default();
+}
+
+#[test]
+fn forced_encapsulation_floats_to_4500_with_the_marker_and_encapsulates_esp() {
+    let conf = Conf {
+        encap: true,
+        ..Conf::default()
+    };
+    let mut net = Net::new(&conf, &swapped(&Conf::default()));
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    let (ua, ub) = (Net::child_ups(&net.events_a), Net::child_ups(&net.events_b));
+    assert_eq!((ua.len(), ub.len()), (1, 1), "{}", Net::logs(&net.events_b));
+    assert_pair_matches(ua[0], ub[0]);
+    for up in [ua[0], ub[0]] {
+        assert_eq!(up.local.port(), 4500);
+        assert_eq!(up.remote.port(), 4500);
+        assert_eq!(
+            up.pair.encapsulation.udp,
+            realm_ike::proposal::UdpEncapsulation::Rfc3947
+        );
+    }
+    // Messages 1-4 on 500 without a marker; from message 5 on, the marker on 4500.
+    assert_eq!(net.carried.len(), 9);
+    for (i, (_, bytes)) in net.carried.iter().enumerate() {
+        let marked = bytes.starts_with(&[0, 0, 0, 0]);
+        assert_eq!(marked, i >= 4, "datagram {i}");
+    }
+    let view = &net.b.ike_sas(net.now)[0];
+    assert_eq!(view.local.port(), 4500);
+    assert_eq!(view.remote.port(), 4500);
+
+    // Without encap and without a NAT: plain ESP on 500.
+    let mut net = Net::new(&Conf::default(), &swapped(&Conf::default()));
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    let ua = Net::child_ups(&net.events_a);
+    assert_eq!(
+        ua[0].pair.encapsulation.udp,
+        realm_ike::proposal::UdpEncapsulation::None
+    );
+    assert_eq!(ua[0].remote.port(), 500);
 }

@@ -5,7 +5,7 @@
 //! message order, and property tests feeding arbitrary and mutated bytes to every receiving state.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 
 use proptest::prelude::*;
@@ -13,6 +13,7 @@ use realm_ike::ikev1::keys::Iv;
 use realm_ike::ikev1::main_mode::{
     Initiator, IsakmpSa, MainModeConfig, MainModeError, RepliedKe, Responder, SentId,
 };
+use realm_ike::ikev1::nat_t::{Endpoints, NatTConfig};
 use realm_ike::isakmp::checks::{self, Context, SaState, Verdict};
 use realm_ike::proposal::{IkeProposal, Preference};
 use realm_ike::{CipherAlgorithm, Crypto, DhGroup, HashAlgorithm, PrfAlgorithm};
@@ -36,7 +37,24 @@ fn config(proposals: &[IkeProposal], id: Identification) -> MainModeConfig {
         lifetime: NonZeroU32::new(10_800).unwrap(),
         preference: Preference::Ours,
         local_id: id,
+        nat_t: NatTConfig::default(),
     }
+}
+
+/// Messages 1 to 4 between two addresses, no NAT: each side's (local, remote).
+fn endpoints() -> (Endpoints, Endpoints) {
+    let i: SocketAddr = "192.0.2.1:500".parse().unwrap();
+    let r: SocketAddr = "198.51.100.2:500".parse().unwrap();
+    (
+        Endpoints {
+            local: i,
+            remote: r,
+        },
+        Endpoints {
+            local: r,
+            remote: i,
+        },
+    )
 }
 
 fn initiator_id() -> Identification {
@@ -105,9 +123,10 @@ fn handshake(group: DhGroup, (cipher, hash): (CipherAlgorithm, HashAlgorithm), s
     let cr = SeededCrypto::new(seed.wrapping_add(0x9e37_79b9));
     let cky_r = [0xc0, 0x0c, 0x1e, 2, 3, 4, 5, 6];
 
-    let (i, m1) = Initiator::start(&ci, config(&proposal, initiator_id())).unwrap();
+    let (i, m1) = Initiator::start(&ci, config(&proposal, initiator_id()), endpoints().0).unwrap();
     assert_eq!(i.last_sent(), m1);
-    let (r, m2) = Responder::handle_sa(config(&proposal, responder_id()), cky_r, &m1).unwrap();
+    let (r, m2) =
+        Responder::handle_sa(config(&proposal, responder_id()), cky_r, endpoints().1, &m1).unwrap();
     assert_eq!(r.last_sent(), m2);
     let (i, m3) = i.handle_sa(&ci, &m2).map_err(|f| f.error).unwrap();
     assert_eq!(i.last_sent(), m3);
@@ -312,8 +331,14 @@ fn up_to_message_5(
         HashAlgorithm::Sha256,
         DhGroup::Ecp256,
     )];
-    let (i, m1) = Initiator::start(ci, config(&proposal, initiator_id())).unwrap();
-    let (r, m2) = Responder::handle_sa(config(&proposal, responder_id()), [7; 8], &m1).unwrap();
+    let (i, m1) = Initiator::start(ci, config(&proposal, initiator_id()), endpoints().0).unwrap();
+    let (r, m2) = Responder::handle_sa(
+        config(&proposal, responder_id()),
+        [7; 8],
+        endpoints().1,
+        &m1,
+    )
+    .unwrap();
     let (i, m3) = i.handle_sa(ci, &m2).map_err(|f| f.error).unwrap();
     let (r, m4) = r.handle_ke(cr, &m3, psk_r).map_err(|f| f.error).unwrap();
     let (i, m5) = i.handle_ke(ci, &m4, psk_i).map_err(|f| f.error).unwrap();
@@ -408,8 +433,9 @@ fn responder_refuses_an_offer_with_no_acceptable_proposal() {
         HashAlgorithm::Sha1,
         DhGroup::Ecp256,
     )];
-    let (_i, m1) = Initiator::start(&ci, config(&offer, initiator_id())).unwrap();
-    let err = Responder::handle_sa(config(&ours, responder_id()), [7; 8], &m1).unwrap_err();
+    let (_i, m1) = Initiator::start(&ci, config(&offer, initiator_id()), endpoints().0).unwrap();
+    let err = Responder::handle_sa(config(&ours, responder_id()), [7; 8], endpoints().1, &m1)
+        .unwrap_err();
     assert!(matches!(err, MainModeError::Proposal(_)), "{err:?}");
     assert_eq!(err.notify(), Some(NotifyMessageType::NoProposalChosen));
 }
@@ -422,8 +448,14 @@ fn out_of_order_messages_are_refused() {
         HashAlgorithm::Sha256,
         DhGroup::Ecp256,
     )];
-    let (i, m1) = Initiator::start(&ci, config(&proposal, initiator_id())).unwrap();
-    let (r, m2) = Responder::handle_sa(config(&proposal, responder_id()), [7; 8], &m1).unwrap();
+    let (i, m1) = Initiator::start(&ci, config(&proposal, initiator_id()), endpoints().0).unwrap();
+    let (r, m2) = Responder::handle_sa(
+        config(&proposal, responder_id()),
+        [7; 8],
+        endpoints().1,
+        &m1,
+    )
+    .unwrap();
     // The responder given message 1 again where it expects message 3.
     let f = r
         .handle_ke(&cr, &m1, PSK)
@@ -458,8 +490,14 @@ fn bad_ke_and_nonce_lengths_are_refused() {
         HashAlgorithm::Sha256,
         DhGroup::Ecp256,
     )];
-    let (i, m1) = Initiator::start(&ci, config(&proposal, initiator_id())).unwrap();
-    let (r, m2) = Responder::handle_sa(config(&proposal, responder_id()), [7; 8], &m1).unwrap();
+    let (i, m1) = Initiator::start(&ci, config(&proposal, initiator_id()), endpoints().0).unwrap();
+    let (r, m2) = Responder::handle_sa(
+        config(&proposal, responder_id()),
+        [7; 8],
+        endpoints().1,
+        &m1,
+    )
+    .unwrap();
     let (_i, m3) = i.handle_sa(&ci, &m2).map_err(|f| f.error).unwrap();
     let mut msg = Message::parse(&m3).unwrap();
     let Body::Payloads(chain) = &mut msg.body else {
@@ -531,10 +569,21 @@ fn feed_every_state(seed: u64, input: impl Fn(usize, &[u8]) -> Vec<u8>) {
         HashAlgorithm::Sha256,
         DhGroup::Ecp256,
     )];
-    let (i, m1) = Initiator::start(&ci, config(&proposal, initiator_id())).unwrap();
+    let (i, m1) = Initiator::start(&ci, config(&proposal, initiator_id()), endpoints().0).unwrap();
     // Message 1 to the (stateless) responder.
-    let _ = Responder::handle_sa(config(&proposal, responder_id()), [7; 8], &input(1, &m1));
-    let (r, m2) = Responder::handle_sa(config(&proposal, responder_id()), [7; 8], &m1).unwrap();
+    let _ = Responder::handle_sa(
+        config(&proposal, responder_id()),
+        [7; 8],
+        endpoints().1,
+        &input(1, &m1),
+    );
+    let (r, m2) = Responder::handle_sa(
+        config(&proposal, responder_id()),
+        [7; 8],
+        endpoints().1,
+        &m1,
+    )
+    .unwrap();
 
     macro_rules! try_state {
         ($state:expr, $k:expr, $real:expr, |$s:ident, $bytes:ident| $call:expr) => {{

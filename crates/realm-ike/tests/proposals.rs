@@ -674,7 +674,12 @@ fn responder_chooses_and_echoes_the_exact_transform() {
     let encap = Encapsulation::TUNNEL;
     let offer = offer2("aes256gcm16-ecp256,aes128gcm16-ecp256", encap, 3600);
     let ours = esp("aes128gcm16-ecp256");
-    let policy = Phase2Policy::new(ours.as_slice(), IpsecMode::Tunnel, false, secs(3600));
+    let policy = Phase2Policy::new(
+        ours.as_slice(),
+        IpsecMode::Tunnel,
+        UdpEncapsulation::None,
+        secs(3600),
+    );
     let choice = select_phase2(&offer, &policy).unwrap();
     assert_eq!(choice.proposal, ours.as_slice()[0]);
     assert_eq!(choice.peer_spi, SPI);
@@ -716,7 +721,12 @@ fn our_order_wins_by_default_and_the_peers_on_request() {
         vec![second],
     ));
     let ours = esp("aes256gcm16,aes128gcm16");
-    let mut policy = Phase2Policy::new(ours.as_slice(), IpsecMode::Tunnel, false, secs(3600));
+    let mut policy = Phase2Policy::new(
+        ours.as_slice(),
+        IpsecMode::Tunnel,
+        UdpEncapsulation::None,
+        secs(3600),
+    );
     let choice = select_phase2(&offer, &policy).unwrap();
     assert_eq!(
         (choice.proposal.to_string(), choice.proposal_number),
@@ -779,7 +789,12 @@ fn no_match_says_what_was_offered_and_why_none_matched() {
         3600,
     );
     let ours = esp("aes128-sha1-modp2048");
-    let policy = Phase2Policy::new(ours.as_slice(), IpsecMode::Tunnel, false, secs(3600));
+    let policy = Phase2Policy::new(
+        ours.as_slice(),
+        IpsecMode::Tunnel,
+        UdpEncapsulation::None,
+        secs(3600),
+    );
     let refusal = select_phase2(&offer, &policy).unwrap_err();
     assert_eq!(
         refusal.to_string(),
@@ -991,7 +1006,12 @@ fn unsupported_esp_transforms_are_ignored_not_refused() {
     no_integrity.transform_id = 12;
     p.transforms = vec![triple_des, no_integrity, good];
     let ours = esp("aes128gcm16,aes128-sha256");
-    let policy = Phase2Policy::new(ours.as_slice(), IpsecMode::Tunnel, false, secs(3600));
+    let policy = Phase2Policy::new(
+        ours.as_slice(),
+        IpsecMode::Tunnel,
+        UdpEncapsulation::None,
+        secs(3600),
+    );
     let sa = SecurityAssociation::ipsec(vec![p]);
     assert_eq!(select_phase2(&sa, &policy).unwrap().transform.number, 3);
     let mut sa = sa;
@@ -1017,7 +1037,12 @@ fn good_esp_proposal(number: u8) -> Proposal {
 
 fn refuse2(proposals: Vec<Proposal>) -> RefusalKind {
     let ours = esp("aes128gcm16");
-    let policy = Phase2Policy::new(ours.as_slice(), IpsecMode::Tunnel, false, secs(3600));
+    let policy = Phase2Policy::new(
+        ours.as_slice(),
+        IpsecMode::Tunnel,
+        UdpEncapsulation::None,
+        secs(3600),
+    );
     select_phase2(&SecurityAssociation::ipsec(proposals), &policy)
         .unwrap_err()
         .kind
@@ -1060,7 +1085,12 @@ fn each_phase2_syntax_error_gets_its_notify() {
     }
     // DOI and situation.
     let ours = esp("aes128gcm16");
-    let policy = Phase2Policy::new(ours.as_slice(), IpsecMode::Tunnel, false, secs(3600));
+    let policy = Phase2Policy::new(
+        ours.as_slice(),
+        IpsecMode::Tunnel,
+        UdpEncapsulation::None,
+        secs(3600),
+    );
     let mut sa = SecurityAssociation::ipsec(vec![good_esp_proposal(1)]);
     sa.doi = 7;
     assert_eq!(
@@ -1101,7 +1131,12 @@ fn phase2_protocols() {
     // An unknown protocol next to AH: NO-PROPOSAL-CHOSEN, with both explained.
     odd.number = 2;
     let ours = esp("aes128gcm16");
-    let policy = Phase2Policy::new(ours.as_slice(), IpsecMode::Tunnel, false, secs(3600));
+    let policy = Phase2Policy::new(
+        ours.as_slice(),
+        IpsecMode::Tunnel,
+        UdpEncapsulation::None,
+        secs(3600),
+    );
     let refusal =
         select_phase2(&SecurityAssociation::ipsec(vec![ah.clone(), odd]), &policy).unwrap_err();
     assert_eq!(refusal.kind, RefusalKind::NoProposalChosen);
@@ -1127,8 +1162,18 @@ fn phase2_protocols() {
 #[test]
 fn nat_t_modes_rfc_and_draft() {
     let ours = esp("aes128gcm16");
-    let behind_nat = Phase2Policy::new(ours.as_slice(), IpsecMode::Tunnel, true, secs(3600));
-    let direct = Phase2Policy::new(ours.as_slice(), IpsecMode::Tunnel, false, secs(3600));
+    let behind_nat = Phase2Policy::new(
+        ours.as_slice(),
+        IpsecMode::Tunnel,
+        UdpEncapsulation::Rfc3947,
+        secs(3600),
+    );
+    let direct = Phase2Policy::new(
+        ours.as_slice(),
+        IpsecMode::Tunnel,
+        UdpEncapsulation::None,
+        secs(3600),
+    );
     for udp in [UdpEncapsulation::Rfc3947, UdpEncapsulation::Draft] {
         let encap = Encapsulation::new(IpsecMode::Tunnel, udp);
         let offer = offer2("aes128gcm16", encap, 3600);
@@ -1146,7 +1191,12 @@ fn nat_t_modes_rfc_and_draft() {
     let plain = offer2("aes128gcm16", Encapsulation::TUNNEL, 3600);
     let refusal = select_phase2(&plain, &behind_nat).unwrap_err();
     assert!(refusal.offered[0].verdict.contains("RFC 3947 section 5.1"));
-    let transport = Phase2Policy::new(ours.as_slice(), IpsecMode::Transport, true, secs(3600));
+    let transport = Phase2Policy::new(
+        ours.as_slice(),
+        IpsecMode::Transport,
+        UdpEncapsulation::Rfc3947,
+        secs(3600),
+    );
     let offer = offer2(
         "aes128gcm16",
         Encapsulation::new(IpsecMode::Transport, UdpEncapsulation::Draft),
@@ -1226,10 +1276,20 @@ fn lifetime_rule_peers_if_not_above_ours() {
     offer.proposals[0].transforms[0]
         .attributes
         .retain(|a| !matches!(a.attribute_type, 1 | 2));
-    let short = Phase2Policy::new(ours.as_slice(), IpsecMode::Tunnel, false, secs(3600));
+    let short = Phase2Policy::new(
+        ours.as_slice(),
+        IpsecMode::Tunnel,
+        UdpEncapsulation::None,
+        secs(3600),
+    );
     let l = select_phase2(&offer, &short).unwrap().lifetime;
     assert_eq!((l.seconds.get(), l.shortened), (3600, true));
-    let long = Phase2Policy::new(ours.as_slice(), IpsecMode::Tunnel, false, secs(86400));
+    let long = Phase2Policy::new(
+        ours.as_slice(),
+        IpsecMode::Tunnel,
+        UdpEncapsulation::None,
+        secs(86400),
+    );
     let l = select_phase2(&offer, &long).unwrap().lifetime;
     assert_eq!((l.seconds.get(), l.shortened), (28800, false));
     // Kilobytes are taken as offered, next to seconds.
@@ -1362,10 +1422,20 @@ fn initiator_rejects_a_changed_or_foreign_answer() {
 fn initiator_checks_the_quick_mode_answer() {
     let ours = esp("aes128gcm16-ecp256,aes128-sha256-ecp256");
     let encap = Encapsulation::new(IpsecMode::Tunnel, UdpEncapsulation::Rfc3947);
-    let policy = Phase2Policy::new(ours.as_slice(), IpsecMode::Tunnel, true, secs(3600));
+    let policy = Phase2Policy::new(
+        ours.as_slice(),
+        IpsecMode::Tunnel,
+        UdpEncapsulation::Rfc3947,
+        secs(3600),
+    );
     let offer = phase2_sa(ours.as_slice(), SPI, encap, policy.lifetime).unwrap();
     let theirs = esp("aes128-sha256-ecp256");
-    let responder = Phase2Policy::new(theirs.as_slice(), IpsecMode::Tunnel, true, secs(3600));
+    let responder = Phase2Policy::new(
+        theirs.as_slice(),
+        IpsecMode::Tunnel,
+        UdpEncapsulation::Rfc3947,
+        secs(3600),
+    );
     let reply = select_phase2(&offer, &responder)
         .unwrap()
         .reply([0x0a, 0x0b, 0x0c, 0x0d]);
@@ -1642,7 +1712,8 @@ proptest! {
         let mode = if transport { IpsecMode::Transport } else { IpsecMode::Tunnel };
         let mut p1 = Phase1Policy::new(&ike_ours, auth, secs(3600));
         p1.preference = preference;
-        let mut p2 = Phase2Policy::new(&esp_ours, mode, udp, secs(3600));
+        let udp_encap = if udp { UdpEncapsulation::Rfc3947 } else { UdpEncapsulation::None };
+        let mut p2 = Phase2Policy::new(&esp_ours, mode, udp_encap, secs(3600));
         p2.preference = preference;
         let offered = |t: &Transform| sa.proposals.iter().any(|p| p.transforms.contains(t));
         match select_phase1(&sa, &p1) {
@@ -1720,7 +1791,7 @@ proptest! {
         let parsed = SecurityAssociation::read(&mut Reader::new(&wire)).unwrap();
         let mut ours = decoys.clone();
         ours.insert(0, p);
-        let udp = encap.udp != UdpEncapsulation::None;
+        let udp = encap.udp;
         let policy = Phase2Policy::new(&ours, encap.mode, udp, secs(3600));
         let choice = select_phase2(&parsed, &policy).unwrap();
         prop_assert_eq!(choice.proposal, p);

@@ -18,7 +18,7 @@ use realm_ike::ikev1::quick_mode::{
 };
 use realm_ike::isakmp::checks::{self, Context, MessageIdState, SaState, Verdict};
 use realm_ike::proposal::{
-    AesKeySize, EspCipher, EspIntegrity, EspProposal, IpsecMode, Preference,
+    AesKeySize, EspCipher, EspIntegrity, EspProposal, IpsecMode, Preference, UdpEncapsulation,
 };
 use realm_ike::{AwsLcKeyPair, CipherAlgorithm, Crypto, DhGroup};
 use realm_wire::isakmp::{
@@ -39,7 +39,8 @@ fn qm_config(cipher: EspCipher, pfs: Option<DhGroup>, ids: bool) -> QuickModeCon
     QuickModeConfig {
         proposals: vec![EspProposal::new(cipher, pfs)],
         mode: IpsecMode::Tunnel,
-        udp_encapsulated: false,
+        udp: UdpEncapsulation::None,
+        original_addresses: None,
         lifetime: NonZeroU32::new(3_600).unwrap(),
         preference: Preference::Ours,
         client_ids: ids.then(|| {

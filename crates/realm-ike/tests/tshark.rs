@@ -8,13 +8,14 @@
 //! Needs tshark (`scripts/install-deps`); FAILS if it is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::process::Command;
 
 use realm_ike::export::ikev1_decryption_table_line;
 use realm_ike::ikev1::informational::{self, delete_esp, ru_there};
 use realm_ike::ikev1::main_mode::{Initiator, IsakmpSa, MainModeConfig, Responder};
+use realm_ike::ikev1::nat_t::{Endpoints, NatTConfig};
 use realm_ike::proposal::{IkeProposal, Preference};
 use realm_ike::{AwsLcCrypto, CipherAlgorithm, DhGroup, HashAlgorithm};
 use realm_wire::isakmp::Identification;
@@ -29,15 +30,22 @@ fn config(proposal: IkeProposal, id: Identification) -> MainModeConfig {
         lifetime: NonZeroU32::new(3600).unwrap(),
         preference: Preference::Ours,
         local_id: id,
+        nat_t: NatTConfig::default(),
     }
 }
 
 /// Main Mode between the two roles; the six messages and the initiator's SA.
 fn handshake(proposal: IkeProposal) -> (Vec<Vec<u8>>, IsakmpSa) {
     let c = AwsLcCrypto::new();
-    let (i, m1) = Initiator::start(&c, config(proposal, Identification::ipv4(I))).unwrap();
+    let ends = |l: Ipv4Addr, r: Ipv4Addr| Endpoints {
+        local: SocketAddr::from((l, 500)),
+        remote: SocketAddr::from((r, 500)),
+    };
+    let i_cfg = config(proposal, Identification::ipv4(I));
+    let (i, m1) = Initiator::start(&c, i_cfg, ends(I, R)).unwrap();
     let r_cfg = config(proposal, Identification::fqdn("gw.example.net"));
-    let (r, m2) = Responder::handle_sa(r_cfg, [0xc0, 0x0c, 0x1e, 2, 3, 4, 5, 6], &m1).unwrap();
+    let (r, m2) =
+        Responder::handle_sa(r_cfg, [0xc0, 0x0c, 0x1e, 2, 3, 4, 5, 6], ends(R, I), &m1).unwrap();
     let (i, m3) = i.handle_sa(&c, &m2).map_err(|f| f.error).unwrap();
     let (r, m4) = r.handle_ke(&c, &m3, PSK).map_err(|f| f.error).unwrap();
     let (i, m5) = i.handle_ke(&c, &m4, PSK).map_err(|f| f.error).unwrap();

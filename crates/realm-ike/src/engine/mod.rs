@@ -47,6 +47,7 @@ use crate::ikev1::main_mode::{
     self as mm, IsakmpSa, MainModeConfig, MainModeError, RepliedKe, RepliedSa, SentId, SentKe,
     SentSa,
 };
+use crate::ikev1::nat_t::{Endpoints, NatTConfig};
 use crate::ikev1::quick_mode::{self as qm, ChildSaPair, QuickModeConfig};
 use crate::isakmp::checks::{self, Context, IKEV1_EXCHANGES, SaState};
 use crate::isakmp::cookie::{CookieJar, CookieSecret};
@@ -888,6 +889,11 @@ impl<C: Crypto> Ike<C> {
             lifetime,
             preference: Preference::Ours,
             local_id,
+            // NAT-T always offered (RFC 3947); `encap = yes` pretends a NAT (section 3.2).
+            nat_t: NatTConfig {
+                enabled: true,
+                force_encap: c.encap,
+            },
         })
     }
 
@@ -920,10 +926,12 @@ impl<C: Crypto> Ike<C> {
                     reason,
                 })?;
         let (state, message) =
-            mm::Initiator::start(&self.crypto, config).map_err(|e| CommandError::Config {
-                connection: c.name.clone(),
-                reason: e.to_string(),
-            })?;
+            mm::Initiator::start(&self.crypto, config, Endpoints { local, remote }).map_err(
+                |e| CommandError::Config {
+                    connection: c.name.clone(),
+                    reason: e.to_string(),
+                },
+            )?;
         let id = self.new_id();
         let bytes = self.send(local, remote, &message);
         let sa = IkeSa {
@@ -1002,7 +1010,7 @@ impl<C: Crypto> Ike<C> {
             }
         };
         let cky_r = self.cookies.cookie(now, remote, cky_i);
-        match mm::Responder::handle_sa(config, cky_r, bytes) {
+        match mm::Responder::handle_sa(config, cky_r, Endpoints { local, remote }, bytes) {
             Ok((state, answer)) => {
                 self.bound_half_open();
                 let id = self.new_id();
@@ -1178,6 +1186,7 @@ impl<C: Crypto> Ike<C> {
         let mut answer = None;
         let mut established = None;
         let mut error: Option<MainModeError> = None;
+        let mut float = false;
         match state {
             Phase1::InitSa(s) => match s.handle_sa(crypto, bytes) {
                 Ok((next, out)) => {
@@ -1201,6 +1210,11 @@ impl<C: Crypto> Ike<C> {
                 }
                 Some(psk) => match s.handle_ke(crypto, bytes, psk.expose()) {
                     Ok((next, out)) => {
+                        if next.nat().encapsulate() {
+                            // RFC 3947 section 4: with a NAT on the path the initiator moves
+                            // to port 4500 for message 5 on, both ends.
+                            float = true;
+                        }
                         sa.phase1 = Phase1::InitId(next);
                         answer = Some(out);
                     }
@@ -1271,8 +1285,17 @@ impl<C: Crypto> Ike<C> {
             }
             return true;
         }
-        let _ = local;
         sa.retransmit = None;
+        if float {
+            let port = self.config.nat_t_port;
+            sa.local.set_port(port);
+            sa.remote.set_port(port);
+        } else {
+            // Answer where the message came from and arrived (RFC 3947 section 4: the
+            // responder follows the initiator to port 4500; a NAT may change its port).
+            sa.local = local;
+            sa.remote = remote;
+        }
         if let Some(out) = answer {
             let sent = self.send(sa.local, sa.remote, &out);
             if sa.initiator {
@@ -1364,13 +1387,19 @@ impl<C: Crypto> Ike<C> {
         let _ = c;
         let lifetime =
             NonZeroU32::new(child.life_time.as_secs()).ok_or("life_time must not be 0s")?;
+        let nat = sa.isakmp().map(|s| s.nat).unwrap_or_default();
+        let mode = match child.mode {
+            Mode::Tunnel => IpsecMode::Tunnel,
+            Mode::Transport => IpsecMode::Transport,
+        };
         Ok(QuickModeConfig {
             proposals: child.esp_proposals.as_slice().to_vec(),
-            mode: match child.mode {
-                Mode::Tunnel => IpsecMode::Tunnel,
-                Mode::Transport => IpsecMode::Transport,
-            },
-            udp_encapsulated: false,
+            mode,
+            // RFC 3947 section 5: UDP-encapsulated modes once a NAT was detected (or faked).
+            udp: nat.udp_encapsulation(),
+            // Section 5.1: NAT-OA in transport mode, our address and the peer's as we see them.
+            original_addresses: (nat.encapsulate() && mode == IpsecMode::Transport)
+                .then_some((IpAddr::V4(l), IpAddr::V4(r))),
             lifetime,
             preference: Preference::Ours,
             client_ids: Some((

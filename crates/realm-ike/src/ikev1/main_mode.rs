@@ -22,13 +22,21 @@
 //!
 //! What each message carries and how it is checked:
 //! - Messages 1 and 2: one SA payload (offer built by [`phase1_sa`], chosen by [`select_phase1`],
-//!   confirmed by [`check_phase1_reply`]), any Vendor ID payloads (ignored). The initiator
+//!   confirmed by [`check_phase1_reply`]) and Vendor ID payloads: with NAT-T enabled
+//!   ([`MainModeConfig::nat_t`]) the initiator sends every NAT-T Vendor ID and the responder
+//!   answers the best one it received (RFC 3947 section 3.1, [`nat_t`]); other Vendor IDs are
+//!   ignored. The initiator
 //!   cookie comes from [`Crypto::fill_random`]; the responder cookie is the caller's (from
 //!   [`crate::isakmp::cookie::CookieJar`]).
 //! - Messages 3 and 4: KE (the DH public value in KE payload form, RFC 2409 section 5) and a
 //!   32-byte random Nonce; the peer's nonce must be 8 to 256 bytes (RFC 2409 section 5), its KE
-//!   the group's length and a valid value (else INVALID-KEY-INFORMATION). Vendor ID payloads are
-//!   ignored. NAT-D is not supported yet: any other payload is refused (INVALID-PAYLOAD-TYPE).
+//!   the group's length and a valid value (else INVALID-KEY-INFORMATION). When both sides
+//!   announced NAT-T they also carry two NAT-D payloads (the remote end's address, then ours;
+//!   RFC 3947 section 3.2; type 130 with the draft), whose comparison gives each side a
+//!   [`NatDetection`] ([`Initiator::nat`], [`Responder::nat`], [`IsakmpSa::nat`]); the caller
+//!   moves to port 4500 for messages 5 and 6 when it says [`NatDetection::encapsulate`] (RFC 3947
+//!   section 4). Vendor ID payloads are ignored. Any other payload, NAT-D without NAT-T
+//!   included, is refused (INVALID-PAYLOAD-TYPE).
 //!   The pre-shared key is taken here, as a parameter (the caller finds it by peer address):
 //!   SKEYID = prf(pre-shared-key, Ni_b | Nr_b) and SKEYID_d/a/e ([`Phase1Keys`]); the first IV
 //!   is hash(g^xi | g^xr) (Appendix B).
@@ -57,6 +65,7 @@
 //! ```
 //! use std::num::NonZeroU32;
 //! use realm_ike::ikev1::main_mode::{Initiator, MainModeConfig, Responder};
+//! use realm_ike::ikev1::nat_t::{Endpoints, NatTConfig};
 //! use realm_ike::proposal::{IkeProposal, Preference};
 //! use realm_ike::{AwsLcCrypto, CipherAlgorithm, DhGroup, HashAlgorithm};
 //! use realm_wire::isakmp::Identification;
@@ -71,10 +80,21 @@
 //!     lifetime: NonZeroU32::new(10_800).unwrap(),
 //!     preference: Preference::Ours,
 //!     local_id: id,
+//!     nat_t: NatTConfig::default(),
 //! };
 //! let psk = b"shared secret";
-//! let (i, m1) = Initiator::start(&crypto, config(Identification::fqdn("left")))?;
-//! let (r, m2) = Responder::handle_sa(config(Identification::fqdn("right")), [7; 8], &m1)?;
+//! let (left, right) = ("192.0.2.1:500".parse()?, "198.51.100.2:500".parse()?);
+//! let (i, m1) = Initiator::start(
+//!     &crypto,
+//!     config(Identification::fqdn("left")),
+//!     Endpoints { local: left, remote: right },
+//! )?;
+//! let (r, m2) = Responder::handle_sa(
+//!     config(Identification::fqdn("right")),
+//!     [7; 8],
+//!     Endpoints { local: right, remote: left },
+//!     &m1,
+//! )?;
 //! let (i, m3) = i.handle_sa(&crypto, &m2).map_err(|f| f.error)?;
 //! let (r, m4) = r.handle_ke(&crypto, &m3, psk).map_err(|f| f.error)?;
 //! let (i, m5) = i.handle_ke(&crypto, &m4, psk).map_err(|f| f.error)?;
@@ -82,7 +102,8 @@
 //! let initiator_sa = i.handle_id(&crypto, &m6).map_err(|f| f.error)?;
 //! assert_eq!(initiator_sa.peer_id, Identification::fqdn("right"));
 //! assert_eq!(initiator_sa.keys.skeyid_d().expose(), responder_sa.keys.skeyid_d().expose());
-//! # Ok::<(), realm_ike::ikev1::main_mode::MainModeError>(())
+//! assert!(!initiator_sa.nat.encapsulate() && !responder_sa.nat.encapsulate());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! A retransmitted earlier message (the peer did not get our answer) is refused by the next
@@ -91,8 +112,8 @@
 //! answering with the error's Notify.
 //!
 //! Not here: retransmission timers (each state keeps its last sent message,
-//! [`Initiator::last_sent`], [`Responder::last_sent`], for the caller to resend), NAT-T (NAT-D,
-//! RFC 3947), signature authentication, Aggressive Mode, and sending the Notify itself.
+//! [`Initiator::last_sent`], [`Responder::last_sent`], for the caller to resend), moving to port
+//! 4500 (the caller's), signature authentication, Aggressive Mode, and sending the Notify itself.
 
 use std::num::NonZeroU32;
 
@@ -104,6 +125,7 @@ use realm_wire::isakmp::{
 };
 
 use super::keys::{EncryptionKey, Iv, Phase1Auth, Phase1Inputs, Phase1Keys};
+use super::nat_t::{self, Endpoints, NatDetection, NatTConfig, NatTVersion};
 use crate::crypto::{Crypto, CryptoError, DhKeyPair, PrfOutput, check_public_value_len};
 use crate::isakmp::checks::{self, Context, Rejection, SaState, Verdict};
 use crate::proposal::{
@@ -132,6 +154,8 @@ pub struct MainModeConfig {
     pub preference: Preference,
     /// Our identity, sent in message 5 or 6 (ID_IPV4_ADDR, ID_FQDN, ...).
     pub local_id: Identification,
+    /// NAT traversal (RFC 3947): announced, detected, or forced.
+    pub nat_t: NatTConfig,
 }
 
 impl MainModeConfig {
@@ -266,12 +290,15 @@ pub struct IsakmpSa {
     pub local_id: Identification,
     /// The peer's identity as received (the caller checks it against its configuration).
     pub peer_id: Identification,
+    /// NAT traversal as negotiated and detected in messages 1 to 4 (RFC 3947).
+    pub nat: NatDetection,
 }
 
 /// The initiator; `S` is the step it is at.
 #[derive(Debug)]
 pub struct Initiator<S> {
     config: MainModeConfig,
+    endpoints: Endpoints,
     cky_i: Cookie,
     last_sent: Vec<u8>,
     state: S,
@@ -281,6 +308,7 @@ pub struct Initiator<S> {
 #[derive(Debug)]
 pub struct Responder<S> {
     config: MainModeConfig,
+    endpoints: Endpoints,
     cky_i: Cookie,
     cky_r: Cookie,
     last_sent: Vec<u8>,
@@ -302,6 +330,7 @@ pub struct SentKe<K> {
     choice: Phase1Choice,
     key_pair: K,
     ni: Vec<u8>,
+    nat_version: Option<NatTVersion>,
 }
 
 /// Initiator step: message 5 (IDii, HASH_I) sent, awaiting message 6.
@@ -311,6 +340,7 @@ pub struct SentId {
     sa_i_b: Vec<u8>,
     choice: Phase1Choice,
     keyed: Keyed,
+    nat: NatDetection,
 }
 
 /// Responder step: message 2 (SA) sent, awaiting message 3.
@@ -318,6 +348,7 @@ pub struct SentId {
 pub struct RepliedSa {
     sa_i_b: Vec<u8>,
     choice: Phase1Choice,
+    nat_version: Option<NatTVersion>,
 }
 
 /// Responder step: message 4 (KE, Nr) sent, awaiting message 5.
@@ -326,6 +357,7 @@ pub struct RepliedKe {
     sa_i_b: Vec<u8>,
     choice: Phase1Choice,
     keyed: Keyed,
+    nat: NatDetection,
 }
 
 /// What exists once the KE payloads are exchanged.
@@ -373,10 +405,13 @@ impl<S> Responder<S> {
 
 impl Initiator<SentSa> {
     /// Begins Main Mode: a random non-zero CKY-I and message 1 (HDR, SA) offering
-    /// `config.proposals` with pre-shared key authentication.
+    /// `config.proposals` with pre-shared key authentication, and with NAT-T enabled every
+    /// NAT-T Vendor ID ([`nat_t::NAT_T_VENDOR_IDS`], RFC 3947 section 3.1). `endpoints`: the
+    /// addresses messages 1 to 4 go between, as this side sees them (for the NAT-D payloads).
     pub fn start<C: Crypto>(
         crypto: &C,
         config: MainModeConfig,
+        endpoints: Endpoints,
     ) -> Result<(Self, Vec<u8>), MainModeError> {
         let mut cky_i = [0u8; 8];
         crypto.fill_random(&mut cky_i)?;
@@ -391,15 +426,16 @@ impl Initiator<SentSa> {
             .map_err(MainModeError::Build)?;
         let sa_i_b = PayloadBody::SecurityAssociation(offered.clone()).to_bytes()?;
         let header = Header::new(ExchangeType::IdentityProtection, cky_i, [0; 8], 0);
-        let bytes = Message::new(
-            header,
-            vec![Payload::new(PayloadBody::SecurityAssociation(
-                offered.clone(),
-            ))],
-        )
-        .to_bytes()?;
+        let mut payloads = vec![Payload::new(PayloadBody::SecurityAssociation(
+            offered.clone(),
+        ))];
+        if config.nat_t.enabled {
+            payloads.extend(nat_t::NAT_T_VENDOR_IDS.map(nat_t::vendor_id_payload));
+        }
+        let bytes = Message::new(header, payloads).to_bytes()?;
         let state = Initiator {
             config,
+            endpoints,
             cky_i,
             last_sent: bytes.clone(),
             state: SentSa { offered, sa_i_b },
@@ -415,7 +451,7 @@ impl Initiator<SentSa> {
         datagram: &[u8],
     ) -> Step<Initiator<SentKe<C::KeyPair>>, Self> {
         let step = (|| {
-            let ctx = phase1_context(false);
+            let ctx = phase1_context(false, None);
             let (header, payloads) = plaintext(datagram, &ctx)?;
             if header.initiator_cookie != self.cky_i || header.responder_cookie == [0; 8] {
                 return Err(MainModeError::WrongCookies);
@@ -423,20 +459,43 @@ impl Initiator<SentSa> {
             let sa = sa_payload(&payloads)?;
             let choice = check_phase1_reply(&self.state.offered, sa, &self.config.policy())
                 .map_err(|r| MainModeError::Proposal(Box::new(r)))?;
+            // RFC 3947 3.1: NAT-T is used when the responder answered with one of the Vendor
+            // IDs we sent (all of them, when enabled); the best it sent decides the version.
+            let nat_version = if self.config.nat_t.enabled {
+                nat_t::NatTVersion::select(vendor_ids(&payloads))
+                    .and_then(|v| NatTVersion::from_vendor_id(&v))
+            } else {
+                None
+            };
             let key_pair = crypto.generate_key_pair(choice.proposal.group)?;
             let ni = random_nonce(crypto)?;
-            let bytes = ke_message(
-                self.cky_i,
+            let cookies = [self.cky_i, header.responder_cookie];
+            let nat_d = match nat_version {
+                Some(v) => nat_t::nat_d_payloads(
+                    crypto,
+                    v,
+                    choice.proposal.hash,
+                    cookies,
+                    self.endpoints,
+                    self.config.nat_t.force_encap,
+                )?,
+                None => Vec::new(),
+            };
+            let bytes = ke_message(cookies, key_pair.public_value(), &ni, nat_d)?;
+            Ok((
                 header.responder_cookie,
-                key_pair.public_value(),
-                &ni,
-            )?;
-            Ok((header.responder_cookie, choice, key_pair, ni, bytes))
+                choice,
+                key_pair,
+                ni,
+                nat_version,
+                bytes,
+            ))
         })();
         match step {
-            Ok((cky_r, choice, key_pair, ni, bytes)) => Ok((
+            Ok((cky_r, choice, key_pair, ni, nat_version, bytes)) => Ok((
                 Initiator {
                     config: self.config,
+                    endpoints: self.endpoints,
                     cky_i: self.cky_i,
                     last_sent: bytes.clone(),
                     state: SentKe {
@@ -445,6 +504,7 @@ impl Initiator<SentSa> {
                         choice,
                         key_pair,
                         ni,
+                        nat_version,
                     },
                 },
                 bytes,
@@ -465,12 +525,21 @@ impl<K: DhKeyPair> Initiator<SentKe<K>> {
     ) -> Step<Initiator<SentId>, Self> {
         let s = &self.state;
         let step = (|| {
-            let ctx = phase1_context(false);
+            let ctx = phase1_context(false, s.nat_version);
             let (header, payloads) = plaintext(datagram, &ctx)?;
             if header.initiator_cookie != self.cky_i || header.responder_cookie != s.cky_r {
                 return Err(MainModeError::WrongCookies);
             }
-            let (g_xr, nr) = ke_nonce(&payloads, s.choice.proposal.group)?;
+            let (g_xr, nr, nat_d) = ke_nonce(&payloads, s.choice.proposal.group, s.nat_version)?;
+            let nat = detect_nat(
+                crypto,
+                s.nat_version,
+                &self.config.nat_t,
+                s.choice.proposal.hash,
+                [self.cky_i, s.cky_r],
+                self.endpoints,
+                &nat_d,
+            )?;
             let g_xy = crypto
                 .agree(&s.key_pair, &g_xr)
                 .map_err(MainModeError::KeyExchange)?;
@@ -492,12 +561,13 @@ impl<K: DhKeyPair> Initiator<SentKe<K>> {
                 &self.config.local_id,
                 hash_i,
             )?;
-            Ok((keyed, bytes))
+            Ok((keyed, nat, bytes))
         })();
         match step {
-            Ok((keyed, bytes)) => Ok((
+            Ok((keyed, nat, bytes)) => Ok((
                 Initiator {
                     config: self.config,
+                    endpoints: self.endpoints,
                     cky_i: self.cky_i,
                     last_sent: bytes.clone(),
                     state: SentId {
@@ -505,6 +575,7 @@ impl<K: DhKeyPair> Initiator<SentKe<K>> {
                         sa_i_b: self.state.sa_i_b,
                         choice: self.state.choice,
                         keyed,
+                        nat,
                     },
                 },
                 bytes,
@@ -515,6 +586,13 @@ impl<K: DhKeyPair> Initiator<SentKe<K>> {
 }
 
 impl Initiator<SentId> {
+    /// NAT traversal as negotiated and detected in messages 1 to 4: when
+    /// [`NatDetection::encapsulate`], message 5 went, and message 6 and everything after go,
+    /// to and from port 4500 (RFC 3947 section 4; moving is the caller's).
+    pub fn nat(&self) -> NatDetection {
+        self.state.nat
+    }
+
     /// Takes message 6 (HDR*, IDir, HASH_R): decrypts it, verifies HASH_R, and returns the
     /// established ISAKMP SA.
     pub fn handle_id<C: Crypto>(
@@ -545,6 +623,7 @@ impl Initiator<SentId> {
                     last_phase1_block: last_block,
                     local_id: config.local_id,
                     peer_id,
+                    nat: state.nat,
                 })
             }
             Err(e) => self.fail(e),
@@ -556,9 +635,14 @@ impl Responder<RepliedSa> {
     /// Takes message 1 (HDR, SA), chooses a proposal, and sends message 2 (HDR, SA) with
     /// `responder_cookie` (the caller's, from its [`crate::isakmp::cookie::CookieJar`]).
     /// There is no state before message 1, so an error comes alone.
+    ///
+    /// With NAT-T enabled, answers the best NAT-T Vendor ID the initiator sent
+    /// ([`NatTVersion::select`], RFC 3947 section 3.1). `endpoints`: the addresses messages 1 to
+    /// 4 go between, as this side sees them (message 1's destination and source).
     pub fn handle_sa(
         config: MainModeConfig,
         responder_cookie: Cookie,
+        endpoints: Endpoints,
         datagram: &[u8],
     ) -> Result<(Self, Vec<u8>), MainModeError> {
         let ctx = Context::new(SaState::None, &EXCHANGES);
@@ -570,26 +654,34 @@ impl Responder<RepliedSa> {
         let sa_i_b = sa_body(datagram)?;
         let choice = select_phase1(sa, &config.policy())
             .map_err(|r| MainModeError::Proposal(Box::new(r)))?;
+        let nat_vid = if config.nat_t.enabled {
+            NatTVersion::select(vendor_ids(&payloads))
+        } else {
+            None
+        };
         let reply = Header::new(
             ExchangeType::IdentityProtection,
             header.initiator_cookie,
             responder_cookie,
             0,
         );
-        let bytes = Message::new(
-            reply,
-            vec![Payload::new(PayloadBody::SecurityAssociation(
-                choice.reply(),
-            ))],
-        )
-        .to_bytes()?;
+        let mut out = vec![Payload::new(PayloadBody::SecurityAssociation(
+            choice.reply(),
+        ))];
+        out.extend(nat_vid.map(nat_t::vendor_id_payload));
+        let bytes = Message::new(reply, out).to_bytes()?;
         Ok((
             Responder {
                 config,
+                endpoints,
                 cky_i: header.initiator_cookie,
                 cky_r: responder_cookie,
                 last_sent: bytes.clone(),
-                state: RepliedSa { sa_i_b, choice },
+                state: RepliedSa {
+                    sa_i_b,
+                    choice,
+                    nat_version: nat_vid.and_then(|v| NatTVersion::from_vendor_id(&v)),
+                },
             },
             bytes,
         ))
@@ -606,20 +698,41 @@ impl Responder<RepliedSa> {
         let s = &self.state;
         let cookies = [self.cky_i, self.cky_r];
         let step = (|| {
-            let ctx = phase1_context(false);
+            let ctx = phase1_context(false, s.nat_version);
             let (header, payloads) = plaintext(datagram, &ctx)?;
             if [header.initiator_cookie, header.responder_cookie] != cookies {
                 return Err(MainModeError::WrongCookies);
             }
             let group = s.choice.proposal.group;
-            let (g_xi, ni) = ke_nonce(&payloads, group)?;
+            let (g_xi, ni, nat_d) = ke_nonce(&payloads, group, s.nat_version)?;
+            let hash = s.choice.proposal.hash;
+            let nat = detect_nat(
+                crypto,
+                s.nat_version,
+                &self.config.nat_t,
+                hash,
+                cookies,
+                self.endpoints,
+                &nat_d,
+            )?;
             let key_pair = crypto.generate_key_pair(group)?;
             let g_xy = crypto
                 .agree(&key_pair, &g_xi)
                 .map_err(MainModeError::KeyExchange)?;
             let nr = random_nonce(crypto)?;
             let g_xr = key_pair.public_value().to_vec();
-            let bytes = ke_message(cookies[0], cookies[1], &g_xr, &nr)?;
+            let nat_d = match s.nat_version {
+                Some(v) => nat_t::nat_d_payloads(
+                    crypto,
+                    v,
+                    hash,
+                    cookies,
+                    self.endpoints,
+                    self.config.nat_t.force_encap,
+                )?,
+                None => Vec::new(),
+            };
+            let bytes = ke_message(cookies, &g_xr, &nr, nat_d)?;
             let keyed = Keyed::derive(
                 crypto,
                 &s.choice.proposal,
@@ -630,12 +743,13 @@ impl Responder<RepliedSa> {
                 &g_xy,
                 cookies,
             )?;
-            Ok((keyed, bytes))
+            Ok((keyed, nat, bytes))
         })();
         match step {
-            Ok((keyed, bytes)) => Ok((
+            Ok((keyed, nat, bytes)) => Ok((
                 Responder {
                     config: self.config,
+                    endpoints: self.endpoints,
                     cky_i: self.cky_i,
                     cky_r: self.cky_r,
                     last_sent: bytes.clone(),
@@ -643,6 +757,7 @@ impl Responder<RepliedSa> {
                         sa_i_b: self.state.sa_i_b,
                         choice: self.state.choice,
                         keyed,
+                        nat,
                     },
                 },
                 bytes,
@@ -653,6 +768,13 @@ impl Responder<RepliedSa> {
 }
 
 impl Responder<RepliedKe> {
+    /// NAT traversal as negotiated and detected in messages 1 to 4: when
+    /// [`NatDetection::encapsulate`], message 5 arrives at, and message 6 and everything
+    /// after leave from, port 4500 (RFC 3947 section 4; the caller's sockets).
+    pub fn nat(&self) -> NatDetection {
+        self.state.nat
+    }
+
     /// Takes message 5 (HDR*, IDii, HASH_I): decrypts it, verifies HASH_I, and sends message 6
     /// (HDR*, IDir, HASH_R). Returns the established ISAKMP SA and message 6, which the caller
     /// keeps to answer a retransmitted message 5.
@@ -688,6 +810,7 @@ impl Responder<RepliedKe> {
                     last_phase1_block: keyed.iv,
                     local_id: self.config.local_id,
                     peer_id,
+                    nat: self.state.nat,
                 },
                 bytes,
             )),
@@ -783,7 +906,7 @@ impl Keyed {
         from_initiator: bool,
         sa_i_b: &[u8],
     ) -> Result<(Identification, Iv), MainModeError> {
-        let ctx = phase1_context(true);
+        let ctx = phase1_context(true, None);
         let message = accept(checks::check(datagram, &ctx))?;
         check_header(&message.header, cookies)?;
         let Body::Encrypted {
@@ -841,14 +964,64 @@ impl Keyed {
     }
 }
 
-fn phase1_context(keyed: bool) -> Context<'static> {
-    Context::new(
+/// The checks' context in Main Mode; the draft NAT-T payload types are admitted once the
+/// draft was negotiated (messages 3 and 4 carry its NAT-D, type 130).
+fn phase1_context(keyed: bool, nat_version: Option<NatTVersion>) -> Context<'static> {
+    let mut ctx = Context::new(
         SaState::Phase1 {
             exchange: ExchangeType::IdentityProtection,
             keyed,
         },
         &EXCHANGES,
-    )
+    );
+    ctx.draft_nat_t = nat_version == Some(NatTVersion::Draft02);
+    ctx
+}
+
+/// The Vendor ID payloads' contents.
+fn vendor_ids(payloads: &[Payload]) -> impl Iterator<Item = &[u8]> + Clone {
+    payloads.iter().filter_map(|p| match &p.body {
+        PayloadBody::VendorId(v) => Some(v.data.as_slice()),
+        _ => None,
+    })
+}
+
+/// NAT detection from the NAT-D payloads of message 3 or 4 (RFC 3947 section 3.2).
+fn detect_nat<C: Crypto>(
+    crypto: &C,
+    version: Option<NatTVersion>,
+    config: &NatTConfig,
+    hash: crate::crypto::HashAlgorithm,
+    cookies: [Cookie; 2],
+    endpoints: Endpoints,
+    received: &[&[u8]],
+) -> Result<NatDetection, MainModeError> {
+    let Some(version) = version else {
+        return Ok(NatDetection::default());
+    };
+    match received.len() {
+        // A peer that announced NAT-T but sends no NAT-D cannot detect a NAT either: no
+        // encapsulation, unless we force it.
+        0 => Ok(NatDetection {
+            version: Some(version),
+            local_behind_nat: config.force_encap,
+            remote_behind_nat: false,
+        }),
+        // RFC 3947 3.2: the remote end's hash, then at least one local one.
+        1 => Err(MainModeError::Grammar(
+            "one NAT-D payload: RFC 3947 section 3.2 sends at least two".to_string(),
+        )),
+        _ => nat_t::detect(
+            crypto,
+            version,
+            hash,
+            cookies,
+            endpoints,
+            config.force_encap,
+            received,
+        )?
+        .ok_or_else(|| MainModeError::Grammar("NAT-D payloads".to_string())),
+    }
 }
 
 fn accept(verdict: Verdict) -> Result<Message, MainModeError> {
@@ -921,14 +1094,25 @@ fn sa_body(datagram: &[u8]) -> Result<Vec<u8>, MainModeError> {
         .ok_or_else(|| missing("SA"))
 }
 
-/// The KE value and nonce of message 3 or 4.
+/// The KE value, nonce and NAT-D hashes (in order) of message 3 or 4.
+type KeNonce<'a> = (Vec<u8>, Vec<u8>, Vec<&'a [u8]>);
+
+/// The KE value, nonce and NAT-D hashes (in order) of message 3 or 4. NAT-D payloads are
+/// accepted only of the NAT-T version both sides announced, and refused (INVALID-PAYLOAD-TYPE)
+/// without one.
 fn ke_nonce(
     payloads: &[Payload],
     group: crate::crypto::DhGroup,
-) -> Result<(Vec<u8>, Vec<u8>), MainModeError> {
+    nat_version: Option<NatTVersion>,
+) -> Result<KeNonce<'_>, MainModeError> {
     let mut ke = None;
     let mut nonce = None;
+    let mut nat_d = Vec::new();
     for p in payloads {
+        if let Some(h) = nat_version.and_then(|v| nat_t::nat_d_of(v, &p.body)) {
+            nat_d.push(h);
+            continue;
+        }
         match &p.body {
             PayloadBody::KeyExchange(k) => set_once(&mut ke, k, "KE")?,
             PayloadBody::Nonce(n) => set_once(&mut nonce, n, "Nonce")?,
@@ -943,7 +1127,7 @@ fn ke_nonce(
     if !(MIN_NONCE_LEN..=MAX_NONCE_LEN).contains(&nonce.data.len()) {
         return Err(MainModeError::NonceLength(nonce.data.len()));
     }
-    Ok((ke.data.clone(), nonce.data.clone()))
+    Ok((ke.data.clone(), nonce.data.clone(), nat_d))
 }
 
 fn random_nonce<C: Crypto>(crypto: &C) -> Result<Vec<u8>, MainModeError> {
@@ -952,21 +1136,20 @@ fn random_nonce<C: Crypto>(crypto: &C) -> Result<Vec<u8>, MainModeError> {
     Ok(nonce)
 }
 
+/// HDR, KE, Nonce [, NAT-D, NAT-D].
 fn ke_message(
-    cky_i: Cookie,
-    cky_r: Cookie,
+    [cky_i, cky_r]: [Cookie; 2],
     public_value: &[u8],
     nonce: &[u8],
+    nat_d: Vec<Payload>,
 ) -> Result<Vec<u8>, MainModeError> {
     let header = Header::new(ExchangeType::IdentityProtection, cky_i, cky_r, 0);
-    Ok(Message::new(
-        header,
-        vec![
-            Payload::new(PayloadBody::KeyExchange(KeyExchange::new(
-                public_value.to_vec(),
-            ))),
-            Payload::new(PayloadBody::Nonce(Nonce::new(nonce.to_vec()))),
-        ],
-    )
-    .to_bytes()?)
+    let mut payloads = vec![
+        Payload::new(PayloadBody::KeyExchange(KeyExchange::new(
+            public_value.to_vec(),
+        ))),
+        Payload::new(PayloadBody::Nonce(Nonce::new(nonce.to_vec()))),
+    ];
+    payloads.extend(nat_d);
+    Ok(Message::new(header, payloads).to_bytes()?)
 }

@@ -1,12 +1,14 @@
 //! IKEv1 (RFC 2409): its key schedule ([`keys`]), Main Mode with pre-shared keys
-//! ([`main_mode`]), Quick Mode ([`quick_mode`]), the protected Informational exchange with its
-//! Delete, INITIAL-CONTACT and DPD payloads ([`informational`]) and the RFC 3706 Dead Peer
-//! Detection state machine ([`dpd`]). Aggressive Mode is planned (issue 12).
+//! ([`main_mode`]) with NAT traversal ([`nat_t`], RFC 3947), Quick Mode ([`quick_mode`]), the
+//! protected Informational exchange with its Delete, INITIAL-CONTACT and DPD payloads
+//! ([`informational`]) and the RFC 3706 Dead Peer Detection state machine ([`dpd`]). Aggressive
+//! Mode is planned (issue 12).
 
 pub mod dpd;
 pub mod informational;
 pub mod keys;
 pub mod main_mode;
+pub mod nat_t;
 pub mod quick_mode;
 
 /// A received message a handshake state did not accept: the state, unchanged, and why (`E`:

@@ -45,21 +45,30 @@
 //! encryption key, then for AES-GCM the 4-byte salt (RFC 4106 section 8.1) or for AES-CBC the
 //! HMAC integrity key.
 //!
-//! Not here: the commit bit and CONNECTED notify, RESPONDER-LIFETIME, NAT-OA, AH, more than
+//! NAT traversal (RFC 3947 section 5): [`QuickModeConfig::udp`] is the ISAKMP SA's
+//! [`NatDetection::udp_encapsulation`](super::nat_t::NatDetection::udp_encapsulation), offered
+//! by the initiator and required of the offer by the responder (the draft's values 61443/61444 to
+//! a draft peer). In UDP-encapsulated transport mode each side sends NAT-OAi and NAT-OAr after
+//! the IDs (its [`QuickModeConfig::original_addresses`]; type 131 with the draft) and records the
+//! peer's in [`ChildSaPair::nat_oa`]; in tunnel mode none are sent and received ones are ignored.
+//!
+//! Not here: the commit bit and CONNECTED notify, RESPONDER-LIFETIME, AH, more than
 //! one SA per exchange, retransmission timers (each state keeps [`Initiator::last_sent`] /
 //! [`Responder::last_sent`]), and sending Notifies.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 
 use aws_lc_rs::constant_time;
 use realm_wire::isakmp::{
-    Body, ExchangeType, Flags, Hash, Header, Identification, KeyExchange, Message, Nonce,
-    NotifyMessageType, Padding, Payload, PayloadBody, PayloadChain, PayloadType, RawPayloads,
-    SecurityAssociation,
+    Body, ExchangeType, Flags, Hash, Header, Identification, KeyExchange, Message,
+    NatOriginalAddress, Nonce, NotifyMessageType, Padding, Payload, PayloadBody, PayloadChain,
+    PayloadType, RawPayloads, SecurityAssociation,
 };
 
 use super::keys::{EncryptionKey, IpsecProtocol, Iv, KeymatInputs, Phase1Keys};
 use super::main_mode::{IsakmpSa, MAX_NONCE_LEN, MIN_NONCE_LEN, NONCE_LEN};
+use super::nat_t::{DRAFT_NAT_OA_PAYLOAD_TYPE, NatTVersion};
 use crate::crypto::{
     Crypto, CryptoError, DhKeyPair, PrfOutput, SharedSecret, check_public_value_len,
 };
@@ -93,8 +102,16 @@ pub struct QuickModeConfig {
     pub proposals: Vec<EspProposal>,
     /// Tunnel or transport.
     pub mode: IpsecMode,
-    /// Whether ESP is UDP-encapsulated (RFC 3947); Realm offers the RFC 3947 values.
-    pub udp_encapsulated: bool,
+    /// Whether ESP is UDP-encapsulated, and in which spelling: the ISAKMP SA's
+    /// [`NatDetection::udp_encapsulation`](super::nat_t::NatDetection::udp_encapsulation)
+    /// (RFC 3947 section 5.1; the draft values to a peer that negotiated the draft). The
+    /// initiator offers this; either side accepts only UDP-encapsulated modes when it is not
+    /// [`UdpEncapsulation::None`] and only plain ones otherwise.
+    pub udp: UdpEncapsulation,
+    /// Our own address and the peer's, as this side sees them (the addresses of the IKE
+    /// datagrams): sent as NAT-OAi and NAT-OAr in transport mode with UDP encapsulation (RFC
+    /// 3947 section 5.2), the initiator's first. `None` sends none.
+    pub original_addresses: Option<(IpAddr, IpAddr)>,
     /// The IPsec SA lifetime offered, or accepted at most.
     pub lifetime: NonZeroU32,
     /// Whose order wins when responding.
@@ -108,19 +125,35 @@ impl QuickModeConfig {
         Phase2Policy {
             proposals: &self.proposals,
             mode: self.mode,
-            udp_encapsulated: self.udp_encapsulated,
+            udp: self.udp,
             lifetime: self.lifetime,
             preference: self.preference,
         }
     }
 
     fn encapsulation(&self) -> Encapsulation {
-        let udp = if self.udp_encapsulated {
-            UdpEncapsulation::Rfc3947
-        } else {
-            UdpEncapsulation::None
+        Encapsulation::new(self.mode, self.udp)
+    }
+
+    /// NAT-OAi and NAT-OAr to send under `encapsulation` (RFC 3947 section 5.2: in transport
+    /// mode with UDP encapsulation; not in tunnel mode), from our (local, peer) addresses.
+    fn nat_oa(&self, encapsulation: Encapsulation, initiator: bool) -> Vec<Payload> {
+        let Some((local, peer)) = self.original_addresses else {
+            return Vec::new();
         };
-        Encapsulation::new(self.mode, udp)
+        if encapsulation.mode != IpsecMode::Transport || encapsulation.udp == UdpEncapsulation::None
+        {
+            return Vec::new();
+        }
+        let (oa_i, oa_r) = if initiator {
+            (local, peer)
+        } else {
+            (peer, local)
+        };
+        [oa_i, oa_r]
+            .into_iter()
+            .map(|ip| nat_oa_payload(encapsulation.udp, ip))
+            .collect()
     }
 }
 
@@ -246,6 +279,10 @@ pub struct ChildSaPair {
     pub lifetime: NegotiatedLifetime,
     /// IDci and IDcr as exchanged, `None` when omitted (the IKE hosts themselves).
     pub client_ids: Option<(Identification, Identification)>,
+    /// The peer's NAT-OAi and NAT-OAr (the initiator's and the responder's original
+    /// addresses as the peer sees them, RFC 3947 section 5.2) in transport mode with UDP
+    /// encapsulation; `None` when not sent, and in tunnel mode (where they are ignored).
+    pub nat_oa: Option<(IpAddr, IpAddr)>,
     /// The SA the peer sends to us on (our SPI).
     pub inbound: EspSaKeys,
     /// The SA we send to the peer on (the peer's SPI).
@@ -311,6 +348,7 @@ impl<K: DhKeyPair> Initiator<K> {
             ))));
         }
         push_ids(&mut rest, config.client_ids.as_ref());
+        rest.extend(config.nat_oa(config.encapsulation(), true));
         let rest_bytes = PayloadChain::new(rest.clone()).to_bytes()?;
         let mid = message_id.to_be_bytes();
         let hash1 = prf_a(crypto, &sa.keys, &[&mid, &rest_bytes])?;
@@ -381,7 +419,7 @@ impl<K: DhKeyPair> Initiator<K> {
             )?;
             let expected = prf_a(crypto, &self.sa.keys, &[&mid, &self.ni, &received.hashed])?;
             verify(&expected, &received.hash)?;
-            let p = phase2_payloads(&received.payloads)?;
+            let p = phase2_payloads(&received.payloads, self.sa.nat.version)?;
             let choice = check_phase2_reply(&self.offered, p.sa, &self.config.policy())
                 .map_err(|r| QuickModeError::Proposal(Box::new(r)))?;
             let ids = p.ids.map(|(i, r)| (i.clone(), r.clone()));
@@ -408,6 +446,7 @@ impl<K: DhKeyPair> Initiator<K> {
                 [&self.ni, &nr],
                 g_qm.as_ref(),
                 ids,
+                p.nat_oa,
             )?;
             let hash3 = prf_a(crypto, &self.sa.keys, &[&[0], &mid, &self.ni, &nr])?;
             let (bytes, _) = encrypt_message(
@@ -459,7 +498,7 @@ impl Responder {
         let mid = message_id.to_be_bytes();
         let expected = prf_a(crypto, &sa.keys, &[&mid, &received.hashed])?;
         verify(&expected, &received.hash)?;
-        let p = phase2_payloads(&received.payloads)?;
+        let p = phase2_payloads(&received.payloads, sa.nat.version)?;
         let choice = select_phase2(p.sa, &config.policy())
             .map_err(|r| QuickModeError::Proposal(Box::new(r)))?;
         let ni = p.nonce.to_vec();
@@ -489,6 +528,7 @@ impl Responder {
         };
         let ids = p.ids.map(|(i, r)| (i.clone(), r.clone()));
         push_ids(&mut rest, ids.as_ref());
+        rest.extend(config.nat_oa(choice.encapsulation, false));
         let rest_bytes = PayloadChain::new(rest.clone()).to_bytes()?;
         let hash2 = prf_a(crypto, &sa.keys, &[&mid, &ni, &rest_bytes])?;
         let (bytes, next_iv) = encrypt_message(
@@ -509,6 +549,7 @@ impl Responder {
             [&ni, &nr],
             g_qm.as_ref(),
             ids,
+            p.nat_oa,
         )?;
         Ok((
             Responder {
@@ -589,6 +630,7 @@ struct Phase2Payloads<'a> {
     nonce: &'a [u8],
     ke: Option<&'a [u8]>,
     ids: Option<(&'a Identification, &'a Identification)>,
+    nat_oa: Option<(IpAddr, IpAddr)>,
 }
 
 pub(crate) fn random_message_id<C: Crypto>(crypto: &C) -> Result<u32, QuickModeError> {
@@ -688,6 +730,8 @@ pub(crate) fn receive<C: Crypto>(
 ) -> Result<Received, QuickModeError> {
     let mut ctx = Context::new(SaState::Established, std::slice::from_ref(&exchange));
     ctx.message_id = state;
+    // The draft's NAT-OA is payload type 131 (draft-ietf-ipsec-nat-t-ike-02/03).
+    ctx.draft_nat_t = sa.nat.version == Some(NatTVersion::Draft02);
     let message = match checks::check(datagram, &ctx) {
         Verdict::Accept(m) => m,
         Verdict::Reject(r) => return Err(QuickModeError::Rejected(r)),
@@ -753,13 +797,22 @@ pub(crate) fn receive<C: Crypto>(
     })
 }
 
-/// SA, Nonce, optional KE, and no or two IDs, in messages 1 and 2.
-fn phase2_payloads(payloads: &[Payload]) -> Result<Phase2Payloads<'_>, QuickModeError> {
+/// SA, Nonce, optional KE, no or two IDs, and with NAT-T no or two NAT-OA (of the ISAKMP SA's
+/// NAT-T version), in messages 1 and 2.
+fn phase2_payloads(
+    payloads: &[Payload],
+    nat_version: Option<NatTVersion>,
+) -> Result<Phase2Payloads<'_>, QuickModeError> {
     let mut sa = None;
     let mut nonce = None;
     let mut ke = None;
     let mut ids = Vec::new();
+    let mut nat_oa = Vec::new();
     for p in payloads {
+        if let Some(ip) = nat_version.and_then(|v| nat_oa_of(v, &p.body)) {
+            nat_oa.push(ip?);
+            continue;
+        }
         match &p.body {
             PayloadBody::SecurityAssociation(s) => set_once(&mut sa, s, "SA")?,
             PayloadBody::Nonce(n) => set_once(&mut nonce, n, "Nonce")?,
@@ -783,12 +836,71 @@ fn phase2_payloads(payloads: &[Payload]) -> Result<Phase2Payloads<'_>, QuickMode
             )));
         }
     };
+    let nat_oa = match nat_oa.as_slice() {
+        [] => None,
+        [i, r] => Some((*i, *r)),
+        _ => {
+            return Err(QuickModeError::Grammar(format!(
+                "{} NAT-OA payloads: RFC 3947 section 5.2 sends NAT-OAi and NAT-OAr",
+                nat_oa.len()
+            )));
+        }
+    };
     Ok(Phase2Payloads {
         sa,
         nonce: &nonce.data,
         ke: ke.map(|k| k.data.as_slice()),
         ids,
+        nat_oa,
     })
+}
+
+/// A NAT-OA payload for `ip`: type 21, or the drafts' 131 with [`UdpEncapsulation::Draft`].
+fn nat_oa_payload(udp: UdpEncapsulation, ip: IpAddr) -> Payload {
+    let oa = NatOriginalAddress::new(ip);
+    match udp {
+        UdpEncapsulation::Draft => {
+            // The same body (RFC 3947 5.2: ID type, three reserved octets, the address).
+            let mut data = vec![u8::from(oa.id_type)];
+            data.extend_from_slice(&oa.reserved);
+            data.extend_from_slice(&oa.address);
+            Payload::new(PayloadBody::Raw {
+                payload_type: PayloadType::Unknown(DRAFT_NAT_OA_PAYLOAD_TYPE),
+                data,
+            })
+        }
+        UdpEncapsulation::None | UdpEncapsulation::Rfc3947 => {
+            Payload::new(PayloadBody::NatOriginalAddress(oa))
+        }
+    }
+}
+
+/// The address a payload carries when it is a NAT-OA of `version`; an error when its ID type
+/// and length do not make an IPv4 or IPv6 address.
+fn nat_oa_of(version: NatTVersion, body: &PayloadBody) -> Option<Result<IpAddr, QuickModeError>> {
+    let malformed = || QuickModeError::Grammar("NAT-OA without an IPv4 or IPv6 address".into());
+    match (version, body) {
+        (NatTVersion::Rfc3947, PayloadBody::NatOriginalAddress(oa)) => {
+            Some(oa.ip().ok_or_else(malformed))
+        }
+        (
+            NatTVersion::Draft02,
+            PayloadBody::Raw {
+                payload_type: PayloadType::Unknown(DRAFT_NAT_OA_PAYLOAD_TYPE),
+                data,
+            },
+        ) => Some(match data.as_slice() {
+            [id_type, r0, r1, r2, address @ ..] => NatOriginalAddress {
+                id_type: (*id_type).into(),
+                reserved: [*r0, *r1, *r2],
+                address: address.to_vec(),
+            }
+            .ip()
+            .ok_or_else(malformed),
+            _ => Err(malformed()),
+        }),
+        _ => None,
+    }
 }
 
 fn missing(what: &str) -> QuickModeError {
@@ -832,6 +944,7 @@ fn derive_pair<C: Crypto>(
     [ni, nr]: [&[u8]; 2],
     pfs: Option<&SharedSecret>,
     client_ids: Option<(Identification, Identification)>,
+    nat_oa: Option<(IpAddr, IpAddr)>,
 ) -> Result<ChildSaPair, QuickModeError> {
     let peer_spi = u32::from_be_bytes(choice.peer_spi);
     let one = |spi: u32| -> Result<EspSaKeys, QuickModeError> {
@@ -878,6 +991,11 @@ fn derive_pair<C: Crypto>(
         encapsulation: choice.encapsulation,
         lifetime: choice.lifetime,
         client_ids,
+        // RFC 3947 5.2: NAT-OA is for transport mode; in tunnel mode it is ignored.
+        nat_oa: nat_oa.filter(|_| {
+            choice.encapsulation.mode == IpsecMode::Transport
+                && choice.encapsulation.udp != UdpEncapsulation::None
+        }),
         inbound: one(our_spi)?,
         outbound: one(peer_spi)?,
     })

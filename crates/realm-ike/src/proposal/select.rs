@@ -117,10 +117,15 @@ pub struct Phase2Policy<'a> {
     pub proposals: &'a [EspProposal],
     /// The child's mode.
     pub mode: IpsecMode,
-    /// Whether ESP is UDP-encapsulated on this path (a NAT was detected, or encapsulation is
-    /// forced): then only the UDP-Encapsulated modes are accepted, RFC 3947's (3, 4) or the
-    /// drafts' (61443, 61444); otherwise only plain ones (RFC 3947 section 5.1).
-    pub udp_encapsulated: bool,
+    /// Whether, and by which NAT-T version, ESP is UDP-encapsulated on this path (a NAT was
+    /// detected, or encapsulation is forced: [`NatDetection::udp_encapsulation`]). With
+    /// [`UdpEncapsulation::None`] only the plain modes are accepted; otherwise only the
+    /// UDP-Encapsulated ones (RFC 3947 section 5.1), in either spelling, RFC 3947's (3, 4) or
+    /// the drafts' (61443, 61444), as strongSwan does; the answer echoes the offer's spelling.
+    /// This value is the spelling Realm offers ([`crate::ikev1::quick_mode`]).
+    ///
+    /// [`NatDetection::udp_encapsulation`]: crate::ikev1::nat_t::NatDetection::udp_encapsulation
+    pub udp: UdpEncapsulation,
     /// Our IPsec SA lifetime.
     pub lifetime: NonZeroU32,
     /// Whose order wins.
@@ -132,13 +137,13 @@ impl<'a> Phase2Policy<'a> {
     pub fn new(
         proposals: &'a [EspProposal],
         mode: IpsecMode,
-        udp_encapsulated: bool,
+        udp: UdpEncapsulation,
         lifetime: NonZeroU32,
     ) -> Self {
         Self {
             proposals,
             mode,
-            udp_encapsulated,
+            udp,
             lifetime,
             preference: Preference::Ours,
         }
@@ -444,7 +449,7 @@ fn configured_phase2(policy: &Phase2Policy<'_>) -> String {
         "{} in {} mode{}, lifetime {}s",
         join(policy.proposals),
         policy.mode,
-        if policy.udp_encapsulated {
+        if policy.udp != UdpEncapsulation::None {
             ", UDP-encapsulated"
         } else {
             ""
@@ -546,10 +551,11 @@ fn phase2_fit(d: &Phase2Transform, policy: &Phase2Policy<'_>) -> Result<usize, S
         ));
     }
     let udp = d.encapsulation.udp != UdpEncapsulation::None;
-    if udp && !policy.udp_encapsulated {
+    let encapsulated = policy.udp != UdpEncapsulation::None;
+    if udp && !encapsulated {
         return Err("UDP-encapsulated mode offered, but ESP is not UDP-encapsulated on this path (no NAT detected)".to_string());
     }
-    if !udp && policy.udp_encapsulated {
+    if !udp && encapsulated {
         return Err(
             "plain mode offered, but ESP is UDP-encapsulated on this path (RFC 3947 section 5.1)"
                 .to_string(),

@@ -6,8 +6,10 @@ use std::cell::{Cell, RefCell};
 use std::num::NonZeroU32;
 
 use realm_ike::ikev1::main_mode::{self, IsakmpSa, MainModeConfig};
+use realm_ike::ikev1::nat_t::{Endpoints, NatTConfig};
 use realm_ike::proposal::{IkeProposal, Preference};
 use realm_wire::isakmp::Identification;
+use std::net::SocketAddr;
 
 use realm_ike::crypto::{Digest, PrfOutput, SharedSecret};
 use realm_ike::{
@@ -111,11 +113,29 @@ pub(crate) fn phase1(seed: u64) -> (IsakmpSa, IsakmpSa, SeededCrypto, SeededCryp
         lifetime: NonZeroU32::new(10_800).unwrap(),
         preference: Preference::Ours,
         local_id: id,
+        nat_t: NatTConfig::default(),
     };
-    let (i, m1) = main_mode::Initiator::start(&ci, config(Identification::fqdn("left"))).unwrap();
-    let (r, m2) =
-        main_mode::Responder::handle_sa(config(Identification::fqdn("right")), [9; 8], &m1)
-            .unwrap();
+    let left: SocketAddr = "192.0.2.1:500".parse().unwrap();
+    let right: SocketAddr = "198.51.100.2:500".parse().unwrap();
+    let (i, m1) = main_mode::Initiator::start(
+        &ci,
+        config(Identification::fqdn("left")),
+        Endpoints {
+            local: left,
+            remote: right,
+        },
+    )
+    .unwrap();
+    let (r, m2) = main_mode::Responder::handle_sa(
+        config(Identification::fqdn("right")),
+        [9; 8],
+        Endpoints {
+            local: right,
+            remote: left,
+        },
+        &m1,
+    )
+    .unwrap();
     let (i, m3) = i.handle_sa(&ci, &m2).map_err(|f| f.error).unwrap();
     let (r, m4) = r.handle_ke(&cr, &m3, PSK).map_err(|f| f.error).unwrap();
     let (i, m5) = i.handle_ke(&ci, &m4, PSK).map_err(|f| f.error).unwrap();
