@@ -29,6 +29,8 @@ struct Conf<'a> {
     remote_addrs: &'a str,
     /// `encap = true`.
     encap: bool,
+    /// Lines added to `[connections.site]`.
+    extra_connection: &'a str,
 }
 
 impl Default for Conf<'_> {
@@ -42,6 +44,7 @@ impl Default for Conf<'_> {
             extra_child: "",
             remote_addrs: "",
             encap: false,
+            extra_connection: "",
         }
     }
 }
@@ -55,6 +58,7 @@ local_addrs = "{me}"
 remote_addrs = "{remote_addrs}"
 proposals = "{proposals}"
 encap = {encap}
+{extra_connection}
 local.auth = "psk"
 remote.auth = "psk"
 
@@ -74,6 +78,7 @@ secret = "{secret}"
         extra = c.extra_child,
         secret = c.secret,
         encap = c.encap,
+        extra_connection = c.extra_connection,
         remote_addrs = if c.remote_addrs.is_empty() {
             peer.to_string()
         } else {
@@ -101,6 +106,8 @@ struct Net {
     carried: Vec<(bool, Vec<u8>)>,
     /// Which of B's datagrams (counted from 0) are lost on the way.
     lose_from_b: Vec<usize>,
+    /// Everything is lost (B unreachable).
+    cut: bool,
     sent_by_b: usize,
 }
 
@@ -128,6 +135,7 @@ impl Net {
             events_b: Vec::new(),
             carried: Vec::new(),
             lose_from_b: Vec::new(),
+            cut: false,
             sent_by_b: 0,
         }
     }
@@ -169,7 +177,8 @@ impl Net {
     }
 
     fn pump(&mut self) {
-        self.pump_lossy(|_, _| false);
+        let cut = self.cut;
+        self.pump_lossy(|_, _| cut);
     }
 
     /// Advances time to `t` through every timer on the way, carrying datagrams.
@@ -626,4 +635,77 @@ fn forced_encapsulation_floats_to_4500_with_the_marker_and_encapsulates_esp() {
         realm_ike::proposal::UdpEncapsulation::None
     );
     assert_eq!(ua[0].remote.port(), 500);
+}
+
+#[test]
+fn terminate_sends_deletes_that_close_the_peers_sas_too() {
+    let conf = Conf::default();
+    let mut net = Net::new(&conf, &swapped(&conf));
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    let b_spi = Net::child_ups(&net.events_b)[0].pair.inbound.spi;
+    let before = net.carried.len();
+    net.a.terminate(net.now, "site").unwrap();
+    net.pump();
+    // A Delete for the child SA, then one for the ISAKMP SA.
+    assert_eq!(net.carried.len() - before, 2);
+    assert!(net.events_b.iter().any(|e| matches!(e,
+        Event::ChildSaDown(d) if d.inbound_spi == b_spi && d.reason == ChildDownReason::DeletedByPeer)));
+    assert!(
+        net.events_b.iter().any(
+            |e| matches!(e, Event::IkeSaDown { reason, .. } if reason == "deleted by the peer")
+        )
+    );
+    assert!(net.b.ike_sas(net.now).is_empty());
+    // A replayed Delete finds nothing (and is not taken twice).
+    let (from_a, replay) = net.carried[before].clone();
+    assert!(from_a);
+    let n = net.events_b.len();
+    net.b.handle_datagram(
+        net.now,
+        SocketAddr::new(IpAddr::V4(B), 500),
+        SocketAddr::new(IpAddr::V4(A), 500),
+        &replay,
+    );
+    net.pump();
+    assert_eq!(net.events_b.len(), n);
+}
+
+#[test]
+fn dead_peer_detection_keeps_a_live_peer_and_declares_a_dead_one_then_restarts() {
+    let conf = Conf {
+        extra_connection: "dpd_delay = \"10s\"\ndpd_timeout = \"30s\"",
+        extra_child: "dpd_action = \"restart\"",
+        ..Conf::default()
+    };
+    let mut net = Net::new(&conf, &swapped(&Conf::default()));
+    let start = net.now;
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    let established = net.carried.len();
+    // Idle for 25 s: probes (R-U-THERE) answered (R-U-THERE-ACK), the peer stays.
+    net.advance_to(start + Duration::from_secs(25));
+    let probes = net.carried.len() - established;
+    assert!(probes >= 4 && probes % 2 == 0, "{probes} datagrams");
+    assert!(
+        !net.events_a
+            .iter()
+            .any(|e| matches!(e, Event::PeerDead { .. }))
+    );
+    // B goes silent: within dpd_timeout of the first unanswered probe A declares it dead.
+    net.cut = true;
+    net.advance_to(start + Duration::from_secs(25 + 10 + 30 + 1));
+    assert!(
+        net.events_a
+            .iter()
+            .any(|e| matches!(e, Event::PeerDead { .. })),
+        "{:?}",
+        net.events_a
+    );
+    assert!(net.events_a.iter().any(|e| matches!(e,
+        Event::ChildSaDown(d) if d.reason == ChildDownReason::PeerDead)));
+    // dpd_action = restart: a new Main Mode toward the peer.
+    let views = net.a.ike_sas(net.now);
+    assert_eq!(views.len(), 1, "{views:?}");
+    assert_ne!(views[0].state, "ESTABLISHED");
 }

@@ -38,6 +38,7 @@ fn config(proposals: &[IkeProposal], id: Identification) -> MainModeConfig {
         preference: Preference::Ours,
         local_id: id,
         nat_t: NatTConfig::default(),
+        vendor_ids: Vec::new(),
     }
 }
 

@@ -86,6 +86,7 @@ fn config(hash: HashAlgorithm, id: &str, nat_t: NatTConfig) -> MainModeConfig {
         preference: Preference::Ours,
         local_id: Identification::fqdn(id),
         nat_t,
+        vendor_ids: Vec::new(),
     }
 }
 

@@ -31,6 +31,7 @@ fn config(proposal: IkeProposal, id: Identification) -> MainModeConfig {
         preference: Preference::Ours,
         local_id: id,
         nat_t: NatTConfig::default(),
+        vendor_ids: Vec::new(),
     }
 }
 

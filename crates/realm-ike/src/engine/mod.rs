@@ -38,11 +38,14 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use realm_wire::isakmp::{
-    Cookie, ExchangeType, HEADER_LEN, Identification, NotifyMessageType, Padding,
+    Cookie, ExchangeType, HEADER_LEN, Identification, Message, NotifyMessageType, Padding,
+    PayloadBody, ProtocolId,
 };
 
 use crate::config::{Child, Connection, Identity, IkeConfig, Mode, PreSharedKey};
 use crate::crypto::{Crypto, CryptoError};
+use crate::ikev1::dpd::{Dpd, DpdAction};
+use crate::ikev1::informational::{self, DpdMessage};
 use crate::ikev1::main_mode::{
     self as mm, IsakmpSa, MainModeConfig, MainModeError, RepliedKe, RepliedSa, SentId, SentKe,
     SentSa,
@@ -63,6 +66,9 @@ pub const NON_ESP_MARKER: [u8; 4] = [0; 4];
 
 /// How many answered messages an ISAKMP SA remembers, to answer their retransmissions.
 const ANSWERED: usize = 8;
+
+/// DPD's timeout when `dpd_timeout` is 0s: strongSwan's IKEv1 default (150 s).
+const DEFAULT_DPD_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// The engine's own settings (the connections come from [`IkeConfig`]).
 #[derive(Debug, Clone)]
@@ -155,6 +161,8 @@ pub enum ChildDownReason {
     Closed,
     /// Its ISAKMP SA went away with it.
     IkeSaGone,
+    /// Dead Peer Detection declared the peer dead (RFC 3706).
+    PeerDead,
 }
 
 /// A child SA pair to remove from the SAD/SPD.
@@ -198,6 +206,16 @@ pub enum Event {
         connection: String,
         /// Why, for the log.
         reason: String,
+    },
+    /// Dead Peer Detection declared the peer dead (RFC 3706): its SAs are closed (and the
+    /// children whose `dpd_action` is `restart` negotiated again).
+    PeerDead {
+        /// The ISAKMP SA.
+        id: IkeSaId,
+        /// Its connection.
+        connection: String,
+        /// The peer.
+        remote: SocketAddr,
     },
     /// A child SA pair to install.
     ChildSaUp(Box<ChildSaUp>),
@@ -399,6 +417,12 @@ struct IkeSa<K> {
     children: Vec<ChildSa>,
     /// Children to negotiate once phase 1 completes.
     pending: Vec<String>,
+    /// The peer sent the DPD Vendor ID (RFC 3706 section 5.1) in message 1 or 2.
+    peer_dpd: bool,
+    /// Dead Peer Detection, once established when configured and the peer supports it.
+    dpd: Option<Dpd>,
+    /// Message IDs of the protected Informationals taken (a replay is dropped).
+    informational_ids: VecDeque<u32>,
 }
 
 impl<K> IkeSa<K> {
@@ -534,6 +558,9 @@ impl<C: Crypto> Ike<C> {
         };
         for sa in self.sas.values() {
             consider(sa.expires);
+            if let Some(t) = sa.dpd.as_ref().and_then(Dpd::poll_timeout) {
+                consider(t);
+            }
             if let Some(r) = &sa.retransmit {
                 consider(r.next);
             }
@@ -894,6 +921,8 @@ impl<C: Crypto> Ike<C> {
                 enabled: true,
                 force_encap: c.encap,
             },
+            // RFC 3706 section 5.1: we answer R-U-THERE, and probe peers that say they do.
+            vendor_ids: vec![realm_wire::isakmp::DPD_VENDOR_ID.to_vec()],
         })
     }
 
@@ -956,6 +985,9 @@ impl<C: Crypto> Ike<C> {
             quick: Vec::new(),
             children: Vec::new(),
             pending,
+            peer_dpd: false,
+            dpd: None,
+            informational_ids: VecDeque::new(),
         };
         self.insert_new(sa);
         Ok(())
@@ -1031,6 +1063,9 @@ impl<C: Crypto> Ike<C> {
                     quick: Vec::new(),
                     children: Vec::new(),
                     pending: Vec::new(),
+                    peer_dpd: sends_dpd_vendor_id(bytes),
+                    dpd: None,
+                    informational_ids: VecDeque::new(),
                 };
                 sa.remember(bytes, &sent);
                 self.insert_new(sa);
@@ -1191,6 +1226,7 @@ impl<C: Crypto> Ike<C> {
             Phase1::InitSa(s) => match s.handle_sa(crypto, bytes) {
                 Ok((next, out)) => {
                     sa.cky_r = cookies_of(bytes).1;
+                    sa.peer_dpd = sends_dpd_vendor_id(bytes);
                     sa.phase1 = Phase1::InitKe(next);
                     answer = Some(out);
                 }
@@ -1344,6 +1380,21 @@ impl<C: Crypto> Ike<C> {
         }
         let lifetime = Duration::from_secs(u64::from(isakmp.choice.lifetime.seconds.get()));
         sa.expires = now + lifetime;
+        if !c.dpd_delay.is_zero() && sa.peer_dpd {
+            let timeout = if c.dpd_timeout.is_zero() {
+                DEFAULT_DPD_TIMEOUT
+            } else {
+                c.dpd_timeout.to_duration()
+            };
+            let mut seq = [0u8; 4];
+            // RFC 3706 section 5.5: the first sequence number is random (a failed draw
+            // starts at 1, which only makes it guessable).
+            let first = match self.crypto.fill_random(&mut seq) {
+                Ok(()) => u32::from_be_bytes(seq) & 0x7fff_ffff,
+                Err(_) => 1,
+            };
+            sa.dpd = Some(Dpd::new(c.dpd_delay.to_duration(), timeout, now, first));
+        }
         self.events.push_back(Event::IkeSaUp {
             id: sa.id,
             connection: c.name.clone(),
@@ -1458,6 +1509,11 @@ impl<C: Crypto> Ike<C> {
         remote: SocketAddr,
         bytes: &[u8],
     ) {
+        if let Some(dpd) = &mut sa.dpd {
+            // A Quick Mode message is authenticated by its HASH and cannot be replayed into a
+            // new exchange; a stale one only costs a probe's delay.
+            dpd.on_inbound(now);
+        }
         let message_id = message_id_of(bytes);
         let _ = (local, remote);
         let Some(pos) = sa.quick.iter().position(|q| q.message_id() == message_id) else {
@@ -1680,12 +1736,16 @@ impl<C: Crypto> Ike<C> {
         sa: &mut IkeSa<C::KeyPair>,
         spi: u32,
         reason: ChildDownReason,
-        _tell_peer: bool,
+        tell_peer: bool,
     ) {
         let Some(pos) = sa.children.iter().position(|c| c.inbound_spi == spi) else {
             return;
         };
         let child = sa.children.remove(pos);
+        if tell_peer {
+            // RFC 2408 section 3.15 / RFC 2409 section 5.7: a Delete naming our inbound SPI.
+            self.send_informational(sa, vec![informational::delete_esp(&[child.inbound_spi])]);
+        }
         self.inbound_spis.remove(&child.inbound_spi);
         self.events.push_back(Event::ChildSaDown(ChildSaDown {
             ike: sa.id,
@@ -1702,9 +1762,14 @@ impl<C: Crypto> Ike<C> {
             return;
         };
         self.unindex(&sa);
+        let tell = reason != ChildDownReason::PeerDead;
         let spis: Vec<u32> = sa.children.iter().map(|c| c.inbound_spi).collect();
         for spi in spis {
-            self.remove_child(&mut sa, spi, reason, true);
+            self.remove_child(&mut sa, spi, reason, tell);
+        }
+        if tell && let Some(isakmp) = sa.isakmp() {
+            let delete = informational::delete_isakmp_sa(isakmp);
+            self.send_informational(&sa, vec![delete]);
         }
         self.events.push_back(Event::IkeSaDown {
             id,
@@ -1713,9 +1778,190 @@ impl<C: Crypto> Ike<C> {
         });
     }
 
-    fn informational(&mut self, _now: Instant, _sa: &mut IkeSa<C::KeyPair>, _bytes: &[u8]) -> bool {
-        self.drop_datagram("protected informational");
+    /// Seals `payloads` in a protected Informational exchange (RFC 2409 section 5.7) and sends
+    /// it to the peer.
+    fn send_informational(&mut self, sa: &IkeSa<C::KeyPair>, payloads: Vec<PayloadBody>) {
+        let Some(isakmp) = sa.isakmp() else {
+            return;
+        };
+        match informational::seal(&self.crypto, isakmp, payloads) {
+            Ok((_, bytes)) => {
+                self.send(sa.local, sa.remote, &bytes);
+            }
+            Err(e) => self.log(
+                LogLevel::Warn,
+                format!("{}: Informational not sent: {e}", sa.id),
+            ),
+        }
+    }
+
+    /// A protected Informational under an established SA: Delete, DPD, INITIAL-CONTACT and
+    /// error notifies. False when the SA is to be forgotten (the peer deleted it).
+    fn informational(&mut self, now: Instant, sa: &mut IkeSa<C::KeyPair>, bytes: &[u8]) -> bool {
+        let Some(isakmp) = sa.isakmp().cloned() else {
+            return true;
+        };
+        let info = match informational::open(&self.crypto, &isakmp, bytes) {
+            Ok(info) => info,
+            Err(e) => {
+                self.log(
+                    LogLevel::Info,
+                    format!("{} from {}: Informational refused: {e}", sa.id, sa.remote),
+                );
+                self.drop_datagram("Informational refused");
+                return true;
+            }
+        };
+        // RFC 2409 section 5.7: each Informational has its own Message ID; one already taken is
+        // a replay (its Delete or R-U-THERE-ACK must not count twice).
+        if sa.informational_ids.contains(&info.message_id) {
+            self.drop_datagram("replayed Informational");
+            return true;
+        }
+        if sa.informational_ids.len() == 64 {
+            sa.informational_ids.pop_front();
+        }
+        sa.informational_ids.push_back(info.message_id);
+        let name = self.connection(sa.connection).name.clone();
+        for n in &info.notifications {
+            match informational::dpd_message(&isakmp, n) {
+                Some(DpdMessage::RuThere(seq)) => {
+                    let ack = match &mut sa.dpd {
+                        Some(dpd) => dpd.answer(now, seq),
+                        None => seq,
+                    };
+                    let payload = informational::ru_there_ack(&isakmp, ack);
+                    self.send_informational(sa, vec![payload]);
+                }
+                Some(DpdMessage::RuThereAck(seq)) => {
+                    if let Some(dpd) = &mut sa.dpd {
+                        dpd.handle_ack(now, seq);
+                    }
+                }
+                None if n.message_type == NotifyMessageType::InitialContact => {
+                    // RFC 2407 section 4.6.3.3: the peer has no other SA with us; ours with
+                    // it from before (a reboot) are stale.
+                    let stale: Vec<IkeSaId> = self
+                        .sas
+                        .values()
+                        .filter(|o| {
+                            o.connection == sa.connection && o.remote.ip() == sa.remote.ip()
+                        })
+                        .map(|o| o.id)
+                        .collect();
+                    for id in stale {
+                        self.close_sa(
+                            now,
+                            id,
+                            ChildDownReason::DeletedByPeer,
+                            "INITIAL-CONTACT from the peer",
+                        );
+                    }
+                }
+                None => self.log(
+                    LogLevel::Info,
+                    format!(
+                        "connection {name} ({}): peer {} notifies {:?}",
+                        sa.id, sa.remote, n.message_type
+                    ),
+                ),
+            }
+        }
+        for d in &info.deletes {
+            match d.protocol_id {
+                ProtocolId::Isakmp => {
+                    self.log(
+                        LogLevel::Info,
+                        format!(
+                            "connection {name} ({}): the peer deleted the ISAKMP SA",
+                            sa.id
+                        ),
+                    );
+                    let spis: Vec<u32> = sa.children.iter().map(|c| c.inbound_spi).collect();
+                    for spi in spis {
+                        self.remove_child(sa, spi, ChildDownReason::IkeSaGone, false);
+                    }
+                    self.events.push_back(Event::IkeSaDown {
+                        id: sa.id,
+                        connection: name.clone(),
+                        reason: "deleted by the peer".into(),
+                    });
+                    return false;
+                }
+                ProtocolId::IpsecEsp => {
+                    for spi in &d.spis {
+                        let Ok(spi) = <[u8; 4]>::try_from(spi.as_slice()) else {
+                            continue;
+                        };
+                        let spi = u32::from_be_bytes(spi);
+                        // The peer names its inbound SPI: our outbound SA (or, from some
+                        // peers, ours).
+                        let ours = sa
+                            .children
+                            .iter()
+                            .find(|c| c.outbound_spi == spi || c.inbound_spi == spi)
+                            .map(|c| c.inbound_spi);
+                        if let Some(ours) = ours {
+                            self.remove_child(sa, ours, ChildDownReason::DeletedByPeer, false);
+                        }
+                    }
+                }
+                other => self.log(
+                    LogLevel::Info,
+                    format!("{}: Delete for protocol {other:?} ignored", sa.id),
+                ),
+            }
+        }
         true
+    }
+
+    /// DPD gave up on the peer: report it, remove the SA's children without telling the peer
+    /// and restart those whose `dpd_action` is `restart`.
+    fn peer_dead(&mut self, now: Instant, sa: &mut IkeSa<C::KeyPair>) {
+        let c = self.connection(sa.connection).clone();
+        self.log(
+            LogLevel::Warn,
+            format!(
+                "connection {} ({}): peer {} is dead (DPD)",
+                c.name, sa.id, sa.remote
+            ),
+        );
+        self.events.push_back(Event::PeerDead {
+            id: sa.id,
+            connection: c.name.clone(),
+            remote: sa.remote,
+        });
+        let children: Vec<(u32, String)> = sa
+            .children
+            .iter()
+            .map(|ch| (ch.inbound_spi, ch.child.clone()))
+            .collect();
+        for (spi, _) in &children {
+            self.remove_child(sa, *spi, ChildDownReason::PeerDead, false);
+        }
+        self.events.push_back(Event::IkeSaDown {
+            id: sa.id,
+            connection: c.name.clone(),
+            reason: "peer dead (DPD)".into(),
+        });
+        let mut restart: Vec<String> = children
+            .into_iter()
+            .filter(|(_, name)| {
+                c.child(name)
+                    .is_some_and(|ch| ch.dpd_action == crate::config::Action::Start)
+            })
+            .map(|(_, name)| name)
+            .collect();
+        restart.dedup();
+        if !restart.is_empty() {
+            // The dead SA is already out of the table: a new Main Mode starts.
+            if let Err(e) = self.start_main_mode(now, sa.connection, restart) {
+                self.log(
+                    LogLevel::Warn,
+                    format!("connection {}: restart after DPD failed: {e}", c.name),
+                );
+            }
+        }
     }
 
     /// Runs one SA's due timers; false when the SA is to be forgotten.
@@ -1757,6 +2003,23 @@ impl<C: Crypto> Ike<C> {
                     });
                     return false;
                 }
+            }
+        }
+        if let Some(dpd) = &mut sa.dpd
+            && dpd.poll_timeout().is_some_and(|t| now >= t)
+        {
+            match dpd.handle_timeout(now) {
+                Some(DpdAction::SendRuThere { sequence }) => {
+                    if let Some(isakmp) = sa.isakmp() {
+                        let payload = informational::ru_there(isakmp, sequence);
+                        self.send_informational(sa, vec![payload]);
+                    }
+                }
+                Some(DpdAction::PeerDead) => {
+                    self.peer_dead(now, sa);
+                    return false;
+                }
+                None => {}
             }
         }
         if now >= sa.expires {
@@ -1867,6 +2130,15 @@ fn cookies_of(bytes: &[u8]) -> (Cookie, Cookie) {
         r.copy_from_slice(b);
     }
     (i, r)
+}
+
+/// True when a plaintext Main Mode message 1 or 2 carries the DPD Vendor ID (RFC 3706 5.1).
+fn sends_dpd_vendor_id(bytes: &[u8]) -> bool {
+    Message::parse_with(bytes, Padding::Any).is_ok_and(|m| {
+        m.payloads()
+            .iter()
+            .any(|p| matches!(&p.body, PayloadBody::VendorId(v) if v.is_dpd()))
+    })
 }
 
 fn message_id_of(bytes: &[u8]) -> u32 {

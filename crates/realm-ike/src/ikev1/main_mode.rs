@@ -81,6 +81,7 @@
 //!     preference: Preference::Ours,
 //!     local_id: id,
 //!     nat_t: NatTConfig::default(),
+//!     vendor_ids: Vec::new(),
 //! };
 //! let psk = b"shared secret";
 //! let (left, right) = ("192.0.2.1:500".parse()?, "198.51.100.2:500".parse()?);
@@ -121,7 +122,7 @@ use aws_lc_rs::constant_time;
 use realm_wire::isakmp::{
     Body, Cookie, ExchangeType, Flags, Hash, Header, Identification, KeyExchange, Message, Nonce,
     NotifyMessageType, Packet, Padding, Payload, PayloadBody, PayloadChain, PayloadType,
-    RawPayloads, SecurityAssociation,
+    RawPayloads, SecurityAssociation, VendorId,
 };
 
 use super::keys::{EncryptionKey, Iv, Phase1Auth, Phase1Inputs, Phase1Keys};
@@ -156,6 +157,9 @@ pub struct MainModeConfig {
     pub local_id: Identification,
     /// NAT traversal (RFC 3947): announced, detected, or forced.
     pub nat_t: NatTConfig,
+    /// Further Vendor ID payloads for messages 1 and 2 (the engine sends DPD's, RFC 3706
+    /// section 5.1); a peer's are read by the caller from the plaintext messages 1 and 2.
+    pub vendor_ids: Vec<Vec<u8>>,
 }
 
 impl MainModeConfig {
@@ -432,6 +436,7 @@ impl Initiator<SentSa> {
         if config.nat_t.enabled {
             payloads.extend(nat_t::NAT_T_VENDOR_IDS.map(nat_t::vendor_id_payload));
         }
+        payloads.extend(extra_vendor_ids(&config));
         let bytes = Message::new(header, payloads).to_bytes()?;
         let state = Initiator {
             config,
@@ -669,6 +674,7 @@ impl Responder<RepliedSa> {
             choice.reply(),
         ))];
         out.extend(nat_vid.map(nat_t::vendor_id_payload));
+        out.extend(extra_vendor_ids(&config));
         let bytes = Message::new(reply, out).to_bytes()?;
         Ok((
             Responder {
@@ -966,6 +972,14 @@ impl Keyed {
 
 /// The checks' context in Main Mode; the draft NAT-T payload types are admitted once the
 /// draft was negotiated (messages 3 and 4 carry its NAT-D, type 130).
+/// The caller's own Vendor ID payloads (DPD, RFC 3706 section 5.1), sent in messages 1 and 2.
+fn extra_vendor_ids(config: &MainModeConfig) -> impl Iterator<Item = Payload> + '_ {
+    config
+        .vendor_ids
+        .iter()
+        .map(|v| Payload::new(PayloadBody::VendorId(VendorId::new(v.clone()))))
+}
+
 fn phase1_context(keyed: bool, nat_version: Option<NatTVersion>) -> Context<'static> {
     let mut ctx = Context::new(
         SaState::Phase1 {

@@ -114,6 +114,7 @@ pub(crate) fn phase1(seed: u64) -> (IsakmpSa, IsakmpSa, SeededCrypto, SeededCryp
         preference: Preference::Ours,
         local_id: id,
         nat_t: NatTConfig::default(),
+        vendor_ids: Vec::new(),
     };
     let left: SocketAddr = "192.0.2.1:500".parse().unwrap();
     let right: SocketAddr = "198.51.100.2:500".parse().unwrap();
