@@ -270,6 +270,11 @@ impl IkeRuntime {
                     connection,
                     reason,
                 } => tracing::info!(ike = %id, connection, reason, "IKE SA down"),
+                Event::PeerDead {
+                    id,
+                    connection,
+                    remote,
+                } => tracing::warn!(ike = %id, connection, %remote, "peer dead (DPD)"),
                 Event::ChildFailed {
                     connection,
                     child,
