@@ -709,3 +709,43 @@ fn dead_peer_detection_keeps_a_live_peer_and_declares_a_dead_one_then_restarts()
     assert_eq!(views.len(), 1, "{views:?}");
     assert_ne!(views[0].state, "ESTABLISHED");
 }
+
+#[test]
+fn an_isakmp_sa_rekey_is_a_new_main_mode_that_adopts_the_children() {
+    let conf = Conf {
+        extra_connection: "rekey_time = \"30s\"\nrand_time = \"1s\"",
+        ..Conf::default()
+    };
+    let mut net = Net::new(&conf, &swapped(&Conf::default()));
+    let start = net.now;
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    let child = Net::child_ups(&net.events_a)[0].pair.inbound.spi;
+    let first = net.a.ike_sas(net.now)[0].id;
+    net.advance_to(start + Duration::from_secs(31));
+    assert_eq!(Net::ike_ups(&net.events_a), 2);
+    assert_eq!(Net::ike_ups(&net.events_b), 2);
+    for (side, views) in [("A", net.a.ike_sas(net.now)), ("B", net.b.ike_sas(net.now))] {
+        assert_eq!(views.len(), 1, "{side}: {views:?}");
+        assert_eq!(views[0].state, "ESTABLISHED");
+        assert_eq!(
+            views[0].children.len(),
+            1,
+            "{side}: the child moved to the new SA"
+        );
+    }
+    assert_ne!(net.a.ike_sas(net.now)[0].id, first);
+    assert_eq!(net.a.ike_sas(net.now)[0].children[0].inbound_spi, child);
+    for events in [&net.events_a, &net.events_b] {
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::ChildSaDown(_))),
+            "{events:?}"
+        );
+        assert!(events.iter().any(|e| matches!(e, Event::IkeSaDown { .. })));
+    }
+    // The adopted child is closed under the new SA, and the peer hears of it.
+    net.a.terminate(net.now, "site").unwrap();
+    net.pump();
+    assert!(net.events_b.iter().any(|e| matches!(e,
+        Event::ChildSaDown(d) if d.reason == ChildDownReason::DeletedByPeer)));
+}

@@ -456,6 +456,23 @@ impl Charon {
         }
     }
 
+    /// Kills charon at once (SIGKILL to its process group): no Delete reaches the peer, as
+    /// when a host dies. Idempotent.
+    pub fn kill(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        match i32::try_from(child.id()) {
+            Ok(pid) => {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            Err(_) => {
+                let _ = child.kill();
+            }
+        }
+        let _ = child.wait();
+    }
+
     /// Stops charon now: SIGTERM to its process group (charon removes its
     /// routes and TUN), SIGKILL after [`STOP_GRACE`]. Idempotent.
     pub fn stop(&mut self) {

@@ -36,7 +36,26 @@ struct Case {
     realm_initiates: bool,
     proposals: &'static str,
     esp: &'static str,
+    /// Lines for Realm's `[connections.ss]` and its child, and strongSwan's `ss { }` and its
+    /// child (timers: rekeying, DPD).
+    tuning: Tuning,
 }
+
+#[derive(Clone, Copy, Debug)]
+struct Tuning {
+    realm_conn: &'static str,
+    realm_child: &'static str,
+    ss_conn: &'static str,
+    ss_child: &'static str,
+}
+
+/// No rekeying and no DPD: a test sees one pair of SAs.
+const QUIET: Tuning = Tuning {
+    realm_conn: "rekey_time = \"0s\"",
+    realm_child: "rekey_time = \"0s\"\nlife_time = \"1h\"",
+    ss_conn: "rekey_time = 0",
+    ss_child: "rekey_time = 0\n                life_time = 3600",
+};
 
 fn realm_config(pair: &Pair, c: Case) -> String {
     format!(
@@ -63,7 +82,7 @@ local_addrs = "{me}"
 remote_addrs = "{other}"
 proposals = "{proposals}"
 encap = true
-rekey_time = "0s"
+{realm_conn}
 local.auth = "psk"
 local.id = "realm.example"
 remote.auth = "psk"
@@ -73,8 +92,7 @@ remote.id = "strongswan.example"
 local_ts = "{my_net}"
 remote_ts = "{their_net}"
 esp_proposals = "{esp}"
-rekey_time = "0s"
-life_time = "1h"
+{realm_child}
 
 [secrets.ike-ss]
 id-a = "realm.example"
@@ -90,6 +108,8 @@ secret = "{PSK}"
         their_net = NETS[1],
         proposals = c.proposals,
         esp = c.esp,
+        realm_conn = c.tuning.realm_conn,
+        realm_child = c.tuning.realm_child,
     )
 }
 
@@ -102,7 +122,7 @@ fn swanctl_conf(c: Case) -> String {
         remote_addrs = {other}
         proposals = {proposals}
         encap = yes
-        rekey_time = 0
+        {ss_conn}
         local {{
             auth = psk
             id = strongswan.example
@@ -117,8 +137,7 @@ fn swanctl_conf(c: Case) -> String {
                 remote_ts = {their_net}
                 esp_proposals = {esp}
                 mode = tunnel
-                rekey_time = 0
-                life_time = 3600
+                {ss_child}
             }}
         }}
     }}
@@ -137,6 +156,8 @@ secrets {{
         their_net = NETS[0],
         proposals = c.proposals,
         esp = c.esp,
+        ss_conn = c.tuning.ss_conn,
+        ss_child = c.tuning.ss_child,
     )
 }
 
@@ -147,7 +168,8 @@ fn ike_sas(pair: &Pair) -> Vec<Value> {
     }
 }
 
-fn run_case(c: Case) {
+/// Both sides up, the SAs negotiated by the side the case says, checked on both.
+fn bring_up(c: Case) -> (Pair, Charon) {
     if let Err(e) = require_strongswan() {
         panic!("the strongSwan interop tests need strongSwan: {e}");
     }
@@ -216,6 +238,11 @@ fn run_case(c: Case) {
     assert_eq!(rc["spi_in"].as_str(), child.get("spi-out"), "{child:?}");
     assert_eq!(rc["spi_out"].as_str(), child.get("spi-in"), "{child:?}");
     assert!(rc["description"].as_str().unwrap().contains("udp-encap"));
+    (pair, charon)
+}
+
+fn run_case(c: Case) {
+    let (mut pair, charon) = bring_up(c);
 
     let (na, nb) = (pair.ns[0].clone(), pair.ns[1].clone());
     let from = tcp_echo(&nb, INNER[1], &na);
@@ -240,6 +267,7 @@ fn realm_initiates_main_mode_psk_modp2048_esp_gcm() {
         realm_initiates: true,
         proposals: "aes128-sha256-modp2048",
         esp: "aes128gcm16",
+        tuning: QUIET,
     });
 }
 
@@ -249,6 +277,7 @@ fn strongswan_initiates_main_mode_psk_modp2048_esp_gcm() {
         realm_initiates: false,
         proposals: "aes128-sha256-modp2048",
         esp: "aes128gcm16",
+        tuning: QUIET,
     });
 }
 
@@ -258,6 +287,7 @@ fn realm_initiates_ecp256_esp_cbc_sha256_pfs_ecp256() {
         realm_initiates: true,
         proposals: "aes256-sha256-ecp256",
         esp: "aes128-sha256-ecp256",
+        tuning: QUIET,
     });
 }
 
@@ -267,5 +297,97 @@ fn strongswan_initiates_ecp256_esp_cbc_sha256_pfs_modp2048() {
         realm_initiates: false,
         proposals: "aes256-sha1-ecp256",
         esp: "aes128-sha256-modp2048",
+        tuning: QUIET,
     });
+}
+
+/// Rekeying under traffic: Realm rekeys the child (make-before-break) every 3 s and the ISAKMP
+/// SA (a new Main Mode that adopts the children) every 5 s, strongSwan rekeys the child every
+/// 7 s; one TCP connection keeps echoing through all of it.
+#[test]
+fn rekeys_by_both_sides_and_an_isakmp_rekey_keep_one_tcp_connection_going() {
+    let c = Case {
+        realm_initiates: true,
+        proposals: "aes128-sha256-ecp256",
+        esp: "aes128gcm16",
+        tuning: Tuning {
+            realm_conn: "rekey_time = \"5s\"\nrand_time = \"0s\"",
+            realm_child: "rekey_time = \"3s\"\nlife_time = \"30s\"\nrand_time = \"0s\"",
+            ss_conn: "rekey_time = 0",
+            ss_child: "rekey_time = 7\n                life_time = 30\n                rand_time = 0",
+        },
+    };
+    let (mut pair, charon) = bring_up(c);
+    let first = ike_sas(&pair)[0]["children"][0]["spi_in"].clone();
+    let (na, nb) = (pair.ns[0].clone(), pair.ns[1].clone());
+    let chunks = tcp_session(&nb, INNER[1], 5002, &na, Duration::from_secs(12));
+    assert!(chunks > 50, "{chunks} chunks");
+    let log = pair.log(0);
+    let installed = log.matches("child SA installed").count();
+    assert!(installed >= 4, "{installed} child SAs installed:\n{log}");
+    assert!(log.matches("IKE SA established").count() >= 3, "{log}");
+    let removed = log.matches("child SA removed").count();
+    assert!(removed >= 2, "{log}");
+    // strongSwan began a Quick Mode of its own (its rekey) and Realm answered it.
+    assert!(
+        charon.log().contains("rekeying CHILD_SA") || charon.log().contains("rekeying"),
+        "{}",
+        charon.log()
+    );
+    let now = ike_sas(&pair);
+    let established: Vec<&Value> = now.iter().filter(|s| s["state"] == "ESTABLISHED").collect();
+    assert!(!established.is_empty(), "{now:?}");
+    assert_ne!(established[0]["children"][0]["spi_in"], first);
+    drop(charon);
+    pair.stop(0);
+}
+
+/// Dead Peer Detection both ways: strongSwan killed, Realm notices within dpd_timeout; then
+/// Realm killed, strongSwan notices.
+#[test]
+fn dead_peer_detection_notices_a_killed_peer_each_way() {
+    let tuning = Tuning {
+        realm_conn: "rekey_time = \"0s\"\ndpd_delay = \"1s\"\ndpd_timeout = \"4s\"",
+        realm_child: "rekey_time = \"0s\"\nlife_time = \"1h\"",
+        ss_conn: "rekey_time = 0\n        dpd_delay = 1\n        dpd_timeout = 4",
+        ss_child: "rekey_time = 0\n                life_time = 3600\n                dpd_action = clear",
+    };
+    let c = Case {
+        realm_initiates: true,
+        proposals: "aes128-sha256-ecp256",
+        esp: "aes128gcm16",
+        tuning,
+    };
+    // strongSwan dies: Realm's SAs go within dpd_delay + dpd_timeout (+ one probe's wait).
+    let (mut pair, mut charon) = bring_up(c);
+    let killed = realm_io::now();
+    charon.kill();
+    let deadline = killed + Duration::from_secs(12);
+    while !ike_sas(&pair).is_empty() {
+        assert!(
+            realm_io::now() < deadline,
+            "Realm kept the SA of a dead peer:\n{}",
+            pair.log(0)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = realm_io::now() - killed;
+    assert!(pair.log(0).contains("peer dead (DPD)"), "{}", pair.log(0));
+    assert!(
+        took >= Duration::from_secs(4),
+        "declared dead after {took:?}, before dpd_timeout"
+    );
+    let sas = ctl(&pair.socket(0), "sas").unwrap();
+    assert_eq!(sas, Value::Array(Vec::new()));
+    drop(charon);
+    drop(pair);
+
+    // Realm dies: strongSwan's SAs go.
+    let (mut pair, charon) = bring_up(c);
+    pair.kill(0);
+    let after = charon
+        .wait_sas(Duration::from_secs(15), |s| s.is_empty())
+        .unwrap();
+    assert!(after.is_empty(), "{after:?}\n{}", charon.log());
+    assert!(charon.log().contains("DPD"), "{}", charon.log());
 }

@@ -423,6 +423,10 @@ struct IkeSa<K> {
     dpd: Option<Dpd>,
     /// Message IDs of the protected Informationals taken (a replay is dropped).
     informational_ids: VecDeque<u32>,
+    /// When to replace this ISAKMP SA by a new Main Mode (the original initiator only).
+    rekey_at: Option<Instant>,
+    /// The ISAKMP SA this exchange replaces (a rekey): deleted once this one is up.
+    replaces: Option<IkeSaId>,
 }
 
 impl<K> IkeSa<K> {
@@ -561,6 +565,9 @@ impl<C: Crypto> Ike<C> {
             if let Some(t) = sa.dpd.as_ref().and_then(Dpd::poll_timeout) {
                 consider(t);
             }
+            if let Some(t) = sa.rekey_at {
+                consider(t);
+            }
             if let Some(r) = &sa.retransmit {
                 consider(r.next);
             }
@@ -627,7 +634,7 @@ impl<C: Crypto> Ike<C> {
             self.sas.insert(id, sa);
             return result;
         }
-        self.start_main_mode(now, index, vec![child.to_owned()])
+        self.start_main_mode(now, index, vec![child.to_owned()], None)
     }
 
     /// Closes connection `name`'s ISAKMP SAs and their children (the children's removal is
@@ -940,6 +947,7 @@ impl<C: Crypto> Ike<C> {
         now: Instant,
         index: usize,
         pending: Vec<String>,
+        replaces: Option<IkeSaId>,
     ) -> Result<(), CommandError> {
         let c = self.connection(index).clone();
         let Some(remote_ip) = c.remote_host() else {
@@ -988,6 +996,8 @@ impl<C: Crypto> Ike<C> {
             peer_dpd: false,
             dpd: None,
             informational_ids: VecDeque::new(),
+            rekey_at: None,
+            replaces,
         };
         self.insert_new(sa);
         Ok(())
@@ -1066,6 +1076,8 @@ impl<C: Crypto> Ike<C> {
                     peer_dpd: sends_dpd_vendor_id(bytes),
                     dpd: None,
                     informational_ids: VecDeque::new(),
+                    rekey_at: None,
+                    replaces: None,
                 };
                 sa.remember(bytes, &sent);
                 self.insert_new(sa);
@@ -1395,6 +1407,12 @@ impl<C: Crypto> Ike<C> {
             };
             sa.dpd = Some(Dpd::new(c.dpd_delay.to_duration(), timeout, now, first));
         }
+        if sa.initiator && !c.rekey_time.is_zero() {
+            // Before the lifetime runs out, whatever was configured or negotiated.
+            let rekey = c.rekey_time.to_duration().min(lifetime - lifetime / 10);
+            let jitter = self.jitter(c.rand_time.to_duration().min(rekey / 2));
+            sa.rekey_at = Some(now + rekey.saturating_sub(jitter));
+        }
         self.events.push_back(Event::IkeSaUp {
             id: sa.id,
             connection: c.name.clone(),
@@ -1402,7 +1420,35 @@ impl<C: Crypto> Ike<C> {
             remote: sa.remote,
             peer_id: isakmp.peer_id.clone(),
         });
+        // IKEv1 child SAs do not belong to the ISAKMP SA that made them: a new ISAKMP SA with
+        // the same peer (a rekey or reauthentication, ours or the peer's) adopts the older
+        // ones' children, so that their rekeys and Deletes go under the new one, as
+        // strongSwan does ("adopting N children").
+        let older: Vec<IkeSaId> = self
+            .sas
+            .values()
+            .filter(|o| {
+                o.connection == sa.connection
+                    && o.remote.ip() == sa.remote.ip()
+                    && o.isakmp().is_some_and(|i| i.peer_id == isakmp.peer_id)
+            })
+            .map(|o| o.id)
+            .collect();
+        for id in &older {
+            if let Some(o) = self.sas.get_mut(id) {
+                sa.children.append(&mut o.children);
+            }
+        }
         sa.phase1 = Phase1::Established(Box::new(isakmp));
+        if let Some(old) = sa.replaces.take() {
+            // Our rekey is done: the old ISAKMP SA goes (its children live on under this one).
+            self.close_sa(
+                now,
+                old,
+                ChildDownReason::IkeSaGone,
+                "replaced by a new ISAKMP SA",
+            );
+        }
         for child in std::mem::take(&mut sa.pending) {
             if let Err(e) = self.start_quick_mode(now, sa, &child, None) {
                 self.events.push_back(Event::ChildFailed {
@@ -1955,7 +2001,7 @@ impl<C: Crypto> Ike<C> {
         restart.dedup();
         if !restart.is_empty() {
             // The dead SA is already out of the table: a new Main Mode starts.
-            if let Err(e) = self.start_main_mode(now, sa.connection, restart) {
+            if let Err(e) = self.start_main_mode(now, sa.connection, restart, None) {
                 self.log(
                     LogLevel::Warn,
                     format!("connection {}: restart after DPD failed: {e}", c.name),
@@ -2005,6 +2051,17 @@ impl<C: Crypto> Ike<C> {
                 }
             }
         }
+        if sa.rekey_at.is_some_and(|t| now >= t) {
+            sa.rekey_at = None;
+            // IKEv1 has no in-place rekey of an ISAKMP SA: a new Main Mode (RFC 2409 section 5),
+            // whose SA then adopts the children and deletes this one.
+            if let Err(e) = self.start_main_mode(now, sa.connection, Vec::new(), Some(sa.id)) {
+                self.log(
+                    LogLevel::Warn,
+                    format!("{name} ({}): ISAKMP SA rekey failed: {e}", sa.id),
+                );
+            }
+        }
         if let Some(dpd) = &mut sa.dpd
             && dpd.poll_timeout().is_some_and(|t| now >= t)
         {
@@ -2024,6 +2081,16 @@ impl<C: Crypto> Ike<C> {
         }
         if now >= sa.expires {
             let established = sa.isakmp().is_some();
+            // A newer SA with the same peer takes the children over (IKEv1 child SAs outlive
+            // the ISAKMP SA that made them): a rekey still under way adopts them now.
+            if established
+                && let Some(newer) = self
+                    .sas
+                    .values_mut()
+                    .find(|o| o.connection == sa.connection && o.remote.ip() == sa.remote.ip())
+            {
+                newer.children.append(&mut sa.children);
+            }
             let spis: Vec<u32> = sa.children.iter().map(|c| c.inbound_spi).collect();
             for spi in spis {
                 self.remove_child(sa, spi, ChildDownReason::IkeSaGone, false);

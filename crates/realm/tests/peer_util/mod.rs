@@ -121,6 +121,14 @@ impl Pair {
         }
     }
 
+    /// SIGKILL to a peer: it dies without a word to anyone (no Delete).
+    pub fn kill(&mut self, side: usize) {
+        let id = self.peers[side].take().unwrap();
+        let pid = self.lab.child_mut(id).unwrap().id();
+        signal(pid, "KILL");
+        let _ = self.lab.wait(id);
+    }
+
     /// SIGTERM to a peer: it must exit 0 and remove its socket file and TUN.
     pub fn stop(&mut self, side: usize) {
         let id = self.peers[side].take().unwrap();
@@ -328,4 +336,58 @@ pub fn count(sa: &Value, field: &str) -> u64 {
     sa[field]
         .as_u64()
         .unwrap_or_else(|| panic!("{field} in {sa}"))
+}
+
+/// A TCP connection kept busy for `duration`: the client in `client_ns` sends a numbered
+/// 16 KiB chunk every 50 ms to an echo server in `server_ns` on `addr` and reads each back.
+/// Panics unless every chunk comes back intact, in order, on the one connection. Returns the
+/// number of chunks.
+pub fn tcp_session(
+    server_ns: &str,
+    addr: Ipv4Addr,
+    port: u16,
+    client_ns: &str,
+    duration: Duration,
+) -> usize {
+    let listener = netns::in_namespace(server_ns, || TcpListener::bind((addr, port)))
+        .unwrap()
+        .unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                return;
+            }
+            s.write_all(&buf[..n]).unwrap();
+        }
+    });
+    let mut c = netns::in_namespace(client_ns, || {
+        TcpStream::connect_timeout(&SocketAddr::from((addr, port)), WAIT)
+    })
+    .unwrap()
+    .expect("TCP connect through the SAs");
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    c.set_write_timeout(Some(WAIT)).unwrap();
+    let deadline = realm_io::now() + duration;
+    let mut i = 0usize;
+    while realm_io::now() < deadline {
+        let mut chunk = Vec::with_capacity(16 * 1024);
+        while chunk.len() < 16 * 1024 {
+            chunk.extend_from_slice(format!("{MARKER:?}{i:010}\n").as_bytes());
+        }
+        chunk.truncate(16 * 1024);
+        c.write_all(&chunk).unwrap();
+        let mut back = vec![0u8; chunk.len()];
+        c.read_exact(&mut back)
+            .unwrap_or_else(|e| panic!("chunk {i} not echoed: {e}"));
+        assert!(back == chunk, "chunk {i} came back different");
+        i += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    server.join().unwrap();
+    i
 }
