@@ -359,7 +359,7 @@ fn dead_peer_detection_notices_a_killed_peer_each_way() {
         tuning,
     };
     // strongSwan dies: Realm's SAs go within dpd_delay + dpd_timeout (+ one probe's wait).
-    let (mut pair, mut charon) = bring_up(c);
+    let (pair, mut charon) = bring_up(c);
     let killed = realm_io::now();
     charon.kill();
     let deadline = killed + Duration::from_secs(12);
