@@ -75,6 +75,7 @@ device = "eth0"
 
 [ike]
 retransmit_timeout = 1.0
+ikev1_decryption_table = "{table}"
 
 [connections.ss]
 version = 1
@@ -101,6 +102,7 @@ secret = "{PSK}"
 "#,
         socket = pair.socket(0).display(),
         export = pair.export(0).display(),
+        table = pair.dir.join("ikev1_decryption_table").display(),
         inner = INNER[0],
         me = UNDERLAY[0],
         other = UNDERLAY[1],
@@ -170,6 +172,13 @@ fn ike_sas(pair: &Pair) -> Vec<Value> {
 
 /// Both sides up, the SAs negotiated by the side the case says, checked on both.
 fn bring_up(c: Case) -> (Pair, Charon) {
+    let (pair, charon, _) = bring_up_captured(c, false);
+    (pair, charon)
+}
+
+/// [`bring_up`], with a capture on Realm's underlay started before the first IKE message
+/// when `capture` is set.
+fn bring_up_captured(c: Case, capture: bool) -> (Pair, Charon, Option<Capture>) {
     if let Err(e) = require_strongswan() {
         panic!("the strongSwan interop tests need strongSwan: {e}");
     }
@@ -190,6 +199,7 @@ fn bring_up(c: Case) -> (Pair, Charon) {
         &swanctl_conf(c),
     )
     .expect("charon");
+    let capture = capture.then(|| Capture::start(&mut pair, 0));
     if c.realm_initiates {
         ctl_args(&pair.socket(0), "initiate", &["net"]).unwrap();
     } else {
@@ -238,11 +248,11 @@ fn bring_up(c: Case) -> (Pair, Charon) {
     assert_eq!(rc["spi_in"].as_str(), child.get("spi-out"), "{child:?}");
     assert_eq!(rc["spi_out"].as_str(), child.get("spi-in"), "{child:?}");
     assert!(rc["description"].as_str().unwrap().contains("udp-encap"));
-    (pair, charon)
+    (pair, charon, capture)
 }
 
 fn run_case(c: Case) {
-    let (mut pair, charon) = bring_up(c);
+    let (mut pair, charon, capture) = bring_up_captured(c, true);
 
     let (na, nb) = (pair.ns[0].clone(), pair.ns[1].clone());
     let from = tcp_echo(&nb, INNER[1], &na);
@@ -252,6 +262,34 @@ fn run_case(c: Case) {
     for sa in sas.as_array().unwrap() {
         assert!(sa["bytes"].as_u64().unwrap() > 2 << 20, "{sa}");
     }
+    let (file, _) = capture.unwrap().stop(&mut pair);
+    // tshark with Realm's exported keys: the IKE messages after message 4 (on UDP 4500,
+    // encrypted) and the ESP (in UDP) decrypt.
+    let home = pair.dir.join("home");
+    let uat = home.join(".config/wireshark");
+    std::fs::create_dir_all(&uat).unwrap();
+    std::fs::write(
+        uat.join("esp_sa"),
+        std::fs::read_to_string(pair.export(0)).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        uat.join("ikev1_decryption_table"),
+        std::fs::read_to_string(pair.dir.join("ikev1_decryption_table")).unwrap(),
+    )
+    .unwrap();
+    let ids = tshark_fields(&file, &home, "isakmp", "isakmp.id.data.fqdn");
+    assert!(
+        ids.iter().any(|l| l.contains("realm.example"))
+            && ids.iter().any(|l| l.contains("strongswan.example")),
+        "tshark read no identities from Main Mode messages 5 and 6: {ids:?}"
+    );
+    let inner = tshark_fields(&file, &home, "esp && tcp", "tcp.port");
+    assert!(
+        inner.len() > 100,
+        "tshark decrypted {} TCP segments in ESP",
+        inner.len()
+    );
 
     // Realm closes: strongSwan is told (Delete) and lists nothing.
     ctl_args(&pair.socket(0), "terminate", &["ss"]).unwrap();
@@ -390,4 +428,29 @@ fn dead_peer_detection_notices_a_killed_peer_each_way() {
         .unwrap();
     assert!(after.is_empty(), "{after:?}\n{}", charon.log());
     assert!(charon.log().contains("DPD"), "{}", charon.log());
+}
+
+fn tshark_fields(
+    file: &std::path::Path,
+    home: &std::path::Path,
+    filter: &str,
+    field: &str,
+) -> Vec<String> {
+    let out = std::process::Command::new("tshark")
+        .env("HOME", home)
+        .args(["-n", "-o", "esp.enable_encryption_decode:TRUE", "-r"])
+        .arg(file)
+        .args(["-Y", filter, "-T", "fields", "-e", field])
+        .output()
+        .expect("tshark");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
