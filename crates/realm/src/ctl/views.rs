@@ -26,6 +26,7 @@ pub(crate) fn render(daemon: &str, command: &str, v: &Value, now: u64) -> Option
         ("peer", "status") => Some(peer_status(v)),
         ("peer", "sas") => v.as_array().map(|s| peer_sas(s)),
         ("peer", "policies") => v.as_array().map(|p| peer_policies(p)),
+        (_, "ike") => v.as_array().map(|sas| ike_sas(sas)),
         _ => None,
     }
 }
@@ -590,6 +591,59 @@ fn peer_policies(policies: &[Value]) -> String {
     table_or_none(&t)
 }
 
+// ---- the IKE runtime (realm peer, realm host) ----------------------------------------
+
+/// `realm ctl ike`, shaped like `swanctl --list-sas`: one block per ISAKMP SA, a line per
+/// child SA pair.
+fn ike_sas(sas: &[Value]) -> String {
+    if sas.is_empty() {
+        return "(none)\n".to_owned();
+    }
+    let mut out = String::new();
+    for sa in sas {
+        let role = if sa["initiator"] == Value::Bool(true) {
+            "initiator"
+        } else {
+            "responder"
+        };
+        out += &format!(
+            "{}: #{}, {}, IKEv1, {role}, {} ... {} [{}]\n",
+            s(&sa["connection"]),
+            s(&sa["id"]),
+            s(&sa["state"]),
+            s(&sa["local"]),
+            s(&sa["remote"]),
+            s(&sa["peer_id"]),
+        );
+        out += &format!(
+            "  cookies {}_i {}_r, {}, up {}, expires in {}\n",
+            s(&sa["initiator_cookie"]),
+            s(&sa["responder_cookie"]),
+            s(&sa["proposal"]),
+            span(&sa["age_seconds"]),
+            span(&sa["expires_in_seconds"]),
+        );
+        for c in sa["children"].as_array().into_iter().flatten() {
+            let rekey = match c["rekey_in_seconds"].as_u64() {
+                Some(r) => format!(", rekey in {}", seconds(r)),
+                None => String::new(),
+            };
+            out += &format!(
+                "  {}: {}_i {}_o, {}, {} === {}, up {}{rekey}, expires in {}\n",
+                s(&c["name"]),
+                s(&c["spi_in"]),
+                s(&c["spi_out"]),
+                s(&c["description"]),
+                s(&c["local_ts"]),
+                s(&c["remote_ts"]),
+                span(&c["age_seconds"]),
+                span(&c["expires_in_seconds"]),
+            );
+        }
+    }
+    out
+}
+
 fn table_or_none(t: &Table) -> String {
     if t.is_empty() {
         "(none)\n".to_owned()
@@ -601,6 +655,30 @@ fn table_or_none(t: &Table) -> String {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    #[test]
+    fn ike_view_reads_like_swanctl() {
+        let sa = json!({"id": 1, "connection": "ss", "state": "ESTABLISHED", "initiator": true,
+            "local": "192.0.2.1:4500", "remote": "192.0.2.2:4500",
+            "initiator_cookie": "0011223344556677", "responder_cookie": "8899aabbccddeeff",
+            "proposal": "aes128-sha256-modp2048", "peer_id": "strongswan.example",
+            "age_seconds": 20, "expires_in_seconds": 14380,
+            "children": [{"name": "net", "spi_in": "17ea4159", "spi_out": "c0d3f369",
+                "description": "aes128gcm16 tunnel udp-encap", "local_ts": "203.0.113.0/24",
+                "remote_ts": "198.51.100.0/24", "age_seconds": 20, "rekey_in_seconds": 3580,
+                "expires_in_seconds": 3940}]});
+        let text = super::render("peer", "ike", &json!([sa]), 0).unwrap();
+        assert_eq!(
+            text,
+            "ss: #1, ESTABLISHED, IKEv1, initiator, 192.0.2.1:4500 ... 192.0.2.2:4500 [strongswan.example]\n\
+             \x20 cookies 0011223344556677_i 8899aabbccddeeff_r, aes128-sha256-modp2048, up 20s, expires in 3h59m\n\
+             \x20 net: 17ea4159_i c0d3f369_o, aes128gcm16 tunnel udp-encap, 203.0.113.0/24 === 198.51.100.0/24, up 20s, rekey in 59m40s, expires in 1h05m\n"
+        );
+        assert_eq!(
+            super::render("peer", "ike", &json!([]), 0).unwrap(),
+            "(none)\n"
+        );
+    }
 
     use super::*;
 
