@@ -273,6 +273,26 @@ mod tests {
     }
 
     #[test]
+    fn the_ike_example_parses_with_its_connections() {
+        let c = PeerConfig::parse(include_str!("../../../../examples/peer-ike.toml"))
+            .unwrap_or_else(|e| panic!("peer-ike.toml: {e:#}"));
+        let ike = c.connections.as_ref().expect("connections");
+        let (conn, child) = ike.child("net").expect("child net");
+        assert_eq!(conn.name, "site");
+        assert!(conn.encap);
+        assert_eq!(child.esp_proposals.to_string(), "aes128gcm16");
+        assert_eq!(c.udp_ports(), vec![4500], "IKE floats to the NAT-T port");
+        assert!(c.needs_raw(IpsecProtocol::Esp));
+        assert!(c.sa.is_empty() && c.policy.is_empty());
+        assert_eq!(c.ike.nat_t_port, 4500);
+        // An IKE mistake names the file, line and key.
+        let bad = include_str!("../../../../examples/peer-ike.toml")
+            .replace("aes128-sha256-modp2048", "aes129-sha256-modp2048");
+        let e = format!("{:#}", PeerConfig::parse(&bad).unwrap_err());
+        assert!(e.contains("peer.toml:") && e.contains("connections.site.proposals"), "{e}");
+    }
+
+    #[test]
     fn defaults() {
         let c = PeerConfig::parse("[tun]\n[underlay]\naddress = \"192.0.2.1\"\n").unwrap();
         assert_eq!(c.log_level, "info");

@@ -1,6 +1,7 @@
 //! `realm peer`: a plain (non-RSIP) IPsec host. Applications' packets come
-//! out of a TUN device, go through the SPD, are protected with manually
-//! keyed SAs (RFC 2401 s4.6.1) and leave on raw ESP/AH sockets or UDP 4500;
+//! out of a TUN device, go through the SPD, are protected with SAs keyed by
+//! IKEv1 (`[connections]`, the shared runtime in `crate::ike`) or manually
+//! (RFC 2401 s4.6.1) and leave on raw ESP/AH sockets or UDP 4500;
 //! protected packets from the underlay are opened, checked against the
 //! inbound SPD and written to the TUN. The IPsec logic is `realm-ipsec`'s,
 //! the OS access `realm-io`'s; this module only wires them (see
@@ -37,8 +38,14 @@ pub(crate) fn run(args: &PeerArgs) -> anyhow::Result<bool> {
             .manual_keying()
             .install(&mut engine, realm_io::now())
             .context("install SAs and policies")?;
+        let ike = config.connections.as_ref().map_or(String::new(), |c| {
+            format!(
+                ", IKE connections {:?}",
+                c.connections.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()
+            )
+        });
         println!(
-            "{}: ok: TUN {} (MTU {}), underlay {}, {} SAs, {} policies, NAT-T ports {:?}",
+            "{}: ok: TUN {} (MTU {}), underlay {}, {} SAs, {} policies, NAT-T ports {:?}{ike}",
             args.config.display(),
             config.tun.name,
             config.tun.mtu,
