@@ -289,7 +289,10 @@ mod tests {
         let bad = include_str!("../../../../examples/peer-ike.toml")
             .replace("aes128-sha256-modp2048", "aes129-sha256-modp2048");
         let e = format!("{:#}", PeerConfig::parse(&bad).unwrap_err());
-        assert!(e.contains("peer.toml:") && e.contains("connections.site.proposals"), "{e}");
+        assert!(
+            e.contains("peer.toml:") && e.contains("connections.site.proposals"),
+            "{e}"
+        );
     }
 
     #[test]

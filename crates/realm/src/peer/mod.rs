@@ -41,7 +41,10 @@ pub(crate) fn run(args: &PeerArgs) -> anyhow::Result<bool> {
         let ike = config.connections.as_ref().map_or(String::new(), |c| {
             format!(
                 ", IKE connections {:?}",
-                c.connections.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()
+                c.connections
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
             )
         });
         println!(
