@@ -14,11 +14,14 @@ use std::process::Command;
 
 use realm_ike::export::ikev1_decryption_table_line;
 use realm_ike::ikev1::informational::{self, delete_esp, ru_there};
-use realm_ike::ikev1::main_mode::{Initiator, IsakmpSa, MainModeConfig, Responder};
+use realm_ike::ikev1::main_mode::{
+    Initiator, IsakmpSa, MainModeConfig, Phase1Credentials, Responder,
+};
 use realm_ike::ikev1::nat_t::{Endpoints, NatTConfig};
 use realm_ike::proposal::{IkeProposal, Preference};
 use realm_ike::{AwsLcCrypto, CipherAlgorithm, DhGroup, HashAlgorithm};
 use realm_wire::isakmp::Identification;
+use std::time::UNIX_EPOCH;
 
 const PSK: &[u8] = b"tshark reads this too";
 const I: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -30,6 +33,7 @@ fn config(proposal: IkeProposal, id: Identification) -> MainModeConfig {
         lifetime: NonZeroU32::new(3600).unwrap(),
         preference: Preference::Ours,
         local_id: id,
+        auth: Phase1Credentials::PreSharedKey,
         nat_t: NatTConfig::default(),
         vendor_ids: Vec::new(),
     }
@@ -50,8 +54,14 @@ fn handshake(proposal: IkeProposal) -> (Vec<Vec<u8>>, IsakmpSa) {
     let (i, m3) = i.handle_sa(&c, &m2).map_err(|f| f.error).unwrap();
     let (r, m4) = r.handle_ke(&c, &m3, PSK).map_err(|f| f.error).unwrap();
     let (i, m5) = i.handle_ke(&c, &m4, PSK).map_err(|f| f.error).unwrap();
-    let (_, m6) = r.handle_id(&c, &m5).map_err(|f| f.error).unwrap();
-    let sa = i.handle_id(&c, &m6).map_err(|f| f.error).unwrap();
+    let (_, m6) = r
+        .handle_id(&c, &m5, UNIX_EPOCH)
+        .map_err(|f| f.error)
+        .unwrap();
+    let sa = i
+        .handle_id(&c, &m6, UNIX_EPOCH)
+        .map_err(|f| f.error)
+        .unwrap();
     (vec![m1, m2, m3, m4, m5, m6], sa)
 }
 
