@@ -1,5 +1,6 @@
-//! IKEv1 Main Mode with pre-shared keys (RFC 2409 section 5 and 5.4; RFC 2408 section 4.4, the
-//! Identity Protection exchange), both roles, as typed states that consume themselves:
+//! IKEv1 Main Mode with pre-shared keys or RSA signatures (RFC 2409 sections 5, 5.1 and 5.4;
+//! RFC 2408 section 4.4, the Identity Protection exchange), both roles, as typed states that
+//! consume themselves:
 //!
 //! ```text
 //! Initiator                                  Responder
@@ -7,8 +8,8 @@
 //! Initiator<SentSa>       <--  HDR, SA       Responder<RepliedSa>
 //!   ::handle_sa                HDR, KE, Ni -->  ::handle_ke
 //! Initiator<SentKe<K>>    <--  HDR, KE, Nr   Responder<RepliedKe>
-//!   ::handle_ke                HDR*, IDii, HASH_I -->  ::handle_id
-//! Initiator<SentId>       <--  HDR*, IDir, HASH_R    IsakmpSa
+//!   ::handle_ke                HDR*, IDii, HASH_I / [CERT,] SIG_I -->  ::handle_id
+//! Initiator<SentId>       <--  HDR*, IDir, HASH_R / [CERT,] SIG_R    IsakmpSa
 //!   ::handle_id -> IsakmpSa
 //! ```
 //!
@@ -38,8 +39,11 @@
 //!   section 4). Vendor ID payloads are ignored. Any other payload, NAT-D without NAT-T
 //!   included, is refused (INVALID-PAYLOAD-TYPE).
 //!   The pre-shared key is taken here, as a parameter (the caller finds it by peer address):
-//!   SKEYID = prf(pre-shared-key, Ni_b | Nr_b) and SKEYID_d/a/e ([`Phase1Keys`]); the first IV
-//!   is hash(g^xi | g^xr) (Appendix B).
+//!   SKEYID = prf(pre-shared-key, Ni_b | Nr_b) and SKEYID_d/a/e ([`Phase1Keys`]); with RSA
+//!   signatures the parameter is unused and SKEYID = prf(Ni_b | Nr_b, g^xy). The first IV is
+//!   hash(g^xi | g^xr) (Appendix B). With RSA signatures both messages also carry a CERTREQ
+//!   (X.509 signature) per trusted CA, naming its subject, as strongSwan does; a peer's CERTREQ
+//!   is accepted and ignored (our certificate is sent anyway).
 //! - Messages 5 and 6: encrypted with AES-CBC under the Appendix B key, the plaintext padded
 //!   with zero octets to the block size (none when already a whole number of blocks), each
 //!   message's last ciphertext block the next IV. They carry ID (as the caller gave it) and HASH
@@ -58,9 +62,26 @@
 //!   PAYLOAD-MALFORMED); which of the two a given wrong key or tampered byte produces depends on
 //!   the bytes. Vendor ID and Notification payloads (INITIAL-CONTACT) are ignored.
 //!
+//!   With RSA signatures ([`Phase1Credentials::RsaSignature`], RFC 2409 section 5.1) they
+//!   carry `ID, CERT, SIG` instead: ID as configured (by default the certificate's subject DN,
+//!   ID_DER_ASN1_DN, [`RsaCredentials::default_id`]), our certificate and intermediates in CERT
+//!   payloads (encoding 4), and SIG = HASH_I or HASH_R signed with PKCS#1 v1.5 padding and no
+//!   DigestInfo ([`PrivateKey::sign_hash`]). The peer's message is taken in this order, each
+//!   failure a typed error with its Notify: at most [`MAX_PEER_CERTS`] CERT payloads, each an
+//!   X.509 certificate (INVALID-CERT-ENCODING); the end-entity certificate is the first whose
+//!   key verifies the SIG, else the first, the others intermediates; its chain must lead to a
+//!   trusted CA at the time the caller passes to `handle_id` (INVALID-CERT-AUTHORITY, or
+//!   INVALID-CERTIFICATE when expired, not yet valid or otherwise refused); it must carry the
+//!   ID payload's identity exactly (subject DN byte for byte, or a subjectAltName; RFC 4945
+//!   section 3.1) and match the configured peer identity if any (AUTHENTICATION-FAILED, also
+//!   when no certificate came); the SIG must verify (INVALID-SIGNATURE). A HASH payload is
+//!   refused in this mode, and SIG and CERT with pre-shared keys (INVALID-PAYLOAD-TYPE).
+//!
 //! The result, [`IsakmpSa`], holds the cookies, the chosen proposal, the key schedule, the
 //! encryption key, the last CBC block of phase 1 (for Quick Mode IVs, [`Iv::phase2`]) and the
-//! peer's identity, which the caller checks against the connection's `remote.id`.
+//! peer's identity, which the caller checks against the connection's `remote.id`; with RSA
+//! signatures also the peer's validated certificate ([`IsakmpSa::peer_cert`]), which is what
+//! to match `remote.id` against ([`Certificate::matches`]), as strongSwan does.
 //!
 //! ```
 //! use std::num::NonZeroU32;
@@ -116,7 +137,8 @@
 //!
 //! Not here: retransmission timers (each state keeps its last sent message,
 //! [`Initiator::last_sent`], [`Responder::last_sent`], for the caller to resend), moving to port
-//! 4500 (the caller's), signature authentication, Aggressive Mode, and sending the Notify itself.
+//! 4500 (the caller's), DSS/ECDSA signatures, public key encryption, certificate revocation,
+//! Aggressive Mode, and sending the Notify itself.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -149,7 +171,7 @@ pub const MAX_NONCE_LEN: usize = 256;
 
 static EXCHANGES: [ExchangeType; 1] = [ExchangeType::IdentityProtection];
 
-/// What one side of a Main Mode exchange is configured with (besides the pre-shared key, which
+/// What one side of a Main Mode exchange is configured with (besides a pre-shared key, which
 /// the caller passes to the key exchange step).
 #[derive(Debug, Clone)]
 pub struct MainModeConfig {
@@ -520,7 +542,7 @@ impl<S> Responder<S> {
 
 impl Initiator<SentSa> {
     /// Begins Main Mode: a random non-zero CKY-I and message 1 (HDR, SA) offering
-    /// `config.proposals` with pre-shared key authentication, and with NAT-T enabled every
+    /// `config.proposals` with `config.auth`'s authentication method, and with NAT-T enabled every
     /// NAT-T Vendor ID ([`nat_t::NAT_T_VENDOR_IDS`], RFC 3947 section 3.1). `endpoints`: the
     /// addresses messages 1 to 4 go between, as this side sees them (for the NAT-D payloads).
     pub fn start<C: Crypto>(
@@ -633,8 +655,9 @@ impl Initiator<SentSa> {
 }
 
 impl<K: DhKeyPair> Initiator<SentKe<K>> {
-    /// Takes message 4 (HDR, KE, Nr) and the pre-shared key for this peer: derives the key
-    /// schedule, then sends message 5 (HDR*, IDii, HASH_I).
+    /// Takes message 4 (HDR, KE, Nr [, CERTREQ]) and the pre-shared key for this peer (unused,
+    /// pass `&[]`, with RSA signatures): derives the key schedule, then sends message 5
+    /// (HDR*, IDii, HASH_I, or IDii, CERT, SIG_I).
     pub fn handle_ke<C: Crypto<KeyPair = K>>(
         self,
         crypto: &C,
@@ -705,8 +728,10 @@ impl Initiator<SentId> {
         self.state.nat
     }
 
-    /// Takes message 6 (HDR*, IDir, HASH_R): decrypts it, verifies HASH_R, and returns the
-    /// established ISAKMP SA.
+    /// Takes message 6 (HDR*, IDir, HASH_R, or IDir, CERT, SIG_R): decrypts it, verifies
+    /// HASH_R or the certificate and SIG_R, and returns the established ISAKMP SA. `now` is the
+    /// wall-clock time the peer's certificate chain is validated at (unused with pre-shared
+    /// keys; this crate reads no clock).
     pub fn handle_id<C: Crypto>(
         self,
         crypto: &C,
@@ -806,8 +831,9 @@ impl Responder<RepliedSa> {
         ))
     }
 
-    /// Takes message 3 (HDR, KE, Ni) and the pre-shared key for this peer: makes our key pair,
-    /// derives the key schedule, and sends message 4 (HDR, KE, Nr).
+    /// Takes message 3 (HDR, KE, Ni [, CERTREQ]) and the pre-shared key for this peer (unused,
+    /// pass `&[]`, with RSA signatures): makes our key pair, derives the key schedule, and sends
+    /// message 4 (HDR, KE, Nr [, CERTREQ]).
     pub fn handle_ke<C: Crypto>(
         self,
         crypto: &C,
@@ -896,9 +922,11 @@ impl Responder<RepliedKe> {
         self.state.nat
     }
 
-    /// Takes message 5 (HDR*, IDii, HASH_I): decrypts it, verifies HASH_I, and sends message 6
-    /// (HDR*, IDir, HASH_R). Returns the established ISAKMP SA and message 6, which the caller
-    /// keeps to answer a retransmitted message 5.
+    /// Takes message 5 (HDR*, IDii, HASH_I, or IDii, CERT, SIG_I): decrypts it, verifies
+    /// HASH_I or the certificate (chain at `now`, the caller's wall-clock time; unused with
+    /// pre-shared keys) and SIG_I, and sends message 6 (HDR*, IDir, HASH_R, or IDir, CERT,
+    /// SIG_R). Returns the established ISAKMP SA and message 6, which the caller keeps to
+    /// answer a retransmitted message 5.
     pub fn handle_id<C: Crypto>(
         self,
         crypto: &C,

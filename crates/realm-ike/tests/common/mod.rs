@@ -2,6 +2,8 @@
 //! and Main Mode to an ISAKMP SA on both sides.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub(crate) mod certs;
+
 use std::cell::{Cell, RefCell};
 use std::num::NonZeroU32;
 
