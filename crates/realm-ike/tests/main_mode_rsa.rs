@@ -7,7 +7,8 @@
 //! state kept: a certificate from an unknown CA (INVALID-CERT-AUTHORITY), one whose names do not
 //! include the ID sent or the configured peer identity (AUTHENTICATION-FAILED), a tampered SIG
 //! (INVALID-SIGNATURE), an expired certificate (INVALID-CERTIFICATE), a PSK offer to an RSA
-//! responder (NO-PROPOSAL-CHOSEN). Then Quick Mode over the RSA-established ISAKMP SA. No test
+//! responder (NO-PROPOSAL-CHOSEN); message 5 with a byte flipped anywhere never accepted.
+//! Then Quick Mode over the RSA-established ISAKMP SA. No test
 //! reads the clock: "now" is 2030-01-01.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -561,4 +562,38 @@ fn psk_offer_to_an_rsa_responder_is_refused() {
     r_cfg.auth = Phase1Credentials::PreSharedKey;
     let e = Responder::handle_sa(r_cfg, CKY_R, endpoints().1, &m1).unwrap_err();
     assert_eq!(e.notify(), Some(NotifyMessageType::NoProposalChosen));
+}
+
+#[test]
+fn message_5_tampered_anywhere_is_refused_without_panicking() {
+    let w = world();
+    let (ci, cr) = (SeededCrypto::new(13), SeededCrypto::new(14));
+    let (_i, r, m) = up_to_message_5(
+        &ci,
+        &cr,
+        config(credentials(&w.moon, &w.ca, None), None),
+        config(credentials(&w.sun, &w.ca, None), None),
+    );
+    let mut r = r;
+    let mut bad_signatures = 0;
+    // Every third byte after the header (each flip garbles a block of the ID, CERT or SIG).
+    for at in (28..m[4].len()).step_by(3) {
+        let mut bad = m[4].clone();
+        bad[at] ^= 0x40;
+        let failure = r
+            .handle_id(&cr, &bad, now())
+            .expect_err("tampered message 5");
+        assert!(
+            failure.error.notify().is_some(),
+            "byte {at}: {:?}",
+            failure.error
+        );
+        if failure.error == MainModeError::Auth(realm_ike::auth::AuthError::BadSignature) {
+            bad_signatures += 1;
+        }
+        r = failure.state;
+    }
+    assert!(bad_signatures > 0);
+    let (sa, _) = r.handle_id(&cr, &m[4], now()).map_err(|f| f.error).unwrap();
+    assert_eq!(sa.peer_cert.unwrap().der(), w.moon.cert.der());
 }
