@@ -27,13 +27,17 @@
 //!   PSK lookup, and errors naming file, line, column and key (`docs/ike-config.md`). Pure data:
 //!   the caller reads the file.
 //!
-//! - [`ikev1::main_mode`]: IKEv1 Main Mode with pre-shared keys (RFC 2409 sections 5 and 5.4),
-//!   initiator and responder, as typed states that consume themselves
+//! - [`ikev1::main_mode`]: IKEv1 Main Mode with pre-shared keys or RSA signatures (RFC 2409
+//!   sections 5, 5.1 and 5.4), initiator and responder, as typed states that consume themselves
 //!   (`Initiator<SentSa>` -> `Initiator<SentKe<K>>` -> `Initiator<SentId>` -> [`IsakmpSa`];
 //!   `Responder<RepliedSa>` -> `Responder<RepliedKe>` -> [`IsakmpSa`]): each step takes the
 //!   received bytes and returns the next state and the bytes to send, or the unchanged state with
-//!   a typed error naming the Notify it maps to. No timers (each state keeps its last message
-//!   for the caller to resend), no signature authentication yet.
+//!   a typed error naming the Notify it maps to. With RSA signatures
+//!   ([`Phase1Credentials::RsaSignature`](ikev1::main_mode::Phase1Credentials)) messages 3 and
+//!   4 carry CERTREQ, messages 5 and 6 ID (by default the certificate's subject DN), CERT and
+//!   SIG, and the peer's certificate is validated against the configured CAs at a time the
+//!   caller passes in, matched against its ID payload and checked for the SIG. No timers (each
+//!   state keeps its last message for the caller to resend).
 //!
 //! - [`ikev1::nat_t`]: NAT traversal negotiation (RFC 3947, and the draft-02/03 Vendor IDs older
 //!   peers send): the Vendor IDs of Main Mode messages 1 and 2, the NAT-D payloads of messages 3
@@ -67,7 +71,7 @@
 //! [`NatDetection`]: ikev1::nat_t::NatDetection
 //!
 //! - [`auth`]: the building blocks of authentication with RSA signatures (RFC 2409 section
-//!   5.1), not yet used by Main Mode: an RSA [`PrivateKey`](auth::PrivateKey) (PKCS#1 or PKCS#8,
+//!   5.1), used by Main Mode: an RSA [`PrivateKey`](auth::PrivateKey) (PKCS#1 or PKCS#8,
 //!   PEM or DER) signing HASH_I/HASH_R with PKCS#1 v1.5 padding and no DigestInfo; a peer's X.509
 //!   [`Certificate`](auth::Certificate) verifying such a signature and matched against an
 //!   identity (subject DN, subjectAltNames); and [`TrustAnchors`](auth::TrustAnchors)
@@ -77,8 +81,8 @@
 //!   decrypts Main Mode messages 5 and 6 and a protected Informational with it).
 //!
 //! **Not yet here (planned, issue 12):** the
-//! Aggressive exchange and its typed handshake states, and Main Mode with signatures
-//! (see [`engine`] for what drives the exchanges). The ISAKMP header and payload chain wire
+//! Aggressive exchange and its typed handshake states, and RSA signatures in the [`engine`]
+//! (which drives the exchanges with pre-shared keys only so far). The ISAKMP header and payload chain wire
 //! format lives in `realm-wire`.
 //!
 //! Like Realm's other engines this crate never reads a clock, opens a socket or spawns; it takes

@@ -7,11 +7,13 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
+use std::time::UNIX_EPOCH;
 
 use proptest::prelude::*;
 use realm_ike::ikev1::keys::Iv;
 use realm_ike::ikev1::main_mode::{
-    Initiator, IsakmpSa, MainModeConfig, MainModeError, RepliedKe, Responder, SentId,
+    Initiator, IsakmpSa, MainModeConfig, MainModeError, Phase1Credentials, RepliedKe, Responder,
+    SentId,
 };
 use realm_ike::ikev1::nat_t::{Endpoints, NatTConfig};
 use realm_ike::isakmp::checks::{self, Context, SaState, Verdict};
@@ -37,6 +39,7 @@ fn config(proposals: &[IkeProposal], id: Identification) -> MainModeConfig {
         lifetime: NonZeroU32::new(10_800).unwrap(),
         preference: Preference::Ours,
         local_id: id,
+        auth: Phase1Credentials::PreSharedKey,
         nat_t: NatTConfig::default(),
         vendor_ids: Vec::new(),
     }
@@ -135,8 +138,14 @@ fn handshake(group: DhGroup, (cipher, hash): (CipherAlgorithm, HashAlgorithm), s
     assert_eq!(r.last_sent(), m4);
     let (i, m5) = i.handle_ke(&ci, &m4, PSK).map_err(|f| f.error).unwrap();
     assert_eq!(i.last_sent(), m5);
-    let (responder, m6) = r.handle_id(&cr, &m5).map_err(|f| f.error).unwrap();
-    let initiator = i.handle_id(&ci, &m6).map_err(|f| f.error).unwrap();
+    let (responder, m6) = r
+        .handle_id(&cr, &m5, UNIX_EPOCH)
+        .map_err(|f| f.error)
+        .unwrap();
+    let initiator = i
+        .handle_id(&ci, &m6, UNIX_EPOCH)
+        .map_err(|f| f.error)
+        .unwrap();
     Run {
         messages: vec![m1, m2, m3, m4, m5, m6],
         initiator,
@@ -362,7 +371,9 @@ fn wrong_psk_fails_on_the_receiver_and_keeps_its_state() {
         let (ci, cr) = (SeededCrypto::new(seed), SeededCrypto::new(seed + 100));
         let (_i, r, m5) = up_to_message_5(&ci, &cr, b"initiator's idea", PSK);
         let sent = r.last_sent().to_vec();
-        let failure = r.handle_id(&cr, &m5).expect_err("wrong PSK accepted");
+        let failure = r
+            .handle_id(&cr, &m5, UNIX_EPOCH)
+            .expect_err("wrong PSK accepted");
         assert!(
             is_authentication_failure(&failure.error),
             "seed {seed}: {:?}",
@@ -380,7 +391,9 @@ fn wrong_psk_on_the_responder_fails_on_message_5_too() {
     for seed in 20..28 {
         let (ci, cr) = (SeededCrypto::new(seed), SeededCrypto::new(seed + 100));
         let (_i, r, m5) = up_to_message_5(&ci, &cr, PSK, b"responder's idea");
-        let failure = r.handle_id(&cr, &m5).expect_err("wrong PSK accepted");
+        let failure = r
+            .handle_id(&cr, &m5, UNIX_EPOCH)
+            .expect_err("wrong PSK accepted");
         assert!(
             is_authentication_failure(&failure.error),
             "seed {seed}: {:?}",
@@ -400,7 +413,7 @@ fn tampered_message_5_fails_without_panicking() {
             let mut bad = m5.clone();
             bad[at] ^= flip;
             let failure = r
-                .handle_id(&cr, &bad)
+                .handle_id(&cr, &bad, UNIX_EPOCH)
                 .expect_err("tampered message accepted");
             assert!(
                 is_authentication_failure(&failure.error),
@@ -417,7 +430,10 @@ fn tampered_message_5_fails_without_panicking() {
     // Both paths are exercised: a flip that garbles only HASH data reaches the hash check.
     assert!(hash_mismatches > 0 && undecryptable > 0);
     // The untampered message still completes the exchange afterwards.
-    let (sa, _m6) = r.handle_id(&cr, &m5).map_err(|f| f.error).unwrap();
+    let (sa, _m6) = r
+        .handle_id(&cr, &m5, UNIX_EPOCH)
+        .map_err(|f| f.error)
+        .unwrap();
     assert_eq!(sa.peer_id, initiator_id());
 }
 
@@ -478,7 +494,9 @@ fn out_of_order_messages_are_refused() {
     ));
     let (r, _m4) = r.handle_ke(&cr, &m3, PSK).map_err(|f| f.error).unwrap();
     // A plaintext message where encrypted message 5 is expected.
-    let f = r.handle_id(&cr, &m3).expect_err("plaintext as message 5");
+    let f = r
+        .handle_id(&cr, &m3, UNIX_EPOCH)
+        .expect_err("plaintext as message 5");
     assert_eq!(f.error, MainModeError::NotEncrypted);
     assert_eq!(f.error.notify(), Some(NotifyMessageType::InvalidFlags));
 }
@@ -607,10 +625,16 @@ fn feed_every_state(seed: u64, input: impl Fn(usize, &[u8]) -> Vec<u8>) {
     let (r, m4) = r.handle_ke(&cr, &m3, PSK).map_err(|f| f.error).unwrap();
     let i = try_state!(i, 4, &m4, |s, b| s.handle_ke(&ci, &b, PSK));
     let (i, m5) = i.handle_ke(&ci, &m4, PSK).map_err(|f| f.error).unwrap();
-    let r = try_state!(r, 5, &m5, |s, b| s.handle_id(&cr, &b));
-    let (_sa, m6) = r.handle_id(&cr, &m5).map_err(|f| f.error).unwrap();
-    let i = try_state!(i, 6, &m6, |s, b| s.handle_id(&ci, &b));
-    let sa = i.handle_id(&ci, &m6).map_err(|f| f.error).unwrap();
+    let r = try_state!(r, 5, &m5, |s, b| s.handle_id(&cr, &b, UNIX_EPOCH));
+    let (_sa, m6) = r
+        .handle_id(&cr, &m5, UNIX_EPOCH)
+        .map_err(|f| f.error)
+        .unwrap();
+    let i = try_state!(i, 6, &m6, |s, b| s.handle_id(&ci, &b, UNIX_EPOCH));
+    let sa = i
+        .handle_id(&ci, &m6, UNIX_EPOCH)
+        .map_err(|f| f.error)
+        .unwrap();
     assert_eq!(sa.peer_id, responder_id());
 }
 

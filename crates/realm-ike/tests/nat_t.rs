@@ -12,7 +12,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 
 use aws_lc_rs::{digest, hmac};
-use realm_ike::ikev1::main_mode::{self, IsakmpSa, MainModeConfig, MainModeError};
+use realm_ike::ikev1::main_mode::{
+    self, IsakmpSa, MainModeConfig, MainModeError, Phase1Credentials,
+};
 use realm_ike::ikev1::nat_t::{
     DRAFT_NAT_D_PAYLOAD_TYPE, DRAFT_NAT_OA_PAYLOAD_TYPE, Endpoints, NAT_T_VENDOR_IDS, NatDetection,
     NatTConfig, NatTVersion, VENDOR_ID_DRAFT_02, VENDOR_ID_DRAFT_02_N, VENDOR_ID_DRAFT_03,
@@ -29,6 +31,7 @@ use realm_wire::isakmp::{
     Body, ExchangeType, Hash, Identification, Message, NatDiscovery, NatOriginalAddress,
     NotifyMessageType, Padding, Payload, PayloadBody, PayloadChain, PayloadType, RawPayloads,
 };
+use std::time::UNIX_EPOCH;
 
 mod common;
 use common::SeededCrypto;
@@ -85,6 +88,7 @@ fn config(hash: HashAlgorithm, id: &str, nat_t: NatTConfig) -> MainModeConfig {
         lifetime: NonZeroU32::new(10_800).unwrap(),
         preference: Preference::Ours,
         local_id: Identification::fqdn(id),
+        auth: Phase1Credentials::PreSharedKey,
         nat_t,
         vendor_ids: Vec::new(),
     }
@@ -133,8 +137,14 @@ fn main_mode_run(
     let r_nat = r.nat();
     let (i, m5) = i.handle_ke(&ci, &m4, PSK).map_err(|f| f.error).unwrap();
     let i_nat = i.nat();
-    let (rsa, m6) = r.handle_id(&cr, &m5).map_err(|f| f.error).unwrap();
-    let isa = i.handle_id(&ci, &m6).map_err(|f| f.error).unwrap();
+    let (rsa, m6) = r
+        .handle_id(&cr, &m5, UNIX_EPOCH)
+        .map_err(|f| f.error)
+        .unwrap();
+    let isa = i
+        .handle_id(&ci, &m6, UNIX_EPOCH)
+        .map_err(|f| f.error)
+        .unwrap();
     assert_eq!(isa.nat, i_nat);
     assert_eq!(rsa.nat, r_nat);
     Run {

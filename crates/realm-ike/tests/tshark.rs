@@ -5,6 +5,8 @@
 //! decrypts nothing (the control that shows the check can fail). Likewise a protected
 //! Informational (RFC 2409 5.7) sealed after the handshake: tshark derives its IV from the
 //! last phase 1 block and the Message ID and reads the R-U-THERE and the Delete inside.
+//! With RSA signatures (RFC 2409 5.1) tshark decrypts messages 5 and 6 and shows the ID
+//! (ID_DER_ASN1_DN), the X.509 certificate it dissects (its dNSName) and the SIG.
 //! Needs tshark (`scripts/install-deps`); FAILS if it is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,11 +16,18 @@ use std::process::Command;
 
 use realm_ike::export::ikev1_decryption_table_line;
 use realm_ike::ikev1::informational::{self, delete_esp, ru_there};
-use realm_ike::ikev1::main_mode::{Initiator, IsakmpSa, MainModeConfig, Responder};
+use realm_ike::ikev1::main_mode::{
+    Initiator, IsakmpSa, MainModeConfig, Phase1Credentials, Responder,
+};
 use realm_ike::ikev1::nat_t::{Endpoints, NatTConfig};
 use realm_ike::proposal::{IkeProposal, Preference};
 use realm_ike::{AwsLcCrypto, CipherAlgorithm, DhGroup, HashAlgorithm};
 use realm_wire::isakmp::Identification;
+use std::time::UNIX_EPOCH;
+
+#[allow(dead_code)] // the seeded provider and PSK phase 1 are not used here
+mod common;
+use common::certs::{MOON_IP, SUN_IP, VALID, credentials, host, now, root_ca};
 
 const PSK: &[u8] = b"tshark reads this too";
 const I: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -30,6 +39,7 @@ fn config(proposal: IkeProposal, id: Identification) -> MainModeConfig {
         lifetime: NonZeroU32::new(3600).unwrap(),
         preference: Preference::Ours,
         local_id: id,
+        auth: Phase1Credentials::PreSharedKey,
         nat_t: NatTConfig::default(),
         vendor_ids: Vec::new(),
     }
@@ -50,8 +60,14 @@ fn handshake(proposal: IkeProposal) -> (Vec<Vec<u8>>, IsakmpSa) {
     let (i, m3) = i.handle_sa(&c, &m2).map_err(|f| f.error).unwrap();
     let (r, m4) = r.handle_ke(&c, &m3, PSK).map_err(|f| f.error).unwrap();
     let (i, m5) = i.handle_ke(&c, &m4, PSK).map_err(|f| f.error).unwrap();
-    let (_, m6) = r.handle_id(&c, &m5).map_err(|f| f.error).unwrap();
-    let sa = i.handle_id(&c, &m6).map_err(|f| f.error).unwrap();
+    let (_, m6) = r
+        .handle_id(&c, &m5, UNIX_EPOCH)
+        .map_err(|f| f.error)
+        .unwrap();
+    let sa = i
+        .handle_id(&c, &m6, UNIX_EPOCH)
+        .map_err(|f| f.error)
+        .unwrap();
     (vec![m1, m2, m3, m4, m5, m6], sa)
 }
 
@@ -221,5 +237,81 @@ fn tshark_decrypts_a_protected_informational_with_the_exported_key() {
     let wrong = String::from_utf8(wrong).unwrap();
     let notify = fields(&file, &dir, &wrong, "isakmp.notify.msgtype");
     assert!(notify.iter().all(String::is_empty), "{notify:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tshark_decrypts_rsa_signature_main_mode_and_shows_the_certificates() {
+    let dir = std::env::temp_dir().join(format!("realm-ike-tshark-rsa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = root_ca("strongSwan Root CA");
+    let moon = host("moon.strongswan.org", MOON_IP, &ca, VALID);
+    let sun = host("sun.strongswan.org", SUN_IP, &ca, VALID);
+    let proposal = IkeProposal::new(
+        CipherAlgorithm::Aes128Cbc,
+        HashAlgorithm::Sha256,
+        DhGroup::Modp2048,
+    );
+    let rsa_config = |creds: std::sync::Arc<realm_ike::ikev1::main_mode::RsaCredentials>| {
+        let mut c = config(proposal, creds.default_id());
+        c.auth = Phase1Credentials::RsaSignature(creds);
+        c
+    };
+    let c = AwsLcCrypto::new();
+    let ends = |l: Ipv4Addr, r: Ipv4Addr| Endpoints {
+        local: SocketAddr::from((l, 500)),
+        remote: SocketAddr::from((r, 500)),
+    };
+    let (i, m1) =
+        Initiator::start(&c, rsa_config(credentials(&moon, &ca, None)), ends(I, R)).unwrap();
+    let (r, m2) = Responder::handle_sa(
+        rsa_config(credentials(&sun, &ca, None)),
+        [0xc0, 0x0c, 0x1e, 2, 3, 4, 5, 7],
+        ends(R, I),
+        &m1,
+    )
+    .unwrap();
+    let (i, m3) = i.handle_sa(&c, &m2).map_err(|f| f.error).unwrap();
+    let (r, m4) = r.handle_ke(&c, &m3, &[]).map_err(|f| f.error).unwrap();
+    let (i, m5) = i.handle_ke(&c, &m4, &[]).map_err(|f| f.error).unwrap();
+    let (_, m6) = r.handle_id(&c, &m5, now()).map_err(|f| f.error).unwrap();
+    let sa = i.handle_id(&c, &m6, now()).map_err(|f| f.error).unwrap();
+    let packets: Vec<Vec<u8>> = [m1, m2, m3, m4, m5, m6]
+        .iter()
+        .enumerate()
+        .map(|(k, m)| match k % 2 {
+            0 => udp_500(I, R, m),
+            _ => udp_500(R, I, m),
+        })
+        .collect();
+    let file = dir.join("main-mode-rsa.pcap");
+    std::fs::write(&file, pcap(&packets)).unwrap();
+    let line = ikev1_decryption_table_line(&sa);
+
+    // ID_DER_ASN1_DN (9) in messages 5 and 6.
+    let types = fields(&file, &dir, &line, "isakmp.id.type");
+    assert_eq!(types, ["", "", "", "", "9", "9"], "{line}");
+    // CERTREQ (X.509 signature, 4) in messages 3 and 4.
+    let requests = fields(&file, &dir, &line, "isakmp.certreq.type");
+    assert_eq!(requests, ["", "", "4", "4", "", ""]);
+    // The certificates, dissected: encoding 4 and each host's dNSName.
+    let encodings = fields(&file, &dir, &line, "isakmp.cert.encoding");
+    assert_eq!(encodings, ["", "", "", "", "4", "4"]);
+    let names = fields(&file, &dir, &line, "x509ce.dNSName");
+    assert_eq!(
+        names,
+        ["", "", "", "", "moon.strongswan.org", "sun.strongswan.org"]
+    );
+    let sigs = fields(&file, &dir, &line, "isakmp.sig");
+    assert!(sigs[..4].iter().all(String::is_empty), "{sigs:?}");
+    assert!(sigs[4..].iter().all(|s| s.len() == 512), "{sigs:?}");
+
+    // The control: with a wrong key, no certificate is seen.
+    let mut wrong = line.clone().into_bytes();
+    let at = line.len() - 1;
+    wrong[at] = if wrong[at] == b'0' { b'1' } else { b'0' };
+    let wrong = String::from_utf8(wrong).unwrap();
+    let names = fields(&file, &dir, &wrong, "x509ce.dNSName");
+    assert!(names.iter().all(String::is_empty), "{names:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

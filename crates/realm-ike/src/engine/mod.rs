@@ -47,8 +47,8 @@ use crate::crypto::{Crypto, CryptoError};
 use crate::ikev1::dpd::{Dpd, DpdAction};
 use crate::ikev1::informational::{self, DpdMessage};
 use crate::ikev1::main_mode::{
-    self as mm, IsakmpSa, MainModeConfig, MainModeError, RepliedKe, RepliedSa, SentId, SentKe,
-    SentSa,
+    self as mm, IsakmpSa, MainModeConfig, MainModeError, Phase1Credentials, RepliedKe, RepliedSa,
+    SentId, SentKe, SentSa,
 };
 use crate::ikev1::nat_t::{Endpoints, NatTConfig};
 use crate::ikev1::quick_mode::{self as qm, ChildSaPair, QuickModeConfig};
@@ -63,6 +63,12 @@ pub use selectors::TrafficRange;
 
 /// RFC 3948 section 2.2: the four zero octets before an IKE message on the NAT-T port.
 pub const NON_ESP_MARKER: [u8; 4] = [0; 4];
+
+/// The wall-clock time given to Main Mode's last step, which uses it only to validate a peer's
+/// certificate chain. The engine configures pre-shared keys only, so it has no wall clock yet;
+/// were a certificate ever checked against this time (1970) it would be refused as not yet
+/// valid, never accepted. RSA signatures in the engine need the caller's `SystemTime` here.
+const PSK_ONLY_TIME: std::time::SystemTime = std::time::UNIX_EPOCH;
 
 /// How many answered messages an ISAKMP SA remembers, to answer their retransmissions.
 const ANSWERED: usize = 8;
@@ -923,6 +929,9 @@ impl<C: Crypto> Ike<C> {
             lifetime,
             preference: Preference::Ours,
             local_id,
+            // Pre-shared keys only so far: RSA signatures (`Phase1Credentials::RsaSignature`)
+            // need the connection's key, certificates and CAs loaded by the caller.
+            auth: Phase1Credentials::PreSharedKey,
             // NAT-T always offered (RFC 3947); `encap = yes` pretends a NAT (section 3.2).
             nat_t: NatTConfig {
                 enabled: true,
@@ -1272,7 +1281,7 @@ impl<C: Crypto> Ike<C> {
                     }
                 },
             },
-            Phase1::InitId(s) => match s.handle_id(crypto, bytes) {
+            Phase1::InitId(s) => match s.handle_id(crypto, bytes, PSK_ONLY_TIME) {
                 Ok(isakmp) => established = Some(isakmp),
                 Err(f) => {
                     sa.phase1 = Phase1::InitId(f.state);
@@ -1300,7 +1309,7 @@ impl<C: Crypto> Ike<C> {
                     }
                 },
             },
-            Phase1::RespKe(s) => match s.handle_id(crypto, bytes) {
+            Phase1::RespKe(s) => match s.handle_id(crypto, bytes, PSK_ONLY_TIME) {
                 Ok((isakmp, out)) => {
                     established = Some(isakmp);
                     answer = Some(out);

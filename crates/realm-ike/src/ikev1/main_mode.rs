@@ -1,5 +1,6 @@
-//! IKEv1 Main Mode with pre-shared keys (RFC 2409 section 5 and 5.4; RFC 2408 section 4.4, the
-//! Identity Protection exchange), both roles, as typed states that consume themselves:
+//! IKEv1 Main Mode with pre-shared keys or RSA signatures (RFC 2409 sections 5, 5.1 and 5.4;
+//! RFC 2408 section 4.4, the Identity Protection exchange), both roles, as typed states that
+//! consume themselves:
 //!
 //! ```text
 //! Initiator                                  Responder
@@ -7,8 +8,8 @@
 //! Initiator<SentSa>       <--  HDR, SA       Responder<RepliedSa>
 //!   ::handle_sa                HDR, KE, Ni -->  ::handle_ke
 //! Initiator<SentKe<K>>    <--  HDR, KE, Nr   Responder<RepliedKe>
-//!   ::handle_ke                HDR*, IDii, HASH_I -->  ::handle_id
-//! Initiator<SentId>       <--  HDR*, IDir, HASH_R    IsakmpSa
+//!   ::handle_ke                HDR*, IDii, HASH_I / [CERT,] SIG_I -->  ::handle_id
+//! Initiator<SentId>       <--  HDR*, IDir, HASH_R / [CERT,] SIG_R    IsakmpSa
 //!   ::handle_id -> IsakmpSa
 //! ```
 //!
@@ -38,8 +39,11 @@
 //!   section 4). Vendor ID payloads are ignored. Any other payload, NAT-D without NAT-T
 //!   included, is refused (INVALID-PAYLOAD-TYPE).
 //!   The pre-shared key is taken here, as a parameter (the caller finds it by peer address):
-//!   SKEYID = prf(pre-shared-key, Ni_b | Nr_b) and SKEYID_d/a/e ([`Phase1Keys`]); the first IV
-//!   is hash(g^xi | g^xr) (Appendix B).
+//!   SKEYID = prf(pre-shared-key, Ni_b | Nr_b) and SKEYID_d/a/e ([`Phase1Keys`]); with RSA
+//!   signatures the parameter is unused and SKEYID = prf(Ni_b | Nr_b, g^xy). The first IV is
+//!   hash(g^xi | g^xr) (Appendix B). With RSA signatures both messages also carry a CERTREQ
+//!   (X.509 signature) per trusted CA, naming its subject, as strongSwan does; a peer's CERTREQ
+//!   is accepted and ignored (our certificate is sent anyway).
 //! - Messages 5 and 6: encrypted with AES-CBC under the Appendix B key, the plaintext padded
 //!   with zero octets to the block size (none when already a whole number of blocks), each
 //!   message's last ciphertext block the next IV. They carry ID (as the caller gave it) and HASH
@@ -58,13 +62,31 @@
 //!   PAYLOAD-MALFORMED); which of the two a given wrong key or tampered byte produces depends on
 //!   the bytes. Vendor ID and Notification payloads (INITIAL-CONTACT) are ignored.
 //!
+//!   With RSA signatures ([`Phase1Credentials::RsaSignature`], RFC 2409 section 5.1) they
+//!   carry `ID, CERT, SIG` instead: ID as configured (by default the certificate's subject DN,
+//!   ID_DER_ASN1_DN, [`RsaCredentials::default_id`]), our certificate and intermediates in CERT
+//!   payloads (encoding 4), and SIG = HASH_I or HASH_R signed with PKCS#1 v1.5 padding and no
+//!   DigestInfo ([`PrivateKey::sign_hash`]). The peer's message is taken in this order, each
+//!   failure a typed error with its Notify: at most [`MAX_PEER_CERTS`] CERT payloads, each an
+//!   X.509 certificate (INVALID-CERT-ENCODING); the end-entity certificate is the first whose
+//!   key verifies the SIG, else the first, the others intermediates; its chain must lead to a
+//!   trusted CA at the time the caller passes to `handle_id` (INVALID-CERT-AUTHORITY, or
+//!   INVALID-CERTIFICATE when expired, not yet valid or otherwise refused); it must carry the
+//!   ID payload's identity exactly (subject DN byte for byte, or a subjectAltName; RFC 4945
+//!   section 3.1) and match the configured peer identity if any (AUTHENTICATION-FAILED, also
+//!   when no certificate came); the SIG must verify (INVALID-SIGNATURE). A HASH payload is
+//!   refused in this mode, and SIG and CERT with pre-shared keys (INVALID-PAYLOAD-TYPE).
+//!
 //! The result, [`IsakmpSa`], holds the cookies, the chosen proposal, the key schedule, the
 //! encryption key, the last CBC block of phase 1 (for Quick Mode IVs, [`Iv::phase2`]) and the
-//! peer's identity, which the caller checks against the connection's `remote.id`.
+//! peer's identity, which the caller checks against the connection's `remote.id`; with RSA
+//! signatures also the peer's validated certificate ([`IsakmpSa::peer_cert`]), which is what
+//! to match `remote.id` against ([`Certificate::matches`]), as strongSwan does.
 //!
 //! ```
 //! use std::num::NonZeroU32;
-//! use realm_ike::ikev1::main_mode::{Initiator, MainModeConfig, Responder};
+//! use std::time::UNIX_EPOCH;
+//! use realm_ike::ikev1::main_mode::{Initiator, MainModeConfig, Phase1Credentials, Responder};
 //! use realm_ike::ikev1::nat_t::{Endpoints, NatTConfig};
 //! use realm_ike::proposal::{IkeProposal, Preference};
 //! use realm_ike::{AwsLcCrypto, CipherAlgorithm, DhGroup, HashAlgorithm};
@@ -80,6 +102,7 @@
 //!     lifetime: NonZeroU32::new(10_800).unwrap(),
 //!     preference: Preference::Ours,
 //!     local_id: id,
+//!     auth: Phase1Credentials::PreSharedKey,
 //!     nat_t: NatTConfig::default(),
 //!     vendor_ids: Vec::new(),
 //! };
@@ -99,8 +122,8 @@
 //! let (i, m3) = i.handle_sa(&crypto, &m2).map_err(|f| f.error)?;
 //! let (r, m4) = r.handle_ke(&crypto, &m3, psk).map_err(|f| f.error)?;
 //! let (i, m5) = i.handle_ke(&crypto, &m4, psk).map_err(|f| f.error)?;
-//! let (responder_sa, m6) = r.handle_id(&crypto, &m5).map_err(|f| f.error)?;
-//! let initiator_sa = i.handle_id(&crypto, &m6).map_err(|f| f.error)?;
+//! let (responder_sa, m6) = r.handle_id(&crypto, &m5, UNIX_EPOCH).map_err(|f| f.error)?;
+//! let initiator_sa = i.handle_id(&crypto, &m6, UNIX_EPOCH).map_err(|f| f.error)?;
 //! assert_eq!(initiator_sa.peer_id, Identification::fqdn("right"));
 //! assert_eq!(initiator_sa.keys.skeyid_d().expose(), responder_sa.keys.skeyid_d().expose());
 //! assert!(!initiator_sa.nat.encapsulate() && !responder_sa.nat.encapsulate());
@@ -114,19 +137,24 @@
 //!
 //! Not here: retransmission timers (each state keeps its last sent message,
 //! [`Initiator::last_sent`], [`Responder::last_sent`], for the caller to resend), moving to port
-//! 4500 (the caller's), signature authentication, Aggressive Mode, and sending the Notify itself.
+//! 4500 (the caller's), DSS/ECDSA signatures, public key encryption, certificate revocation,
+//! Aggressive Mode, and sending the Notify itself.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use aws_lc_rs::constant_time;
 use realm_wire::isakmp::{
-    Body, Cookie, ExchangeType, Flags, Hash, Header, Identification, KeyExchange, Message, Nonce,
-    NotifyMessageType, Packet, Padding, Payload, PayloadBody, PayloadChain, PayloadType,
-    RawPayloads, SecurityAssociation, VendorId,
+    Body, CertEncoding, CertificateRequest, Cookie, ExchangeType, Flags, Hash, Header, IdValue,
+    Identification, KeyExchange, Message, Nonce, NotifyMessageType, Packet, Padding, Payload,
+    PayloadBody, PayloadChain, PayloadType, RawPayloads, SecurityAssociation, Signature, VendorId,
 };
 
 use super::keys::{EncryptionKey, Iv, Phase1Auth, Phase1Inputs, Phase1Keys};
 use super::nat_t::{self, Endpoints, NatDetection, NatTConfig, NatTVersion};
+use crate::auth::{AuthError, Certificate, PrivateKey, SubjectAltName, TrustAnchors};
+use crate::config::Identity;
 use crate::crypto::{Crypto, CryptoError, DhKeyPair, PrfOutput, check_public_value_len};
 use crate::isakmp::checks::{self, Context, Rejection, SaState, Verdict};
 use crate::proposal::{
@@ -143,9 +171,9 @@ pub const MAX_NONCE_LEN: usize = 256;
 
 static EXCHANGES: [ExchangeType; 1] = [ExchangeType::IdentityProtection];
 
-/// What one side of a Main Mode exchange is configured with (besides the pre-shared key, which
+/// What one side of a Main Mode exchange is configured with (besides a pre-shared key, which
 /// the caller passes to the key exchange step).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct MainModeConfig {
     /// The phase 1 proposals, most preferred first.
     pub proposals: Vec<IkeProposal>,
@@ -153,8 +181,13 @@ pub struct MainModeConfig {
     pub lifetime: NonZeroU32,
     /// Whose order wins when responding.
     pub preference: Preference,
-    /// Our identity, sent in message 5 or 6 (ID_IPV4_ADDR, ID_FQDN, ...).
+    /// Our identity, sent in message 5 or 6 (ID_IPV4_ADDR, ID_FQDN, ...). With RSA
+    /// signatures, usually [`RsaCredentials::default_id`] (our certificate's subject DN, as
+    /// strongSwan sends it), and in any case a name our certificate carries: the peer checks it.
     pub local_id: Identification,
+    /// How this side authenticates, and how it checks the peer (RFC 2409 section 5): the
+    /// proposals are offered and accepted with this method only.
+    pub auth: Phase1Credentials,
     /// NAT traversal (RFC 3947): announced, detected, or forced.
     pub nat_t: NatTConfig,
     /// Further Vendor ID payloads for messages 1 and 2 (the engine sends DPD's, RFC 3706
@@ -166,10 +199,93 @@ impl MainModeConfig {
     fn policy(&self) -> Phase1Policy<'_> {
         Phase1Policy {
             proposals: &self.proposals,
-            auth: AuthMethod::PreSharedKey,
+            auth: self.auth.method(),
             lifetime: self.lifetime,
             preference: self.preference,
         }
+    }
+}
+
+/// How one side of Main Mode authenticates (RFC 2409 section 5): the method offered and
+/// required in the SA payload, what messages 5 and 6 carry, and how SKEYID is made.
+#[derive(Debug, Clone, Default)]
+pub enum Phase1Credentials {
+    /// Pre-shared keys (RFC 2409 section 5.4): the key itself is given to `handle_ke` (the
+    /// caller finds it by the peer's address); messages 5 and 6 carry HASH_I/HASH_R.
+    #[default]
+    PreSharedKey,
+    /// RSA signatures (RFC 2409 section 5.1): messages 5 and 6 carry our CERT and SIG; the
+    /// peer's are checked against the trust anchors. Shared (`Arc`) so configurations clone
+    /// cheaply and the private key exists once.
+    RsaSignature(Arc<RsaCredentials>),
+}
+
+impl Phase1Credentials {
+    /// The authentication method of the SA payload's transforms.
+    pub fn method(&self) -> AuthMethod {
+        match self {
+            Self::PreSharedKey => AuthMethod::PreSharedKey,
+            Self::RsaSignature(_) => AuthMethod::RsaSignatures,
+        }
+    }
+}
+
+/// What authentication with RSA signatures needs (RFC 2409 section 5.1; strongSwan's
+/// `local.certs`, the private key found for it, `remote.cacerts` and `remote.id`).
+#[derive(Debug)]
+pub struct RsaCredentials {
+    key: PrivateKey,
+    leaf: Certificate,
+    intermediates: Vec<Certificate>,
+    trust: TrustAnchors,
+    peer_id: Option<Identity>,
+}
+
+impl RsaCredentials {
+    /// Our key and certificates (`certs[0]` the end-entity certificate holding `key`'s public
+    /// half, then any intermediates to send with it), the CAs a peer's certificate must chain
+    /// to, and optionally a pattern the peer's certificate must match ([`Certificate::matches`]:
+    /// subject DN, or a subjectAltName; `None` accepts any certificate that chains and names
+    /// the peer's ID payload, leaving the choice to the caller, who reads
+    /// [`IsakmpSa::peer_cert`]). Refused when `certs` is empty or `certs[0]` is not `key`'s.
+    pub fn new(
+        key: PrivateKey,
+        certs: Vec<Certificate>,
+        trust: TrustAnchors,
+        peer_id: Option<Identity>,
+    ) -> Result<Self, AuthError> {
+        let mut certs = certs.into_iter();
+        let leaf = certs.next().ok_or(AuthError::NoPem {
+            what: "CERTIFICATE",
+        })?;
+        if !key.is_for(&leaf) {
+            return Err(AuthError::UnsupportedKey(
+                "the private key does not belong to the first certificate",
+            ));
+        }
+        Ok(Self {
+            key,
+            leaf,
+            intermediates: certs.collect(),
+            trust,
+            peer_id,
+        })
+    }
+
+    /// Our end-entity certificate.
+    pub fn certificate(&self) -> &Certificate {
+        &self.leaf
+    }
+
+    /// The ID strongSwan sends with a certificate and no configured `local.id`: ID_DER_ASN1_DN
+    /// with the certificate's subject, byte for byte.
+    pub fn default_id(&self) -> Identification {
+        self.certificate().dn_identification()
+    }
+
+    /// The trust anchors a peer's certificate must chain to.
+    pub fn trust(&self) -> &TrustAnchors {
+        &self.trust
     }
 }
 
@@ -220,6 +336,16 @@ pub enum MainModeError {
     /// message (RFC 2408 5.12).
     #[error("the peer's hash does not verify")]
     HashMismatch,
+    /// The peer's certificate chain or signature was refused, or ours could not be made (RFC
+    /// 2409 section 5.1); the Notify is [`AuthError::notify`]'s (INVALID-CERT-AUTHORITY,
+    /// INVALID-CERTIFICATE, INVALID-CERT-ENCODING, INVALID-SIGNATURE, or none for our own).
+    #[error("{0}")]
+    Auth(AuthError),
+    /// With RSA signatures: the peer sent no certificate, or its certificate does not name the
+    /// identity of its ID payload, or does not match the configured peer identity
+    /// ([`RsaCredentials::new`]): AUTHENTICATION-FAILED (RFC 2408 section 3.14.1).
+    #[error("authentication failed: {0}")]
+    AuthenticationFailed(&'static str),
     /// Our offer could not be built.
     #[error("{0}")]
     Build(BuildError),
@@ -249,6 +375,8 @@ impl MainModeError {
             Self::UnexpectedPayload(_) => Some(NotifyMessageType::InvalidPayloadType),
             Self::KeyExchange(_) => Some(NotifyMessageType::InvalidKeyInformation),
             Self::HashMismatch => Some(NotifyMessageType::InvalidHashInformation),
+            Self::Auth(e) => e.notify(),
+            Self::AuthenticationFailed(_) => Some(NotifyMessageType::AuthenticationFailed),
             Self::Build(_) | Self::Crypto(_) | Self::Emit(_) => None,
         }
     }
@@ -294,6 +422,11 @@ pub struct IsakmpSa {
     pub local_id: Identification,
     /// The peer's identity as received (the caller checks it against its configuration).
     pub peer_id: Identification,
+    /// With RSA signatures, the peer's end-entity certificate, validated at the time given to
+    /// `handle_id` and naming [`peer_id`](Self::peer_id); the caller checks it against its
+    /// `remote.id` with [`Certificate::matches`] (strongSwan matches the certificate, not the
+    /// ID payload). `None` with pre-shared keys.
+    pub peer_cert: Option<Certificate>,
     /// NAT traversal as negotiated and detected in messages 1 to 4 (RFC 3947).
     pub nat: NatDetection,
 }
@@ -409,7 +542,7 @@ impl<S> Responder<S> {
 
 impl Initiator<SentSa> {
     /// Begins Main Mode: a random non-zero CKY-I and message 1 (HDR, SA) offering
-    /// `config.proposals` with pre-shared key authentication, and with NAT-T enabled every
+    /// `config.proposals` with `config.auth`'s authentication method, and with NAT-T enabled every
     /// NAT-T Vendor ID ([`nat_t::NAT_T_VENDOR_IDS`], RFC 3947 section 3.1). `endpoints`: the
     /// addresses messages 1 to 4 go between, as this side sees them (for the NAT-D payloads).
     pub fn start<C: Crypto>(
@@ -426,7 +559,7 @@ impl Initiator<SentSa> {
                 return Err(MainModeError::Crypto(CryptoError::Random));
             }
         }
-        let offered = phase1_sa(&config.proposals, AuthMethod::PreSharedKey, config.lifetime)
+        let offered = phase1_sa(&config.proposals, config.auth.method(), config.lifetime)
             .map_err(MainModeError::Build)?;
         let sa_i_b = PayloadBody::SecurityAssociation(offered.clone()).to_bytes()?;
         let header = Header::new(ExchangeType::IdentityProtection, cky_i, [0; 8], 0);
@@ -486,7 +619,9 @@ impl Initiator<SentSa> {
                 )?,
                 None => Vec::new(),
             };
-            let bytes = ke_message(cookies, key_pair.public_value(), &ni, nat_d)?;
+            let mut extra = cert_requests(&self.config.auth);
+            extra.extend(nat_d);
+            let bytes = ke_message(cookies, key_pair.public_value(), &ni, extra)?;
             Ok((
                 header.responder_cookie,
                 choice,
@@ -520,8 +655,9 @@ impl Initiator<SentSa> {
 }
 
 impl<K: DhKeyPair> Initiator<SentKe<K>> {
-    /// Takes message 4 (HDR, KE, Nr) and the pre-shared key for this peer: derives the key
-    /// schedule, then sends message 5 (HDR*, IDii, HASH_I).
+    /// Takes message 4 (HDR, KE, Nr [, CERTREQ]) and the pre-shared key for this peer (unused,
+    /// pass `&[]`, with RSA signatures): derives the key schedule, then sends message 5
+    /// (HDR*, IDii, HASH_I, or IDii, CERT, SIG_I).
     pub fn handle_ke<C: Crypto<KeyPair = K>>(
         self,
         crypto: &C,
@@ -551,21 +687,15 @@ impl<K: DhKeyPair> Initiator<SentKe<K>> {
             let mut keyed = Keyed::derive(
                 crypto,
                 &s.choice.proposal,
-                psk,
+                phase1_auth(&self.config.auth, psk),
                 [&s.ni, &nr],
                 s.key_pair.public_value().to_vec(),
                 g_xr,
                 &g_xy,
                 [self.cky_i, s.cky_r],
             )?;
-            let id_b = PayloadBody::Identification(self.config.local_id.clone()).to_bytes()?;
-            let hash_i = keyed.hash(crypto, true, [self.cky_i, s.cky_r], &s.sa_i_b, &id_b)?;
-            let bytes = keyed.encrypted_id_message(
-                crypto,
-                [self.cky_i, s.cky_r],
-                &self.config.local_id,
-                hash_i,
-            )?;
+            let bytes =
+                keyed.id_message(crypto, true, [self.cky_i, s.cky_r], &s.sa_i_b, &self.config)?;
             Ok((keyed, nat, bytes))
         })();
         match step {
@@ -598,20 +728,27 @@ impl Initiator<SentId> {
         self.state.nat
     }
 
-    /// Takes message 6 (HDR*, IDir, HASH_R): decrypts it, verifies HASH_R, and returns the
-    /// established ISAKMP SA.
+    /// Takes message 6 (HDR*, IDir, HASH_R, or IDir, CERT, SIG_R): decrypts it, verifies
+    /// HASH_R or the certificate and SIG_R, and returns the established ISAKMP SA. `now` is the
+    /// wall-clock time the peer's certificate chain is validated at (unused with pre-shared
+    /// keys; this crate reads no clock).
     pub fn handle_id<C: Crypto>(
         self,
         crypto: &C,
         datagram: &[u8],
+        now: SystemTime,
     ) -> Result<IsakmpSa, Box<Failure<Self>>> {
         let s = &self.state;
         let cookies = [self.cky_i, s.cky_r];
-        match s
-            .keyed
-            .receive_id(crypto, datagram, cookies, false, &s.sa_i_b)
-        {
-            Ok((peer_id, last_block)) => {
+        match s.keyed.receive_id(
+            crypto,
+            datagram,
+            cookies,
+            false,
+            &s.sa_i_b,
+            (&self.config.auth, now),
+        ) {
+            Ok((peer_id, peer_cert, last_block)) => {
                 let Initiator {
                     config,
                     cky_i,
@@ -628,6 +765,7 @@ impl Initiator<SentId> {
                     last_phase1_block: last_block,
                     local_id: config.local_id,
                     peer_id,
+                    peer_cert,
                     nat: state.nat,
                 })
             }
@@ -693,8 +831,9 @@ impl Responder<RepliedSa> {
         ))
     }
 
-    /// Takes message 3 (HDR, KE, Ni) and the pre-shared key for this peer: makes our key pair,
-    /// derives the key schedule, and sends message 4 (HDR, KE, Nr).
+    /// Takes message 3 (HDR, KE, Ni [, CERTREQ]) and the pre-shared key for this peer (unused,
+    /// pass `&[]`, with RSA signatures): makes our key pair, derives the key schedule, and sends
+    /// message 4 (HDR, KE, Nr [, CERTREQ]).
     pub fn handle_ke<C: Crypto>(
         self,
         crypto: &C,
@@ -738,11 +877,13 @@ impl Responder<RepliedSa> {
                 )?,
                 None => Vec::new(),
             };
-            let bytes = ke_message(cookies, &g_xr, &nr, nat_d)?;
+            let mut extra = cert_requests(&self.config.auth);
+            extra.extend(nat_d);
+            let bytes = ke_message(cookies, &g_xr, &nr, extra)?;
             let keyed = Keyed::derive(
                 crypto,
                 &s.choice.proposal,
-                psk,
+                phase1_auth(&self.config.auth, psk),
                 [&ni, &nr],
                 g_xi,
                 g_xr,
@@ -781,16 +922,28 @@ impl Responder<RepliedKe> {
         self.state.nat
     }
 
-    /// Takes message 5 (HDR*, IDii, HASH_I): decrypts it, verifies HASH_I, and sends message 6
-    /// (HDR*, IDir, HASH_R). Returns the established ISAKMP SA and message 6, which the caller
-    /// keeps to answer a retransmitted message 5.
-    pub fn handle_id<C: Crypto>(self, crypto: &C, datagram: &[u8]) -> Step<IsakmpSa, Self> {
+    /// Takes message 5 (HDR*, IDii, HASH_I, or IDii, CERT, SIG_I): decrypts it, verifies
+    /// HASH_I or the certificate (chain at `now`, the caller's wall-clock time; unused with
+    /// pre-shared keys) and SIG_I, and sends message 6 (HDR*, IDir, HASH_R, or IDir, CERT,
+    /// SIG_R). Returns the established ISAKMP SA and message 6, which the caller keeps to
+    /// answer a retransmitted message 5.
+    pub fn handle_id<C: Crypto>(
+        self,
+        crypto: &C,
+        datagram: &[u8],
+        now: SystemTime,
+    ) -> Step<IsakmpSa, Self> {
         let s = &self.state;
         let cookies = [self.cky_i, self.cky_r];
         let step = (|| {
-            let (peer_id, iv) = s
-                .keyed
-                .receive_id(crypto, datagram, cookies, true, &s.sa_i_b)?;
+            let (peer_id, peer_cert, iv) = s.keyed.receive_id(
+                crypto,
+                datagram,
+                cookies,
+                true,
+                &s.sa_i_b,
+                (&self.config.auth, now),
+            )?;
             let mut keyed = Keyed {
                 g_xi: s.keyed.g_xi.clone(),
                 g_xr: s.keyed.g_xr.clone(),
@@ -798,14 +951,11 @@ impl Responder<RepliedKe> {
                 encryption_key: s.keyed.encryption_key.clone(),
                 iv,
             };
-            let id_b = PayloadBody::Identification(self.config.local_id.clone()).to_bytes()?;
-            let hash_r = keyed.hash(crypto, false, cookies, &s.sa_i_b, &id_b)?;
-            let bytes =
-                keyed.encrypted_id_message(crypto, cookies, &self.config.local_id, hash_r)?;
-            Ok((peer_id, keyed, bytes))
+            let bytes = keyed.id_message(crypto, false, cookies, &s.sa_i_b, &self.config)?;
+            Ok((peer_id, peer_cert, keyed, bytes))
         })();
         match step {
-            Ok((peer_id, keyed, bytes)) => Ok((
+            Ok((peer_id, peer_cert, keyed, bytes)) => Ok((
                 IsakmpSa {
                     initiator_cookie: self.cky_i,
                     responder_cookie: self.cky_r,
@@ -816,6 +966,7 @@ impl Responder<RepliedKe> {
                     last_phase1_block: keyed.iv,
                     local_id: self.config.local_id,
                     peer_id,
+                    peer_cert,
                     nat: self.state.nat,
                 },
                 bytes,
@@ -830,7 +981,7 @@ impl Keyed {
     fn derive<C: Crypto>(
         crypto: &C,
         proposal: &IkeProposal,
-        psk: &[u8],
+        auth: Phase1Auth<'_>,
         [ni, nr]: [&[u8]; 2],
         g_xi: Vec<u8>,
         g_xr: Vec<u8>,
@@ -841,7 +992,7 @@ impl Keyed {
             crypto,
             &Phase1Inputs {
                 prf: proposal.prf(),
-                auth: Phase1Auth::PreSharedKey(psk),
+                auth,
                 ni_b: ni,
                 nr_b: nr,
                 g_xy,
@@ -877,18 +1028,54 @@ impl Keyed {
         Ok(crypto.prf(self.keys.prf(), self.keys.skeyid().expose(), &data)?)
     }
 
-    /// HDR*, ID, HASH encrypted with the current IV; the IV becomes the last ciphertext block.
+    /// Message 5 (`initiator`) or 6: `HDR*, ID, HASH` with pre-shared keys (RFC 2409 section
+    /// 5.4), `HDR*, ID, CERT, SIG` with RSA signatures (section 5.1: SIG_I/SIG_R is HASH_I/
+    /// HASH_R signed; our certificate, then any intermediates, in CERT payloads of encoding
+    /// 4, as strongSwan sends them).
+    fn id_message<C: Crypto>(
+        &mut self,
+        crypto: &C,
+        initiator: bool,
+        cookies: [Cookie; 2],
+        sa_i_b: &[u8],
+        config: &MainModeConfig,
+    ) -> Result<Vec<u8>, MainModeError> {
+        let id_b = PayloadBody::Identification(config.local_id.clone()).to_bytes()?;
+        let hash = self.hash(crypto, initiator, cookies, sa_i_b, &id_b)?;
+        let auth = match &config.auth {
+            Phase1Credentials::PreSharedKey => vec![Payload::new(PayloadBody::Hash(Hash::new(
+                hash.expose().to_vec(),
+            )))],
+            Phase1Credentials::RsaSignature(creds) => {
+                // RFC 2409 5.1: "SIG_I or SIG_R is the result of applying the negotiated
+                // digital signature algorithm to HASH_I or HASH_R respectively".
+                let sig = creds
+                    .key
+                    .sign_hash(hash.expose())
+                    .map_err(MainModeError::Auth)?;
+                let mut payloads: Vec<Payload> = std::iter::once(&creds.leaf)
+                    .chain(&creds.intermediates)
+                    .map(|c| Payload::new(PayloadBody::Certificate(c.to_cert_payload())))
+                    .collect();
+                payloads.push(Payload::new(PayloadBody::Signature(Signature::new(sig))));
+                payloads
+            }
+        };
+        self.encrypted_id_message(crypto, cookies, &config.local_id, auth)
+    }
+
+    /// HDR*, ID, then `auth` (HASH, or CERT and SIG) encrypted with the current IV; the IV
+    /// becomes the last ciphertext block.
     fn encrypted_id_message<C: Crypto>(
         &mut self,
         crypto: &C,
         [cky_i, cky_r]: [Cookie; 2],
         id: &Identification,
-        hash: PrfOutput,
+        auth: Vec<Payload>,
     ) -> Result<Vec<u8>, MainModeError> {
-        let chain = PayloadChain::new(vec![
-            Payload::new(PayloadBody::Identification(id.clone())),
-            Payload::new(PayloadBody::Hash(Hash::new(hash.expose().to_vec()))),
-        ]);
+        let mut payloads = vec![Payload::new(PayloadBody::Identification(id.clone()))];
+        payloads.extend(auth);
+        let chain = PayloadChain::new(payloads);
         let mut data = chain.to_bytes()?;
         let block = self.encryption_key.cipher().block_len();
         // RFC 2409 Appendix B: padded to the block size; zero octets (RFC 2408 3.1 leaves the
@@ -902,8 +1089,9 @@ impl Keyed {
         Ok(Message::encrypted(header, PayloadType::Identification, data).to_bytes()?)
     }
 
-    /// Checks, decrypts and verifies message 5 (`from_initiator`) or 6: returns the peer's ID
-    /// and the IV after it (its last ciphertext block).
+    /// Checks, decrypts and verifies message 5 (`from_initiator`) or 6 as `auth` says (HASH,
+    /// or CERT and SIG with the chain validated at `now`): returns the peer's ID, its
+    /// certificate (RSA signatures) and the IV after it (its last ciphertext block).
     fn receive_id<C: Crypto>(
         &self,
         crypto: &C,
@@ -911,7 +1099,8 @@ impl Keyed {
         cookies: [Cookie; 2],
         from_initiator: bool,
         sa_i_b: &[u8],
-    ) -> Result<(Identification, Iv), MainModeError> {
+        (auth, now): (&Phase1Credentials, SystemTime),
+    ) -> Result<(Identification, Option<Certificate>, Iv), MainModeError> {
         let ctx = phase1_context(true, None);
         let message = accept(checks::check(datagram, &ctx))?;
         check_header(&message.header, cookies)?;
@@ -946,27 +1135,173 @@ impl Keyed {
                 "decrypted message without payloads",
             ));
         };
+        let rsa = match auth {
+            Phase1Credentials::PreSharedKey => None,
+            Phase1Credentials::RsaSignature(creds) => Some(creds),
+        };
         let mut id = None;
         let mut hash = None;
+        let mut sig = None;
+        let mut certs = Vec::new();
         for p in chain.payloads.iter() {
-            match &p.body {
-                PayloadBody::Identification(i) => set_once(&mut id, i, "ID")?,
-                PayloadBody::Hash(h) => set_once(&mut hash, h, "HASH")?,
-                PayloadBody::VendorId(_) | PayloadBody::Notification(_) => {}
-                other => return Err(MainModeError::UnexpectedPayload(other.payload_type())),
+            match (&p.body, rsa) {
+                (PayloadBody::Identification(i), _) => set_once(&mut id, i, "ID")?,
+                (PayloadBody::Hash(h), None) => set_once(&mut hash, h, "HASH")?,
+                (PayloadBody::Signature(s), Some(_)) => set_once(&mut sig, s, "SIG")?,
+                (PayloadBody::Certificate(c), Some(_)) => certs.push(c),
+                // A CERTREQ here asks for nothing we would not send anyway.
+                (PayloadBody::CertificateRequest(_), Some(_))
+                | (PayloadBody::VendorId(_) | PayloadBody::Notification(_), _) => {}
+                (other, _) => return Err(MainModeError::UnexpectedPayload(other.payload_type())),
             }
         }
         let id = id.ok_or_else(|| missing("ID"))?;
-        let hash = hash.ok_or_else(|| missing("HASH"))?;
         let id_b = RawPayloads::new(*next_payload, &plaintext, Padding::Zeros)
             .filter_map(Result::ok)
             .find(|raw| raw.payload_type == PayloadType::Identification)
             .map(|raw| raw.body)
             .ok_or_else(|| missing("ID"))?;
         let expected = self.hash(crypto, from_initiator, cookies, sa_i_b, id_b)?;
-        constant_time::verify_slices_are_equal(expected.expose(), &hash.data)
-            .map_err(|_| MainModeError::HashMismatch)?;
-        Ok((id.clone(), next_iv))
+        let peer_cert = match rsa {
+            None => {
+                let hash = hash.ok_or_else(|| missing("HASH"))?;
+                constant_time::verify_slices_are_equal(expected.expose(), &hash.data)
+                    .map_err(|_| MainModeError::HashMismatch)?;
+                None
+            }
+            Some(creds) => {
+                let sig = sig.ok_or_else(|| missing("SIG"))?;
+                Some(verify_peer(
+                    creds,
+                    id,
+                    &certs,
+                    (expected.expose(), &sig.data),
+                    now,
+                )?)
+            }
+        };
+        Ok((id.clone(), peer_cert, next_iv))
+    }
+}
+
+/// The most CERT payloads taken from a peer (its certificate and intermediates): each may cost
+/// an RSA verification.
+pub const MAX_PEER_CERTS: usize = 8;
+
+/// SKEYID's input for our method (RFC 2409 section 5): the pre-shared key, or none.
+fn phase1_auth<'a>(auth: &Phase1Credentials, psk: &'a [u8]) -> Phase1Auth<'a> {
+    match auth {
+        Phase1Credentials::PreSharedKey => Phase1Auth::PreSharedKey(psk),
+        Phase1Credentials::RsaSignature(_) => Phase1Auth::Signature,
+    }
+}
+
+/// With RSA signatures, the CERTREQ payloads of messages 3 and 4 (RFC 2409 section 5 allows
+/// them there; strongSwan sends one per trusted CA): X.509 signature certificates (encoding 4)
+/// from the subject of each trust anchor, or from any CA when none is configured.
+fn cert_requests(auth: &Phase1Credentials) -> Vec<Payload> {
+    let Phase1Credentials::RsaSignature(creds) = auth else {
+        return Vec::new();
+    };
+    let request = |authority: Vec<u8>| {
+        Payload::new(PayloadBody::CertificateRequest(CertificateRequest::new(
+            CertEncoding::X509Signature,
+            authority,
+        )))
+    };
+    let anchors = creds.trust.certificates();
+    if anchors.is_empty() {
+        return vec![request(Vec::new())];
+    }
+    anchors
+        .iter()
+        .map(|ca| request(ca.subject_der().to_vec()))
+        .collect()
+}
+
+/// Authenticates the peer of RSA signature Main Mode (RFC 2409 section 5.1) from its ID
+/// payload, CERT payloads and SIG over `hash` (the HASH_I or HASH_R we computed): the
+/// end-entity certificate is the first whose key verifies the signature (else the first), the
+/// others are intermediates; the chain must lead to a trust anchor at `now`, the certificate
+/// must name the ID payload's identity and match the configured peer identity, and the
+/// signature must verify. CERT payloads of other encodings are ignored.
+fn verify_peer(
+    creds: &RsaCredentials,
+    id: &Identification,
+    certs: &[&realm_wire::isakmp::Certificate],
+    (hash, sig): (&[u8], &[u8]),
+    now: SystemTime,
+) -> Result<Certificate, MainModeError> {
+    if certs.len() > MAX_PEER_CERTS {
+        return Err(MainModeError::Grammar(format!(
+            "{} CERT payloads, at most {MAX_PEER_CERTS} are taken",
+            certs.len()
+        )));
+    }
+    let mut parsed = certs
+        .iter()
+        .filter(|c| c.encoding == CertEncoding::X509Signature)
+        .map(|c| Certificate::from_der(&c.data))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(MainModeError::Auth)?;
+    let at = parsed
+        .iter()
+        .position(|c| c.verify_hash(hash, sig).is_ok())
+        .unwrap_or(0);
+    if at >= parsed.len() {
+        // Realm keeps no peer certificates of its own to fall back on.
+        return Err(MainModeError::AuthenticationFailed(
+            "the peer sent no X.509 certificate",
+        ));
+    }
+    let leaf = parsed.remove(at);
+    creds
+        .trust
+        .verify_chain(&leaf, &parsed, now)
+        .map_err(MainModeError::Auth)?;
+    // RFC 4945 3.1: the identity of the ID payload MUST be found in the end-entity
+    // certificate (its subject DN, or a subjectAltName).
+    if !names(&leaf, id) {
+        return Err(MainModeError::AuthenticationFailed(
+            "the peer's certificate does not name the identity of its ID payload",
+        ));
+    }
+    if let Some(pattern) = &creds.peer_id
+        && !leaf.matches(pattern)
+    {
+        return Err(MainModeError::AuthenticationFailed(
+            "the peer's certificate does not match the configured peer identity",
+        ));
+    }
+    leaf.verify_hash(hash, sig).map_err(MainModeError::Auth)?;
+    Ok(leaf)
+}
+
+/// True when `cert` carries the identity of the ID payload `id` exactly (no wildcards: the
+/// peer's ID is a name, not a pattern): an ID_DER_ASN1_DN equal byte for byte to the subject
+/// (what strongSwan and Realm send), or an address, FQDN or user FQDN among the
+/// subjectAltNames (names without regard to ASCII case), or a key ID equal to the
+/// subjectKeyIdentifier.
+fn names(cert: &Certificate, id: &Identification) -> bool {
+    let text_san = |name: &[u8], dns: bool| {
+        cert.alt_names().iter().any(|san| match san {
+            SubjectAltName::Dns(n) if dns => n.as_bytes().eq_ignore_ascii_case(name),
+            SubjectAltName::Email(n) if !dns => n.as_bytes().eq_ignore_ascii_case(name),
+            _ => false,
+        })
+    };
+    match id.value() {
+        Some(IdValue::DerAsn1Dn(dn)) => dn == cert.subject_der(),
+        Some(IdValue::Ipv4Addr(a)) => cert
+            .alt_names()
+            .contains(&SubjectAltName::Ip(std::net::IpAddr::V4(a))),
+        Some(IdValue::Ipv6Addr(a)) => cert
+            .alt_names()
+            .contains(&SubjectAltName::Ip(std::net::IpAddr::V6(a))),
+        Some(IdValue::Fqdn(name)) => text_san(name, true),
+        Some(IdValue::UserFqdn(name)) => text_san(name, false),
+        Some(IdValue::KeyId(key)) => cert.id_match(&Identity::KeyId(key.to_vec())).is_match(),
+        _ => false,
     }
 }
 
@@ -1130,7 +1465,9 @@ fn ke_nonce(
         match &p.body {
             PayloadBody::KeyExchange(k) => set_once(&mut ke, k, "KE")?,
             PayloadBody::Nonce(n) => set_once(&mut nonce, n, "Nonce")?,
-            PayloadBody::VendorId(_) => {}
+            // RFC 2409 5: messages 3 and 4 may carry CERTREQ; Realm sends its certificate
+            // whatever is asked.
+            PayloadBody::VendorId(_) | PayloadBody::CertificateRequest(_) => {}
             other => return Err(MainModeError::UnexpectedPayload(other.payload_type())),
         }
     }
@@ -1150,12 +1487,12 @@ fn random_nonce<C: Crypto>(crypto: &C) -> Result<Vec<u8>, MainModeError> {
     Ok(nonce)
 }
 
-/// HDR, KE, Nonce [, NAT-D, NAT-D].
+/// HDR, KE, Nonce [, CERTREQ...] [, NAT-D, NAT-D] (`extra`: the CERTREQ and NAT-D payloads).
 fn ke_message(
     [cky_i, cky_r]: [Cookie; 2],
     public_value: &[u8],
     nonce: &[u8],
-    nat_d: Vec<Payload>,
+    extra: Vec<Payload>,
 ) -> Result<Vec<u8>, MainModeError> {
     let header = Header::new(ExchangeType::IdentityProtection, cky_i, cky_r, 0);
     let mut payloads = vec![
@@ -1164,6 +1501,6 @@ fn ke_message(
         ))),
         Payload::new(PayloadBody::Nonce(Nonce::new(nonce.to_vec()))),
     ];
-    payloads.extend(nat_d);
+    payloads.extend(extra);
     Ok(Message::new(header, payloads).to_bytes()?)
 }

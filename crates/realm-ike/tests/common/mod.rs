@@ -2,14 +2,17 @@
 //! and Main Mode to an ISAKMP SA on both sides.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub(crate) mod certs;
+
 use std::cell::{Cell, RefCell};
 use std::num::NonZeroU32;
 
-use realm_ike::ikev1::main_mode::{self, IsakmpSa, MainModeConfig};
+use realm_ike::ikev1::main_mode::{self, IsakmpSa, MainModeConfig, Phase1Credentials};
 use realm_ike::ikev1::nat_t::{Endpoints, NatTConfig};
 use realm_ike::proposal::{IkeProposal, Preference};
 use realm_wire::isakmp::Identification;
 use std::net::SocketAddr;
+use std::time::UNIX_EPOCH;
 
 use realm_ike::crypto::{Digest, PrfOutput, SharedSecret};
 use realm_ike::{
@@ -113,6 +116,7 @@ pub(crate) fn phase1(seed: u64) -> (IsakmpSa, IsakmpSa, SeededCrypto, SeededCryp
         lifetime: NonZeroU32::new(10_800).unwrap(),
         preference: Preference::Ours,
         local_id: id,
+        auth: Phase1Credentials::PreSharedKey,
         nat_t: NatTConfig::default(),
         vendor_ids: Vec::new(),
     };
@@ -140,8 +144,14 @@ pub(crate) fn phase1(seed: u64) -> (IsakmpSa, IsakmpSa, SeededCrypto, SeededCryp
     let (i, m3) = i.handle_sa(&ci, &m2).map_err(|f| f.error).unwrap();
     let (r, m4) = r.handle_ke(&cr, &m3, PSK).map_err(|f| f.error).unwrap();
     let (i, m5) = i.handle_ke(&ci, &m4, PSK).map_err(|f| f.error).unwrap();
-    let (rsa, m6) = r.handle_id(&cr, &m5).map_err(|f| f.error).unwrap();
-    let isa = i.handle_id(&ci, &m6).map_err(|f| f.error).unwrap();
+    let (rsa, m6) = r
+        .handle_id(&cr, &m5, UNIX_EPOCH)
+        .map_err(|f| f.error)
+        .unwrap();
+    let isa = i
+        .handle_id(&ci, &m6, UNIX_EPOCH)
+        .map_err(|f| f.error)
+        .unwrap();
     ci.agreed.borrow_mut().clear();
     cr.agreed.borrow_mut().clear();
     (isa, rsa, ci, cr)
