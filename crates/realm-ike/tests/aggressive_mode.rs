@@ -146,11 +146,7 @@ struct Exchange {
     cr: SeededCrypto,
 }
 
-fn exchange(
-    seed: u64,
-    (i_cfg, r_cfg): (MainModeConfig, MainModeConfig),
-    path: &Path,
-) -> Exchange {
+fn exchange(seed: u64, (i_cfg, r_cfg): (MainModeConfig, MainModeConfig), path: &Path) -> Exchange {
     let ci = SeededCrypto::new(seed);
     let cr = SeededCrypto::new(seed ^ 0x5555_aaaa);
     let (i, m1) = Initiator::start(&ci, i_cfg, path.initiator).unwrap();
@@ -176,11 +172,10 @@ fn exchange(
 
 fn run_with(seed: u64, configs: (MainModeConfig, MainModeConfig), path: &Path) -> Run {
     let x = exchange(seed, configs, path);
-    let rsa = x
-        .r
-        .handle_third(&x.cr, &x.m3, path.responder_m3)
-        .map_err(|f| f.error)
-        .unwrap();
+    let rsa =
+        x.r.handle_third(&x.cr, &x.m3, path.responder_m3)
+            .map_err(|f| f.error)
+            .unwrap();
     Run {
         m1: x.m1,
         m2: x.m2,
@@ -416,8 +411,12 @@ fn quick_mode(
     let (i, m1) = quick_mode::Initiator::start(ci, isa, qm_config(isa), 0xc1c1_0001).unwrap();
     let (r, m2) = quick_mode::Responder::handle_offer(cr, rsa, &qm_config(rsa), 0xc2c2_0002, &m1)
         .map_err(|e| format!("{e:?}"))?;
-    let (ipair, m3) = i.handle_reply(ci, &m2).map_err(|f| format!("{:?}", f.error))?;
-    let rpair = r.handle_hash3(cr, &m3).map_err(|f| format!("{:?}", f.error))?;
+    let (ipair, m3) = i
+        .handle_reply(ci, &m2)
+        .map_err(|f| format!("{:?}", f.error))?;
+    let rpair = r
+        .handle_hash3(cr, &m3)
+        .map_err(|f| format!("{:?}", f.error))?;
     assert_eq!(
         ipair.outbound.encryption_key.expose(),
         rpair.inbound.encryption_key.expose()
@@ -446,11 +445,10 @@ fn a_plaintext_message_3_is_accepted_and_phase_2_chains_from_the_first_iv() {
     let plain = Message::new(header, payloads).to_bytes().unwrap();
     let m = checked(&plain, aggressive(true));
     assert!(!m.header.flags.encryption());
-    let rsa = x
-        .r
-        .handle_third(&x.cr, &plain, direct().responder_m3)
-        .map_err(|f| f.error)
-        .unwrap();
+    let rsa =
+        x.r.handle_third(&x.cr, &plain, direct().responder_m3)
+            .map_err(|f| f.error)
+            .unwrap();
     assert_eq!(rsa.last_phase1_block, first);
     assert_eq!(rsa.keys.skeyid_d().expose(), x.isa.keys.skeyid_d().expose());
 
@@ -468,8 +466,8 @@ fn a_wrong_psk_is_refused_by_the_initiator_and_the_state_survives() {
     let ci = SeededCrypto::new(5);
     let cr = SeededCrypto::new(6);
     let path = direct();
-    let (i, m1) = Initiator::start(&ci, config(&[ecp256()], "left", nat_t_on()), path.initiator)
-        .unwrap();
+    let (i, m1) =
+        Initiator::start(&ci, config(&[ecp256()], "left", nat_t_on()), path.initiator).unwrap();
     let r_cfg = config(&[ecp256()], "right", nat_t_on());
     let (_, m2) = Responder::handle_first(
         r_cfg.clone(),
@@ -542,8 +540,12 @@ fn an_unknown_initiator_identity_is_refused_with_invalid_id_information() {
     let ci = SeededCrypto::new(9);
     let cr = SeededCrypto::new(10);
     let path = direct();
-    let (_, m1) = Initiator::start(&ci, config(&[ecp256()], "mallory", nat_t_on()), path.initiator)
-        .unwrap();
+    let (_, m1) = Initiator::start(
+        &ci,
+        config(&[ecp256()], "mallory", nat_t_on()),
+        path.initiator,
+    )
+    .unwrap();
     let mut asked = None;
     let e = Responder::handle_first(
         config(&[ecp256()], "right", nat_t_on()),
@@ -576,8 +578,7 @@ fn proposals_of_different_groups_cannot_be_offered() {
     .unwrap_err();
     assert_eq!(e, MainModeError::Build(BuildError::MixedPhase1Groups));
     assert_eq!(e.notify(), None);
-    let e = Initiator::start(&ci, config(&[], "left", nat_t_on()), direct().initiator)
-        .unwrap_err();
+    let e = Initiator::start(&ci, config(&[], "left", nat_t_on()), direct().initiator).unwrap_err();
     assert_eq!(e, MainModeError::Build(BuildError::NoProposals));
 }
 
@@ -586,8 +587,8 @@ fn a_responder_without_the_initiators_group_refuses() {
     let ci = SeededCrypto::new(12);
     let cr = SeededCrypto::new(13);
     let path = direct();
-    let (_, m1) = Initiator::start(&ci, config(&[ecp256()], "left", nat_t_on()), path.initiator)
-        .unwrap();
+    let (_, m1) =
+        Initiator::start(&ci, config(&[ecp256()], "left", nat_t_on()), path.initiator).unwrap();
     let e = Responder::handle_first(
         config(&[modp2048()], "right", nat_t_on()),
         [9; 8],
@@ -610,8 +611,12 @@ fn a_ke_outside_the_offered_group_is_invalid_key_information() {
     let cr = SeededCrypto::new(15);
     let path = direct();
     // An offer of modp2048 whose KE is an ecp256 value (64 octets).
-    let (_, m1) = Initiator::start(&ci, config(&[modp2048()], "left", nat_t_on()), path.initiator)
-        .unwrap();
+    let (_, m1) = Initiator::start(
+        &ci,
+        config(&[modp2048()], "left", nat_t_on()),
+        path.initiator,
+    )
+    .unwrap();
     let mut m = Message::parse(&m1).unwrap();
     let Body::Payloads(chain) = &mut m.body else {
         panic!("plaintext");
@@ -773,14 +778,20 @@ fn extra_vendor_ids_go_in_messages_1_and_2() {
 }
 
 /// The initiator awaiting message 2, with messages 1 and 2.
-fn awaiting_second(seed: u64) -> (Initiator<AggrSentFirst<AwsLcKeyPair>>, Vec<u8>, Vec<u8>, SeededCrypto) {
+fn awaiting_second(
+    seed: u64,
+) -> (
+    Initiator<AggrSentFirst<AwsLcKeyPair>>,
+    Vec<u8>,
+    Vec<u8>,
+    SeededCrypto,
+) {
     let ci = SeededCrypto::new(seed);
     let cr = SeededCrypto::new(seed + 1);
     let (i_cfg, r_cfg) = configs();
     let (i, m1) = Initiator::start(&ci, i_cfg, direct().initiator).unwrap();
     let (_, m2) =
-        Responder::handle_first(r_cfg, [9; 8], direct().responder, &cr, &m1, lookup(PSK))
-            .unwrap();
+        Responder::handle_first(r_cfg, [9; 8], direct().responder, &cr, &m1, lookup(PSK)).unwrap();
     (i, m1, m2, ci)
 }
 
@@ -859,9 +870,9 @@ proptest! {
             &bytes,
             lookup(PSK),
         );
-        let (i, _, _, ci) = awaiting_second(0x0b17_e5);
+        let (i, _, _, ci) = awaiting_second(0x000b_17e5);
         prop_assert!(i.handle_second(&ci, &bytes, PSK, NAT_T_PORT).is_err());
-        let x = exchange(0x0b17_e7, configs(), &direct());
+        let x = exchange(0x000b_17e7, configs(), &direct());
         prop_assert!(x.r.handle_third(&x.cr, &bytes, direct().responder_m3).is_err());
     }
 }

@@ -445,7 +445,8 @@ impl Responder<AggrReplied> {
         let (g_xi, ni, _) = ke_nonce(&parts.rest, group, None)?;
         let sa_i_b = sa_body(datagram)?;
         let id_i_b = id_body(datagram)?;
-        let psk = psk_for(peer_id).ok_or_else(|| FirstMessageError::UnknownPeer(peer_id.clone()))?;
+        let psk =
+            psk_for(peer_id).ok_or_else(|| FirstMessageError::UnknownPeer(peer_id.clone()))?;
         let nat_vid = if config.nat_t.enabled {
             NatTVersion::select(vendor_ids(&payloads))
         } else {
@@ -453,7 +454,9 @@ impl Responder<AggrReplied> {
         };
         let nat_version = nat_vid.and_then(|v| NatTVersion::from_vendor_id(&v));
         let cookies = [header.initiator_cookie, responder_cookie];
-        let key_pair = crypto.generate_key_pair(group).map_err(MainModeError::from)?;
+        let key_pair = crypto
+            .generate_key_pair(group)
+            .map_err(MainModeError::from)?;
         let g_xy = crypto
             .agree(&key_pair, &g_xi)
             .map_err(MainModeError::KeyExchange)?;
@@ -611,14 +614,18 @@ impl Responder<AggrReplied> {
                 s.keyed
                     .encryption_key
                     .decrypt(crypto, &s.keyed.iv, &mut plaintext)?;
-                let decrypted =
-                    match checks::check_decrypted(h, *next_payload, &plaintext, Padding::Zeros, &ctx)
-                    {
-                        Verdict::Accept(m) => m,
-                        Verdict::Reject(r) => {
-                            return Err(MainModeError::Undecryptable(Box::new(r)));
-                        }
-                    };
+                let decrypted = match checks::check_decrypted(
+                    h,
+                    *next_payload,
+                    &plaintext,
+                    Padding::Zeros,
+                    &ctx,
+                ) {
+                    Verdict::Accept(m) => m,
+                    Verdict::Reject(r) => {
+                        return Err(MainModeError::Undecryptable(Box::new(r)));
+                    }
+                };
                 let Body::Payloads(chain) = decrypted.body else {
                     return Err(MainModeError::Unexpected(
                         "decrypted message without payloads",
@@ -641,9 +648,7 @@ impl Responder<AggrReplied> {
             }
         }
         let hash = hash.ok_or_else(|| missing("HASH"))?;
-        let expected = s
-            .keyed
-            .hash(crypto, true, cookies, &s.sa_i_b, &s.id_i_b)?;
+        let expected = s.keyed.hash(crypto, true, cookies, &s.sa_i_b, &s.id_i_b)?;
         constant_time::verify_slices_are_equal(expected.expose(), &hash.data)
             .map_err(|_| MainModeError::HashMismatch)?;
         let nat = detect_nat(
