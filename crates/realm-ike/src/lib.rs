@@ -82,7 +82,8 @@
 //!   validating its chain (rustls-webpki).
 //!
 //! - [`export`]: the `ikev1_decryption_table` line Wireshark reads to decrypt IKEv1 (tested: tshark
-//!   decrypts Main Mode messages 5 and 6 and a protected Informational with it).
+//!   decrypts Main Mode messages 5 and 6, Aggressive Mode message 3 and protected
+//!   Informationals after either with it).
 //!
 //! **Not yet here (planned, issue 12):** Main Mode with signatures, and Aggressive Mode in the
 //! [`engine`] (which drives the exchanges). The ISAKMP header and payload chain wire
