@@ -765,6 +765,92 @@ fn without_nat_t_on_one_side_there_are_no_nat_d_payloads() {
 }
 
 #[test]
+fn a_draft_only_initiator_gets_the_draft_nat_d_in_messages_2_and_3() {
+    let path = initiator_behind_nat();
+    let ci = SeededCrypto::new(22);
+    let cr = SeededCrypto::new(23);
+    let (i_cfg, r_cfg) = configs();
+    let (i, m1) = Initiator::start(&ci, i_cfg, path.initiator).unwrap();
+    // Message 1 without the RFC 3947 Vendor ID (HASH_I does not cover Vendor IDs).
+    let mut m = Message::parse(&m1).unwrap();
+    let Body::Payloads(chain) = &mut m.body else {
+        panic!("plaintext");
+    };
+    chain.payloads.retain(|p| {
+        !matches!(&p.body, PayloadBody::VendorId(v) if v.data == realm_ike::ikev1::nat_t::VENDOR_ID_RFC3947)
+    });
+    let m1 = m.to_bytes().unwrap();
+    let (r, m2) =
+        Responder::handle_first(r_cfg, [9; 8], path.responder, &cr, &m1, lookup(PSK)).unwrap();
+    assert_eq!(r.nat_version(), Some(NatTVersion::Draft02));
+    let draft = PayloadType::Unknown(130);
+    let count = |payloads: &[Payload]| {
+        payloads
+            .iter()
+            .filter(|p| p.payload_type() == draft)
+            .count()
+    };
+    assert_eq!(count(Message::parse(&m2).unwrap().payloads()), 2);
+    let (isa, m3) = i
+        .handle_second(&ci, &m2, PSK, NAT_T_PORT)
+        .map_err(|f| f.error)
+        .unwrap();
+    assert_eq!(isa.nat.version, Some(NatTVersion::Draft02));
+    assert!(isa.nat.local_behind_nat);
+    let iv = first_iv(&m1, &m2);
+    let m3_checked = {
+        let mut ctx = Context::new(aggressive(true), &checks::IKEV1_EXCHANGES);
+        ctx.draft_nat_t = true;
+        match checks::check(&m3, &ctx) {
+            Verdict::Accept(m) => m,
+            Verdict::Reject(r) => panic!("{r:?}"),
+        }
+    };
+    let Body::Encrypted {
+        next_payload,
+        ciphertext,
+    } = m3_checked.body
+    else {
+        panic!("message 3 is not encrypted");
+    };
+    let mut plain = ciphertext.clone();
+    isa.encryption_key.decrypt(&ci, &iv, &mut plain).unwrap();
+    let p3 = PayloadChain::parse(next_payload, &plain, Padding::Zeros).unwrap();
+    assert_eq!(count(&p3.payloads), 2);
+    let rsa = r
+        .handle_third(&cr, &m3, path.responder_m3)
+        .map_err(|f| f.error)
+        .unwrap();
+    assert_eq!(rsa.nat.version, Some(NatTVersion::Draft02));
+    assert!(rsa.nat.remote_behind_nat && !rsa.nat.local_behind_nat);
+}
+
+#[test]
+fn a_main_mode_message_is_not_an_aggressive_mode_message_1() {
+    let ci = SeededCrypto::new(24);
+    let cr = SeededCrypto::new(25);
+    let (_, mm1) = realm_ike::ikev1::main_mode::Initiator::start(
+        &ci,
+        config(&[ecp256()], "left", nat_t_on()),
+        direct().initiator,
+    )
+    .unwrap();
+    let e = Responder::handle_first(
+        config(&[ecp256()], "right", nat_t_on()),
+        [9; 8],
+        direct().responder,
+        &cr,
+        &mm1,
+        lookup(PSK),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, FirstMessageError::Refused(MainModeError::Rejected(_))),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn extra_vendor_ids_go_in_messages_1_and_2() {
     let dpd = vec![0xaf, 0xca, 0xd7, 0x13];
     let mut i_cfg = config(&[ecp256()], "left", nat_t_on());

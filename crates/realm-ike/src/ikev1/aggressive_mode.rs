@@ -13,7 +13,9 @@
 //!
 //! Three messages instead of six, at the price of identity protection: both identities travel
 //! in plaintext, and the responder answers (and commits to a pre-shared key) before the
-//! initiator has proven anything.
+//! initiator has proven anything. Message 2's HASH_R, with the nonces and public values beside
+//! it, lets whoever sends a message 1 test guesses of the pre-shared key offline: Aggressive
+//! Mode needs long random keys.
 //!
 //! - **Group.** The initiator's KE goes with its offer, so the Diffie-Hellman group cannot be
 //!   negotiated (RFC 2409 section 5): [`Initiator::start`] refuses proposals of different
