@@ -1,6 +1,7 @@
 //! Key export for debugging (issue 12, item 7): the lines Wireshark's IKEv1 dissector reads to
-//! decrypt Main Mode messages 5 and 6, Quick Mode and Informational exchanges. Off by default:
-//! the daemon writes them only when told to, and the output is as secret as the keys.
+//! decrypt Main Mode messages 5 and 6, Aggressive Mode message 3, Quick Mode and Informational
+//! exchanges. Off by default: the daemon writes them only when told to, and the output is as
+//! secret as the keys.
 //!
 //! The ESP keys a Quick Mode yields are exported by realm-ipsec (`wireshark::esp_sa_line`) once
 //! the SAs are installed, so each format has one home.

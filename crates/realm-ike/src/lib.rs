@@ -39,6 +39,14 @@
 //!   caller passes in, matched against its ID payload and checked for the SIG. No timers (each
 //!   state keeps its last message for the caller to resend).
 //!
+//! - [`ikev1::aggressive_mode`]: IKEv1 Aggressive Mode with pre-shared keys (RFC 2409 sections
+//!   5 and 5.4), both roles, driven like Main Mode (`Initiator::start` ->
+//!   `Initiator<AggrSentFirst<K>>::handle_second` -> [`IsakmpSa`] and message 3;
+//!   `Responder::handle_first` -> `Responder<AggrReplied>::handle_third` -> [`IsakmpSa`]): one
+//!   DH group for all offered proposals, the responder's pre-shared key looked up by the
+//!   initiator's identity, message 3 sent encrypted (accepted either way) with the phase 1 IV
+//!   chain of Appendix B, and NAT-T with NAT-D in messages 2 and 3 (RFC 3947).
+//!
 //! - [`ikev1::nat_t`]: NAT traversal negotiation (RFC 3947, and the draft-02/03 Vendor IDs older
 //!   peers send): the Vendor IDs of Main Mode messages 1 and 2, the NAT-D payloads of messages 3
 //!   and 4 and what they show ([`NatDetection`]: who is behind a NAT, whether to move to port
@@ -78,11 +86,11 @@
 //!   validating its chain (rustls-webpki).
 //!
 //! - [`export`]: the `ikev1_decryption_table` line Wireshark reads to decrypt IKEv1 (tested: tshark
-//!   decrypts Main Mode messages 5 and 6 and a protected Informational with it).
+//!   decrypts Main Mode messages 5 and 6, Aggressive Mode message 3 and protected
+//!   Informationals after either with it).
 //!
-//! **Not yet here (planned, issue 12):** the
-//! Aggressive exchange and its typed handshake states, and RSA signatures in the [`engine`]
-//! (which drives the exchanges with pre-shared keys only so far). The ISAKMP header and payload chain wire
+//! **Not yet here (planned, issue 12):** Aggressive Mode and RSA signatures in the [`engine`]
+//! (which drives Main Mode with pre-shared keys). The ISAKMP header and payload chain wire
 //! format lives in `realm-wire`.
 //!
 //! Like Realm's other engines this crate never reads a clock, opens a socket or spawns; it takes

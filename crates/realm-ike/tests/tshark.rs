@@ -7,6 +7,8 @@
 //! last phase 1 block and the Message ID and reads the R-U-THERE and the Delete inside.
 //! With RSA signatures (RFC 2409 5.1) tshark decrypts messages 5 and 6 and shows the ID
 //! (ID_DER_ASN1_DN), the X.509 certificate it dissects (its dNSName) and the SIG.
+//! And Aggressive Mode: tshark decrypts message 3 (HASH_I) and an Informational after it, whose
+//! IV derives from message 3's last block.
 //! Needs tshark (`scripts/install-deps`); FAILS if it is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -15,6 +17,7 @@ use std::num::NonZeroU32;
 use std::process::Command;
 
 use realm_ike::export::ikev1_decryption_table_line;
+use realm_ike::ikev1::aggressive_mode;
 use realm_ike::ikev1::informational::{self, delete_esp, ru_there};
 use realm_ike::ikev1::main_mode::{
     Initiator, IsakmpSa, MainModeConfig, Phase1Credentials, Responder,
@@ -313,5 +316,77 @@ fn tshark_decrypts_rsa_signature_main_mode_and_shows_the_certificates() {
     let wrong = String::from_utf8(wrong).unwrap();
     let names = fields(&file, &dir, &wrong, "x509ce.dNSName");
     assert!(names.iter().all(String::is_empty), "{names:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Aggressive Mode between the two roles; the three messages and the initiator's SA.
+fn aggressive_handshake(proposal: IkeProposal) -> (Vec<Vec<u8>>, IsakmpSa) {
+    let c = AwsLcCrypto::new();
+    let ends = |l: Ipv4Addr, r: Ipv4Addr| Endpoints {
+        local: SocketAddr::from((l, 500)),
+        remote: SocketAddr::from((r, 500)),
+    };
+    let i_cfg = config(proposal, Identification::ipv4(I));
+    let (i, m1) = aggressive_mode::Initiator::start(&c, i_cfg, ends(I, R)).unwrap();
+    let r_cfg = config(proposal, Identification::fqdn("gw.example.net"));
+    let (r, m2) = aggressive_mode::Responder::handle_first(
+        r_cfg,
+        [0xc0, 0x0c, 0x1e, 2, 3, 4, 5, 7],
+        ends(R, I),
+        &c,
+        &m1,
+        |_| Some(PSK.to_vec()),
+    )
+    .unwrap();
+    let (sa, m3) = i
+        .handle_second(&c, &m2, PSK, 4500)
+        .map_err(|f| f.error)
+        .unwrap();
+    r.handle_third(&c, &m3, ends(R, I))
+        .map_err(|f| f.error)
+        .unwrap();
+    (vec![m1, m2, m3], sa)
+}
+
+#[test]
+fn tshark_decrypts_aggressive_mode_message_3_and_what_follows() {
+    let dir = std::env::temp_dir().join(format!("realm-ike-tshark-aggr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let proposal = IkeProposal::new(
+        CipherAlgorithm::Aes128Cbc,
+        HashAlgorithm::Sha256,
+        DhGroup::Modp2048,
+    );
+    let (messages, sa) = aggressive_handshake(proposal);
+    let c = AwsLcCrypto::new();
+    // A protected Informational after phase 1: its IV comes from message 3's last block.
+    let (_, info) = informational::seal(&c, &sa, vec![ru_there(&sa, 0x0bad_cafe)]).unwrap();
+    let packets = vec![
+        udp_500(I, R, &messages[0]),
+        udp_500(R, I, &messages[1]),
+        udp_500(I, R, &messages[2]),
+        udp_500(I, R, &info),
+    ];
+    let file = dir.join("aggressive.pcap");
+    std::fs::write(&file, pcap(&packets)).unwrap();
+    let line = ikev1_decryption_table_line(&sa);
+
+    // Message 2 carries HASH_R in plaintext; message 3's HASH_I is readable only decrypted.
+    let hashes = fields(&file, &dir, &line, "isakmp.hash");
+    assert_eq!(hashes.len(), 4, "{hashes:?}");
+    assert!(hashes[0].is_empty() && !hashes[1].is_empty(), "{hashes:?}");
+    assert_eq!(hashes[2].len(), 64, "HASH_I decrypted: {hashes:?}");
+    let notify = fields(&file, &dir, &line, "isakmp.notify.msgtype");
+    assert_eq!(notify, ["", "", "", "36136"], "{line}");
+
+    // The control: with a wrong key, message 3 and the Informational stay ciphertext.
+    let mut wrong = line.clone().into_bytes();
+    let at = line.len() - 1;
+    wrong[at] = if wrong[at] == b'0' { b'1' } else { b'0' };
+    let wrong = String::from_utf8(wrong).unwrap();
+    let hashes = fields(&file, &dir, &wrong, "isakmp.hash");
+    assert!(hashes[2].is_empty() && hashes[3].is_empty(), "{hashes:?}");
+    let notify = fields(&file, &dir, &wrong, "isakmp.notify.msgtype");
+    assert!(notify.iter().all(String::is_empty), "{notify:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -196,7 +196,7 @@ pub struct MainModeConfig {
 }
 
 impl MainModeConfig {
-    fn policy(&self) -> Phase1Policy<'_> {
+    pub(crate) fn policy(&self) -> Phase1Policy<'_> {
         Phase1Policy {
             proposals: &self.proposals,
             auth: self.auth.method(),
@@ -499,13 +499,13 @@ pub struct RepliedKe {
 
 /// What exists once the KE payloads are exchanged.
 #[derive(Debug)]
-struct Keyed {
-    g_xi: Vec<u8>,
-    g_xr: Vec<u8>,
-    keys: Phase1Keys,
-    encryption_key: EncryptionKey,
+pub(crate) struct Keyed {
+    pub(crate) g_xi: Vec<u8>,
+    pub(crate) g_xr: Vec<u8>,
+    pub(crate) keys: Phase1Keys,
+    pub(crate) encryption_key: EncryptionKey,
     /// The IV for the next message to encrypt or decrypt.
-    iv: Iv,
+    pub(crate) iv: Iv,
 }
 
 impl<S> Initiator<S> {
@@ -978,7 +978,7 @@ impl Responder<RepliedKe> {
 
 impl Keyed {
     #[allow(clippy::too_many_arguments)]
-    fn derive<C: Crypto>(
+    pub(crate) fn derive<C: Crypto>(
         crypto: &C,
         proposal: &IkeProposal,
         auth: Phase1Auth<'_>,
@@ -1012,7 +1012,7 @@ impl Keyed {
     }
 
     /// HASH_I (`initiator`) or HASH_R (RFC 2409 section 5).
-    fn hash<C: Crypto>(
+    pub(crate) fn hash<C: Crypto>(
         &self,
         crypto: &C,
         initiator: bool,
@@ -1308,7 +1308,7 @@ fn names(cert: &Certificate, id: &Identification) -> bool {
 /// The checks' context in Main Mode; the draft NAT-T payload types are admitted once the
 /// draft was negotiated (messages 3 and 4 carry its NAT-D, type 130).
 /// The caller's own Vendor ID payloads (DPD, RFC 3706 section 5.1), sent in messages 1 and 2.
-fn extra_vendor_ids(config: &MainModeConfig) -> impl Iterator<Item = Payload> + '_ {
+pub(crate) fn extra_vendor_ids(config: &MainModeConfig) -> impl Iterator<Item = Payload> + '_ {
     config
         .vendor_ids
         .iter()
@@ -1328,7 +1328,7 @@ fn phase1_context(keyed: bool, nat_version: Option<NatTVersion>) -> Context<'sta
 }
 
 /// The Vendor ID payloads' contents.
-fn vendor_ids(payloads: &[Payload]) -> impl Iterator<Item = &[u8]> + Clone {
+pub(crate) fn vendor_ids(payloads: &[Payload]) -> impl Iterator<Item = &[u8]> + Clone {
     payloads.iter().filter_map(|p| match &p.body {
         PayloadBody::VendorId(v) => Some(v.data.as_slice()),
         _ => None,
@@ -1336,7 +1336,7 @@ fn vendor_ids(payloads: &[Payload]) -> impl Iterator<Item = &[u8]> + Clone {
 }
 
 /// NAT detection from the NAT-D payloads of message 3 or 4 (RFC 3947 section 3.2).
-fn detect_nat<C: Crypto>(
+pub(crate) fn detect_nat<C: Crypto>(
     crypto: &C,
     version: Option<NatTVersion>,
     config: &NatTConfig,
@@ -1404,11 +1404,11 @@ fn plaintext(datagram: &[u8], ctx: &Context<'_>) -> Result<(Header, Vec<Payload>
     }
 }
 
-fn missing(what: &str) -> MainModeError {
+pub(crate) fn missing(what: &str) -> MainModeError {
     MainModeError::Grammar(format!("no {what} payload"))
 }
 
-fn set_once<'a, T>(
+pub(crate) fn set_once<'a, T>(
     slot: &mut Option<&'a T>,
     value: &'a T,
     what: &str,
@@ -1433,7 +1433,7 @@ fn sa_payload(payloads: &[Payload]) -> Result<&SecurityAssociation, MainModeErro
 }
 
 /// SAi_b: the body of the SA payload of a checked plaintext message 1, as received.
-fn sa_body(datagram: &[u8]) -> Result<Vec<u8>, MainModeError> {
+pub(crate) fn sa_body(datagram: &[u8]) -> Result<Vec<u8>, MainModeError> {
     let packet = Packet::new_checked(datagram).map_err(|_| missing("SA"))?;
     packet
         .payloads(Padding::Forbidden)
@@ -1444,12 +1444,12 @@ fn sa_body(datagram: &[u8]) -> Result<Vec<u8>, MainModeError> {
 }
 
 /// The KE value, nonce and NAT-D hashes (in order) of message 3 or 4.
-type KeNonce<'a> = (Vec<u8>, Vec<u8>, Vec<&'a [u8]>);
+pub(crate) type KeNonce<'a> = (Vec<u8>, Vec<u8>, Vec<&'a [u8]>);
 
 /// The KE value, nonce and NAT-D hashes (in order) of message 3 or 4. NAT-D payloads are
 /// accepted only of the NAT-T version both sides announced, and refused (INVALID-PAYLOAD-TYPE)
 /// without one.
-fn ke_nonce(
+pub(crate) fn ke_nonce(
     payloads: &[Payload],
     group: crate::crypto::DhGroup,
     nat_version: Option<NatTVersion>,
@@ -1481,7 +1481,7 @@ fn ke_nonce(
     Ok((ke.data.clone(), nonce.data.clone(), nat_d))
 }
 
-fn random_nonce<C: Crypto>(crypto: &C) -> Result<Vec<u8>, MainModeError> {
+pub(crate) fn random_nonce<C: Crypto>(crypto: &C) -> Result<Vec<u8>, MainModeError> {
     let mut nonce = vec![0u8; NONCE_LEN];
     crypto.fill_random(&mut nonce)?;
     Ok(nonce)

@@ -1,9 +1,10 @@
 //! IKEv1 (RFC 2409): its key schedule ([`keys`]), Main Mode with pre-shared keys
-//! ([`main_mode`]) with NAT traversal ([`nat_t`], RFC 3947), Quick Mode ([`quick_mode`]), the
-//! protected Informational exchange with its Delete, INITIAL-CONTACT and DPD payloads
-//! ([`informational`]) and the RFC 3706 Dead Peer Detection state machine ([`dpd`]). Aggressive
-//! Mode is planned (issue 12).
+//! ([`main_mode`]) and Aggressive Mode with pre-shared keys ([`aggressive_mode`]), both with NAT
+//! traversal ([`nat_t`], RFC 3947), Quick Mode ([`quick_mode`]), the protected Informational
+//! exchange with its Delete, INITIAL-CONTACT and DPD payloads ([`informational`]) and the RFC
+//! 3706 Dead Peer Detection state machine ([`dpd`]).
 
+pub mod aggressive_mode;
 pub mod dpd;
 pub mod informational;
 pub mod keys;

@@ -452,6 +452,13 @@ pub enum BuildError {
         "ESP proposals with different PFS groups cannot be offered together (Quick Mode carries one KE payload)"
     )]
     MixedPfsGroups,
+    /// Aggressive Mode sends its KE payload with the offer, so it cannot negotiate the
+    /// Diffie-Hellman group (RFC 2409 section 5): every offered phase 1 proposal must name the
+    /// same group.
+    #[error(
+        "phase 1 proposals with different DH groups cannot be offered in Aggressive Mode (its KE goes with the offer, RFC 2409 section 5)"
+    )]
+    MixedPhase1Groups,
 }
 
 /// The phase 1 SA payload offering `proposals` in this order: IPsec DOI, SIT_IDENTITY_ONLY, one
