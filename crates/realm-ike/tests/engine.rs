@@ -752,3 +752,67 @@ fn an_isakmp_sa_rekey_is_a_new_main_mode_that_adopts_the_children() {
     assert!(net.events_b.iter().any(|e| matches!(e,
         Event::ChildSaDown(d) if d.reason == ChildDownReason::DeletedByPeer)));
 }
+
+#[test]
+fn aggressive_mode_then_quick_mode_also_with_forced_nat_t_and_a_lost_message_2() {
+    let a = Conf {
+        extra_connection: "aggressive = true",
+        ..Conf::default()
+    };
+    let b = Conf {
+        extra_connection: "aggressive = true",
+        ..swapped(&Conf::default())
+    };
+    let mut net = Net::new(&a, &b);
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    let (ua, ub) = (Net::child_ups(&net.events_a), Net::child_ups(&net.events_b));
+    assert_eq!(
+        (ua.len(), ub.len()),
+        (1, 1),
+        "{}\n{}",
+        Net::logs(&net.events_a),
+        Net::logs(&net.events_b)
+    );
+    assert_pair_matches(ua[0], ub[0]);
+    // Three Aggressive Mode messages and Quick Mode's three.
+    assert_eq!(net.carried.len(), 6);
+
+    // Forced NAT-T and B's message 2 lost once: B resends it, A answers with its message 3.
+    let a = Conf {
+        extra_connection: "aggressive = true",
+        encap: true,
+        ..Conf::default()
+    };
+    let mut net = Net::new(&a, &b);
+    net.lose_from_b = vec![0];
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    let t = net.now + Duration::from_secs(5);
+    net.advance_to(t);
+    let (ua, ub) = (Net::child_ups(&net.events_a), Net::child_ups(&net.events_b));
+    assert_eq!(
+        (ua.len(), ub.len()),
+        (1, 1),
+        "{}\n{}",
+        Net::logs(&net.events_a),
+        Net::logs(&net.events_b)
+    );
+    assert_eq!(ua[0].remote.port(), 4500);
+    assert_eq!(ub[0].remote.port(), 4500);
+    assert_eq!(
+        ua[0].pair.encapsulation.udp,
+        realm_ike::proposal::UdpEncapsulation::Rfc3947
+    );
+
+    // A Main Mode peer does not reach an aggressive-only responder.
+    let mut net = Net::new(&Conf::default(), &b);
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    assert_eq!(Net::ike_ups(&net.events_b), 0);
+    assert!(
+        Net::logs(&net.events_b).contains("no connection matches"),
+        "{}",
+        Net::logs(&net.events_b)
+    );
+}

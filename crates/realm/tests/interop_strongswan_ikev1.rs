@@ -16,7 +16,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use realm_lab::strongswan::{Charon, count_up, require_strongswan};
+use realm_lab::strongswan::{Charon, Settings, count_up, require_strongswan};
 use serde_json::Value;
 
 mod peer_util;
@@ -193,10 +193,17 @@ fn bring_up_captured(c: Case, capture: bool) -> (Pair, Charon, Option<Capture>) 
         .unwrap();
     let conf = realm_config(&pair, c);
     pair.start(0, &conf);
-    let charon = Charon::start(
+    // strongSwan refuses to answer Aggressive Mode with a pre-shared key unless told to (the
+    // PSK can be guessed offline from message 2, RFC 2409 section 5.4's known weakness).
+    let settings = Settings {
+        extra: vec!["i_dont_care_about_security_and_use_aggressive_mode_psk = yes".into()],
+        ..Settings::default()
+    };
+    let charon = Charon::start_with(
         &pair.ns[1].clone(),
         &pair.dir.join("charon"),
         &swanctl_conf(c),
+        &settings,
     )
     .expect("charon");
     let capture = capture.then(|| Capture::start(&mut pair, 0));
@@ -453,4 +460,32 @@ fn tshark_fields(
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// No rekeying, no DPD, Aggressive Mode on both sides.
+const AGGRESSIVE: Tuning = Tuning {
+    realm_conn: "rekey_time = \"0s\"\naggressive = true",
+    realm_child: "rekey_time = \"0s\"\nlife_time = \"1h\"",
+    ss_conn: "rekey_time = 0\n        aggressive = yes",
+    ss_child: "rekey_time = 0\n                life_time = 3600",
+};
+
+#[test]
+fn realm_initiates_aggressive_mode_psk() {
+    run_case(Case {
+        realm_initiates: true,
+        proposals: "aes128-sha256-modp2048",
+        esp: "aes128gcm16",
+        tuning: AGGRESSIVE,
+    });
+}
+
+#[test]
+fn strongswan_initiates_aggressive_mode_psk() {
+    run_case(Case {
+        realm_initiates: false,
+        proposals: "aes256-sha256-ecp256",
+        esp: "aes128-sha256",
+        tuning: AGGRESSIVE,
+    });
 }

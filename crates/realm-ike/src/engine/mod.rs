@@ -44,6 +44,7 @@ use realm_wire::isakmp::{
 
 use crate::config::{Child, Connection, Identity, IkeConfig, Mode, PreSharedKey};
 use crate::crypto::{Crypto, CryptoError};
+use crate::ikev1::aggressive_mode::{self as am, AggrReplied, AggrSentFirst};
 use crate::ikev1::dpd::{Dpd, DpdAction};
 use crate::ikev1::informational::{self, DpdMessage};
 use crate::ikev1::main_mode::{
@@ -330,6 +331,10 @@ enum Phase1<K> {
     InitId(mm::Initiator<SentId>),
     RespSa(mm::Responder<RepliedSa>),
     RespKe(mm::Responder<RepliedKe>),
+    /// Aggressive Mode initiator: message 1 sent.
+    AggrInit(am::Initiator<AggrSentFirst<K>>),
+    /// Aggressive Mode responder: message 2 sent, awaiting message 3.
+    AggrResp(am::Responder<AggrReplied>),
     Established(Box<IsakmpSa>),
     /// Only while a step runs (the typed states consume themselves).
     Stepping,
@@ -343,6 +348,8 @@ impl<K> Phase1<K> {
             Phase1::InitId(_) => "MM_AUTH_I",
             Phase1::RespSa(_) => "MM_SA_R",
             Phase1::RespKe(_) => "MM_KE_R",
+            Phase1::AggrInit(_) => "AM_I",
+            Phase1::AggrResp(_) => "AM_R",
             Phase1::Established(_) => "ESTABLISHED",
             Phase1::Stepping => "STEPPING",
         }
@@ -356,6 +363,14 @@ impl<K> Phase1<K> {
             },
             Phase1::InitKe(_) | Phase1::InitId(_) | Phase1::RespKe(_) => SaState::Phase1 {
                 exchange: ExchangeType::IdentityProtection,
+                keyed: true,
+            },
+            Phase1::AggrInit(_) => SaState::Phase1 {
+                exchange: ExchangeType::Aggressive,
+                keyed: false,
+            },
+            Phase1::AggrResp(_) => SaState::Phase1 {
+                exchange: ExchangeType::Aggressive,
                 keyed: true,
             },
             Phase1::Established(_) => SaState::Established,
@@ -787,6 +802,9 @@ impl<C: Crypto> Ike<C> {
             None if cky_r == [0; 8] && exchange == ExchangeType::IdentityProtection => {
                 self.respond_main_mode(now, local, remote, bytes, cky_i);
             }
+            None if cky_r == [0; 8] && exchange == ExchangeType::Aggressive => {
+                self.respond_aggressive_mode(now, local, remote, bytes, cky_i);
+            }
             None => {
                 // RFC 2408 section 5.2: a cookie pair naming no SA.
                 let verdict = checks::check(bytes, &Context::new(SaState::None, &IKEV1_EXCHANGES));
@@ -854,7 +872,8 @@ impl<C: Crypto> Ike<C> {
                     if cky_r == [0; 8] {
                         !sa.initiator && sa.remote == remote
                     } else {
-                        sa.cky_r == [0; 8] && matches!(sa.phase1, Phase1::InitSa(_))
+                        sa.cky_r == [0; 8]
+                            && matches!(sa.phase1, Phase1::InitSa(_) | Phase1::AggrInit(_))
                     }
                 })
             })
@@ -864,7 +883,7 @@ impl<C: Crypto> Ike<C> {
     /// Adds a new SA.
     fn insert_new(&mut self, sa: IkeSa<C::KeyPair>) {
         self.by_cookie.entry(sa.cky_i).or_default().push(sa.id);
-        if matches!(sa.phase1, Phase1::RespSa(_)) {
+        if matches!(sa.phase1, Phase1::RespSa(_) | Phase1::AggrResp(_)) {
             self.half_open.push_back(sa.id);
         }
         self.sas.insert(sa.id, sa);
@@ -971,13 +990,22 @@ impl<C: Crypto> Ike<C> {
                     connection: c.name.clone(),
                     reason,
                 })?;
-        let (state, message) =
-            mm::Initiator::start(&self.crypto, config, Endpoints { local, remote }).map_err(
-                |e| CommandError::Config {
-                    connection: c.name.clone(),
-                    reason: e.to_string(),
-                },
-            )?;
+        let endpoints = Endpoints { local, remote };
+        let fail = |e: MainModeError| CommandError::Config {
+            connection: c.name.clone(),
+            reason: e.to_string(),
+        };
+        let (phase1, cky_i, message) = if c.aggressive {
+            let (state, message) =
+                am::Initiator::start(&self.crypto, config, endpoints).map_err(fail)?;
+            let cky = state.initiator_cookie();
+            (Phase1::AggrInit(state), cky, message)
+        } else {
+            let (state, message) =
+                mm::Initiator::start(&self.crypto, config, endpoints).map_err(fail)?;
+            let cky = state.initiator_cookie();
+            (Phase1::InitSa(state), cky, message)
+        };
         let id = self.new_id();
         let bytes = self.send(local, remote, &message);
         let sa = IkeSa {
@@ -986,9 +1014,9 @@ impl<C: Crypto> Ike<C> {
             local,
             remote,
             initiator: true,
-            cky_i: state.initiator_cookie(),
+            cky_i,
             cky_r: [0; 8],
-            phase1: Phase1::InitSa(state),
+            phase1,
             created: now,
             expires: now + self.config.half_open_timeout.max(Duration::from_secs(180)),
             retransmit: Some(Retransmit::new(
@@ -1013,12 +1041,17 @@ impl<C: Crypto> Ike<C> {
     }
 
     /// The connection a Main Mode message 1 from `remote` to `local` is for.
-    fn responder_connection(&self, local: SocketAddr, remote: SocketAddr) -> Option<usize> {
+    fn responder_connection(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        aggressive: bool,
+    ) -> Option<usize> {
         let (IpAddr::V4(l), IpAddr::V4(r)) = (local.ip(), remote.ip()) else {
             return None;
         };
         self.ike.connections.iter().position(|c| {
-            !c.aggressive
+            c.aggressive == aggressive
                 && c.local_addrs.iter().any(|a| a.matches(l))
                 && c.remote_addrs.iter().any(|a| a.matches(r))
         })
@@ -1032,7 +1065,7 @@ impl<C: Crypto> Ike<C> {
         bytes: &[u8],
         cky_i: Cookie,
     ) {
-        let Some(index) = self.responder_connection(local, remote) else {
+        let Some(index) = self.responder_connection(local, remote, false) else {
             self.log(
                 LogLevel::Info,
                 format!(
@@ -1115,7 +1148,7 @@ impl<C: Crypto> Ike<C> {
             if self
                 .sas
                 .get(&id)
-                .is_some_and(|sa| matches!(sa.phase1, Phase1::RespSa(_)))
+                .is_some_and(|sa| matches!(sa.phase1, Phase1::RespSa(_) | Phase1::AggrResp(_)))
                 && let Some(sa) = self.sas.remove(&id)
             {
                 self.unindex(&sa);
@@ -1180,6 +1213,9 @@ impl<C: Crypto> Ike<C> {
                 if !matches!(sa.phase1, Phase1::Established(_)) =>
             {
                 self.main_mode_message(now, sa, local, remote, bytes)
+            }
+            (Phase1::AggrInit(_) | Phase1::AggrResp(_), ExchangeType::Aggressive) => {
+                self.aggressive_mode_message(now, sa, local, remote, bytes)
             }
             (_, ExchangeType::Informational) => {
                 // Before keys exist an Informational is unauthenticated: a Notify refusing
@@ -1319,7 +1355,10 @@ impl<C: Crypto> Ike<C> {
                     error = Some(f.error);
                 }
             },
-            other @ (Phase1::Established(_) | Phase1::Stepping) => {
+            other @ (Phase1::Established(_)
+            | Phase1::Stepping
+            | Phase1::AggrInit(_)
+            | Phase1::AggrResp(_)) => {
                 sa.phase1 = other;
                 return true;
             }
@@ -1371,6 +1410,205 @@ impl<C: Crypto> Ike<C> {
             return self.established(now, sa, isakmp);
         }
         true
+    }
+
+    /// The pre-shared key for an Aggressive Mode initiator that says it is `peer` (RFC 2409
+    /// section 5.4: Aggressive Mode sends the identity in the clear, so the key can be chosen
+    /// by it).
+    fn psk_for_identity(
+        &self,
+        c: &Connection,
+        local: Ipv4Addr,
+        peer: &Identification,
+    ) -> Option<Vec<u8>> {
+        let me = c.local.id.clone().unwrap_or(Identity::Ipv4(local));
+        let other = Identity::from_identification(peer)?;
+        if !other.matches(&c.remote.id).is_match() {
+            return None;
+        }
+        self.ike
+            .ike_secret(&me, &other)
+            .map(|s| s.secret.expose().to_vec())
+    }
+
+    /// An Aggressive Mode message 1 (RFC 2409 section 5): the responder does its DH at once
+    /// (Aggressive Mode has no cookie exchange before it); the half-open bound still holds.
+    fn respond_aggressive_mode(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+        cky_i: Cookie,
+    ) {
+        let Some(index) = self.responder_connection(local, remote, true) else {
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "Aggressive Mode from {remote} to {local}: no connection with aggressive = true matches"
+                ),
+            );
+            self.notify_unprotected(
+                local,
+                remote,
+                cky_i,
+                [0; 8],
+                NotifyMessageType::NoProposalChosen,
+            );
+            return self.drop_datagram("no connection");
+        };
+        let IpAddr::V4(local_ip) = local.ip() else {
+            return self.drop_datagram("IPv6");
+        };
+        let c = self.connection(index).clone();
+        let config = match self.main_mode_config(&c, local_ip) {
+            Ok(config) => config,
+            Err(reason) => {
+                self.log(LogLevel::Warn, format!("connection {}: {reason}", c.name));
+                return self.drop_datagram("connection unusable");
+            }
+        };
+        let cky_r = self.cookies.cookie(now, remote, cky_i);
+        let result = am::Responder::handle_first(
+            config,
+            cky_r,
+            Endpoints { local, remote },
+            &self.crypto,
+            bytes,
+            |id| self.psk_for_identity(&c, local_ip, id),
+        );
+        match result {
+            Ok((state, answer)) => {
+                self.bound_half_open();
+                let id = self.new_id();
+                let sent = self.send(local, remote, &answer);
+                let mut sa = IkeSa {
+                    id,
+                    connection: index,
+                    local,
+                    remote,
+                    initiator: false,
+                    cky_i,
+                    cky_r,
+                    phase1: Phase1::AggrResp(state),
+                    created: now,
+                    expires: now + self.config.half_open_timeout,
+                    // Message 3 has no answer: message 2 is resent until it comes.
+                    retransmit: Some(Retransmit::new(
+                        &self.config.retransmit,
+                        now,
+                        local,
+                        remote,
+                        sent.clone(),
+                    )),
+                    answered: VecDeque::new(),
+                    quick: Vec::new(),
+                    children: Vec::new(),
+                    pending: Vec::new(),
+                    peer_dpd: sends_dpd_vendor_id(bytes),
+                    dpd: None,
+                    informational_ids: VecDeque::new(),
+                    rekey_at: None,
+                    replaces: None,
+                };
+                sa.remember(bytes, &sent);
+                self.insert_new(sa);
+            }
+            Err(e) => {
+                self.log(
+                    LogLevel::Info,
+                    format!("Aggressive Mode from {remote} (connection {}): {e}", c.name),
+                );
+                if let Some(t) = e.notify() {
+                    self.notify_unprotected(local, remote, cky_i, [0; 8], t);
+                }
+                self.drop_datagram("Aggressive Mode message 1 refused");
+            }
+        }
+    }
+
+    /// An Aggressive Mode message 2 (initiator) or 3 (responder); false when the SA is to be
+    /// forgotten.
+    fn aggressive_mode_message(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa<C::KeyPair>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) -> bool {
+        let c = self.connection(sa.connection).clone();
+        let (IpAddr::V4(local_ip), IpAddr::V4(remote_ip)) = (sa.local.ip(), sa.remote.ip()) else {
+            return false;
+        };
+        let state = std::mem::replace(&mut sa.phase1, Phase1::Stepping);
+        match state {
+            Phase1::AggrInit(s) => {
+                let Some(psk) = self.psk(&c, local_ip, remote_ip) else {
+                    self.log(
+                        LogLevel::Warn,
+                        format!("connection {}: no pre-shared key found", c.name),
+                    );
+                    return false;
+                };
+                match s.handle_second(&self.crypto, bytes, psk.expose(), self.config.nat_t_port) {
+                    Ok((isakmp, message3)) => {
+                        sa.cky_r = cookies_of(bytes).1;
+                        sa.peer_dpd = sends_dpd_vendor_id(bytes);
+                        sa.retransmit = None;
+                        if isakmp.nat.encapsulate() {
+                            // RFC 3947 section 4: message 3 already goes between the NAT-T
+                            // ports.
+                            sa.local.set_port(self.config.nat_t_port);
+                            sa.remote.set_port(self.config.nat_t_port);
+                        }
+                        let sent = self.send(sa.local, sa.remote, &message3);
+                        // The responder resends message 2 until message 3 arrives: the stored
+                        // answer goes back to it.
+                        sa.remember(bytes, &sent);
+                        self.established(now, sa, isakmp)
+                    }
+                    Err(f) => {
+                        sa.phase1 = Phase1::AggrInit(f.state);
+                        self.log(
+                            LogLevel::Info,
+                            format!(
+                                "connection {} ({} {remote}): Aggressive Mode message 2 refused: {}",
+                                c.name, sa.id, f.error
+                            ),
+                        );
+                        self.drop_datagram("Aggressive Mode step refused");
+                        true
+                    }
+                }
+            }
+            Phase1::AggrResp(s) => {
+                match s.handle_third(&self.crypto, bytes, Endpoints { local, remote }) {
+                    Ok(isakmp) => {
+                        sa.retransmit = None;
+                        sa.local = local;
+                        sa.remote = remote;
+                        self.established(now, sa, isakmp)
+                    }
+                    Err(f) => {
+                        sa.phase1 = Phase1::AggrResp(f.state);
+                        self.log(
+                            LogLevel::Info,
+                            format!(
+                                "connection {} ({} {remote}): Aggressive Mode message 3 refused: {}",
+                                c.name, sa.id, f.error
+                            ),
+                        );
+                        self.drop_datagram("Aggressive Mode step refused");
+                        true
+                    }
+                }
+            }
+            other => {
+                sa.phase1 = other;
+                true
+            }
+        }
     }
 
     /// Phase 1 done: check the peer's identity, report, start the pending children.
