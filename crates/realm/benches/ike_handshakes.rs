@@ -35,10 +35,12 @@
 //! lines per handshake.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `side` indexes several per-side arrays at once.
+#![allow(clippy::needless_range_loop)]
 
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use realm_ike::{AwsLcCrypto, Crypto as _, DhGroup, DhKeyPair as _};
 use realm_lab::strongswan::{Charon, Settings, count_up, require_strongswan};
@@ -130,7 +132,9 @@ fn main() {
         .any(|c| c.as_os_str() == "release");
     println!("realm binary: {REALM}");
     if !optimized {
-        println!("  WARNING: not a release/bench-profile build; Realm's figures are not comparable");
+        println!(
+            "  WARNING: not a release/bench-profile build; Realm's figures are not comparable"
+        );
     }
     println!(
         "{k} sequential handshakes per implementation (after {WARMUP} warm-up), \
@@ -151,13 +155,7 @@ fn main() {
     ];
     for c in cases {
         println!();
-        println!(
-            "group {} ({}): proposal {}, esp {}",
-            c.group.id(),
-            c.group,
-            c.proposals,
-            c.esp
-        );
+        println!("{}: proposal {}, esp {}", c.group, c.proposals, c.esp);
         let (keygen, agree) = dh_rate(c.group);
         let per_handshake = 2.0 * (1.0 / keygen + 1.0 / agree);
         println!(
@@ -187,13 +185,13 @@ fn dh_rate(group: DhGroup) -> (f64, f64) {
         for _ in 0..10 {
             f();
         }
-        let start = Instant::now();
+        let start = realm_io::now();
         let mut n = 0u64;
-        while start.elapsed() < Duration::from_secs(1) {
+        while (realm_io::now() - start) < Duration::from_secs(1) {
             f();
             n += 1;
         }
-        n as f64 / start.elapsed().as_secs_f64()
+        n as f64 / (realm_io::now() - start).as_secs_f64()
     };
     let keygen = time(&mut || {
         std::hint::black_box(crypto.generate_key_pair(group).unwrap());
@@ -363,9 +361,9 @@ fn realm_up(sas: &[Value]) -> bool {
 
 /// Polls `done` every 2 ms until it holds; panics with `why()` after [`WAIT`].
 fn wait_until(mut done: impl FnMut() -> bool, why: impl Fn() -> String) {
-    let deadline = Instant::now() + WAIT;
+    let deadline = realm_io::now() + WAIT;
     while !done() {
-        assert!(Instant::now() < deadline, "{}", why());
+        assert!(realm_io::now() < deadline, "{}", why());
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -415,11 +413,11 @@ fn bench_realm(c: Case, k: usize) -> Figures {
         .collect();
     let capture = Capture::start(&mut pair, 1);
     let cpu0: Duration = pids.iter().map(|p| cpu(*p)).sum();
-    let start = Instant::now();
+    let start = realm_io::now();
     for _ in 0..k {
         realm_handshake(&pair);
     }
-    let wall = start.elapsed();
+    let wall = realm_io::now() - start;
     let cpu1: Duration = pids.iter().map(|p| cpu(*p)).sum();
     let (file, said) = capture.stop(&mut pair);
     let latencies = wire_latencies(&file, k);
@@ -533,11 +531,11 @@ fn bench_strongswan(c: Case, k: usize) -> Figures {
     let pids: Vec<u32> = charons.iter().map(|ch| ch.pid().unwrap()).collect();
     let capture = Capture::start(&mut pair, 1);
     let cpu0: Duration = pids.iter().map(|p| cpu(*p)).sum();
-    let start = Instant::now();
+    let start = realm_io::now();
     for _ in 0..k {
         swan_handshake(&charons);
     }
-    let wall = start.elapsed();
+    let wall = realm_io::now() - start;
     let cpu1: Duration = pids.iter().map(|p| cpu(*p)).sum();
     let (file, _said) = capture.stop(&mut pair);
     let latencies = wire_latencies(&file, k);
