@@ -32,7 +32,7 @@
 //! it fails loudly when a handshake does not complete or the capture misses one.
 //!
 //! Logging: Realm at `info`, strongSwan's file log at level 1 (its default): both write a few
-//! lines per handshake.
+//! lines per handshake. A run takes 20-30 s on a 2-core VM with the default 50 handshakes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // `side` indexes several per-side arrays at once.
