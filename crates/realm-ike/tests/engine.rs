@@ -31,6 +31,8 @@ struct Conf<'a> {
     encap: bool,
     /// Lines added to `[connections.site]`.
     extra_connection: &'a str,
+    /// `local.auth` and `remote.auth`.
+    auth: &'a str,
 }
 
 impl Default for Conf<'_> {
@@ -45,6 +47,7 @@ impl Default for Conf<'_> {
             remote_addrs: "",
             encap: false,
             extra_connection: "",
+            auth: "psk",
         }
     }
 }
@@ -59,8 +62,8 @@ remote_addrs = "{remote_addrs}"
 proposals = "{proposals}"
 encap = {encap}
 {extra_connection}
-local.auth = "psk"
-remote.auth = "psk"
+local.auth = "{auth}"
+remote.auth = "{auth}"
 
 [connections.site.children.net]
 local_ts = "{local_ts}"
@@ -79,6 +82,7 @@ secret = "{secret}"
         secret = c.secret,
         encap = c.encap,
         extra_connection = c.extra_connection,
+        auth = c.auth,
         remote_addrs = if c.remote_addrs.is_empty() {
             peer.to_string()
         } else {
@@ -122,15 +126,20 @@ impl Net {
     }
 
     fn with(a: &Conf<'_>, b: &Conf<'_>, tune: impl Fn(&mut EngineConfig)) -> Net {
-        let now = epoch();
         let mut ca = EngineConfig::new(A);
         let mut cb = EngineConfig::new(B);
         tune(&mut ca);
         tune(&mut cb);
+        Net::from_configs(a, b, ca, cb)
+    }
+
+    fn from_configs(a: &Conf<'_>, b: &Conf<'_>, ca: EngineConfig, cb: EngineConfig) -> Net {
+        let now = epoch();
+        let wall = common::certs::now();
         Net {
             now,
-            a: Ike::new(SeededCrypto::new(1), ca, config(A, B, a), now).unwrap(),
-            b: Ike::new(SeededCrypto::new(2), cb, config(B, A, b), now).unwrap(),
+            a: Ike::new(SeededCrypto::new(1), ca, config(A, B, a), now, wall).unwrap(),
+            b: Ike::new(SeededCrypto::new(2), cb, config(B, A, b), now, wall).unwrap(),
             events_a: Vec::new(),
             events_b: Vec::new(),
             carried: Vec::new(),
@@ -812,6 +821,62 @@ fn aggressive_mode_then_quick_mode_also_with_forced_nat_t_and_a_lost_message_2()
     assert_eq!(Net::ike_ups(&net.events_b), 0);
     assert!(
         Net::logs(&net.events_b).contains("no connection matches"),
+        "{}",
+        Net::logs(&net.events_b)
+    );
+}
+
+#[test]
+fn main_mode_with_rsa_signatures_and_a_certificate_that_must_match_remote_id() {
+    use common::certs::{MOON_IP, SUN_IP, VALID, credentials, host, root_ca};
+    let ca = root_ca("Realm Test CA");
+    let moon = host("moon.example.org", MOON_IP, &ca, VALID);
+    let sun = host("sun.example.org", SUN_IP, &ca, VALID);
+    let run = |remote_id_of_b: &str| {
+        let extra_a = "local.certs = [\"moon.pem\"]\nremote.id = \"sun.example.org\"";
+        let extra_b = format!("local.certs = [\"sun.pem\"]\nremote.id = \"{remote_id_of_b}\"");
+        let a = Conf {
+            auth: "pubkey",
+            extra_connection: extra_a,
+            ..Conf::default()
+        };
+        let b = Conf {
+            auth: "pubkey",
+            extra_connection: &extra_b,
+            ..swapped(&Conf::default())
+        };
+        let mut ca_conf = EngineConfig::new(A);
+        ca_conf
+            .credentials
+            .insert("site".into(), credentials(&moon, &ca, None));
+        let mut cb_conf = EngineConfig::new(B);
+        cb_conf
+            .credentials
+            .insert("site".into(), credentials(&sun, &ca, None));
+        let mut net = Net::from_configs(&a, &b, ca_conf, cb_conf);
+        net.a.initiate(net.now, "net").unwrap();
+        net.pump();
+        net
+    };
+    let net = run("moon.example.org");
+    let (ua, ub) = (Net::child_ups(&net.events_a), Net::child_ups(&net.events_b));
+    assert_eq!(
+        (ua.len(), ub.len()),
+        (1, 1),
+        "{}\n{}",
+        Net::logs(&net.events_a),
+        Net::logs(&net.events_b)
+    );
+    assert_pair_matches(ua[0], ub[0]);
+    // The identities are the certificates' subjects (ID_DER_ASN1_DN), strongSwan's default.
+    let peer = net.a.ike_sas(net.now)[0].peer_id.clone().unwrap();
+    assert!(peer.contains("sun.example.org"), "{peer}");
+    // B expects another peer: moon's certificate does not match, nothing comes up on B.
+    let net = run("venus.example.org");
+    assert!(Net::child_ups(&net.events_b).is_empty());
+    assert_eq!(
+        Net::ike_ups(&net.events_b),
+        0,
         "{}",
         Net::logs(&net.events_b)
     );

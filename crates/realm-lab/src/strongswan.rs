@@ -256,7 +256,7 @@ impl Settings {
         // swanctl reads this file too (STRONGSWAN_CONF): our socket, and only
         // the plugins it needs to parse configurations.
         let _ = writeln!(s, "swanctl {{");
-        let _ = writeln!(s, "  load = random nonce openssl pem pkcs1 x509");
+        let _ = writeln!(s, "  load = random nonce openssl pem pkcs1 pkcs8 x509");
         let _ = writeln!(s, "  socket = unix://{dir}/charon.vici");
         let _ = writeln!(s, "}}");
         s

@@ -39,6 +39,8 @@ struct Case {
     /// Lines for Realm's `[connections.ss]` and its child, and strongSwan's `ss { }` and its
     /// child (timers: rekeying, DPD).
     tuning: Tuning,
+    /// RSA signatures with certificates made at test time, instead of the pre-shared key.
+    rsa: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -191,18 +193,28 @@ fn bring_up_captured(c: Case, capture: bool) -> (Pair, Charon, Option<Capture>) 
             &["addr", "add", &format!("{}/32", INNER[1]), "dev", "lo"],
         )
         .unwrap();
-    let conf = realm_config(&pair, c);
+    let mut conf = realm_config(&pair, c);
+    let mut ss_conf = swanctl_conf(c);
+    if c.rsa {
+        (conf, ss_conf) = rsa_configs(&pair, &conf, &ss_conf);
+    }
     pair.start(0, &conf);
     // strongSwan refuses to answer Aggressive Mode with a pre-shared key unless told to (the
     // PSK can be guessed offline from message 2, RFC 2409 section 5.4's known weakness).
-    let settings = Settings {
+    let mut settings = Settings {
         extra: vec!["i_dont_care_about_security_and_use_aggressive_mode_psk = yes".into()],
         ..Settings::default()
     };
+    if c.rsa {
+        // Certificates, keys and trust chains.
+        for p in ["pem", "pkcs1", "pkcs8", "x509", "pubkey", "constraints"] {
+            settings.plugins.push(p.into());
+        }
+    }
     let charon = Charon::start_with(
         &pair.ns[1].clone(),
         &pair.dir.join("charon"),
-        &swanctl_conf(c),
+        &ss_conf,
         &settings,
     )
     .expect("charon");
@@ -249,7 +261,12 @@ fn bring_up_captured(c: Case, capture: bool) -> (Pair, Charon, Option<Capture>) 
         .unwrap();
     assert_eq!(rsa["proposal"], c.proposals);
     assert_eq!(rsa["initiator"], c.realm_initiates);
-    assert_eq!(rsa["peer_id"], "strongswan.example");
+    let peer = if c.rsa {
+        "sun.example.org"
+    } else {
+        "strongswan.example"
+    };
+    assert_eq!(rsa["peer_id"], peer);
     assert_eq!(rsa["local"], format!("{}:4500", UNDERLAY[0]));
     let rc = &rsa["children"][0];
     assert_eq!(rc["spi_in"].as_str(), child.get("spi-out"), "{child:?}");
@@ -313,6 +330,7 @@ fn realm_initiates_main_mode_psk_modp2048_esp_gcm() {
         proposals: "aes128-sha256-modp2048",
         esp: "aes128gcm16",
         tuning: QUIET,
+        rsa: false,
     });
 }
 
@@ -323,6 +341,7 @@ fn strongswan_initiates_main_mode_psk_modp2048_esp_gcm() {
         proposals: "aes128-sha256-modp2048",
         esp: "aes128gcm16",
         tuning: QUIET,
+        rsa: false,
     });
 }
 
@@ -333,6 +352,7 @@ fn realm_initiates_ecp256_esp_cbc_sha256_pfs_ecp256() {
         proposals: "aes256-sha256-ecp256",
         esp: "aes128-sha256-ecp256",
         tuning: QUIET,
+        rsa: false,
     });
 }
 
@@ -343,6 +363,7 @@ fn strongswan_initiates_ecp256_esp_cbc_sha256_pfs_modp2048() {
         proposals: "aes256-sha1-ecp256",
         esp: "aes128-sha256-modp2048",
         tuning: QUIET,
+        rsa: false,
     });
 }
 
@@ -361,6 +382,7 @@ fn rekeys_by_both_sides_and_an_isakmp_rekey_keep_one_tcp_connection_going() {
             ss_conn: "rekey_time = 0",
             ss_child: "rekey_time = 7\n                life_time = 30\n                rand_time = 0",
         },
+        rsa: false,
     };
     let (mut pair, charon) = bring_up(c);
     let first = ike_sas(&pair)[0]["children"][0]["spi_in"].clone();
@@ -402,6 +424,7 @@ fn dead_peer_detection_notices_a_killed_peer_each_way() {
         proposals: "aes128-sha256-ecp256",
         esp: "aes128gcm16",
         tuning,
+        rsa: false,
     };
     // strongSwan dies: Realm's SAs go within dpd_delay + dpd_timeout (+ one probe's wait).
     let (pair, mut charon) = bring_up(c);
@@ -477,6 +500,7 @@ fn realm_initiates_aggressive_mode_psk() {
         proposals: "aes128-sha256-modp2048",
         esp: "aes128gcm16",
         tuning: AGGRESSIVE,
+        rsa: false,
     });
 }
 
@@ -487,5 +511,113 @@ fn strongswan_initiates_aggressive_mode_psk() {
         proposals: "aes256-sha256-ecp256",
         esp: "aes128-sha256",
         tuning: AGGRESSIVE,
+        rsa: false,
     });
+}
+
+/// A CA and two host certificates (RSA-2048), made now with rcgen: Realm's (moon) in the test
+/// directory with its key and the CA, strongSwan's (sun) in its swanctl x509/, private/ and
+/// x509ca/ directories. Returns both configurations rewritten for `auth = pubkey` with FQDN
+/// identities checked against the certificates' subjectAltNames.
+fn rsa_configs(pair: &Pair, realm: &str, swanctl: &str) -> (String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        PKCS_RSA_SHA256, SanType,
+    };
+    let rsa = || {
+        let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> =
+            aws_lc_rs::encoding::AsDer::as_der(&key).unwrap();
+        KeyPair::from_pkcs8_der_and_sign_algo(&der.as_ref().to_vec().into(), &PKCS_RSA_SHA256)
+            .unwrap()
+    };
+    let ca_key = rsa();
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name
+        .push(DnType::CommonName, "Realm Interop CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let host = |name: &str, ip: Ipv4Addr| {
+        let key = rsa();
+        let mut p = CertificateParams::default();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.subject_alt_names = vec![
+            SanType::DnsName(name.try_into().unwrap()),
+            SanType::IpAddress(ip.into()),
+        ];
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (moon, moon_key) = host("moon.example.org", UNDERLAY[0]);
+    let (sun, sun_key) = host("sun.example.org", UNDERLAY[1]);
+    std::fs::write(pair.dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(pair.dir.join("moon.pem"), &moon).unwrap();
+    std::fs::write(pair.dir.join("moon.key"), &moon_key).unwrap();
+    let sw = pair.dir.join("charon/swanctl");
+    for (sub, file, text) in [
+        ("x509", "sun.pem", sun.as_str()),
+        ("private", "sun.key", sun_key.as_str()),
+        ("x509ca", "ca.pem", ca_cert.pem().as_str()),
+    ] {
+        std::fs::create_dir_all(sw.join(sub)).unwrap();
+        std::fs::write(sw.join(sub).join(file), text).unwrap();
+    }
+    let realm = realm
+        .replace(
+            "local.auth = \"psk\"\nlocal.id = \"realm.example\"",
+            &format!(
+                "local.auth = \"pubkey\"\nlocal.id = \"moon.example.org\"\nlocal.certs = [\"{}\"]",
+                pair.dir.join("moon.pem").display()
+            ),
+        )
+        .replace(
+            "remote.auth = \"psk\"\nremote.id = \"strongswan.example\"",
+            &format!(
+                "remote.auth = \"pubkey\"\nremote.id = \"sun.example.org\"\nremote.cacerts = [\"{}\"]",
+                pair.dir.join("ca.pem").display()
+            ),
+        );
+    let realm = realm[..realm.find("[secrets.ike-ss]").unwrap()].to_string()
+        + &format!(
+            "[secrets.private-moon]\nfile = \"{}\"\n",
+            pair.dir.join("moon.key").display()
+        );
+    let swanctl = swanctl
+        .replace(
+            "auth = psk\n            id = strongswan.example",
+            "auth = pubkey\n            certs = sun.pem\n            id = sun.example.org",
+        )
+        .replace(
+            "auth = psk\n            id = realm.example",
+            "auth = pubkey\n            id = moon.example.org",
+        );
+    let swanctl = swanctl[..swanctl.find("secrets {").unwrap()].to_string();
+    (realm, swanctl)
+}
+
+#[test]
+fn main_mode_rsa_signatures_each_side_initiating() {
+    for realm_initiates in [true, false] {
+        let c = Case {
+            realm_initiates,
+            proposals: "aes128-sha256-modp2048",
+            esp: "aes128gcm16",
+            tuning: QUIET,
+            rsa: true,
+        };
+        let (mut pair, charon) = bring_up(c);
+        let realm = ike_sas(&pair);
+        assert_eq!(realm[0]["peer_id"], "sun.example.org", "{realm:?}");
+        let sas = charon.list_sas().unwrap();
+        assert_eq!(sas[0].get("remote-id"), Some("moon.example.org"), "{sas:?}");
+        let (na, nb) = (pair.ns[0].clone(), pair.ns[1].clone());
+        tcp_echo(&nb, INNER[1], &na);
+        ctl_args(&pair.socket(0), "terminate", &["ss"]).unwrap();
+        let after = charon.wait_sas(WAIT, |s| s.is_empty()).unwrap();
+        assert!(after.is_empty(), "{after:?}");
+        drop(charon);
+        pair.stop(0);
+    }
 }

@@ -14,7 +14,8 @@ use super::{AuthError, Certificate, is_pem};
 /// An RSA private key, as strongSwan's `pki --gen --type rsa` writes it (PKCS#1 DER,
 /// `--outform pem` as `RSA PRIVATE KEY`) or as OpenSSL writes it (PKCS#8, `PRIVATE KEY`).
 /// Encrypted keys are refused. The key material is zeroized on drop (the `rsa` crate's
-/// `PrivateKey` does that).
+/// `PrivateKey` does that; a clone is zeroized on its own drop).
+#[derive(Clone)]
 pub struct PrivateKey {
     key: rsa::PrivateKey,
 }

@@ -117,6 +117,20 @@ pub struct IkeConfig {
     pub connections: Vec<Connection>,
     /// `[secrets.ikeNAME]`, in file order.
     pub secrets: Vec<IkeSecret>,
+    /// `[secrets.privateNAME]` / `[secrets.rsaNAME]`: private key files (for `auth = "pubkey"`).
+    pub private_keys: Vec<PrivateKeyFile>,
+}
+
+/// `[secrets.private<suffix>]` or `[secrets.rsa<suffix>]`: a private key in a file (PEM or DER,
+/// PKCS#1 or PKCS#8, unencrypted), as swanctl's `secrets.private<suffix> { file = ... }`. The
+/// file is the caller's to read; Realm uses the key whose public half matches a connection's
+/// `local.certs` certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivateKeyFile {
+    /// The table name.
+    pub name: String,
+    /// `file`: the path.
+    pub file: String,
 }
 
 /// The IKE major version (swanctl.conf `version`).
@@ -498,7 +512,7 @@ const UNSUPPORTED_CHILD: &[&str] = &[
 ];
 /// swanctl.conf secret types other than `ike`.
 const OTHER_SECRET_TYPES: &[&str] = &[
-    "eap", "xauth", "ntlm", "ppk", "private", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12", "token",
+    "eap", "xauth", "ntlm", "ppk", "ecdsa", "bliss", "pkcs8", "pkcs12", "token",
 ];
 
 /// One item of a list, with where it is.
@@ -575,10 +589,17 @@ impl Loader<'_> {
 
         let mut secrets: Vec<(Text, BTreeMap<Text, Text>)> = raw.secrets.into_iter().collect();
         secrets.sort_by_key(|(name, _)| name.span().start);
-        let secrets = secrets
-            .into_iter()
-            .map(|(name, table)| self.secret(&name, table))
-            .collect::<Result<Vec<_>>>()?;
+        let mut private_keys = Vec::new();
+        let mut ike_secrets = Vec::new();
+        for (name, table) in secrets {
+            let lower = name.get_ref().to_ascii_lowercase();
+            if lower.starts_with("private") || lower.starts_with("rsa") {
+                private_keys.push(self.private_key(&name, table)?);
+            } else {
+                ike_secrets.push(self.secret(&name, table)?);
+            }
+        }
+        let secrets = ike_secrets;
 
         let mut raw_connections: Vec<(Text, RawConnection)> = raw.connections.into_iter().collect();
         raw_connections.sort_by_key(|(name, _)| name.span().start);
@@ -615,6 +636,7 @@ impl Loader<'_> {
         let config = IkeConfig {
             connections,
             secrets,
+            private_keys,
         };
         for (connection, placed) in config.connections.iter().zip(&placed) {
             self.check_psk(&config, connection, placed)?;
@@ -652,6 +674,46 @@ impl Loader<'_> {
         let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let message = unknown_key_message(&path, key, expected);
         self.error(Some(span.start), &path, ErrorKind::UnknownKey, message)
+    }
+
+    fn private_key(&self, name: &Text, table: BTreeMap<Text, Text>) -> Result<PrivateKeyFile> {
+        let path = push_key("secrets", name.get_ref());
+        let mut file = None;
+        for (key, value) in table {
+            let key_path = push_key(&path, key.get_ref());
+            match key.get_ref().as_str() {
+                "file" => file = Some(value.get_ref().clone()),
+                "secret" => {
+                    return self.at(
+                        key.span(),
+                        &key_path,
+                        ErrorKind::Unsupported,
+                        "encrypted private keys are not supported: give an unencrypted key file"
+                            .to_string(),
+                    );
+                }
+                other => {
+                    return self.at(
+                        key.span(),
+                        &key_path,
+                        ErrorKind::UnknownKey,
+                        format!("unknown key '{other}' (a private key secret has `file`)"),
+                    );
+                }
+            }
+        }
+        let Some(file) = file else {
+            return self.at(
+                name.span(),
+                &push_key(&path, "file"),
+                ErrorKind::Missing,
+                "a private key secret needs `file`".to_string(),
+            );
+        };
+        Ok(PrivateKeyFile {
+            name: name.get_ref().clone(),
+            file,
+        })
     }
 
     fn secret(&self, name: &Text, table: BTreeMap<Text, Text>) -> Result<IkeSecret> {

@@ -35,21 +35,22 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use realm_wire::isakmp::{
     Cookie, ExchangeType, HEADER_LEN, Identification, Message, NotifyMessageType, Padding,
     PayloadBody, ProtocolId,
 };
 
-use crate::config::{Child, Connection, Identity, IkeConfig, Mode, PreSharedKey};
+use crate::config::{AuthClass, Child, Connection, Identity, IkeConfig, Mode, PreSharedKey};
 use crate::crypto::{Crypto, CryptoError};
 use crate::ikev1::aggressive_mode::{self as am, AggrReplied, AggrSentFirst};
 use crate::ikev1::dpd::{Dpd, DpdAction};
 use crate::ikev1::informational::{self, DpdMessage};
 use crate::ikev1::main_mode::{
     self as mm, IsakmpSa, MainModeConfig, MainModeError, Phase1Credentials, RepliedKe, RepliedSa,
-    SentId, SentKe, SentSa,
+    RsaCredentials, SentId, SentKe, SentSa,
 };
 use crate::ikev1::nat_t::{Endpoints, NatTConfig};
 use crate::ikev1::quick_mode::{self as qm, ChildSaPair, QuickModeConfig};
@@ -64,12 +65,6 @@ pub use selectors::TrafficRange;
 
 /// RFC 3948 section 2.2: the four zero octets before an IKE message on the NAT-T port.
 pub const NON_ESP_MARKER: [u8; 4] = [0; 4];
-
-/// The wall-clock time given to Main Mode's last step, which uses it only to validate a peer's
-/// certificate chain. The engine configures pre-shared keys only, so it has no wall clock yet;
-/// were a certificate ever checked against this time (1970) it would be refused as not yet
-/// valid, never accepted. RSA signatures in the engine need the caller's `SystemTime` here.
-const PSK_ONLY_TIME: std::time::SystemTime = std::time::UNIX_EPOCH;
 
 /// How many answered messages an ISAKMP SA remembers, to answer their retransmissions.
 const ANSWERED: usize = 8;
@@ -94,6 +89,9 @@ pub struct EngineConfig {
     pub exchange_timeout: Duration,
     /// How often the cookie secret is replaced (RFC 2408 section 2.5.3).
     pub cookie_period: Duration,
+    /// RSA signature credentials (`local.auth = "pubkey"`) by connection name: our key and
+    /// certificates, the peer's CAs and identity. Loaded from files by the caller.
+    pub credentials: HashMap<String, Arc<RsaCredentials>>,
 }
 
 impl EngineConfig {
@@ -107,6 +105,7 @@ impl EngineConfig {
             half_open_timeout: Duration::from_secs(30),
             exchange_timeout: Duration::from_secs(60),
             cookie_period: Duration::from_secs(60),
+            credentials: HashMap::new(),
         }
     }
 }
@@ -310,6 +309,9 @@ pub struct Ike<C: Crypto> {
     half_open: VecDeque<IkeSaId>,
     next_id: u64,
     inbound_spis: HashSet<u32>,
+    /// The wall-clock time at an instant (certificates are valid between dates): the wall
+    /// time of any later `now` is derived from it, so the engine reads no clock.
+    wall_epoch: (Instant, SystemTime),
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     counters: Counters,
@@ -528,6 +530,7 @@ impl<C: Crypto> Ike<C> {
         config: EngineConfig,
         ike: IkeConfig,
         now: Instant,
+        wall: SystemTime,
     ) -> Result<Ike<C>, CommandError> {
         let secret = CookieSecret::generate(&crypto)?;
         let cookies = CookieJar::new(secret, config.cookie_period, now).map_err(|e| {
@@ -546,6 +549,7 @@ impl<C: Crypto> Ike<C> {
             half_open: VecDeque::new(),
             next_id: 1,
             inbound_spis: HashSet::new(),
+            wall_epoch: (now, wall),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
@@ -701,7 +705,17 @@ impl<C: Crypto> Ike<C> {
                     initiator_cookie: hex::encode(sa.cky_i),
                     responder_cookie: hex::encode(sa.cky_r),
                     proposal: established.map(|s| s.choice.proposal.to_string()),
-                    peer_id: established.map(|s| describe_id(&s.peer_id)),
+                    peer_id: established.map(|s| {
+                        match s.peer_cert.as_ref().and_then(|c| c.subject()) {
+                            // A DN identity (signatures): as strongSwan prints it.
+                            Some(dn)
+                                if s.peer_id.id_type == realm_wire::isakmp::IdType::DerAsn1Dn =>
+                            {
+                                dn.to_string()
+                            }
+                            _ => describe_id(&s.peer_id),
+                        }
+                    }),
                     age_secs: now.saturating_duration_since(sa.created).as_secs(),
                     expires_in_secs: secs(sa.expires),
                     children: sa
@@ -845,6 +859,12 @@ impl<C: Crypto> Ike<C> {
         &self.ike.connections[index.min(self.ike.connections.len().saturating_sub(1))]
     }
 
+    /// The wall-clock time at `now`.
+    fn wall(&self, now: Instant) -> SystemTime {
+        let (epoch, wall) = self.wall_epoch;
+        wall + now.saturating_duration_since(epoch)
+    }
+
     fn log(&mut self, level: LogLevel, message: String) {
         self.events.push_back(Event::Log { level, message });
     }
@@ -939,18 +959,32 @@ impl<C: Crypto> Ike<C> {
                 crate::config::DEFAULT_IKE_REKEY_TIME.as_secs(),
             ))
             .ok_or("no lifetime")?;
-        let id = c.local.id.clone().unwrap_or(Identity::Ipv4(local));
-        let local_id = id
-            .to_identification()
-            .ok_or_else(|| format!("local.id {id:?} cannot be sent with pre-shared keys"))?;
+        let (auth, local_id) = match c.local.auth {
+            AuthClass::Psk => {
+                let id = c.local.id.clone().unwrap_or(Identity::Ipv4(local));
+                let local_id = id.to_identification().ok_or_else(|| {
+                    format!("local.id {id:?} cannot be sent with pre-shared keys")
+                })?;
+                (Phase1Credentials::PreSharedKey, local_id)
+            }
+            AuthClass::Pubkey => {
+                let creds = self.config.credentials.get(&c.name).ok_or_else(|| {
+                    "auth = \"pubkey\" but no key and certificate were loaded".to_string()
+                })?;
+                // strongSwan's default: the certificate's subject DN.
+                let local_id = match &c.local.id {
+                    Some(id) => id.to_identification().unwrap_or_else(|| creds.default_id()),
+                    None => creds.default_id(),
+                };
+                (Phase1Credentials::RsaSignature(creds.clone()), local_id)
+            }
+        };
         Ok(MainModeConfig {
             proposals: c.proposals.as_slice().to_vec(),
             lifetime,
             preference: Preference::Ours,
             local_id,
-            // Pre-shared keys only so far: RSA signatures (`Phase1Credentials::RsaSignature`)
-            // need the connection's key, certificates and CAs loaded by the caller.
-            auth: Phase1Credentials::PreSharedKey,
+            auth,
             // NAT-T always offered (RFC 3947); `encap = yes` pretends a NAT (section 3.2).
             nat_t: NatTConfig {
                 enabled: true,
@@ -962,6 +996,10 @@ impl<C: Crypto> Ike<C> {
     }
 
     fn psk(&self, c: &Connection, local: Ipv4Addr, remote: Ipv4Addr) -> Option<PreSharedKey> {
+        if c.local.auth == AuthClass::Pubkey {
+            // Signatures: nothing is shared (SKEYID from the nonces and g^xy, RFC 2409 5.1).
+            return Some(PreSharedKey::from_bytes(Vec::new()));
+        }
         let me = c.local.id.clone().unwrap_or(Identity::Ipv4(local));
         let other = match &c.remote.id {
             Identity::Any => Identity::Ipv4(remote),
@@ -1273,6 +1311,7 @@ impl<C: Crypto> Ike<C> {
         let (IpAddr::V4(local_ip), IpAddr::V4(remote_ip)) = (sa.local.ip(), sa.remote.ip()) else {
             return false;
         };
+        let wall = self.wall(now);
         let crypto = &self.crypto;
         let state = std::mem::replace(&mut sa.phase1, Phase1::Stepping);
         let mut answer = None;
@@ -1317,7 +1356,7 @@ impl<C: Crypto> Ike<C> {
                     }
                 },
             },
-            Phase1::InitId(s) => match s.handle_id(crypto, bytes, PSK_ONLY_TIME) {
+            Phase1::InitId(s) => match s.handle_id(crypto, bytes, wall) {
                 Ok(isakmp) => established = Some(isakmp),
                 Err(f) => {
                     sa.phase1 = Phase1::InitId(f.state);
@@ -1345,7 +1384,7 @@ impl<C: Crypto> Ike<C> {
                     }
                 },
             },
-            Phase1::RespKe(s) => match s.handle_id(crypto, bytes, PSK_ONLY_TIME) {
+            Phase1::RespKe(s) => match s.handle_id(crypto, bytes, wall) {
                 Ok((isakmp, out)) => {
                     established = Some(isakmp);
                     answer = Some(out);
@@ -1615,9 +1654,12 @@ impl<C: Crypto> Ike<C> {
     fn established(&mut self, now: Instant, sa: &mut IkeSa<C::KeyPair>, isakmp: IsakmpSa) -> bool {
         let c = self.connection(sa.connection).clone();
         let proven = Identity::from_identification(&isakmp.peer_id);
-        let accepted = match &proven {
-            Some(id) => id.matches(&c.remote.id).is_match(),
-            None => c.remote.id == Identity::Any,
+        let accepted = match (&isakmp.peer_cert, &proven) {
+            // Signatures: the certificate (already checked to carry the ID payload) must
+            // match remote.id, as strongSwan checks it.
+            (Some(cert), _) => cert.matches(&c.remote.id),
+            (None, Some(id)) => id.matches(&c.remote.id).is_match(),
+            (None, None) => c.remote.id == Identity::Any,
         };
         if !accepted {
             self.log(

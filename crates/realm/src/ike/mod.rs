@@ -16,16 +16,20 @@ mod install;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use realm_ike::AwsLcCrypto;
+use realm_ike::auth::{Certificate, PrivateKey, TrustAnchors};
+use realm_ike::config::AuthClass;
 use realm_ike::config::IkeConfig;
 use realm_ike::engine::{
     ChildSaDown, ChildSaUp, EngineConfig, Event, Ike, IkeSaView, LogLevel, RetransmitConfig,
 };
+use realm_ike::ikev1::main_mode::RsaCredentials;
 use realm_io::socket::SocketOptions;
 use realm_ipsec::{IkeDatagram, Ipsec};
 use serde::Deserialize;
@@ -136,12 +140,15 @@ pub(crate) struct IkeRuntime {
 impl IkeRuntime {
     /// Binds the IKE ports of `connections` on `local` and starts the engine; children with
     /// `start_action = "start"` are initiated at once.
+    /// `config_dir`: where relative certificate and key file names are found (the
+    /// configuration file's directory).
     pub(crate) fn start(
         connections: IkeConfig,
         section: &IkeSection,
         local: Ipv4Addr,
         device: Option<String>,
         esp_sa_export: Option<PathBuf>,
+        config_dir: &Path,
     ) -> anyhow::Result<IkeRuntime> {
         let now = realm_io::now();
         let mut ports: Vec<u16> = connections
@@ -165,14 +172,21 @@ impl IkeRuntime {
             sockets.push((addr, s));
         }
         let mut config = EngineConfig::new(local);
+        config.credentials = load_credentials(&connections, config_dir)?;
         config.nat_t_port = section.nat_t_port;
         config.retransmit = RetransmitConfig {
             timeout: Duration::from_secs_f64(section.retransmit_timeout),
             base: section.retransmit_base,
             tries: section.retransmit_tries,
         };
-        let ike = Ike::new(AwsLcCrypto::new(), config, connections, now)
-            .map_err(|e| anyhow::anyhow!("IKE engine: {e}"))?;
+        let ike = Ike::new(
+            AwsLcCrypto::new(),
+            config,
+            connections,
+            now,
+            realm_io::clock::wall(),
+        )
+        .map_err(|e| anyhow::anyhow!("IKE engine: {e}"))?;
         let mut runtime = IkeRuntime {
             ike,
             sockets,
@@ -463,4 +477,80 @@ pub(crate) fn write_secret(path: &std::path::Path, text: &str) -> io::Result<()>
         .mode(0o600)
         .open(path)?;
     f.write_all(text.as_bytes())
+}
+
+/// The RSA credentials of every `local.auth = "pubkey"` connection: its `local.certs` (leaf
+/// first), the `[secrets.private*]` key that belongs to the leaf, its `remote.cacerts`. File
+/// names are relative to `dir` unless absolute. An error names the connection and the file.
+fn load_credentials(
+    ike: &IkeConfig,
+    dir: &Path,
+) -> anyhow::Result<HashMap<String, Arc<RsaCredentials>>> {
+    let path = |name: &str| {
+        let p = Path::new(name);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            dir.join(p)
+        }
+    };
+    let read = |name: &str| {
+        let p = path(name);
+        std::fs::read(&p).with_context(|| format!("read {}", p.display()))
+    };
+    let mut keys = Vec::new();
+    for k in &ike.private_keys {
+        let bytes = read(&k.file).with_context(|| format!("secrets.{}", k.name))?;
+        keys.push(
+            PrivateKey::parse(&bytes)
+                .map_err(|e| anyhow::anyhow!("secrets.{}: {}: {e}", k.name, k.file))?,
+        );
+    }
+    let mut out = HashMap::new();
+    for c in &ike.connections {
+        if c.local.auth != AuthClass::Pubkey {
+            continue;
+        }
+        let mut certs = Vec::new();
+        for name in &c.local.certs {
+            let bytes =
+                read(name).with_context(|| format!("connections.{}.local.certs", c.name))?;
+            certs.push(
+                Certificate::parse(&bytes).map_err(|e| {
+                    anyhow::anyhow!("connections.{}.local.certs: {name}: {e}", c.name)
+                })?,
+            );
+        }
+        let leaf = certs.first().with_context(|| {
+            format!(
+                "connections.{}: auth = \"pubkey\" needs local.certs",
+                c.name
+            )
+        })?;
+        let key = keys
+            .iter()
+            .find(|k| k.is_for(leaf))
+            .with_context(|| {
+                format!(
+                    "connections.{}: no [secrets.private*] key file holds the key of {}",
+                    c.name, c.local.certs[0]
+                )
+            })?
+            .clone();
+        let mut trust = TrustAnchors::new();
+        for name in &c.remote.cacerts {
+            trust
+                .add_file(
+                    &read(name)
+                        .with_context(|| format!("connections.{}.remote.cacerts", c.name))?,
+                )
+                .map_err(|e| {
+                    anyhow::anyhow!("connections.{}.remote.cacerts: {name}: {e}", c.name)
+                })?;
+        }
+        let creds = RsaCredentials::new(key, certs, trust, None)
+            .map_err(|e| anyhow::anyhow!("connections.{}: {e}", c.name))?;
+        out.insert(c.name.clone(), Arc::new(creds));
+    }
+    Ok(out)
 }

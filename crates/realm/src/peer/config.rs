@@ -52,6 +52,9 @@ pub(crate) struct PeerConfig {
     /// The IKE connections and secrets, when the file has any.
     #[serde(skip)]
     pub(crate) connections: Option<IkeConfig>,
+    /// The file's directory: relative certificate and key file names start there.
+    #[serde(skip)]
+    pub(crate) dir: PathBuf,
 }
 
 /// `[tun]`.
@@ -159,8 +162,12 @@ impl PeerConfig {
     pub(crate) fn load(path: &Path) -> anyhow::Result<PeerConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("read config {}", path.display()))?;
-        Self::parse_named(&text, &path.display().to_string())
-            .with_context(|| format!("config {}", path.display()))
+        let mut c = Self::parse_named(&text, &path.display().to_string())
+            .with_context(|| format!("config {}", path.display()))?;
+        c.dir = path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Ok(c)
     }
 
     /// Parses and checks TOML text.

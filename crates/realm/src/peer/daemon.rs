@@ -554,6 +554,7 @@ impl Peer {
                 u.address,
                 u.device.clone(),
                 config.esp_sa_export.clone(),
+                &config.dir,
             )?),
             None => None,
         };
