@@ -686,7 +686,10 @@ fn dead_peer_detection_keeps_a_live_peer_and_declares_a_dead_one_then_restarts()
     // Idle for 25 s: probes (R-U-THERE) answered (R-U-THERE-ACK), the peer stays.
     net.advance_to(start + Duration::from_secs(25));
     let probes = net.carried.len() - established;
-    assert!(probes >= 4 && probes % 2 == 0, "{probes} datagrams");
+    assert!(
+        probes >= 4 && probes.is_multiple_of(2),
+        "{probes} datagrams"
+    );
     assert!(
         !net.events_a
             .iter()
