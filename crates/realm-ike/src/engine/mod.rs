@@ -434,7 +434,9 @@ struct IkeSa<K> {
     /// Phase 1 not done: when it is given up. Established: when the ISAKMP SA expires.
     expires: Instant,
     retransmit: Option<Retransmit>,
-    /// (received bytes, answer bytes as sent) of the last messages answered.
+    /// (received message, answer) of the last messages answered, both without the non-ESP
+    /// marker: an answer is put on the wire for the port it is sent from when it is sent again
+    /// (the SA may have moved to the NAT-T port since, RFC 3948 section 2.2).
     answered: VecDeque<(Vec<u8>, Vec<u8>)>,
     quick: Vec<Quick<K>>,
     children: Vec<ChildSa>,
@@ -791,13 +793,13 @@ impl<C: Crypto> Ike<C> {
             && let Some(sa) = self.sas.get(&id)
             && let Some((_, answer)) = sa.answered.iter().find(|(r, _)| r == bytes)
         {
-            let answer = answer.clone();
             let (l, r) = (sa.local, sa.remote);
+            let bytes = self.wire(l, answer);
             self.counters.duplicates_answered += 1;
             self.transmits.push_back(Transmit {
                 local: l,
                 remote: r,
-                bytes: answer,
+                bytes,
             });
             return;
         }
@@ -1136,7 +1138,7 @@ impl<C: Crypto> Ike<C> {
             Ok((state, answer)) => {
                 self.bound_half_open();
                 let id = self.new_id();
-                let sent = self.send(local, remote, &answer);
+                self.send(local, remote, &answer);
                 let mut sa = IkeSa {
                     id,
                     connection: index,
@@ -1159,7 +1161,7 @@ impl<C: Crypto> Ike<C> {
                     rekey_at: None,
                     replaces: None,
                 };
-                sa.remember(bytes, &sent);
+                sa.remember(bytes, &answer);
                 self.insert_new(sa);
             }
             Err(e) => {
@@ -1442,7 +1444,7 @@ impl<C: Crypto> Ike<C> {
                     sent,
                 ));
             } else {
-                sa.remember(bytes, &sent);
+                sa.remember(bytes, &out);
             }
         }
         if let Some(isakmp) = established {
@@ -1863,8 +1865,8 @@ impl<C: Crypto> Ike<C> {
                 replaces,
             } => match exchange.handle_reply(&self.crypto, bytes) {
                 Ok((pair, out)) => {
-                    let sent = self.send(sa.local, sa.remote, &out);
-                    sa.remember(bytes, &sent);
+                    self.send(sa.local, sa.remote, &out);
+                    sa.remember(bytes, &out);
                     self.child_up(now, sa, &child, pair, true, replaces);
                 }
                 Err(f) => {
@@ -1961,8 +1963,8 @@ impl<C: Crypto> Ike<C> {
                         );
                         continue;
                     }
-                    let sent = self.send(sa.local, sa.remote, &answer);
-                    sa.remember(bytes, &sent);
+                    self.send(sa.local, sa.remote, &answer);
+                    sa.remember(bytes, &answer);
                     sa.quick.push(Quick::Responder {
                         child: child.name.clone(),
                         exchange,
