@@ -352,8 +352,8 @@ fuzz_target!(|data: &[u8]| {
     let mut er = EngineConfig::new(R);
     er.max_half_open = MAX_HALF_OPEN;
     let (Ok(i), Ok(r)) = (
-        Ike::new(FuzzCrypto::new(1), EngineConfig::new(I), ci, now),
-        Ike::new(FuzzCrypto::new(2), er, cr, now),
+        Ike::new(FuzzCrypto::new(1), EngineConfig::new(I), ci, now, std::time::UNIX_EPOCH),
+        Ike::new(FuzzCrypto::new(2), er, cr, now, std::time::UNIX_EPOCH),
     ) else {
         return;
     };

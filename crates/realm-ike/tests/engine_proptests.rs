@@ -247,6 +247,7 @@ impl Net {
             EngineConfig::new(I),
             config(I, &R.to_string(), "10.1.0.0/16", "10.2.0.0/16", extra),
             now,
+            std::time::UNIX_EPOCH,
         )
         .unwrap();
         // The responder takes anyone: strangers reach its exchanges.
@@ -255,6 +256,7 @@ impl Net {
             er,
             config(R, "%any", "10.2.0.0/16", "10.1.0.0/16", ""),
             now,
+            std::time::UNIX_EPOCH,
         )
         .unwrap();
         Net {
