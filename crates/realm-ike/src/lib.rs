@@ -89,8 +89,9 @@
 //!   decrypts Main Mode messages 5 and 6, Aggressive Mode message 3 and protected
 //!   Informationals after either with it).
 //!
-//! **Not yet here (planned, issue 12):** Aggressive Mode and RSA signatures in the [`engine`]
-//! (which drives Main Mode with pre-shared keys). The ISAKMP header and payload chain wire
+//! The [`engine`] drives Main Mode (pre-shared keys or RSA signatures), Aggressive Mode
+//! (pre-shared keys), Quick Mode and the Informational exchange. The ISAKMP header and payload
+//! chain wire
 //! format lives in `realm-wire`.
 //!
 //! Like Realm's other engines this crate never reads a clock, opens a socket or spawns; it takes
