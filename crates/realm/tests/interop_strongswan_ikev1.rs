@@ -460,31 +460,6 @@ fn dead_peer_detection_notices_a_killed_peer_each_way() {
     assert!(charon.log().contains("DPD"), "{}", charon.log());
 }
 
-fn tshark_fields(
-    file: &std::path::Path,
-    home: &std::path::Path,
-    filter: &str,
-    field: &str,
-) -> Vec<String> {
-    let out = std::process::Command::new("tshark")
-        .env("HOME", home)
-        .args(["-n", "-o", "esp.enable_encryption_decode:TRUE", "-r"])
-        .arg(file)
-        .args(["-Y", filter, "-T", "fields", "-e", field])
-        .output()
-        .expect("tshark");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 /// No rekeying, no DPD, Aggressive Mode on both sides.
 const AGGRESSIVE: Tuning = Tuning {
     realm_conn: "rekey_time = \"0s\"\naggressive = true",
@@ -520,46 +495,21 @@ fn strongswan_initiates_aggressive_mode_psk() {
 /// x509ca/ directories. Returns both configurations rewritten for `auth = pubkey` with FQDN
 /// identities checked against the certificates' subjectAltNames.
 fn rsa_configs(pair: &Pair, realm: &str, swanctl: &str) -> (String, String) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-        PKCS_RSA_SHA256, SanType,
-    };
-    let rsa = || {
-        let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-        let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> =
-            aws_lc_rs::encoding::AsDer::as_der(&key).unwrap();
-        KeyPair::from_pkcs8_der_and_sign_algo(&der.as_ref().to_vec().into(), &PKCS_RSA_SHA256)
-            .unwrap()
-    };
-    let ca_key = rsa();
-    let mut ca = CertificateParams::default();
-    ca.distinguished_name
-        .push(DnType::CommonName, "Realm Interop CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let host = |name: &str, ip: Ipv4Addr| {
-        let key = rsa();
-        let mut p = CertificateParams::default();
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.subject_alt_names = vec![
-            SanType::DnsName(name.try_into().unwrap()),
-            SanType::IpAddress(ip.into()),
-        ];
-        let cert = p.signed_by(&key, &issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    let (moon, moon_key) = host("moon.example.org", UNDERLAY[0]);
-    let (sun, sun_key) = host("sun.example.org", UNDERLAY[1]);
-    std::fs::write(pair.dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    let TestCerts {
+        ca,
+        moon,
+        moon_key,
+        sun,
+        sun_key,
+    } = TestCerts::new();
+    std::fs::write(pair.dir.join("ca.pem"), &ca).unwrap();
     std::fs::write(pair.dir.join("moon.pem"), &moon).unwrap();
     std::fs::write(pair.dir.join("moon.key"), &moon_key).unwrap();
     let sw = pair.dir.join("charon/swanctl");
     for (sub, file, text) in [
         ("x509", "sun.pem", sun.as_str()),
         ("private", "sun.key", sun_key.as_str()),
-        ("x509ca", "ca.pem", ca_cert.pem().as_str()),
+        ("x509ca", "ca.pem", ca.as_str()),
     ] {
         std::fs::create_dir_all(sw.join(sub)).unwrap();
         std::fs::write(sw.join(sub).join(file), text).unwrap();
@@ -614,6 +564,7 @@ fn main_mode_rsa_signatures_each_side_initiating() {
         assert_eq!(sas[0].get("remote-id"), Some("moon.example.org"), "{sas:?}");
         let (na, nb) = (pair.ns[0].clone(), pair.ns[1].clone());
         tcp_echo(&nb, INNER[1], &na);
+        tcp_echo(&na, INNER[0], &nb);
         ctl_args(&pair.socket(0), "terminate", &["ss"]).unwrap();
         let after = charon.wait_sas(WAIT, |s| s.is_empty()).unwrap();
         assert!(after.is_empty(), "{after:?}");

@@ -34,6 +34,20 @@ struct Case {
     mode: &'static str,
     /// `encap = true` on the initiator: NAT-T forced, IKE on 4500, ESP in UDP.
     encap: bool,
+    /// Lines added to both sides' `[connections.site]` (`aggressive = true`).
+    extra_conn: &'static str,
+    /// RSA signatures with certificates made at test time instead of the pre-shared key.
+    rsa: bool,
+}
+
+/// Each side's identity.
+fn id(side: usize, c: Case) -> &'static str {
+    match (c.rsa, side) {
+        (true, 0) => "moon.example.org",
+        (true, _) => "sun.example.org",
+        (false, 0) => "side0.realm.example",
+        (false, _) => "side1.realm.example",
+    }
 }
 
 fn ike_table(pair: &Pair, side: usize) -> std::path::PathBuf {
@@ -56,6 +70,33 @@ fn config(pair: &Pair, side: usize, c: Case, secret: &str) -> String {
             ),
             NETS[me].to_string(),
             NETS[other].to_string(),
+        )
+    };
+    let (my_id, peer_id) = (id(me, c), id(other, c));
+    let (auth, secrets) = if c.rsa {
+        let file = |name: &str| pair.dir.join(name).display().to_string();
+        let (cert, key) = if me == 0 {
+            ("moon.pem", "moon.key")
+        } else {
+            ("sun.pem", "sun.key")
+        };
+        (
+            format!(
+                "local.auth = \"pubkey\"\nlocal.id = \"{my_id}\"\nlocal.certs = [\"{}\"]\n\
+                 remote.auth = \"pubkey\"\nremote.id = \"{peer_id}\"\nremote.cacerts = [\"{}\"]",
+                file(cert),
+                file("ca.pem")
+            ),
+            format!("[secrets.private-me]\nfile = \"{}\"", file(key)),
+        )
+    } else {
+        (
+            format!(
+                "local.auth = \"psk\"\nlocal.id = \"{my_id}\"\nremote.auth = \"psk\"\nremote.id = \"{peer_id}\""
+            ),
+            format!(
+                "[secrets.ike-site]\nid = \"{my_id}\"\nid-peer = \"{peer_id}\"\nsecret = \"{secret}\""
+            ),
         )
     };
     format!(
@@ -82,10 +123,8 @@ local_addrs = "{me_addr}"
 remote_addrs = "{other_addr}"
 proposals = "{proposals}"
 encap = {encap}
-local.auth = "psk"
-local.id = "side{me}.realm.example"
-remote.auth = "psk"
-remote.id = "side{other}.realm.example"
+{extra_conn}
+{auth}
 
 [connections.site.children.net]
 local_ts = "{local_ts}"
@@ -93,10 +132,7 @@ remote_ts = "{remote_ts}"
 esp_proposals = "{esp}"
 mode = "{mode}"
 
-[secrets.ike-site]
-id = "side{me}.realm.example"
-id-peer = "side{other}.realm.example"
-secret = "{secret}"
+{secrets}
 "#,
         socket = pair.socket(side).display(),
         export = pair.export(side).display(),
@@ -107,6 +143,9 @@ secret = "{secret}"
         esp = c.esp,
         mode = c.mode,
         encap = c.encap && side == 0,
+        extra_conn = c.extra_conn,
+        auth = auth,
+        secrets = secrets,
     )
 }
 
@@ -151,6 +190,18 @@ fn wait_established(pair: &Pair, children: usize) -> [Value; 2] {
 
 fn run_case(c: Case) {
     let mut pair = Pair::new();
+    if c.rsa {
+        let certs = TestCerts::new();
+        for (name, text) in [
+            ("ca.pem", &certs.ca),
+            ("moon.pem", &certs.moon),
+            ("moon.key", &certs.moon_key),
+            ("sun.pem", &certs.sun),
+            ("sun.key", &certs.sun_key),
+        ] {
+            std::fs::write(pair.dir.join(name), text).unwrap();
+        }
+    }
     for side in 0..2 {
         let conf = config(&pair, side, c, "realm to realm");
         pair.start(side, &conf);
@@ -162,8 +213,8 @@ fn run_case(c: Case) {
     assert_eq!(a["proposal"], c.proposals);
     assert_eq!(a["initiator"], true);
     assert_eq!(b["initiator"], false);
-    assert_eq!(a["peer_id"], "side1.realm.example");
-    assert_eq!(b["peer_id"], "side0.realm.example");
+    assert_eq!(a["peer_id"], id(1, c));
+    assert_eq!(b["peer_id"], id(0, c));
     assert_eq!(a["initiator_cookie"], b["initiator_cookie"]);
     let (ca, cb) = (&a["children"][0], &b["children"][0]);
     assert_eq!(ca["spi_in"], cb["spi_out"]);
@@ -208,10 +259,13 @@ fn run_case(c: Case) {
     // The underlay: IKE on 500, ESP for the rest; decrypted with the exported keys.
     let frames = protocols(&file, None);
     let isakmp = frames.iter().filter(|f| f.contains(":isakmp")).count();
-    assert_eq!(
-        isakmp, 9,
-        "Main Mode and Quick Mode; dumpcap: {said}\n{frames:?}"
-    );
+    // Main Mode's six messages or Aggressive Mode's three, then Quick Mode's three.
+    let phase1 = if c.extra_conn.contains("aggressive") {
+        3
+    } else {
+        6
+    };
+    assert_eq!(isakmp, phase1 + 3, "ISAKMP frames; dumpcap: {said}");
     let esp = if c.encap {
         "eth:ethertype:ip:udp:udpencap:esp"
     } else {
@@ -257,10 +311,9 @@ fn run_case(c: Case) {
     // ESP-in-UDP leaves in UDP GSO superpackets, which tshark reads as one ESP packet each.
     let min_tcp = if c.encap { 1 } else { 1000 };
     assert!(tcp >= min_tcp, "tshark decrypted {tcp} TCP frames");
-    let ids = tshark_fields(&file, &home, "isakmp.id.data.fqdn");
+    let ids = tshark_fields(&file, &home, "isakmp", "isakmp.id.data.fqdn");
     assert!(
-        ids.iter().any(|l| l.contains("side0.realm.example"))
-            && ids.iter().any(|l| l.contains("side1.realm.example")),
+        ids.iter().any(|l| l.contains(id(0, c))) && ids.iter().any(|l| l.contains(id(1, c))),
         "tshark read no identities from messages 5 and 6: {ids:?}"
     );
 
@@ -274,26 +327,6 @@ fn run_case(c: Case) {
     pair.stop(1);
 }
 
-fn tshark_fields(file: &std::path::Path, home: &std::path::Path, field: &str) -> Vec<String> {
-    let out = std::process::Command::new("tshark")
-        .env("HOME", home)
-        .args(["-n", "-r"])
-        .arg(file)
-        .args(["-Y", "isakmp", "-T", "fields", "-e", field])
-        .output()
-        .expect("tshark");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn main_mode_psk_modp2048_esp_gcm_tunnel() {
     run_case(Case {
@@ -301,6 +334,8 @@ fn main_mode_psk_modp2048_esp_gcm_tunnel() {
         esp: "aes128gcm16",
         mode: "tunnel",
         encap: false,
+        extra_conn: "",
+        rsa: false,
     });
 }
 
@@ -311,6 +346,8 @@ fn main_mode_psk_ecp256_esp_cbc_sha256_pfs_ecp256_transport() {
         esp: "aes128-sha256-ecp256",
         mode: "transport",
         encap: false,
+        extra_conn: "",
+        rsa: false,
     });
 }
 
@@ -321,5 +358,95 @@ fn main_mode_psk_forced_nat_t_esp_in_udp_tunnel() {
         esp: "aes256gcm16",
         mode: "tunnel",
         encap: true,
+        extra_conn: "",
+        rsa: false,
     });
+}
+
+#[test]
+fn aggressive_mode_psk_tunnel() {
+    run_case(Case {
+        proposals: "aes128-sha256-modp2048",
+        esp: "aes128gcm16",
+        mode: "tunnel",
+        encap: false,
+        extra_conn: "aggressive = true",
+        rsa: false,
+    });
+}
+
+#[test]
+fn main_mode_rsa_signatures_tunnel() {
+    run_case(Case {
+        proposals: "aes256-sha256-ecp256",
+        esp: "aes128-sha256",
+        mode: "tunnel",
+        encap: false,
+        extra_conn: "",
+        rsa: true,
+    });
+}
+
+/// Realm to Realm under traffic: the initiator rekeys the child every 3 s and the ISAKMP SA
+/// every 6 s (lifetime 16 s) while one TCP connection keeps echoing; then the responder is
+/// killed and DPD (1 s delay, 4 s timeout) removes the initiator's child SAs (a rekey toward
+/// the dead peer may still be retrying its Main Mode).
+#[test]
+fn rekeys_under_one_tcp_connection_then_dpd_notices_a_killed_peer() {
+    let c = Case {
+        proposals: "aes128-sha256-ecp256",
+        esp: "aes128gcm16",
+        mode: "tunnel",
+        encap: false,
+        extra_conn: "rekey_time = \"6s\"\nover_time = \"10s\"\nrand_time = \"0s\"\n\
+                     dpd_delay = \"1s\"\ndpd_timeout = \"4s\"",
+        rsa: false,
+    };
+    let mut pair = Pair::new();
+    for side in 0..2 {
+        let conf = config(&pair, side, c, "rekeys").replace(
+            "mode = \"tunnel\"",
+            "mode = \"tunnel\"\nrekey_time = \"3s\"\nlife_time = \"30s\"\nrand_time = \"0s\"",
+        );
+        pair.start(side, &conf);
+    }
+    ctl_args(&pair.socket(0), "initiate", &["net"]).unwrap();
+    wait_established(&pair, 1);
+    let (na, nb) = (pair.ns[0].clone(), pair.ns[1].clone());
+    let chunks = tcp_session(&nb, INNER[1], 5003, &na, Duration::from_secs(10));
+    assert!(chunks > 50, "{chunks} chunks");
+    for side in 0..2 {
+        let log = pair.log(side);
+        assert!(
+            log.matches("child SA installed").count() >= 3,
+            "side {side}:\n{log}"
+        );
+        assert!(
+            log.matches("child SA removed").count() >= 2,
+            "side {side}:\n{log}"
+        );
+        assert!(
+            log.matches("IKE SA established").count() >= 2,
+            "side {side}:\n{log}"
+        );
+    }
+    let killed = realm_io::now();
+    pair.kill(1);
+    let empty = Value::Array(Vec::new());
+    // The child SAs go with the dead peer; a Main Mode rekey toward it may still be retrying.
+    while !pair.log(0).contains("peer dead (DPD)") || ctl(&pair.socket(0), "sas").unwrap() != empty
+    {
+        assert!(
+            realm_io::now() < killed + Duration::from_secs(12),
+            "the dead peer's SAs stayed:\n{}",
+            pair.log(0)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left = ike_sas(&pair, 0);
+    assert!(
+        left.iter().all(|sa| sa["state"] != "ESTABLISHED"),
+        "{left:?}"
+    );
+    pair.stop(0);
 }

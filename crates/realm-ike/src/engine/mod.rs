@@ -454,7 +454,46 @@ struct IkeSa<K> {
     replaces: Option<IkeSaId>,
 }
 
+/// What a new ISAKMP SA entry starts with; the rest starts empty.
+struct NewSa<K> {
+    id: IkeSaId,
+    connection: usize,
+    local: SocketAddr,
+    remote: SocketAddr,
+    initiator: bool,
+    cookies: (Cookie, Cookie),
+    phase1: Phase1<K>,
+    now: Instant,
+    expires: Instant,
+    retransmit: Option<Retransmit>,
+}
+
 impl<K> IkeSa<K> {
+    fn new(n: NewSa<K>) -> IkeSa<K> {
+        IkeSa {
+            id: n.id,
+            connection: n.connection,
+            local: n.local,
+            remote: n.remote,
+            initiator: n.initiator,
+            cky_i: n.cookies.0,
+            cky_r: n.cookies.1,
+            phase1: n.phase1,
+            created: n.now,
+            expires: n.expires,
+            retransmit: n.retransmit,
+            answered: VecDeque::new(),
+            quick: Vec::new(),
+            children: Vec::new(),
+            pending: Vec::new(),
+            peer_dpd: false,
+            dpd: None,
+            informational_ids: VecDeque::new(),
+            rekey_at: None,
+            replaces: None,
+        }
+    }
+
     fn remember(&mut self, received: &[u8], answer: &[u8]) {
         if self.answered.len() == ANSWERED {
             self.answered.pop_front();
@@ -1048,16 +1087,15 @@ impl<C: Crypto> Ike<C> {
         };
         let id = self.new_id();
         let bytes = self.send(local, remote, &message);
-        let sa = IkeSa {
+        let mut sa = IkeSa::new(NewSa {
             id,
             connection: index,
             local,
             remote,
             initiator: true,
-            cky_i,
-            cky_r: [0; 8],
+            cookies: (cky_i, [0; 8]),
             phase1,
-            created: now,
+            now,
             expires: now + self.config.half_open_timeout.max(Duration::from_secs(180)),
             retransmit: Some(Retransmit::new(
                 &self.config.retransmit,
@@ -1066,16 +1104,9 @@ impl<C: Crypto> Ike<C> {
                 remote,
                 bytes,
             )),
-            answered: VecDeque::new(),
-            quick: Vec::new(),
-            children: Vec::new(),
-            pending,
-            peer_dpd: false,
-            dpd: None,
-            informational_ids: VecDeque::new(),
-            rekey_at: None,
-            replaces,
-        };
+        });
+        sa.pending = pending;
+        sa.replaces = replaces;
         self.insert_new(sa);
         Ok(())
     }
@@ -1139,28 +1170,19 @@ impl<C: Crypto> Ike<C> {
                 self.bound_half_open();
                 let id = self.new_id();
                 self.send(local, remote, &answer);
-                let mut sa = IkeSa {
+                let mut sa = IkeSa::new(NewSa {
                     id,
                     connection: index,
                     local,
                     remote,
                     initiator: false,
-                    cky_i,
-                    cky_r,
+                    cookies: (cky_i, cky_r),
                     phase1: Phase1::RespSa(state),
-                    created: now,
+                    now,
                     expires: now + self.config.half_open_timeout,
                     retransmit: None,
-                    answered: VecDeque::new(),
-                    quick: Vec::new(),
-                    children: Vec::new(),
-                    pending: Vec::new(),
-                    peer_dpd: sends_dpd_vendor_id(bytes),
-                    dpd: None,
-                    informational_ids: VecDeque::new(),
-                    rekey_at: None,
-                    replaces: None,
-                };
+                });
+                sa.peer_dpd = sends_dpd_vendor_id(bytes);
                 sa.remember(bytes, &answer);
                 self.insert_new(sa);
             }
@@ -1523,16 +1545,15 @@ impl<C: Crypto> Ike<C> {
                 self.bound_half_open();
                 let id = self.new_id();
                 let sent = self.send(local, remote, &answer);
-                let mut sa = IkeSa {
+                let mut sa = IkeSa::new(NewSa {
                     id,
                     connection: index,
                     local,
                     remote,
                     initiator: false,
-                    cky_i,
-                    cky_r,
+                    cookies: (cky_i, cky_r),
                     phase1: Phase1::AggrResp(state),
-                    created: now,
+                    now,
                     expires: now + self.config.half_open_timeout,
                     // Message 3 has no answer: message 2 is resent until it comes.
                     retransmit: Some(Retransmit::new(
@@ -1542,16 +1563,8 @@ impl<C: Crypto> Ike<C> {
                         remote,
                         sent.clone(),
                     )),
-                    answered: VecDeque::new(),
-                    quick: Vec::new(),
-                    children: Vec::new(),
-                    pending: Vec::new(),
-                    peer_dpd: sends_dpd_vendor_id(bytes),
-                    dpd: None,
-                    informational_ids: VecDeque::new(),
-                    rekey_at: None,
-                    replaces: None,
-                };
+                });
+                sa.peer_dpd = sends_dpd_vendor_id(bytes);
                 sa.remember(bytes, &sent);
                 self.insert_new(sa);
             }

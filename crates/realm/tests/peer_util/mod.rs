@@ -391,3 +391,84 @@ pub fn tcp_session(
     server.join().unwrap();
     i
 }
+
+/// `tshark -r FILE -Y FILTER -T fields -e FIELD` with Wireshark's key files under `home`
+/// (ESP decryption on): the non-empty lines.
+pub fn tshark_fields(
+    file: &std::path::Path,
+    home: &std::path::Path,
+    filter: &str,
+    field: &str,
+) -> Vec<String> {
+    let out = std::process::Command::new("tshark")
+        .env("HOME", home)
+        .args(["-n", "-o", "esp.enable_encryption_decode:TRUE", "-r"])
+        .arg(file)
+        .args(["-Y", filter, "-T", "fields", "-e", field])
+        .output()
+        .expect("tshark");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A CA and two host certificates with RSA-2048 keys, made now with rcgen (PEM): moon
+/// (`moon.example.org`, side 0's underlay address) and sun (`sun.example.org`, side 1's).
+pub struct TestCerts {
+    pub ca: String,
+    pub moon: String,
+    pub moon_key: String,
+    pub sun: String,
+    pub sun_key: String,
+}
+
+impl TestCerts {
+    pub fn new() -> TestCerts {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+            PKCS_RSA_SHA256, SanType,
+        };
+        let rsa = || {
+            let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+            let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> =
+                aws_lc_rs::encoding::AsDer::as_der(&key).unwrap();
+            KeyPair::from_pkcs8_der_and_sign_algo(&der.as_ref().to_vec().into(), &PKCS_RSA_SHA256)
+                .unwrap()
+        };
+        let ca_key = rsa();
+        let mut ca = CertificateParams::default();
+        ca.distinguished_name
+            .push(DnType::CommonName, "Realm Interop CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let host = |name: &str, ip: Ipv4Addr| {
+            let key = rsa();
+            let mut p = CertificateParams::default();
+            p.distinguished_name.push(DnType::CommonName, name);
+            p.subject_alt_names = vec![
+                SanType::DnsName(name.try_into().unwrap()),
+                SanType::IpAddress(ip.into()),
+            ];
+            let cert = p.signed_by(&key, &issuer).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (moon, moon_key) = host("moon.example.org", UNDERLAY[0]);
+        let (sun, sun_key) = host("sun.example.org", UNDERLAY[1]);
+        TestCerts {
+            ca: ca_cert.pem(),
+            moon,
+            moon_key,
+            sun,
+            sun_key,
+        }
+    }
+}
