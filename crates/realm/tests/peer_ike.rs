@@ -450,3 +450,48 @@ fn rekeys_under_one_tcp_connection_then_dpd_notices_a_killed_peer() {
     );
     pair.stop(0);
 }
+
+/// `start_action = "trap"`: nothing is negotiated until traffic matches the child's selectors;
+/// the first packet (a TCP SYN) makes realm peer negotiate, and the retransmitted SYN goes
+/// through the new SA.
+#[test]
+fn a_trap_negotiates_when_traffic_matches() {
+    let c = Case {
+        proposals: "aes128-sha256-ecp256",
+        esp: "aes128gcm16",
+        mode: "tunnel",
+        encap: false,
+        extra_conn: "",
+        rsa: false,
+    };
+    let mut pair = Pair::new();
+    for side in 0..2 {
+        let mut conf = config(&pair, side, c, "trap");
+        if side == 0 {
+            conf = conf.replace(
+                "mode = \"tunnel\"",
+                "mode = \"tunnel\"\nstart_action = \"trap\"",
+            );
+        }
+        pair.start(side, &conf);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(ike_sas(&pair, 0).is_empty(), "nothing before traffic");
+    assert!(
+        pair.log(0).contains("trap policy installed"),
+        "{}",
+        pair.log(0)
+    );
+    let (na, nb) = (pair.ns[0].clone(), pair.ns[1].clone());
+    let from = tcp_echo(&nb, INNER[1], &na);
+    assert_eq!(from.ip(), INNER[0]);
+    let [a, _] = wait_established(&pair, 1);
+    assert_eq!(a["initiator"], true);
+    assert!(
+        pair.log(0).contains("traffic for a trap policy"),
+        "{}",
+        pair.log(0)
+    );
+    pair.stop(0);
+    pair.stop(1);
+}

@@ -6,6 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
+use realm_ike::config::{Child, Mode as ChildMode};
 use realm_ike::engine::{ChildSaUp, TrafficRange};
 use realm_ike::ikev1::quick_mode::EspSaKeys;
 use realm_ike::proposal::{AesKeySize, EspCipher, EspIntegrity, IpsecMode, UdpEncapsulation};
@@ -146,6 +147,44 @@ pub(crate) fn install(
         outbound,
         policies: [in_policy, out_policy],
     })
+}
+
+/// A trap policy for `child`: outbound traffic from `ours` to `theirs` is to be protected by
+/// an SA that does not exist yet (APPLY with a template and no SA), appended after every other
+/// entry. Returns its id.
+pub(crate) fn trap(
+    engine: &mut Ipsec,
+    child: &Child,
+    ours: &TrafficRange,
+    theirs: &TrafficRange,
+    local: Ipv4Addr,
+    remote: Ipv4Addr,
+) -> Result<PolicyId, InstallError> {
+    let first = child
+        .esp_proposals
+        .as_slice()
+        .first()
+        .ok_or(InstallError::Unsupported("an empty esp_proposals"))?;
+    let (encryption, integrity) = algorithms(first.cipher)?;
+    let mode = match child.mode {
+        ChildMode::Tunnel => Mode::Tunnel,
+        ChildMode::Transport => Mode::Transport,
+    };
+    let entry = SpdEntry {
+        selector: selector(ours, theirs),
+        action: PolicyAction::Apply(ApplySpec {
+            templates: vec![SaTemplate {
+                protocol: IpsecProtocol::Esp,
+                mode,
+                tunnel: (mode == Mode::Tunnel).then_some((local, remote)),
+                encryption,
+                integrity,
+            }],
+            sas: Vec::new(),
+        }),
+    };
+    let at = engine.spd().entries(Direction::Outbound).count();
+    Ok(engine.spd_mut().insert(Direction::Outbound, at, entry))
 }
 
 /// Removes what [`install`] added.

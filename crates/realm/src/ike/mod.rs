@@ -24,14 +24,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use realm_ike::AwsLcCrypto;
 use realm_ike::auth::{Certificate, PrivateKey, TrustAnchors};
-use realm_ike::config::AuthClass;
 use realm_ike::config::IkeConfig;
+use realm_ike::config::{Action, AuthClass};
+use realm_ike::engine::TrafficRange;
 use realm_ike::engine::{
     ChildSaDown, ChildSaUp, EngineConfig, Event, Ike, IkeSaView, LogLevel, RetransmitConfig,
 };
 use realm_ike::ikev1::main_mode::RsaCredentials;
 use realm_io::socket::SocketOptions;
-use realm_ipsec::{IkeDatagram, Ipsec};
+use realm_ipsec::{IkeDatagram, Ipsec, PolicyId};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::net::UdpSocket;
@@ -135,6 +136,10 @@ pub(crate) struct IkeRuntime {
     decryption_lines: Vec<String>,
     esp_sa_export: Option<PathBuf>,
     buf: Vec<u8>,
+    /// `start_action = "trap"`: the trap policy of each such child, and when it last asked.
+    traps: HashMap<PolicyId, (String, Option<Instant>)>,
+    /// The IKE address (the underlay's).
+    local: Ipv4Addr,
 }
 
 impl IkeRuntime {
@@ -195,6 +200,8 @@ impl IkeRuntime {
             decryption_lines: Vec::new(),
             esp_sa_export,
             buf: vec![0; 65_535],
+            traps: HashMap::new(),
+            local,
         };
         if let Some(path) = &runtime.decryption_table {
             write_secret(path, "")
@@ -205,6 +212,56 @@ impl IkeRuntime {
             tracing::warn!(child, error = %e, "start_action = start: not started");
         }
         Ok(runtime)
+    }
+
+    /// Installs a trap policy for every child with `start_action = "trap"` (swanctl's "route"):
+    /// an outbound APPLY entry for its selectors with no SA bound, at the end of the SPD, so
+    /// that a packet it matches makes the IPsec engine ask for one ([`realm_ipsec::Event::Acquire`],
+    /// RFC 2401 s5.1.1), which [`IkeRuntime::acquire`] turns into a negotiation. The child SAs
+    /// negotiated later are inserted ahead of it.
+    pub(crate) fn install_traps(&mut self, engine: &mut Ipsec) {
+        let local = self.local;
+        for c in &self.ike.ike_config().connections {
+            let Some(remote) = c.remote_host() else {
+                continue;
+            };
+            let local = c.local_host().unwrap_or(local);
+            for child in c
+                .children
+                .iter()
+                .filter(|ch| ch.start_action == Action::Trap)
+            {
+                let ours = TrafficRange::from_config(&child.local_ts, local);
+                let theirs = TrafficRange::from_config(&child.remote_ts, remote);
+                match install::trap(engine, child, &ours, &theirs, local, remote) {
+                    Ok(id) => {
+                        tracing::info!(connection = c.name, child = child.name, local_ts = %ours, remote_ts = %theirs, "trap policy installed");
+                        self.traps.insert(id, (child.name.clone(), None));
+                    }
+                    Err(e) => {
+                        tracing::warn!(connection = c.name, child = child.name, error = %e, "trap policy not installed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The IPsec engine found no SA for trap policy `policy`: negotiate its child, at most once
+    /// per retransmission cycle while one is under way.
+    pub(crate) fn acquire(&mut self, now: Instant, policy: PolicyId) -> bool {
+        let Some((child, last)) = self.traps.get_mut(&policy) else {
+            return false;
+        };
+        if last.is_some_and(|t| now.saturating_duration_since(t) < ACQUIRE_HOLD) {
+            return true;
+        }
+        *last = Some(now);
+        let child = child.clone();
+        tracing::info!(child, "traffic for a trap policy: negotiating");
+        if let Err(e) = self.ike.initiate(now, &child) {
+            tracing::warn!(child, error = %e, "trap: not initiated");
+        }
+        true
     }
 
     /// Index of an IKE socket with something to read.
@@ -465,6 +522,9 @@ fn ike_json(sas: &[IkeSaView]) -> Value {
             .collect(),
     )
 }
+
+/// How long a trap waits before asking again while its negotiation is under way.
+const ACQUIRE_HOLD: Duration = Duration::from_secs(10);
 
 /// Writes a file only root can read (it holds keys).
 pub(crate) fn write_secret(path: &std::path::Path, text: &str) -> io::Result<()> {

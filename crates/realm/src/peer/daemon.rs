@@ -547,7 +547,7 @@ impl Peer {
             sockets.push(format!("udp {port} (ESP-in-UDP)"));
             udp.push((port, s));
         }
-        let ike = match &config.connections {
+        let mut ike = match &config.connections {
             Some(connections) => Some(IkeRuntime::start(
                 connections.clone(),
                 &config.ike,
@@ -558,6 +558,9 @@ impl Peer {
             )?),
             None => None,
         };
+        if let Some(ike) = &mut ike {
+            ike.install_traps(&mut engine);
+        }
         Ok(Peer {
             engine,
             counters: Counters::default(),
@@ -1082,6 +1085,11 @@ impl Peer {
                     spi = format_args!("{:#010x}", key.spi.0),
                     "SA sequence numbers exhausted (RFC 4303 s3.3.3): it sends no more"
                 ),
+                Event::Acquire { policy, .. }
+                    if self
+                        .ike
+                        .as_mut()
+                        .is_some_and(|ike| ike.acquire(realm_io::now(), policy)) => {}
                 Event::Acquire { selector, .. } => {
                     if sampled(self.counters.no_sa) {
                         tracing::warn!(
@@ -1094,6 +1102,8 @@ impl Peer {
                 }
             }
         }
+        // A trap's Acquire may have begun a negotiation: its first message goes now.
+        self.drive_ike();
     }
 }
 
