@@ -10,89 +10,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
-use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use num_bigint::BigUint;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PKCS_RSA_SHA256, SanType, date_time_ymd,
+    CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType,
+    date_time_ymd,
 };
 use realm_ike::auth::{AuthError, Certificate, PrivateKey, SubjectAltName, TrustAnchors};
 use realm_ike::config::{IdMatch, Identity};
 use realm_wire::isakmp::{CertEncoding, IdType, NotifyMessageType};
 use rsa::pkcs1::{EncodeRsaPrivateKey, LineEnding};
 use rsa::pkcs8::DecodePrivateKey;
-use rustls_pki_types::PrivatePkcs8KeyDer;
 use x509_parser::prelude::FromDer;
 
-/// 2030-01-01T00:00:00Z: "now" for the chain tests; certificates are made around it.
-fn at_year(year: u64) -> SystemTime {
-    // Days from 1970-01-01 to January 1st of `year`.
-    let days: u64 = (1970..year)
-        .map(|y| {
-            if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) {
-                366
-            } else {
-                365
-            }
-        })
-        .sum();
-    UNIX_EPOCH + Duration::from_secs(days * 86_400)
-}
-
-fn now() -> SystemTime {
-    at_year(2030)
-}
-
-/// A fresh RSA-2048 key: its PKCS#8 DER and the rcgen key pair signing with it.
-fn rsa_key() -> (Vec<u8>, KeyPair) {
-    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let der: Pkcs8V1Der<'static> = key.as_der().unwrap();
-    let der = der.as_ref().to_vec();
-    let pair = KeyPair::from_pkcs8_der_and_sign_algo(
-        &PrivatePkcs8KeyDer::from(der.clone()),
-        &PKCS_RSA_SHA256,
-    )
-    .unwrap();
-    (der, pair)
-}
-
-/// A CA: its certificate and the issuer that signs with its key.
-struct Ca {
-    cert: Certificate,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-fn ca_params(cn: &str) -> CertificateParams {
-    let mut params = CertificateParams::default();
-    // rcgen's default subject is `CN=rcgen self signed cert`: start from an empty one.
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(DnType::CountryName, "CH");
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "strongSwan");
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.not_before = date_time_ymd(2020, 1, 1);
-    params.not_after = date_time_ymd(2040, 1, 1);
-    params
-}
-
-fn root_ca(cn: &str) -> Ca {
-    let (_, key) = rsa_key();
-    let params = ca_params(cn);
-    let cert = params.self_signed(&key).unwrap();
-    Ca {
-        cert: Certificate::from_der(cert.der()).unwrap(),
-        issuer: Issuer::new(params, key),
-    }
-}
+#[allow(dead_code)] // the handshake helpers are not used here
+mod common;
+use common::certs::{Ca, at_year, ca_params, now, root_ca, rsa_key};
 
 fn intermediate_ca(cn: &str, parent: &Ca) -> Ca {
     let (_, key) = rsa_key();

@@ -52,9 +52,10 @@ pub(crate) struct Ca {
     pub(crate) issuer: Issuer<'static, KeyPair>,
 }
 
-pub(crate) fn root_ca(cn: &str) -> Ca {
-    let (_, key) = rsa_key();
+/// A CA's parameters: `C=CH, O=strongSwan, CN=<cn>`, valid 2020-2040.
+pub(crate) fn ca_params(cn: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
+    // rcgen's default subject is `CN=rcgen self signed cert`: start from an empty one.
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.distinguished_name.push(DnType::CountryName, "CH");
     params
@@ -69,6 +70,12 @@ pub(crate) fn root_ca(cn: &str) -> Ca {
     ];
     params.not_before = date_time_ymd(2020, 1, 1);
     params.not_after = date_time_ymd(2040, 1, 1);
+    params
+}
+
+pub(crate) fn root_ca(cn: &str) -> Ca {
+    let (_, key) = rsa_key();
+    let params = ca_params(cn);
     let cert = params.self_signed(&key).unwrap();
     Ca {
         cert: Certificate::from_der(cert.der()).unwrap(),
