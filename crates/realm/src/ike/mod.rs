@@ -288,10 +288,7 @@ impl IkeRuntime {
         let local = *local;
         for _ in 0..64 {
             match socket.try_recv_from(&mut self.buf) {
-                Ok((n, from)) => {
-                    let bytes = self.buf[..n].to_vec();
-                    self.ike.handle_datagram(now, local, from, &bytes);
-                }
+                Ok((n, from)) => self.ike.handle_datagram(now, local, from, &self.buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     tracing::debug!(error = %e, "IKE socket receive");
