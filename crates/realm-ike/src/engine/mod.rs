@@ -301,6 +301,8 @@ pub struct Ike<C: Crypto> {
     config: EngineConfig,
     ike: IkeConfig,
     cookies: CookieJar,
+    /// `ike.connections`, each shared (handlers hold one while they change the engine).
+    connections: Vec<Arc<Connection>>,
     sas: BTreeMap<IkeSaId, IkeSa<C::KeyPair>>,
     /// The SAs by CKY-I (several peers may pick the same one).
     by_cookie: HashMap<Cookie, Vec<IkeSaId>>,
@@ -583,6 +585,7 @@ impl<C: Crypto> Ike<C> {
         Ok(Ike {
             crypto,
             config,
+            connections: ike.connections.iter().cloned().map(Arc::new).collect(),
             ike,
             cookies,
             sas: BTreeMap::new(),
@@ -855,10 +858,10 @@ impl<C: Crypto> Ike<C> {
                 }
             }
             None if cky_r == [0; 8] && exchange == ExchangeType::IdentityProtection => {
-                self.respond_main_mode(now, local, remote, bytes, cky_i);
+                self.respond_phase1(now, local, remote, bytes, cky_i, false);
             }
             None if cky_r == [0; 8] && exchange == ExchangeType::Aggressive => {
-                self.respond_aggressive_mode(now, local, remote, bytes, cky_i);
+                self.respond_phase1(now, local, remote, bytes, cky_i, true);
             }
             None => {
                 // RFC 2408 section 5.2: a cookie pair naming no SA.
@@ -895,9 +898,10 @@ impl<C: Crypto> Ike<C> {
 
     // ---- internals ----
 
-    fn connection(&self, index: usize) -> &Connection {
-        // Indices come from positions in `self.ike.connections`, which never changes.
-        &self.ike.connections[index.min(self.ike.connections.len().saturating_sub(1))]
+    /// Connection `index` (a position in `self.ike.connections`, which never changes), shared
+    /// so that a handler can hold it while it changes the engine.
+    fn connection(&self, index: usize) -> &Arc<Connection> {
+        &self.connections[index.min(self.connections.len().saturating_sub(1))]
     }
 
     /// The wall-clock time at `now`.
@@ -1128,20 +1132,35 @@ impl<C: Crypto> Ike<C> {
         })
     }
 
-    fn respond_main_mode(
+    /// A first message of Main Mode or (`aggressive`) Aggressive Mode from a peer: the
+    /// connection whose addresses and mode match answers it, with a responder cookie from the
+    /// jar (RFC 2408 s2.5.3). Main Mode does no DH work until message 3 echoes that cookie;
+    /// Aggressive Mode cannot wait (RFC 2409 s5.4: its message 2 carries KE and HASH_R) and
+    /// chooses the pre-shared key by the initiator's identity. Either way the exchange takes
+    /// one of the `max_half_open` places.
+    fn respond_phase1(
         &mut self,
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
         bytes: &[u8],
         cky_i: Cookie,
+        aggressive: bool,
     ) {
-        let Some(index) = self.responder_connection(local, remote, false) else {
+        let mode = if aggressive {
+            "Aggressive Mode"
+        } else {
+            "Main Mode"
+        };
+        let Some(index) = self.responder_connection(local, remote, aggressive) else {
+            let which = if aggressive {
+                "no connection with aggressive = true matches"
+            } else {
+                "no connection matches these addresses"
+            };
             self.log(
                 LogLevel::Info,
-                format!(
-                    "Main Mode from {remote} to {local}: no connection matches these addresses"
-                ),
+                format!("{mode} from {remote} to {local}: {which}"),
             );
             // RFC 2408 section 5.4 / strongSwan: no configuration is NO-PROPOSAL-CHOSEN.
             self.notify_unprotected(
@@ -1153,7 +1172,7 @@ impl<C: Crypto> Ike<C> {
             );
             return self.drop_datagram("no connection");
         };
-        let (IpAddr::V4(local_ip), _) = (local.ip(), remote.ip()) else {
+        let IpAddr::V4(local_ip) = local.ip() else {
             return self.drop_datagram("IPv6");
         };
         let c = self.connection(index).clone();
@@ -1165,11 +1184,26 @@ impl<C: Crypto> Ike<C> {
             }
         };
         let cky_r = self.cookies.cookie(now, remote, cky_i);
-        match mm::Responder::handle_sa(config, cky_r, Endpoints { local, remote }, bytes) {
-            Ok((state, answer)) => {
+        let endpoints = Endpoints { local, remote };
+        let step = if aggressive {
+            am::Responder::handle_first(config, cky_r, endpoints, &self.crypto, bytes, |id| {
+                self.psk_for_identity(&c, local_ip, id)
+            })
+            .map(|(state, answer)| (Phase1::AggrResp(state), answer))
+            .map_err(|e| (e.to_string(), e.notify()))
+        } else {
+            mm::Responder::handle_sa(config, cky_r, endpoints, bytes)
+                .map(|(state, answer)| (Phase1::RespSa(state), answer))
+                .map_err(|e| (e.to_string(), e.notify()))
+        };
+        match step {
+            Ok((phase1, answer)) => {
                 self.bound_half_open();
                 let id = self.new_id();
-                self.send(local, remote, &answer);
+                let sent = self.send(local, remote, &answer);
+                // Aggressive Mode's message 3 has no answer: message 2 is resent until it comes.
+                let retransmit = aggressive
+                    .then(|| Retransmit::new(&self.config.retransmit, now, local, remote, sent));
                 let mut sa = IkeSa::new(NewSa {
                     id,
                     connection: index,
@@ -1177,30 +1211,30 @@ impl<C: Crypto> Ike<C> {
                     remote,
                     initiator: false,
                     cookies: (cky_i, cky_r),
-                    phase1: Phase1::RespSa(state),
+                    phase1,
                     now,
                     expires: now + self.config.half_open_timeout,
-                    retransmit: None,
+                    retransmit,
                 });
                 sa.peer_dpd = sends_dpd_vendor_id(bytes);
                 sa.remember(bytes, &answer);
                 self.insert_new(sa);
             }
-            Err(e) => {
+            Err((why, notify)) => {
                 self.log(
                     LogLevel::Info,
-                    format!("Main Mode from {remote} (connection {}): {e}", c.name),
+                    format!("{mode} from {remote} (connection {}): {why}", c.name),
                 );
-                if let Some(t) = e.notify() {
+                if let Some(t) = notify {
                     self.notify_unprotected(local, remote, cky_i, [0; 8], t);
                 }
-                self.drop_datagram("Main Mode message 1 refused");
+                self.drop_datagram("first message refused");
             }
         }
     }
 
-    /// Keeps at most `max_half_open - 1` responder exchanges before cookie echo, evicting the
-    /// oldest, so that one more fits.
+    /// Makes room for one more responder exchange not yet past its cookie echo: at most
+    /// `max_half_open` are kept, the oldest evicted first.
     fn bound_half_open(&mut self) {
         let max = self.config.max_half_open.max(1);
         while self.half_open.len() >= max {
@@ -1227,16 +1261,19 @@ impl<C: Crypto> Ike<C> {
         cky_r: Cookie,
         notify_type: NotifyMessageType,
     ) {
-        let header = realm_wire::isakmp::Header::new(ExchangeType::Informational, cky_i, cky_r, 0);
-        let notification = realm_wire::isakmp::Notification::new(
-            realm_wire::isakmp::DOI_IPSEC,
-            realm_wire::isakmp::ProtocolId::Isakmp,
-            notify_type,
-            [cky_i, cky_r].concat(),
-            Vec::new(),
-        );
-        if let Ok(bytes) = notify::informational(&header, notification, 0).to_bytes() {
+        let message_id = self.informational_message_id();
+        if let Ok(bytes) = notify::unprotected(cky_i, cky_r, notify_type, message_id).to_bytes() {
             self.send(local, remote, &bytes);
+        }
+    }
+
+    /// A Message ID for an unprotected Informational: random (RFC 2408 4.8: "independent of
+    /// IVs of other on-going communication"); 0 if the RNG fails.
+    fn informational_message_id(&self) -> u32 {
+        let mut b = [0u8; 4];
+        match self.crypto.fill_random(&mut b) {
+            Ok(()) => u32::from_be_bytes(b),
+            Err(_) => 0,
         }
     }
 
@@ -1246,7 +1283,8 @@ impl<C: Crypto> Ike<C> {
         remote: SocketAddr,
         rejection: Option<&checks::Rejection>,
     ) {
-        if let Some(reply) = rejection.and_then(|r| notify::reply(r, 0))
+        if let Some(reply) =
+            rejection.and_then(|r| notify::reply(r, self.informational_message_id()))
             && let Ok(bytes) = reply.to_bytes()
         {
             self.send(local, remote, &bytes);
@@ -1492,93 +1530,6 @@ impl<C: Crypto> Ike<C> {
         self.ike
             .ike_secret(&me, &other)
             .map(|s| s.secret.expose().to_vec())
-    }
-
-    /// An Aggressive Mode message 1 (RFC 2409 section 5): the responder does its DH at once
-    /// (Aggressive Mode has no cookie exchange before it); the half-open bound still holds.
-    fn respond_aggressive_mode(
-        &mut self,
-        now: Instant,
-        local: SocketAddr,
-        remote: SocketAddr,
-        bytes: &[u8],
-        cky_i: Cookie,
-    ) {
-        let Some(index) = self.responder_connection(local, remote, true) else {
-            self.log(
-                LogLevel::Info,
-                format!(
-                    "Aggressive Mode from {remote} to {local}: no connection with aggressive = true matches"
-                ),
-            );
-            self.notify_unprotected(
-                local,
-                remote,
-                cky_i,
-                [0; 8],
-                NotifyMessageType::NoProposalChosen,
-            );
-            return self.drop_datagram("no connection");
-        };
-        let IpAddr::V4(local_ip) = local.ip() else {
-            return self.drop_datagram("IPv6");
-        };
-        let c = self.connection(index).clone();
-        let config = match self.main_mode_config(&c, local_ip) {
-            Ok(config) => config,
-            Err(reason) => {
-                self.log(LogLevel::Warn, format!("connection {}: {reason}", c.name));
-                return self.drop_datagram("connection unusable");
-            }
-        };
-        let cky_r = self.cookies.cookie(now, remote, cky_i);
-        let result = am::Responder::handle_first(
-            config,
-            cky_r,
-            Endpoints { local, remote },
-            &self.crypto,
-            bytes,
-            |id| self.psk_for_identity(&c, local_ip, id),
-        );
-        match result {
-            Ok((state, answer)) => {
-                self.bound_half_open();
-                let id = self.new_id();
-                let sent = self.send(local, remote, &answer);
-                let mut sa = IkeSa::new(NewSa {
-                    id,
-                    connection: index,
-                    local,
-                    remote,
-                    initiator: false,
-                    cookies: (cky_i, cky_r),
-                    phase1: Phase1::AggrResp(state),
-                    now,
-                    expires: now + self.config.half_open_timeout,
-                    // Message 3 has no answer: message 2 is resent until it comes.
-                    retransmit: Some(Retransmit::new(
-                        &self.config.retransmit,
-                        now,
-                        local,
-                        remote,
-                        sent.clone(),
-                    )),
-                });
-                sa.peer_dpd = sends_dpd_vendor_id(bytes);
-                sa.remember(bytes, &sent);
-                self.insert_new(sa);
-            }
-            Err(e) => {
-                self.log(
-                    LogLevel::Info,
-                    format!("Aggressive Mode from {remote} (connection {}): {e}", c.name),
-                );
-                if let Some(t) = e.notify() {
-                    self.notify_unprotected(local, remote, cky_i, [0; 8], t);
-                }
-                self.drop_datagram("Aggressive Mode message 1 refused");
-            }
-        }
     }
 
     /// An Aggressive Mode message 2 (initiator) or 3 (responder); false when the SA is to be

@@ -26,7 +26,7 @@
 //! (RFC 2408 4.8: "independent of IVs of other on-going communication").
 
 use realm_wire::isakmp::{
-    DOI_IPSEC, ExchangeType, Header, Message, Notification, NotifyMessageType, ProtocolId,
+    Cookie, DOI_IPSEC, ExchangeType, Header, Message, Notification, NotifyMessageType, ProtocolId,
 };
 
 use super::checks::{Protection, Rejection, Response};
@@ -44,13 +44,48 @@ pub fn notification(rejection: &Rejection) -> Option<Notification> {
         NotifyMessageType::InvalidMessageId => header.message_id.to_be_bytes().to_vec(),
         _ => Vec::new(),
     };
-    Some(Notification::new(
+    Some(about_sa(
+        header.initiator_cookie,
+        header.responder_cookie,
+        message_type,
+        data,
+    ))
+}
+
+/// A Notification of `message_type` about the ISAKMP SA (or phase 1 exchange) with this cookie
+/// pair, laid out as the module doc says.
+pub fn about_sa(
+    initiator_cookie: Cookie,
+    responder_cookie: Cookie,
+    message_type: NotifyMessageType,
+    data: Vec<u8>,
+) -> Notification {
+    Notification::new(
         DOI_IPSEC,
         ProtocolId::Isakmp,
         message_type,
-        [header.initiator_cookie, header.responder_cookie].concat(),
+        [initiator_cookie, responder_cookie].concat(),
         data,
-    ))
+    )
+}
+
+/// An unprotected Informational (RFC 2408 4.8) carrying `message_type` about this cookie pair,
+/// for refusals the engine makes itself (no connection, no acceptable proposal) rather than
+/// the s5 checks (see [`reply`]).
+pub fn unprotected(
+    initiator_cookie: Cookie,
+    responder_cookie: Cookie,
+    message_type: NotifyMessageType,
+    message_id: u32,
+) -> Message {
+    let header = Header::new(
+        ExchangeType::Informational,
+        initiator_cookie,
+        responder_cookie,
+        message_id,
+    );
+    let notification = about_sa(initiator_cookie, responder_cookie, message_type, Vec::new());
+    informational(&header, notification, message_id)
 }
 
 /// An unprotected Informational exchange (RFC 2408 4.8) answering a message with header
