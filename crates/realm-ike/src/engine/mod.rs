@@ -504,6 +504,29 @@ impl<K> IkeSa<K> {
             .push_back((received.to_vec(), answer.to_vec()));
     }
 
+    /// The earliest of its timers: expiry, DPD, rekey, retransmissions, Quick Mode exchanges
+    /// and its children's rekeys and expiries.
+    fn next_deadline(&self) -> Instant {
+        let quick = self.quick.iter().map(|q| match q {
+            Quick::Initiator { retransmit, .. } => retransmit.next,
+            Quick::Responder { expires, .. } => *expires,
+        });
+        let children = self
+            .children
+            .iter()
+            .flat_map(|c| [Some(c.expires), c.rekey_at]);
+        [
+            self.dpd.as_ref().and_then(Dpd::poll_timeout),
+            self.rekey_at,
+            self.retransmit.as_ref().map(|r| r.next),
+        ]
+        .into_iter()
+        .chain(children)
+        .flatten()
+        .chain(quick)
+        .fold(self.expires, Instant::min)
+    }
+
     fn isakmp(&self) -> Option<&IsakmpSa> {
         match &self.phase1 {
             Phase1::Established(sa) => Some(sa),
@@ -625,35 +648,11 @@ impl<C: Crypto> Ike<C> {
     /// When [`Ike::handle_timeout`] should be called next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = Some(self.cookies.next_rotation());
-        let mut consider = |t: Instant| {
-            next = Some(next.map_or(t, |n| n.min(t)));
-        };
-        for sa in self.sas.values() {
-            consider(sa.expires);
-            if let Some(t) = sa.dpd.as_ref().and_then(Dpd::poll_timeout) {
-                consider(t);
-            }
-            if let Some(t) = sa.rekey_at {
-                consider(t);
-            }
-            if let Some(r) = &sa.retransmit {
-                consider(r.next);
-            }
-            for q in &sa.quick {
-                match q {
-                    Quick::Initiator { retransmit, .. } => consider(retransmit.next),
-                    Quick::Responder { expires, .. } => consider(*expires),
-                }
-            }
-            for c in &sa.children {
-                consider(c.expires);
-                if let Some(r) = c.rekey_at {
-                    consider(r);
-                }
-            }
-        }
-        next
+        self.sas
+            .values()
+            .map(IkeSa::next_deadline)
+            .chain([self.cookies.next_rotation()])
+            .min()
     }
 
     /// Starts every child whose `start_action` is `start`.
@@ -883,7 +882,13 @@ impl<C: Crypto> Ike<C> {
                 ),
             }
         }
-        let ids: Vec<IkeSaId> = self.sas.keys().copied().collect();
+        // Only the SAs with a timer due: the others are not taken out of the table.
+        let ids: Vec<IkeSaId> = self
+            .sas
+            .values()
+            .filter(|sa| sa.next_deadline() <= now)
+            .map(|sa| sa.id)
+            .collect();
         for id in ids {
             let Some(mut sa) = self.sas.remove(&id) else {
                 continue;
