@@ -881,3 +881,48 @@ fn main_mode_with_rsa_signatures_and_a_certificate_that_must_match_remote_id() {
         Net::logs(&net.events_b)
     );
 }
+
+#[test]
+fn a_child_rekey_cut_short_by_an_isakmp_rekey_begins_again_under_the_new_sa() {
+    let conf = Conf {
+        extra_connection: "rekey_time = \"19s\"\nrand_time = \"0s\"",
+        extra_child: "rekey_time = \"19s\"\nlife_time = \"60s\"\nrand_time = \"0s\"",
+        ..Conf::default()
+    };
+    let mut net = Net::new(&conf, &swapped(&Conf::default()));
+    let start = net.now;
+    net.a.initiate(net.now, "net").unwrap();
+    net.pump();
+    let first = Net::child_ups(&net.events_a)[0].pair.inbound.spi;
+    // 18 s: the ISAKMP SA's rekey (a new Main Mode; the SA's lifetime is 20 s) begins; 19 s:
+    // the child's rekey begins under the old SA. Nothing is carried in between.
+    for t in [18, 19] {
+        net.now = start + Duration::from_secs(t) + Duration::from_millis(500);
+        net.a.handle_timeout(net.now);
+        net.b.handle_timeout(net.now);
+    }
+    // The child rekey's Quick Mode message 1 is lost; the new ISAKMP SA comes up meanwhile and
+    // the old one (with the unfinished Quick Mode) is deleted.
+    let mut lost = false;
+    net.pump_lossy(|from_a, t| {
+        let b = t.bytes.strip_prefix(&[0, 0, 0, 0]).unwrap_or(&t.bytes);
+        let quick_mode = b.get(18) == Some(&32);
+        if from_a && quick_mode && !lost {
+            lost = true;
+            return true;
+        }
+        false
+    });
+    assert!(lost, "{:?}", net.a.ike_sas(net.now));
+    assert_eq!(Net::ike_ups(&net.events_a), 2);
+    // The rekey begins again under the new SA and replaces the first pair.
+    let t = net.now + Duration::from_secs(1);
+    net.advance_to(t);
+    let ua = Net::child_ups(&net.events_a);
+    assert_eq!(ua.len(), 2, "{}", Net::logs(&net.events_a));
+    assert_eq!(ua[1].replaces, Some(first));
+    let views = net.a.ike_sas(net.now);
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].children.len(), 1);
+    assert_eq!(views[0].children[0].inbound_spi, ua[1].pair.inbound.spi);
+}

@@ -959,8 +959,16 @@ impl<C: Crypto> Ike<C> {
         self.sas.insert(sa.id, sa);
     }
 
-    /// Drops the index entry of an SA taken out of `sas` for good.
+    /// Drops the index entry of an SA taken out of `sas` for good, and the inbound SPIs its
+    /// unfinished Quick Modes had reserved.
     fn unindex(&mut self, sa: &IkeSa<C::KeyPair>) {
+        for q in &sa.quick {
+            let spi = match q {
+                Quick::Initiator { exchange, .. } => exchange.our_spi(),
+                Quick::Responder { exchange, .. } => exchange.our_spi(),
+            };
+            self.inbound_spis.remove(&spi);
+        }
         if let Some(ids) = self.by_cookie.get_mut(&sa.cky_i) {
             ids.retain(|id| *id != sa.id);
             if ids.is_empty() {
@@ -1696,6 +1704,21 @@ impl<C: Crypto> Ike<C> {
             .collect();
         for id in &older {
             if let Some(o) = self.sas.get_mut(id) {
+                // A child rekey still under way there dies with the old SA: it begins again
+                // under this one.
+                let rekeying: Vec<u32> = o
+                    .quick
+                    .iter()
+                    .filter_map(|q| match q {
+                        Quick::Initiator { replaces, .. } => *replaces,
+                        Quick::Responder { .. } => None,
+                    })
+                    .collect();
+                for child in &mut o.children {
+                    if rekeying.contains(&child.inbound_spi) {
+                        child.rekey_at = Some(now);
+                    }
+                }
                 sa.children.append(&mut o.children);
             }
         }
